@@ -1,0 +1,43 @@
+# Two commands for a newcomer: `make demo` (the main job) and `make test` (the test suite).
+# Both create or reuse .venv and install what they need; torch is pinned to the CPU build
+# through requirements/constraints.txt.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+RUNS   ?= runs
+DEMO   := $(RUNS)/demo
+DENSE  := $(RUNS)/demo-dense
+
+.PHONY: venv demo test test-all lint clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+## demo: train the demo M3ViT and its dense baseline on the synthetic scenes, evaluate, plot.
+demo: $(STAMP)
+	$(PY) -m mtl_moe train --preset demo --out $(DEMO)
+	$(PY) -m mtl_moe train --preset demo --dense --name demo-dense --out $(DENSE)
+	$(PY) -m mtl_moe eval --checkpoint $(DENSE) --out $(DENSE)
+	$(PY) -m mtl_moe eval --checkpoint $(DEMO) --baseline $(DENSE) --out $(DEMO)
+	@echo "demo report: $(DEMO)/report.md"
+
+## test: lint + the CI test suite (slow tests have fast variants that run here).
+test: $(STAMP)
+	$(PY) -m ruff check mtl_moe tests bench
+	$(PY) -m pytest -m "not slow and not vivado and not board" -q
+
+## test-all: everything that can run on this machine, slow tests included.
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check mtl_moe tests bench
+
+clean:
+	rm -rf $(VENV) $(RUNS) .pytest_cache .ruff_cache

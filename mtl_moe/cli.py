@@ -1,0 +1,135 @@
+"""Command line: ``mtl-moe <command>`` (also ``python -m mtl_moe <command>``).
+
+Commands: ``config`` (show a preset / config file with its derived sizes), ``train``, ``eval``.
+Every error a user can cause (bad config, missing file, unknown task) exits with status 2 and a
+one-line message naming what is wrong, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from mtl_moe.config import PRESETS, ConfigError, MoEViTConfig, resolve_config
+
+
+def _model_config(args: argparse.Namespace) -> MoEViTConfig:
+    cfg = resolve_config(args.config)
+    changes: dict[str, Any] = {}
+    if getattr(args, "dense", False):
+        changes["use_moe"] = False
+    if getattr(args, "router", None):
+        changes["router"] = args.router
+    if getattr(args, "seed", None) is not None:
+        changes["seed"] = args.seed
+    if getattr(args, "name", None):
+        changes["name"] = args.name
+    return cfg.replace(**changes) if changes else cfg
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = _model_config(args)
+    if args.out:
+        cfg.save(args.out)
+        print(f"wrote {args.out}")
+        return 0
+    from mtl_moe.model import M3ViT
+
+    model = M3ViT(cfg)
+    derived = {"head_dim": cfg.head_dim, "grid": list(cfg.grid), "n_tokens": cfg.n_tokens,
+               "dense_equiv_hidden": cfg.dense_equiv_hidden, "params": model.num_params(),
+               "active_params": model.num_params(active=True), "hash": cfg.hash()}
+    print(json.dumps({**cfg.to_dict(), "derived": derived}, indent=2))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mtl_moe.plots import plot_losses
+    from mtl_moe.train import TrainArgs, train
+
+    cfg = _model_config(args)
+    targs = TrainArgs(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      n_train=args.n_train, n_val=args.n_val, dataset=args.dataset,
+                      data_root=args.data_root, max_steps=args.max_steps, threads=args.threads,
+                      eval_every=args.eval_every)
+    result = train(cfg, targs, args.out, resume=args.resume, progress=not args.no_progress)
+    if result["rank"] == 0:
+        plot_losses(result["history"], Path(args.out) / "loss.png")
+        last = [h for h in result["history"] if any(k.startswith("val/") for k in h)]
+        summary = {"out": str(args.out), "steps": result["step"], "world": result["world"],
+                   "val": {k: round(v, 4) for k, v in last[-1].items() if k.startswith("val/")}
+                   if last else {}}
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mtl_moe.report import evaluate_run
+
+    result = evaluate_run(args.checkpoint, out_dir=args.out, baseline=args.baseline,
+                          n_val=args.n_val, split=args.split, dataset=args.dataset,
+                          data_root=args.data_root, progress=not args.no_progress)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mtl-moe", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    cfg_help = f"preset ({', '.join(PRESETS)}) or a .json/.yaml config file"
+
+    c = sub.add_parser("config", help="print a config with its derived sizes, or save it")
+    c.add_argument("config", nargs="?", default="demo", help=cfg_help)
+    c.add_argument("--dense", action="store_true", help="dense baseline of equal active FLOPs")
+    c.add_argument("--router", choices=["per_task", "shared", "task_conditioned"])
+    c.add_argument("--out", help="write the config to this .json/.yaml file")
+    c.set_defaults(func=cmd_config)
+
+    t = sub.add_parser("train", help="train a model on every task at once")
+    t.add_argument("--preset", "--config", dest="config", default="demo", help=cfg_help)
+    t.add_argument("--out", required=True, help="run folder (checkpoint, history, plots)")
+    t.add_argument("--dense", action="store_true", help="dense baseline of equal active FLOPs")
+    t.add_argument("--router", choices=["per_task", "shared", "task_conditioned"])
+    t.add_argument("--name", help="rename the config (recorded in the checkpoint)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=32, help="global batch (split across DDP ranks)")
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--seed", type=int, help="overrides the config's seed")
+    t.add_argument("--n-train", type=int, default=4096)
+    t.add_argument("--n-val", type=int, default=512)
+    t.add_argument("--dataset", default="synthetic")
+    t.add_argument("--data-root")
+    t.add_argument("--max-steps", type=int)
+    t.add_argument("--eval-every", type=int, default=1)
+    t.add_argument("--threads", type=int, help="torch threads per process")
+    t.add_argument("--resume", help="continue from this checkpoint (same config)")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="per-task metrics of a checkpoint (and Δm against a baseline)")
+    e.add_argument("--checkpoint", required=True, help="checkpoint.pt or its run folder")
+    e.add_argument("--out", help="write metrics.json and plots here")
+    e.add_argument("--baseline", help="metrics.json (or run folder) of the baseline for Δm")
+    e.add_argument("--n-val", type=int, default=512)
+    e.add_argument("--split", default="val", choices=["val", "test"])
+    e.add_argument("--dataset", default="synthetic")
+    e.add_argument("--data-root")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        print(f"mtl-moe {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Model configuration: the single source of truth for every layer of mtl-moe.
+
+One frozen dataclass, :class:`MoEViTConfig`, describes the network's shape, its routing and its tasks.
+The PyTorch model, the checkpoint, and (later) the golden model, the HLS config header, the RTL
+parameters and the driver's buffer sizes are all derived from it, so a number is never typed twice.
+
+Configs round-trip through JSON or YAML (:meth:`MoEViTConfig.save` / :func:`load_config`); every
+invariant is checked in ``__post_init__`` and reported as a :class:`ConfigError` naming the field,
+the bad value and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Task types and the number of output channels each one predicts (semseg: its class count).
+TASK_TYPES: dict[str, int | None] = {
+    "semseg": None,  # per-pixel class logits; channels = num_classes
+    "depth": 1,  # per-pixel metric depth (regression)
+    "normals": 3,  # per-pixel unit surface normal (x, y, z)
+    "edges": 1,  # per-pixel boundary logit (binary)
+    "saliency": 1,  # per-pixel salient-object logit (binary)
+}
+ROUTER_KINDS = ("per_task", "shared", "task_conditioned")
+DECODER_KINDS = ("pup", "linear")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names the field and the allowed values."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its name (used on the CLI and as the head's key), its type and class count."""
+
+    name: str
+    type: str
+    num_classes: int = 0  # semseg only; other types have a fixed channel count
+    loss_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ConfigError(f"task name {self.name!r} must be a Python identifier (e.g. 'semseg')")
+        if self.type not in TASK_TYPES:
+            raise ConfigError(
+                f"task {self.name!r}: unknown task type {self.type!r}; "
+                f"expected one of {sorted(TASK_TYPES)}"
+            )
+        if self.type == "semseg" and self.num_classes < 2:
+            raise ConfigError(
+                f"task {self.name!r}: semseg needs num_classes >= 2, got {self.num_classes}"
+            )
+        if self.type != "semseg" and self.num_classes not in (0, TASK_TYPES[self.type]):
+            raise ConfigError(
+                f"task {self.name!r}: type {self.type!r} has {TASK_TYPES[self.type]} output "
+                f"channel(s); leave num_classes at 0, got {self.num_classes}"
+            )
+        if not self.loss_weight > 0:
+            raise ConfigError(f"task {self.name!r}: loss_weight must be > 0, got {self.loss_weight}")
+
+    @property
+    def out_channels(self) -> int:
+        return self.num_classes if self.type == "semseg" else int(TASK_TYPES[self.type])  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class MoEViTConfig:
+    """Shape, routing and tasks of a multi-task MoE vision transformer (M³ViT family)."""
+
+    name: str = "custom"
+    img_size: tuple[int, int] = (32, 32)  # (H, W) of the network input
+    patch_size: int = 4
+    in_chans: int = 3
+    n_embd: int = 64
+    n_layer: int = 4
+    n_head: int = 2
+    mlp_hidden: int = 128  # hidden size of the dense MLP blocks
+    moe_blocks: tuple[int, ...] = (1, 3)  # 0-based indices of blocks whose MLP is an MoE layer
+    n_experts: int = 8
+    top_k: int = 2
+    expert_hidden: int = 64
+    use_moe: bool = True  # False: the dense baseline, MoE blocks become MLPs of equal active FLOPs
+    router: str = "per_task"  # one of ROUTER_KINDS
+    renormalize: bool = False  # M³ViT keeps the raw softmax weights of the top-k experts
+    noisy_gating: bool = False  # Shazeer-style learned noise on the router logits (training only)
+    balance_loss_weight: float = 0.01  # weight of cv²(importance) + cv²(load), summed over blocks
+    decoder: str = "pup"  # "pup": progressive conv+2x upsampling (SETR-PUP-like); "linear": 1x1 + bilinear
+    decoder_channels: int = 32
+    ln_eps: float = 1e-6
+    tasks: tuple[TaskSpec, ...] = (
+        TaskSpec("semseg", "semseg", num_classes=4),
+        TaskSpec("depth", "depth"),
+    )
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        h, w = self.img_size
+        _positive(self, "patch_size", "in_chans", "n_embd", "n_layer", "n_head", "mlp_hidden",
+                  "n_experts", "top_k", "expert_hidden", "decoder_channels")
+        if h <= 0 or w <= 0:
+            raise ConfigError(f"img_size must be positive (H, W), got {self.img_size}")
+        if h % self.patch_size or w % self.patch_size:
+            raise ConfigError(
+                f"img_size {self.img_size} is not divisible by patch_size {self.patch_size}; "
+                f"use sizes that are multiples of {self.patch_size}"
+            )
+        if self.n_embd % self.n_head:
+            raise ConfigError(
+                f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}; "
+                f"valid n_head values: {[d for d in range(1, self.n_embd + 1) if self.n_embd % d == 0]}"
+            )
+        if self.top_k > self.n_experts:
+            raise ConfigError(
+                f"top_k {self.top_k} exceeds n_experts {self.n_experts}; use 1..{self.n_experts}"
+            )
+        bad = [b for b in self.moe_blocks if not 0 <= b < self.n_layer]
+        if bad:
+            raise ConfigError(
+                f"moe_blocks {bad} out of range: block indices are 0..{self.n_layer - 1}"
+            )
+        if len(set(self.moe_blocks)) != len(self.moe_blocks):
+            raise ConfigError(f"moe_blocks {self.moe_blocks} lists a block twice")
+        if self.router not in ROUTER_KINDS:
+            raise ConfigError(f"unknown router {self.router!r}; expected one of {ROUTER_KINDS}")
+        if self.decoder not in DECODER_KINDS:
+            raise ConfigError(f"unknown decoder {self.decoder!r}; expected one of {DECODER_KINDS}")
+        if self.decoder == "pup" and self.patch_size & (self.patch_size - 1):
+            raise ConfigError(
+                f"decoder 'pup' upsamples by 2 per stage and needs a power-of-two patch_size, "
+                f"got {self.patch_size}; use decoder 'linear'"
+            )
+        if not self.tasks:
+            raise ConfigError("tasks is empty; give at least one TaskSpec")
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"task names must be unique, got {names}")
+        if self.balance_loss_weight < 0:
+            raise ConfigError(f"balance_loss_weight must be >= 0, got {self.balance_loss_weight}")
+
+    # ---- derived sizes (never stored, never retyped) ----
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Patch grid (rows, cols)."""
+        return self.img_size[0] // self.patch_size, self.img_size[1] // self.patch_size
+
+    @property
+    def n_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def n_tokens(self) -> int:
+        """Patches plus the class token."""
+        return self.n_patches + 1
+
+    @property
+    def dense_equiv_hidden(self) -> int:
+        """Hidden size of a dense MLP with the same active FLOPs as one MoE layer (top_k experts)."""
+        return self.top_k * self.expert_hidden
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tasks)
+
+    def task_index(self, task: str | int) -> int:
+        """Index of a task by name or index, with a clear error for an unknown one."""
+        if isinstance(task, int) and not isinstance(task, bool):
+            if 0 <= task < len(self.tasks):
+                return task
+            raise ConfigError(f"task index {task} out of range 0..{len(self.tasks) - 1}")
+        if task in self.task_names:
+            return self.task_names.index(task)
+        raise ConfigError(f"unknown task {task!r}; this model has tasks {list(self.task_names)}")
+
+    def is_moe_block(self, i: int) -> bool:
+        return self.use_moe and i in self.moe_blocks
+
+    # ---- serialisation ----
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["img_size"] = list(self.img_size)
+        d["moe_blocks"] = list(self.moe_blocks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MoEViTConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; known fields: {sorted(known)}")
+        d = dict(d)
+        if "img_size" in d:
+            d["img_size"] = _pair(d["img_size"])
+        if "moe_blocks" in d:
+            d["moe_blocks"] = tuple(int(b) for b in d["moe_blocks"])
+        if "tasks" in d:
+            d["tasks"] = tuple(t if isinstance(t, TaskSpec) else TaskSpec(**t) for t in d["tasks"])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> MoEViTConfig:
+        """A copy with some fields changed (re-validated)."""
+        return MoEViTConfig.from_dict({**self.to_dict(), **changes})
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        text = (yaml.safe_dump(self.to_dict(), sort_keys=False) if path.suffix in (".yaml", ".yml")
+                else json.dumps(self.to_dict(), indent=2) + "\n")
+        path.write_text(text)
+
+    def hash(self) -> str:
+        """Short stable hash of the config, stamped into generated files and checkpoints."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _positive(cfg: MoEViTConfig, *names: str) -> None:
+    for n in names:
+        v = getattr(cfg, n)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ConfigError(f"{n} must be a positive integer, got {v!r}")
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(x) for x in v)
+    if len(v) != 2:
+        raise ConfigError(f"img_size must be (H, W) or a single int, got {v}")
+    return v  # type: ignore[return-value]
+
+
+def load_config(path: str | Path) -> MoEViTConfig:
+    """Load a config from a .json or .yaml file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text()
+    d = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: expected a mapping of config fields, got {type(d).__name__}")
+    return MoEViTConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------------------------
+_ODD_BLOCKS_12 = (1, 3, 5, 7, 9, 11)  # "every other block" in M³ViT / Edge-MoE, 0-based
+
+PASCAL_TASKS = (
+    # M³ViT's PASCAL-Context tasks and loss weights (seg 1, parts 2, saliency 5, edges 50, normals 10)
+    TaskSpec("semseg", "semseg", num_classes=21, loss_weight=1.0),
+    TaskSpec("human_parts", "semseg", num_classes=7, loss_weight=2.0),
+    TaskSpec("saliency", "saliency", loss_weight=5.0),
+    TaskSpec("normals", "normals", loss_weight=10.0),
+    TaskSpec("edges", "edges", loss_weight=50.0),
+)
+
+# Synthetic-scene tasks (mtl_moe.data): class count = background + 3 shape kinds.
+SYNTHETIC_TASKS = (
+    TaskSpec("semseg", "semseg", num_classes=4),
+    TaskSpec("depth", "depth"),
+    TaskSpec("normals", "normals"),
+    TaskSpec("edges", "edges"),
+    TaskSpec("saliency", "saliency"),
+)
+
+PRESETS: dict[str, MoEViTConfig] = {
+    # M³ViT (NeurIPS'22) ViT-S backbone. Input 512x512 is our choice (PASCAL-Context crops in
+    # multi-task learning work are commonly 512x512); the paper's backbone numbers are as published.
+    "m3vit-s": MoEViTConfig(
+        name="m3vit-s", img_size=(512, 512), patch_size=16, n_embd=384, n_layer=12, n_head=6,
+        mlp_hidden=1536, moe_blocks=_ODD_BLOCKS_12, n_experts=16, top_k=4, expert_hidden=384,
+        router="per_task", decoder="pup", decoder_channels=256, tasks=PASCAL_TASKS,
+    ),
+    # Edge-MoE (ICCAD'23) "M³ViT-tiny": 128x256 input, 129 tokens, two tasks (NYUD-v2 classes).
+    "m3vit-tiny": MoEViTConfig(
+        name="m3vit-tiny", img_size=(128, 256), patch_size=16, n_embd=192, n_layer=12, n_head=3,
+        mlp_hidden=768, moe_blocks=_ODD_BLOCKS_12, n_experts=16, top_k=2, expert_hidden=384,
+        router="per_task", decoder="pup", decoder_channels=64,
+        tasks=(TaskSpec("semseg", "semseg", num_classes=40), TaskSpec("depth", "depth")),
+    ),
+    # Small enough to train to useful metrics on the synthetic scenes in about 2 minutes on 2 cores.
+    "demo": MoEViTConfig(
+        name="demo", img_size=(32, 32), patch_size=4, n_embd=64, n_layer=4, n_head=2,
+        mlp_hidden=128, moe_blocks=(1, 3), n_experts=8, top_k=2, expert_hidden=64,
+        router="per_task", decoder="pup", decoder_channels=32, tasks=SYNTHETIC_TASKS,
+    ),
+}
+
+
+def get_preset(name: str) -> MoEViTConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def resolve_config(spec: str | Path) -> MoEViTConfig:
+    """A preset name or a path to a config file."""
+    if str(spec) in PRESETS:
+        return PRESETS[str(spec)]
+    p = Path(spec)
+    if p.suffix in (".json", ".yaml", ".yml"):
+        return load_config(p)
+    raise ConfigError(f"{spec!r} is neither a preset ({sorted(PRESETS)}) nor a .json/.yaml file")
+
+

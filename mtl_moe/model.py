@@ -1,0 +1,330 @@
+"""M³ViT: a multi-task vision transformer whose odd blocks are task-gated Mixture-of-Experts layers.
+
+Read top to bottom: attention → MLP → router → experts → MoE layer → block → task head → model.
+Everything is sized by one :class:`~mtl_moe.config.MoEViTConfig`; module names match checkpoint keys.
+
+Routing follows M³ViT (Liang et al., NeurIPS'22): a linear router (no bias), softmax over *all*
+experts, then top-k; the k weights are not renormalised unless the config asks. Experts run on
+tokens grouped by expert (sort + grouped matmul + index_add), as the accelerator runs them expert by
+expert — never a per-token loop, never every expert on every token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mtl_moe.config import MoEViTConfig, TaskSpec
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over all tokens (no mask: the class token sees every patch)."""
+
+    def __init__(self, config: MoEViTConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y)
+
+
+class MLP(nn.Module):
+    """Dense feed-forward: Linear → GELU → Linear."""
+
+    def __init__(self, n_embd: int, hidden: int) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(n_embd, hidden)
+        self.c_proj = nn.Linear(hidden, n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(F.gelu(self.c_fc(x)))
+
+
+@dataclass
+class Routing:
+    """The router's decision for N tokens."""
+
+    topk_idx: torch.Tensor  # (N, k) expert ids, highest weight first
+    topk_w: torch.Tensor  # (N, k) gate weights applied to the experts' outputs
+    importance: torch.Tensor  # (n_tasks, E) sum of gate weights per expert, per task
+    load: torch.Tensor  # (n_tasks, E) tokens per expert (smooth estimate under noisy gating)
+
+
+class TopKRouter(nn.Module):
+    """Linear router → softmax over all experts → top-k.
+
+    ``per_task``: one router matrix per task (M³ViT's best variant; at inference only the selected
+    task's router runs). ``shared``: one matrix for every task. ``task_conditioned``: one matrix,
+    with a learned task embedding added to the router's input.
+    """
+
+    def __init__(self, config: MoEViTConfig) -> None:
+        super().__init__()
+        self.k, self.n_experts, self.n_tasks = config.top_k, config.n_experts, len(config.tasks)
+        self.renormalize = config.renormalize
+        self.kind = config.router
+        n_routers = self.n_tasks if self.kind == "per_task" else 1
+        self.weight = nn.Parameter(torch.zeros(n_routers, config.n_experts, config.n_embd))
+        if self.kind == "task_conditioned":
+            self.task_emb = nn.Parameter(torch.zeros(self.n_tasks, config.n_embd))
+        self.w_noise = (nn.Parameter(torch.zeros(n_routers, config.n_experts, config.n_embd))
+                        if config.noisy_gating else None)
+
+    def _linear(self, w: torch.Tensor, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        if w.shape[0] == 1:
+            return x @ w[0].t()  # (B, T, E)
+        return torch.einsum("btd,bed->bte", x, w[task_ids])  # each image through its task's router
+
+    def forward(self, x: torch.Tensor, task_ids: torch.Tensor) -> Routing:
+        """x (B, T, D), task_ids (B,) → routing of the B*T tokens (token-major order)."""
+        if self.kind == "task_conditioned":
+            x = x + self.task_emb[task_ids][:, None, :]
+        logits = self._linear(self.weight, x, task_ids)  # (B, T, E)
+        noisy = self.w_noise is not None and self.training
+        if noisy:
+            noise_std = F.softplus(self._linear(self.w_noise, x, task_ids)) + 1e-2
+            clean, logits = logits, logits + torch.randn_like(logits) * noise_std
+        probs = logits.softmax(dim=-1)
+        topk_w, topk_idx = probs.topk(self.k, dim=-1)  # ties: lower expert index first
+        if self.renormalize:
+            topk_w = topk_w / topk_w.sum(dim=-1, keepdim=True)
+        gates = torch.zeros_like(probs).scatter(-1, topk_idx, topk_w)  # sparse (B, T, E)
+        if noisy:
+            load_tok = _prob_in_topk(clean, logits, noise_std, self.k)  # differentiable
+        else:
+            load_tok = (gates > 0).to(gates.dtype)
+        importance = _per_task_sum(gates, task_ids, self.n_tasks)
+        load = _per_task_sum(load_tok, task_ids, self.n_tasks)
+        B, T, _ = x.shape
+        return Routing(topk_idx.reshape(B * T, self.k), topk_w.reshape(B * T, self.k),
+                       importance, load)
+
+
+def _per_task_sum(v: torch.Tensor, task_ids: torch.Tensor, n_tasks: int) -> torch.Tensor:
+    """Sum (B, T, E) over tokens, separately per task → (n_tasks, E)."""
+    out = v.new_zeros(n_tasks, v.shape[-1])
+    return out.index_add(0, task_ids, v.sum(dim=1))
+
+
+def _prob_in_topk(clean: torch.Tensor, noisy: torch.Tensor, std: torch.Tensor, k: int) -> torch.Tensor:
+    """P(expert stays in the top-k if its noise were resampled) — Shazeer et al.'s smooth load."""
+    top = noisy.topk(min(k + 1, noisy.shape[-1]), dim=-1).values
+    if top.shape[-1] <= k:  # every expert is always selected
+        return torch.ones_like(clean)
+    thr_in, thr_out = top[..., k:k + 1], top[..., k - 1:k]
+    is_in = noisy > thr_in
+    normal = torch.distributions.Normal(0.0, 1.0)
+    p_in = normal.cdf((clean - thr_in) / std)
+    p_out = normal.cdf((clean - thr_out) / std)
+    return torch.where(is_in, p_in, p_out)
+
+
+def cv_squared(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Squared coefficient of variation var/mean² over the last dim (unbiased var, as M³ViT)."""
+    if x.shape[-1] <= 1:
+        return x.new_zeros(x.shape[:-1])
+    return x.var(dim=-1) / (x.mean(dim=-1) ** 2 + eps)
+
+
+def _grouped_matmul(x: torch.Tensor, w: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Rows of x grouped by expert (counts[e] rows each, in order) times w[e] → (N, w.shape[2])."""
+    # grouped_mm needs 16-byte aligned strides: fp32 dims divisible by 4.
+    if x.dtype == torch.float32 and x.shape[1] % 4 == 0 and w.shape[2] % 4 == 0:
+        offs = counts.cumsum(0).to(torch.int32)
+        return F.grouped_mm(x.contiguous(), w, offs=offs)
+    parts = torch.split(x, counts.tolist())
+    return torch.cat([p @ w[e] for e, p in enumerate(parts)])
+
+
+class Experts(nn.Module):
+    """E independent FFNs (Linear → GELU → Linear), stored stacked so they run as grouped matmuls."""
+
+    def __init__(self, config: MoEViTConfig) -> None:
+        super().__init__()
+        E, D, H = config.n_experts, config.n_embd, config.expert_hidden
+        self.w1 = nn.Parameter(torch.empty(E, D, H))  # x @ w1[e]: (D → H)
+        self.b1 = nn.Parameter(torch.zeros(E, H))
+        self.w2 = nn.Parameter(torch.empty(E, H, D))
+        self.b2 = nn.Parameter(torch.zeros(E, D))
+
+    def forward(self, x: torch.Tensor, routing: Routing) -> torch.Tensor:
+        """x (N, D) → Σ_j w[t, j] · expert_{e[t, j]}(x[t]), experts taken in order 0..E-1."""
+        N, k = routing.topk_idx.shape
+        flat_e = routing.topk_idx.reshape(-1)  # (N*k,)
+        order = torch.argsort(flat_e, stable=True)  # token queues per expert, in token order
+        e_sorted = flat_e[order]
+        tok = order // k
+        counts = torch.bincount(flat_e, minlength=self.w1.shape[0])
+        h = F.gelu(_grouped_matmul(x[tok], self.w1, counts) + self.b1[e_sorted])  # (N*k, H)
+        y = _grouped_matmul(h, self.w2, counts) + self.b2[e_sorted]  # (N*k, D)
+        y = y * routing.topk_w.reshape(-1)[order, None]
+        return x.new_zeros(N, x.shape[1]).index_add(0, tok, y)
+
+
+class MoEMLP(nn.Module):
+    """Task-gated MoE layer replacing a block's MLP; returns its balance loss alongside."""
+
+    def __init__(self, config: MoEViTConfig) -> None:
+        super().__init__()
+        self.router = TopKRouter(config)
+        self.experts = Experts(config)
+        self.last_routing: Routing | None = None  # kept when record_routing is set (analysis)
+        self.record_routing = False
+
+    def forward(self, x: torch.Tensor, task_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, T, D = x.shape
+        routing = self.router(x, task_ids)
+        if self.record_routing:
+            self.last_routing = routing
+        y = self.experts(x.reshape(B * T, D), routing).view(B, T, D)
+        present = torch.bincount(task_ids, minlength=routing.importance.shape[0]) > 0
+        aux = (cv_squared(routing.importance) + cv_squared(routing.load))[present].sum()
+        return y, aux
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; its MLP is dense or task-gated MoE."""
+
+    def __init__(self, config: MoEViTConfig, index: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.ln_eps)
+        self.attn = Attention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.ln_eps)
+        self.is_moe = config.is_moe_block(index)
+        if self.is_moe:
+            self.mlp: nn.Module = MoEMLP(config)
+        else:  # the dense baseline gives former MoE blocks the same active FLOPs
+            hidden = config.dense_equiv_hidden if index in config.moe_blocks else config.mlp_hidden
+            self.mlp = MLP(config.n_embd, hidden)
+
+    def forward(self, x: torch.Tensor, task_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x + self.attn(self.ln_1(x))
+        if self.is_moe:
+            y, aux = self.mlp(self.ln_2(x), task_ids)
+            return x + y, aux
+        return x + self.mlp(self.ln_2(x)), x.new_zeros(())
+
+
+class TaskHead(nn.Module):
+    """Decoder from the patch-token grid back to a full-resolution map for one task.
+
+    ``pup`` (SETR-PUP-like): log2(patch) stages of conv3x3 → ReLU → 2x bilinear upsampling, then a
+    1x1 classifier. ``linear``: 1x1 classifier on the grid, bilinear upsampling to the image size.
+    """
+
+    def __init__(self, config: MoEViTConfig, spec: TaskSpec) -> None:
+        super().__init__()
+        self.spec, self.img_size, self.kind = spec, config.img_size, config.decoder
+        c_in, c = config.n_embd, config.decoder_channels
+        stages: list[nn.Module] = []
+        if self.kind == "pup":
+            for _ in range(int(math.log2(config.patch_size))):
+                stages += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(),
+                           nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)]
+                c_in = c
+        self.stages = nn.Sequential(*stages)
+        self.classifier = nn.Conv2d(c_in, spec.out_channels, 1)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        y = self.classifier(self.stages(grid))  # (B, out, H', W')
+        if y.shape[-2:] != self.img_size:
+            y = F.interpolate(y, size=self.img_size, mode="bilinear", align_corners=False)
+        return y  # (B, out, H, W)
+
+
+class M3ViT(nn.Module):
+    """Multi-task MoE ViT. ``model(images, task)`` returns that task's full-resolution prediction."""
+
+    def __init__(self, config: MoEViTConfig) -> None:
+        super().__init__()
+        self.config = config
+        D = config.n_embd
+        self.patch_embed = nn.Conv2d(config.in_chans, D, config.patch_size, stride=config.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
+        self.pos_embed = nn.Parameter(torch.zeros(1, config.n_tokens, D))
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(D, eps=config.ln_eps)
+        self.heads = nn.ModuleDict({t.name: TaskHead(config, t) for t in config.tasks})
+        self.apply(self._init_weights)
+        for p in (self.cls_token, self.pos_embed):
+            nn.init.trunc_normal_(p, std=0.02)
+        for blk in self.blocks:
+            if blk.is_moe:
+                nn.init.trunc_normal_(blk.mlp.experts.w1, std=0.02)
+                nn.init.trunc_normal_(blk.mlp.experts.w2, std=0.02)
+                nn.init.trunc_normal_(blk.mlp.router.weight, std=0.02)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+
+    @property
+    def task_independent(self) -> bool:
+        """True when the backbone computes the same features for every task (no task gating)."""
+        c = self.config
+        return not (c.use_moe and c.moe_blocks) or c.router == "shared"
+
+    def forward_features(self, images: torch.Tensor, task_ids: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (B, C, H, W), task_ids (B,) → patch-token grid (B, D, gh, gw), balance loss."""
+        c = self.config
+        if images.shape[1:] != (c.in_chans, *c.img_size):
+            raise ValueError(f"expected images of shape (B, {c.in_chans}, {c.img_size[0]}, "
+                             f"{c.img_size[1]}), got {tuple(images.shape)}")
+        x = self.patch_embed(images).flatten(2).transpose(1, 2)  # (B, P, D)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        aux = x.new_zeros(())
+        for blk in self.blocks:
+            x, a = blk(x, task_ids)
+            aux = aux + a
+        x = self.ln_f(x)[:, 1:]  # drop the class token: the heads are dense predictors
+        grid = x.transpose(1, 2).reshape(x.shape[0], c.n_embd, *c.grid)  # (B, D, gh, gw)
+        return grid, aux
+
+    def forward(self, images: torch.Tensor, task: str | int) -> torch.Tensor:
+        """Prediction of one task: the backbone runs with that task's gate, then its head."""
+        t = self.config.task_index(task)
+        task_ids = torch.full((images.shape[0],), t, dtype=torch.long, device=images.device)
+        grid, _ = self.forward_features(images, task_ids)
+        return self.heads[self.config.tasks[t].name](grid)
+
+    def forward_multitask(self, images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Every task's prediction for the same images, and the summed balance loss.
+
+        With task gating the backbone runs once per task, as one batch of B*T images (larger
+        matmuls than T small passes); without it, once for all tasks.
+        """
+        B, T = images.shape[0], len(self.config.tasks)
+        if self.task_independent:
+            grid, aux = self.forward_features(images, images.new_zeros(B, dtype=torch.long))
+            grids = [grid] * T
+        else:
+            task_ids = torch.arange(T, device=images.device).repeat_interleave(B)
+            grid, aux = self.forward_features(images.repeat(T, 1, 1, 1), task_ids)
+            grids = list(grid.split(B))
+        preds = {s.name: self.heads[s.name](g) for s, g in zip(self.config.tasks, grids)}
+        return preds, aux
+
+    def num_params(self, active: bool = False) -> int:
+        """Parameter count; ``active``: only the top_k experts of each MoE layer count."""
+        n = sum(p.numel() for p in self.parameters())
+        if active:
+            for blk in self.blocks:
+                if blk.is_moe:
+                    e = blk.mlp.experts
+                    per_expert = sum(p[0].numel() for p in (e.w1, e.b1, e.w2, e.b2))
+                    n -= per_expert * (self.config.n_experts - self.config.top_k)
+        return n

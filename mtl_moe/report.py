@@ -1,0 +1,77 @@
+"""Evaluate a run folder and write what a user looks at: metrics.json, plots and report.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mtl_moe.checkpoint import load_model
+from mtl_moe.data import IMAGE_MEAN, IMAGE_STD, build_dataset
+from mtl_moe.evaluate import evaluate
+from mtl_moe.metrics import PRIMARY_METRIC, delta_m
+from mtl_moe.plots import plot_predictions, plot_task_metrics
+
+
+def load_metrics(path: str | Path) -> dict[str, Any]:
+    """A metrics.json written by ``mtl-moe eval`` (or the run folder holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "metrics.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"baseline metrics not found: {p} (run `mtl-moe eval --out` first)")
+    return json.loads(p.read_text())
+
+
+def evaluate_run(checkpoint: str | Path, out_dir: str | Path | None = None,
+                 baseline: str | Path | None = None, n_val: int = 512, split: str = "val",
+                 dataset: str = "synthetic", data_root: str | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Metrics per task, Δm against ``baseline`` when given; files written to ``out_dir``."""
+    model, cfg, ck = load_model(checkpoint)
+    ds = build_dataset(cfg, split, n_val, name=dataset, root=data_root)
+    metrics = evaluate(model, ds, progress=progress)
+    result: dict[str, Any] = {"config": cfg.name, "config_hash": cfg.hash(),
+                              "checkpoint": str(checkpoint), "step": ck.get("step"),
+                              "split": split, "images": len(ds), "metrics": metrics}
+    base = load_metrics(baseline) if baseline else None
+    if base is not None:
+        result["baseline"] = str(baseline)
+        result["delta_m_percent"] = delta_m(metrics, base["metrics"], cfg.tasks)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        plot_task_metrics(metrics, out / "metrics.png",
+                          baseline=base["metrics"] if base else None,
+                          labels=(cfg.name, base["config"] if base else "baseline"))
+        _plot_samples(model, ds, out / "predictions.png")
+        (out / "report.md").write_text(markdown_report(result, base))
+    return result
+
+
+@torch.no_grad()
+def _plot_samples(model: torch.nn.Module, ds: Any, path: Path, n: int = 4) -> None:
+    batch = [ds[i] for i in range(min(n, len(ds)))]
+    images = torch.stack([b["image"] for b in batch])
+    preds, _ = model.forward_multitask(images)
+    targets = {s.name: torch.stack([b[s.name] for b in batch]) for s in model.config.tasks}
+    plot_predictions(images, targets, preds, model.config.tasks, path, mean=IMAGE_MEAN, std=IMAGE_STD)
+
+
+def markdown_report(result: dict[str, Any], base: dict[str, Any] | None) -> str:
+    """A short table: each task's metrics, the baseline's primary metric, and Δm."""
+    lines = [f"# {result['config']} — {result['split']} set, {result['images']} images", "",
+             "| task | metric | value | baseline |", "|---|---|---|---|"]
+    for task, m in result["metrics"].items():
+        for k, v in m.items():
+            b = base["metrics"].get(task, {}).get(k) if base else None
+            lines.append(f"| {task} | {k} | {v:.3f} | {'' if b is None else f'{b:.3f}'} |")
+    if base is not None:
+        lines += ["", f"Δm vs {base['config']}: **{result['delta_m_percent']:+.2f}%** "
+                  "(mean over tasks of the signed relative change of the primary metric: "
+                  + ", ".join(f"{t} {k}" for t, (k, _) in PRIMARY_METRIC.items()) + ")"]
+    lines += ["", "![metrics](metrics.png)", "", "![predictions](predictions.png)", ""]
+    return "\n".join(lines)
