@@ -315,7 +315,7 @@ class M3ViT(nn.Module):
             task_ids = torch.arange(T, device=images.device).repeat_interleave(B)
             grid, aux = self.forward_features(images.repeat(T, 1, 1, 1), task_ids)
             grids = list(grid.split(B))
-        preds = {s.name: self.heads[s.name](g) for s, g in zip(self.config.tasks, grids)}
+        preds = {s.name: self.heads[s.name](g) for s, g in zip(self.config.tasks, grids, strict=True)}
         return preds, aux
 
     def num_params(self, active: bool = False) -> int:

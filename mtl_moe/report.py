@@ -46,7 +46,7 @@ def evaluate_run(checkpoint: str | Path, out_dir: str | Path | None = None,
         (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         plot_task_metrics(metrics, out / "metrics.png",
                           baseline=base["metrics"] if base else None,
-                          labels=(cfg.name, base["config"] if base else "baseline"))
+                          labels=(cfg.name, base["config"] if base else "baseline"), specs=cfg.tasks)
         _plot_samples(model, ds, out / "predictions.png")
         (out / "report.md").write_text(markdown_report(result, base))
     return result

@@ -40,7 +40,7 @@ class TrainArgs:
 
     epochs: int = 10
     batch_size: int = 32  # global batch: split evenly across DDP processes
-    lr: float = 2e-3  # AdamW peak learning rate (from scratch on synthetic data; M³ViT fine-tunes with SGD 0.002)
+    lr: float = 2e-3  # AdamW peak (from scratch on synthetic data; M³ViT fine-tunes with SGD 0.002)
     weight_decay: float = 0.05
     warmup_steps: int = 50
     min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio
