@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dense", action="store_true", help="dense baseline of equal active FLOPs")
     t.add_argument("--router", choices=["per_task", "shared", "task_conditioned"])
     t.add_argument("--name", help="rename the config (recorded in the checkpoint)")
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--epochs", type=int, default=4)
     t.add_argument("--batch-size", type=int, default=32, help="global batch (split across DDP ranks)")
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seed", type=int, help="overrides the config's seed")

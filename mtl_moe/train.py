@@ -38,7 +38,7 @@ from mtl_moe.model import M3ViT
 class TrainArgs:
     """Training hyper-parameters (the model's shape lives in MoEViTConfig)."""
 
-    epochs: int = 10
+    epochs: int = 4  # the demo preset reaches useful metrics in 4 epochs of 4096 scenes (~2 min)
     batch_size: int = 32  # global batch: split evenly across DDP processes
     lr: float = 2e-3  # AdamW peak (from scratch on synthetic data; M³ViT fine-tunes with SGD 0.002)
     weight_decay: float = 0.05

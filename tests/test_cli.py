@@ -28,7 +28,7 @@ def test_config_prints_derived_sizes_of_a_preset() -> None:
 @pytest.mark.parametrize(("args", "needle"), [
     (["config", "vit-huge"], "neither a preset"),
     (["train", "--preset", "demo", "--out", "x", "--epochs", "0"], "epochs must be >= 1"),
-    (["eval", "--checkpoint", "no/such/dir"], "checkpoint not found: no/such/dir/checkpoint.pt"),
+    (["eval", "--checkpoint", "no/such/dir"], "checkpoint not found: no/such/dir"),
 ])
 def test_user_errors_exit_2_with_a_one_line_message(args: list[str], needle: str, tmp_path) -> None:
     r = _cli(*args, cwd=tmp_path)

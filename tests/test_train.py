@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+import mtl_moe.train as train_mod
 from mtl_moe.config import PRESETS
 from mtl_moe.data import build_dataset
 from mtl_moe.model import M3ViT
@@ -57,10 +59,21 @@ def test_same_seed_gives_identical_parameters(tmp_path: Path) -> None:
     assert not torch.equal(c.state_dict()["pos_embed"], a["pos_embed"])
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path) -> None:
-    cfg = TINY.replace(noisy_gating=True)  # consumes the RNG during training: resume must restore it
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path, monkeypatch) -> None:
+    cfg = TINY.replace(noisy_gating=True)  # noise consumes the RNG: resume must restore its state
     full = train(cfg, _args(epochs=2), tmp_path / "full", progress=False)
-    train(cfg, _args(epochs=1), tmp_path / "part", progress=False)
+    calls = {"n": 0}
+
+    def crash_in_second_epoch(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 6:  # 4 steps per epoch: dies mid-epoch 2, after epoch 1's checkpoint
+            raise KeyboardInterrupt
+        return multitask_loss(*a, **kw)
+
+    monkeypatch.setattr(train_mod, "multitask_loss", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, _args(epochs=2), tmp_path / "part", progress=False)
+    monkeypatch.undo()
     resumed = train(cfg, _args(epochs=2), tmp_path / "part", resume=tmp_path / "part/checkpoint.pt",
                     progress=False)
     assert resumed["step"] == full["step"]
