@@ -72,16 +72,29 @@ def _variants(cfg: MoEViTConfig, batch: int) -> tuple[dict[str, Callable[[], tor
     return variants, {"tokens": flat.shape[0], "tokens_per_expert": counts.tolist()}
 
 
-def time_fwd_bwd(fn: Callable[[], torch.Tensor], repeats: int, warmup: int = 2) -> float:
-    """Median seconds of forward + backward (upstream gradient contiguous, as grouped_mm needs)."""
-    times = []
+def _fwd_bwd(fn: Callable[[], torch.Tensor]) -> float:
+    t0 = time.perf_counter()
+    y = fn()
+    y.backward(torch.ones_like(y))  # contiguous upstream gradient, as grouped_mm's backward needs
+    return time.perf_counter() - t0
+
+
+def time_interleaved(variants: dict[str, Callable[[], torch.Tensor]], repeats: int,
+                     slow: tuple[str, ...] = ("per_token",), warmup: int = 2) -> dict[str, float]:
+    """Median seconds of forward+backward per variant, variants interleaved call by call.
+
+    Interleaving makes machine noise (other tenants, frequency changes) hit every variant alike,
+    so the ratios stay meaningful even when absolute times drift. ``slow`` variants run 1/5 as often.
+    """
+    samples: dict[str, list[float]] = {k: [] for k in variants}
     for i in range(warmup + repeats):
-        t0 = time.perf_counter()
-        y = fn()
-        y.backward(torch.ones_like(y))
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for k, fn in variants.items():
+            if k in slow and i % 5:
+                continue
+            t = _fwd_bwd(fn)
+            if i >= warmup:
+                samples[k].append(t)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def check_equal(variants: dict[str, Callable[[], torch.Tensor]]) -> float:
@@ -94,13 +107,12 @@ def run(cfg: MoEViTConfig, batch: int, repeats: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     variants, info = _variants(cfg, batch)
     max_diff = check_equal(variants)
-    secs = {k: time_fwd_bwd(fn, repeats if k != "per_token" else max(1, repeats // 5))
-            for k, fn in variants.items()}
+    secs = time_interleaved(variants, repeats)
     return {
         "config": cfg.name, "batch": batch, "threads": threads, "repeats": repeats,
         "layer": {"n_embd": cfg.n_embd, "n_experts": cfg.n_experts, "top_k": cfg.top_k,
                   "expert_hidden": cfg.expert_hidden, **info},
-        "seconds": secs,
+        "seconds": secs, "timing": "median of interleaved fwd+bwd calls",
         "moe_over_dense": secs["moe"] / secs["dense"],
         "naive_over_moe": secs["per_token"] / secs["moe"],
         "expert_loop_over_moe": secs["expert_loop"] / secs["moe"],

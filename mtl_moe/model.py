@@ -160,15 +160,21 @@ class Experts(nn.Module):
 
     def forward(self, x: torch.Tensor, routing: Routing) -> torch.Tensor:
         """x (N, D) → Σ_j w[t, j] · expert_{e[t, j]}(x[t]), experts taken in order 0..E-1."""
+        # index_select / repeat_interleave rather than x[idx]: their backward is an index_add,
+        # several times cheaper on the CPU than advanced indexing's accumulating index_put.
         N, k = routing.topk_idx.shape
         flat_e = routing.topk_idx.reshape(-1)  # (N*k,)
         order = torch.argsort(flat_e, stable=True)  # token queues per expert, in token order
-        e_sorted = flat_e[order]
         tok = order // k
         counts = torch.bincount(flat_e, minlength=self.w1.shape[0])
-        h = F.gelu(_grouped_matmul(x[tok], self.w1, counts) + self.b1[e_sorted])  # (N*k, H)
-        y = _grouped_matmul(h, self.w2, counts) + self.b2[e_sorted]  # (N*k, D)
-        y = y * routing.topk_w.reshape(-1)[order, None]
+        xs = x.index_select(0, tok)  # (N*k, D), grouped by expert
+
+        def bias(b: torch.Tensor) -> torch.Tensor:
+            return torch.repeat_interleave(b, counts, dim=0, output_size=N * k)
+
+        h = F.gelu(_grouped_matmul(xs, self.w1, counts) + bias(self.b1))  # (N*k, H)
+        y = _grouped_matmul(h, self.w2, counts) + bias(self.b2)  # (N*k, D)
+        y = y * routing.topk_w.reshape(-1).index_select(0, order).unsqueeze(1)
         return x.new_zeros(N, x.shape[1]).index_add(0, tok, y)
 
 
