@@ -89,10 +89,11 @@ def time_interleaved(variants: dict[str, Callable[[], torch.Tensor]], repeats: i
     samples: dict[str, list[float]] = {k: [] for k in variants}
     for i in range(warmup + repeats):
         for k, fn in variants.items():
-            if k in slow and i % 5:
-                continue
+            measured = i >= warmup
+            if k in slow and (i > 0 if not measured else (i - warmup) % 5):
+                continue  # slow ones: one warm-up call, then every 5th round (at least once)
             t = _fwd_bwd(fn)
-            if i >= warmup:
+            if measured:
                 samples[k].append(t)
     return {k: statistics.median(v) for k, v in samples.items()}
 
