@@ -1,6 +1,7 @@
 """Command line: ``mtl-moe <command>`` (also ``python -m mtl_moe <command>``).
 
-Commands: ``config`` (show a preset / config file with its derived sizes), ``train``, ``eval``.
+Commands: ``config`` (show a preset / config file with its derived sizes), ``train``, ``eval``,
+``approx`` (error report of the hardware's nonlinear approximations).
 Every error a user can cause (bad config, missing file, unknown task) exits with status 2 and a
 one-line message naming what is wrong, not a traceback.
 """
@@ -76,6 +77,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approx(args: argparse.Namespace) -> int:
+    from mtl_moe.approx import write_report
+    from mtl_moe.hw import get_hw
+
+    res = write_report(get_hw(args.hw), args.out, n_tokens=args.n_tokens)
+    print(json.dumps({"hw": args.hw, "out": args.out, "functions": res}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtl-moe", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -119,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-root")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    a = sub.add_parser("approx", help="error of the hardware nonlinearities against float64")
+    a.add_argument("--hw", default="w16a32", help="hardware preset (w16a32, int8)")
+    a.add_argument("--out", required=True, help="folder for approx.json, approx.md, approx.png")
+    a.add_argument("--n-tokens", type=int, default=1025, help="largest softmax row (reciprocal range)")
+    a.set_defaults(func=cmd_approx)
     return p
 
 
