@@ -127,21 +127,21 @@ def exp_neg(x: np.ndarray, x_t: Fixed, out_t: Fixed, spec: NonlinearSpec = Nonli
     return out_t.fit(np.where(zero, 0, y), name)
 
 
-def _leading_one(v: np.ndarray) -> np.ndarray:
-    """floor(log2(v)) of positive int64 codes (exact: frexp of a float64 of < 2^53)."""
+def _leading_one(v: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, floor(log2(codes))) of positive int64 codes (exact: frexp of a float64 < 2^53)."""
+    v = np.asarray(v, dtype=np.int64)
+    if (v <= 0).any():
+        raise ValueError(f"{name}: input must be positive (got a non-positive value)")
     if (v >= (1 << 53)).any():
-        raise ValueError("leading-one detection is exact only below 2^53")
-    return np.frexp(v.astype(np.float64))[1].astype(np.int64) - 1
+        raise ValueError(f"{name}: leading-one detection is exact only below 2^53")
+    return v, np.frexp(v.astype(np.float64))[1].astype(np.int64) - 1
 
 
 def reciprocal(v: np.ndarray, v_t: Fixed, out_t: Fixed, spec: NonlinearSpec = NonlinearSpec(),
                name: str = "reciprocal") -> np.ndarray:
     """1/v for positive codes of ``v_t`` → codes of ``out_t``."""
-    v = np.asarray(v, dtype=np.int64)
-    if (v <= 0).any():
-        raise ValueError(f"{name}: reciprocal of a non-positive value")
+    v, e = _leading_one(v, name)  # v = m·2^e, m in [1, 2) with e fractional bits
     ts, tab = spec.recip, table("recip", spec.recip)
-    e = _leading_one(v)  # v = m·2^e, m in [1, 2) with e fractional bits
     k = 62 - 2 * ts.entry.width  # normalise m to k fractional bits, headroom for the interpolation
     m = np.where(e <= k, v << np.maximum(k - e, 0), v >> np.maximum(e - k, 0))
     t, r = _interp(tab, m - (1 << k), k, ts.step_log2)  # 1/m, entry_frac + r bits
@@ -153,11 +153,9 @@ def reciprocal(v: np.ndarray, v_t: Fixed, out_t: Fixed, spec: NonlinearSpec = No
 def rsqrt(v: np.ndarray, v_t: Fixed, out_t: Fixed, spec: NonlinearSpec = NonlinearSpec(),
           name: str = "rsqrt") -> np.ndarray:
     """1/sqrt(v) for positive codes of ``v_t`` → codes of ``out_t``."""
-    v = np.asarray(v, dtype=np.int64)
-    if (v <= 0).any():
-        raise ValueError(f"{name}: rsqrt of a non-positive value")
+    v, lead = _leading_one(v, name)
     ts, tab = spec.rsqrt, table("rsqrt", spec.rsqrt)
-    e = _leading_one(v) - v_t.frac_bits  # value = m·2^e, m in [1, 2)
+    e = lead - v_t.frac_bits  # value = m·2^e, m in [1, 2)
     e = e - (e & 1)  # even exponent: value = m·2^e with m in [1, 4)
     k = 62 - 2 * ts.entry.width - 2  # m with k fractional bits (and 2 integer bits)
     sh = e + v_t.frac_bits - k  # m_code = v >> sh
