@@ -24,7 +24,8 @@ demo: $(STAMP)
 	$(PY) -m mtl_moe train --preset demo --out $(DEMO)
 	$(PY) -m mtl_moe train --preset demo --dense --name demo-dense --out $(DENSE)
 	$(PY) -m mtl_moe eval --checkpoint $(DENSE) --out $(DENSE)
-	$(PY) -m mtl_moe eval --checkpoint $(DEMO) --baseline $(DENSE) --out $(DEMO)
+	$(PY) -m mtl_moe eval --checkpoint $(DEMO) --baseline $(DENSE) --out $(DEMO) --routing-stats
+	$(PY) -m mtl_moe approx --hw w16a32 --out $(RUNS)/approx-w16a32 > /dev/null
 	@echo "demo report: $(DEMO)/report.md"
 
 ## test: lint + the CI test suite (slow tests have fast variants that run here).

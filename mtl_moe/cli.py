@@ -72,7 +72,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     result = evaluate_run(args.checkpoint, out_dir=args.out, baseline=args.baseline,
                           n_val=args.n_val, split=args.split, dataset=args.dataset,
-                          data_root=args.data_root, progress=not args.no_progress)
+                          data_root=args.data_root, progress=not args.no_progress,
+                          routing_stats=args.routing_stats)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -127,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="val", choices=["val", "test"])
     e.add_argument("--dataset", default="synthetic")
     e.add_argument("--data-root")
+    e.add_argument("--routing-stats", action="store_true",
+                   help="also save which experts each task selects per MoE block (routing.json/.png)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=cmd_eval)
 

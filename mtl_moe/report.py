@@ -13,6 +13,7 @@ from mtl_moe.data import IMAGE_MEAN, IMAGE_STD, build_dataset
 from mtl_moe.evaluate import evaluate
 from mtl_moe.metrics import PRIMARY_METRIC, delta_m
 from mtl_moe.plots import plot_predictions, plot_task_metrics
+from mtl_moe.routing_stats import write_routing_stats
 
 
 def load_metrics(path: str | Path) -> dict[str, Any]:
@@ -28,8 +29,11 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
 def evaluate_run(checkpoint: str | Path, out_dir: str | Path | None = None,
                  baseline: str | Path | None = None, n_val: int = 512, split: str = "val",
                  dataset: str = "synthetic", data_root: str | None = None,
-                 progress: bool = True) -> dict[str, Any]:
-    """Metrics per task, Δm against ``baseline`` when given; files written to ``out_dir``."""
+                 progress: bool = True, routing_stats: bool = False) -> dict[str, Any]:
+    """Metrics per task, Δm against ``baseline`` when given; files written to ``out_dir``.
+
+    ``routing_stats`` adds the experts each task selects per MoE block (routing.json/.png).
+    """
     model, cfg, ck = load_model(checkpoint)
     ds = build_dataset(cfg, split, n_val, name=dataset, root=data_root)
     metrics = evaluate(model, ds, progress=progress)
@@ -49,6 +53,12 @@ def evaluate_run(checkpoint: str | Path, out_dir: str | Path | None = None,
                           labels=(cfg.name, base["config"] if base else "baseline"), specs=cfg.tasks)
         _plot_samples(model, ds, out / "predictions.png")
         (out / "report.md").write_text(markdown_report(result, base))
+    if routing_stats:
+        if out_dir is None:
+            raise ValueError("--routing-stats writes routing.json and routing.png: give --out")
+        summary = write_routing_stats(model, ds, out_dir)
+        result["routing"] = {"effective_experts": summary["effective_experts"],
+                             "file": str(Path(out_dir) / "routing.json")}
     return result
 
 
