@@ -20,9 +20,14 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 venv: $(STAMP)
 
 ## demo: train the demo M3ViT and its dense baseline on the synthetic scenes, evaluate, plot.
+## The two trainings run side by side, one core each (one thread each is also what makes them
+## bit-reproducible).
 demo: $(STAMP)
-	$(PY) -m mtl_moe train --preset demo --out $(DEMO)
-	$(PY) -m mtl_moe train --preset demo --dense --name demo-dense --out $(DENSE)
+	mkdir -p $(RUNS)
+	$(PY) -m mtl_moe train --preset demo --dense --name demo-dense --out $(DENSE) --no-progress \
+		> $(RUNS)/demo-dense-train.log 2>&1 & dense=$$!; \
+	$(PY) -m mtl_moe train --preset demo --out $(DEMO) || { kill $$dense; exit 1; }; \
+	wait $$dense || { cat $(RUNS)/demo-dense-train.log; exit 1; }
 	$(PY) -m mtl_moe eval --checkpoint $(DENSE) --out $(DENSE)
 	$(PY) -m mtl_moe eval --checkpoint $(DEMO) --baseline $(DENSE) --out $(DEMO) --routing-stats
 	$(PY) -m mtl_moe approx --hw w16a32 --out $(RUNS)/approx-w16a32 > /dev/null

@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root")
     t.add_argument("--max-steps", type=int)
     t.add_argument("--eval-every", type=int, default=1)
-    t.add_argument("--threads", type=int, help="torch threads per process")
+    t.add_argument("--threads", type=int, default=1,
+                   help="torch threads per process (default 1: bit-reproducible across runs; more is "
+                        "faster but oneDNN then makes the last bits depend on memory addresses)")
     t.add_argument("--resume", help="continue from this checkpoint (same config)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)

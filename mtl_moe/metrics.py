@@ -1,12 +1,18 @@
 """Dataset-level metrics per task, and M³ViT's Δm.
 
-Meters accumulate sufficient statistics batch by batch (a confusion matrix, sums, histograms), so the
-result over a dataset does not depend on how it was batched.
+Meters accumulate sufficient statistics batch by batch (a confusion matrix, sums, histograms) and
+turn them into metrics only in ``compute()``. A metric over a dataset therefore does not depend on
+how the dataset was batched: mIoU is the IoU of the summed confusion matrix, not a mean of per-batch
+mIoUs (which over-weights small batches and classes that happen to be rare in one batch).
 
 Prediction / target conventions (B = batch, full resolution H×W):
-semseg logits (B, C, H, W) vs int64 (B, H, W), 255 = ignore; depth (B, 1, H, W) vs depth, valid
-where > 0; normals raw (B, 3, H, W) vs unit vectors, valid where the target's norm > 0.5; edges and
-saliency logits (B, 1, H, W) vs {0, 1}.
+
+- semseg: logits (B, C, H, W) vs int64 class ids (B, H, W), 255 = ignore;
+- depth: (B, 1, H, W) vs depth (B, 1, H, W), valid where the target is > 0;
+- normals: raw (B, 3, H, W), normalised here, vs unit vectors, valid where the target's norm > 0.5;
+- edges, saliency: logits (B, 1, H, W) vs {0, 1} (B, 1, H, W).
+
+A metric with no valid pixel to measure is NaN, never a perfect-looking 0 or 100.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import torch.nn.functional as F
 
 from mtl_moe.config import TaskSpec
 
-# task type → (primary metric, lower is better)
+# task type → (primary metric, lower is better); Δm and the metric plots use these
 PRIMARY_METRIC: dict[str, tuple[str, bool]] = {
     "semseg": ("miou", False),
     "depth": ("rmse", True),
@@ -29,11 +35,21 @@ PRIMARY_METRIC: dict[str, tuple[str, bool]] = {
 IGNORE_INDEX = 255
 
 
-class SegMeter:
-    """mIoU and pixel accuracy from a confusion matrix.
+def _check_same_shape(kind: str, pred: torch.Tensor, target: torch.Tensor) -> None:
+    """Refuse mismatched shapes: broadcasting (B,1,H,W) against (B,H,W) would silently mis-measure."""
+    if pred.shape != target.shape:
+        raise ValueError(f"{kind}: prediction shape {tuple(pred.shape)} != target shape "
+                         f"{tuple(target.shape)}; both must be (B, C, H, W) at full resolution")
 
-    A class absent from both targets and predictions over the whole set has no IoU and is left out
-    of the mean (rather than counted as 0 or 100).
+
+class SegMeter:
+    """mIoU and pixel accuracy (percent) from a dataset-level confusion matrix.
+
+    IoU_c = TP_c / (TP_c + FP_c + FN_c). A class absent from both targets and predictions over the
+    whole dataset has an undefined IoU (0/0) and is left out of the mean, rather than counted as 0
+    (punishing the model for a class it was never shown) or 100 (rewarding it for nothing).
+    A class present in the targets but never predicted, or predicted but never present, has IoU 0
+    and does count. Pixels labelled 255 count nowhere, whatever is predicted there.
     """
 
     def __init__(self, num_classes: int) -> None:
@@ -41,96 +57,140 @@ class SegMeter:
         self.conf = torch.zeros(num_classes, num_classes, dtype=torch.long)  # [target, pred]
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        p, t = pred.argmax(dim=1).flatten(), target.flatten()
+        if pred.dim() != 4 or pred.shape[1] != self.n or target.shape != pred[:, 0].shape:
+            raise ValueError(f"semseg: expected logits (B, {self.n}, H, W) and targets (B, H, W), "
+                             f"got {tuple(pred.shape)} and {tuple(target.shape)}")
+        p, t = pred.argmax(dim=1).flatten().cpu(), target.flatten().long().cpu()
         keep = t != IGNORE_INDEX
-        idx = t[keep] * self.n + p[keep]
-        self.conf += torch.bincount(idx, minlength=self.n * self.n).view(self.n, self.n)
+        p, t = p[keep], t[keep]
+        if t.numel() and (t.min() < 0 or t.max() >= self.n):
+            bad = sorted(set(t[(t < 0) | (t >= self.n)].tolist()))[:5]
+            raise ValueError(f"semseg: target class ids {bad} outside 0..{self.n - 1} (and not 255)")
+        self.conf += torch.bincount(t * self.n + p, minlength=self.n * self.n).view(self.n, self.n)
 
     def compute(self) -> dict[str, float]:
         c = self.conf.double()
-        tp, union = c.diag(), c.sum(0) + c.sum(1) - c.diag()
+        tp = c.diag()
+        union = c.sum(0) + c.sum(1) - tp
         present = union > 0
-        miou = (tp[present] / union[present]).mean().item() if present.any() else float("nan")
-        acc = (tp.sum() / c.sum()).item() if c.sum() > 0 else float("nan")
+        miou = (tp[present] / union[present]).mean().item() if present.any() else math.nan
+        total = c.sum().item()
+        acc = tp.sum().item() / total if total > 0 else math.nan
         return {"miou": 100 * miou, "pixel_acc": 100 * acc}
 
 
 class DepthMeter:
-    """RMSE and mean absolute relative error over valid pixels of the whole set."""
+    """RMSE and mean absolute relative error, pooled over the valid pixels of the whole dataset.
+
+    Pooling pixels (rather than averaging per-image RMSEs) keeps the result independent of batching.
+    """
 
     def __init__(self) -> None:
-        self.sq = self.rel = 0.0
+        self.sq_sum = 0.0
+        self.rel_sum = 0.0
         self.count = 0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        _check_same_shape("depth", pred, target)
         valid = target > 0
-        d = (pred.double() - target.double())[valid]
-        self.sq += float(d.square().sum())
-        self.rel += float((d.abs() / target.double()[valid]).sum())
+        t = target.double()[valid]
+        d = pred.double()[valid] - t
+        self.sq_sum += d.square().sum().item()
+        self.rel_sum += (d.abs() / t).sum().item()
         self.count += int(valid.sum())
 
     def compute(self) -> dict[str, float]:
-        n = max(self.count, 1)
-        return {"rmse": math.sqrt(self.sq / n), "abs_rel": self.rel / n}
+        if self.count == 0:
+            return {"rmse": math.nan, "abs_rel": math.nan}
+        return {"rmse": math.sqrt(self.sq_sum / self.count), "abs_rel": self.rel_sum / self.count}
 
 
 class NormalsMeter:
-    """Angle between predicted and true normals (degrees); median from a 0.1° histogram."""
+    """Angular error (degrees) between the normalised prediction and the true normal, pixel-pooled.
+
+    Mean and the share within 11.25° are exact; the median comes from a 0.01° histogram (error at
+    most 0.005°), so memory stays O(bins) however large the dataset.
+    """
+
+    BINS_PER_DEGREE = 100
 
     def __init__(self) -> None:
-        self.hist = torch.zeros(1800, dtype=torch.long)
-        self.total = 0.0
+        self.hist = torch.zeros(180 * self.BINS_PER_DEGREE, dtype=torch.long)
+        self.angle_sum = 0.0
+        self.within = 0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        _check_same_shape("normals", pred, target)
+        if pred.shape[1] != 3:
+            raise ValueError(f"normals: expected 3 channels, got shape {tuple(pred.shape)}")
         valid = target.norm(dim=1) > 0.5
         cos = (F.normalize(pred.double(), dim=1) * target.double()).sum(dim=1)[valid]
-        ang = torch.rad2deg(torch.acos(cos.clamp(-1, 1)))
-        self.total += float(ang.sum())
-        self.hist += torch.bincount((ang * 10).long().clamp(max=1799), minlength=1800)
+        ang = torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0))).cpu()
+        self.angle_sum += ang.sum().item()
+        self.within += int((ang < 11.25).sum())
+        idx = (ang * self.BINS_PER_DEGREE).long().clamp(max=self.hist.numel() - 1)
+        self.hist += torch.bincount(idx, minlength=self.hist.numel())
 
     def compute(self) -> dict[str, float]:
         n = int(self.hist.sum())
         if n == 0:
-            return {"mean_angle_err": float("nan"), "median_angle_err": float("nan"),
-                    "within_11_25": float("nan")}
+            return {"mean_angle_err": math.nan, "median_angle_err": math.nan, "within_11_25": math.nan}
         median_bin = int(torch.searchsorted(self.hist.cumsum(0), (n + 1) // 2))
-        return {"mean_angle_err": self.total / n, "median_angle_err": (median_bin + 0.5) / 10,
-                "within_11_25": 100 * float(self.hist[:113].sum()) / n}
+        return {"mean_angle_err": self.angle_sum / n,
+                "median_angle_err": (median_bin + 0.5) / self.BINS_PER_DEGREE,
+                "within_11_25": 100 * self.within / n}
 
 
 class BinaryFMeter:
-    """F-measure of a binary map, dataset-level, maximised over 99 thresholds (0.01 … 0.99).
+    """Dataset-level F-measure (percent) of a binary map: maximised over thresholds, and at 0.5.
 
-    For edges this is a pixel-wise ODS-F: the benchmark's boundary matching with a distance
-    tolerance is not applied, so values are lower than published odsF.
+    Sigmoid probabilities are accumulated into 100 bins of width 0.01, one histogram for positive
+    and one for negative target pixels, so memory is O(bins) rather than O(pixels). A pixel is
+    predicted positive at threshold k/100 (k = 1..99, a fixed grid of 99) when its probability is
+    >= k/100, i.e. when it fell in bin k or above; TP/FP/FN at every threshold follow from
+    cumulative sums of the histograms. F = 2PR / (P + R), pooled over all pixels of the dataset.
+
+    ``max_f`` is the best F over the grid, chosen once for the whole dataset: ODS-F style for
+    edges, maxF for saliency. Caveats: the edge benchmark's odsF matches predicted to true boundary
+    pixels within a distance tolerance (and thins predictions first); ours is pixel-wise with no
+    tolerance, so it is lower and only comparable between our own runs. Saliency maxF in multi-task
+    repos averages precision/recall per image; ours pools pixels over the dataset.
     """
 
-    thresholds = torch.arange(1, 100, dtype=torch.float64) / 100
+    N_BINS = 100
 
     def __init__(self) -> None:
-        self.pos = torch.zeros(100, dtype=torch.long)  # histogram of p for positive pixels
-        self.neg = torch.zeros(100, dtype=torch.long)
+        self.pos = torch.zeros(self.N_BINS, dtype=torch.long)  # histogram of p on positive pixels
+        self.neg = torch.zeros(self.N_BINS, dtype=torch.long)  # ... and on negative pixels
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        bins = (torch.sigmoid(pred.double()) * 100).long().clamp(0, 99).flatten()
-        t = target.flatten() > 0.5
-        self.pos += torch.bincount(bins[t], minlength=100)
-        self.neg += torch.bincount(bins[~t], minlength=100)
+        _check_same_shape("binary map", pred, target)
+        prob = torch.sigmoid(pred.double()).flatten().cpu()
+        bins = (prob * self.N_BINS).floor().long().clamp(0, self.N_BINS - 1)
+        t = target.flatten().cpu() > 0.5
+        self.pos += torch.bincount(bins[t], minlength=self.N_BINS)
+        self.neg += torch.bincount(bins[~t], minlength=self.N_BINS)
 
-    def _f(self) -> torch.Tensor:
-        # pixels predicted positive at threshold k/100 are those in bins >= k
-        tp = self.pos.flip(0).cumsum(0).flip(0)[1:].double()
+    def f_per_threshold(self) -> torch.Tensor:
+        """F (0..1) at thresholds 0.01, 0.02, …, 0.99 (index k-1 ↔ threshold k/100)."""
+        tp = self.pos.flip(0).cumsum(0).flip(0)[1:].double()  # [k-1] = positives in bins >= k
         fp = self.neg.flip(0).cumsum(0).flip(0)[1:].double()
-        prec = tp / (tp + fp).clamp(min=1)
-        rec = tp / max(int(self.pos.sum()), 1)
-        return 2 * prec * rec / (prec + rec).clamp(min=1e-12)
+        fn = self.pos.sum() - tp
+        # F = 2TP / (2TP + FP + FN): the same as 2PR/(P+R), and 0 (not NaN) when TP = 0
+        return 2 * tp / (2 * tp + fp + fn).clamp(min=1)
 
     def compute(self) -> dict[str, float]:
-        f = self._f()
-        return {"max_f": 100 * float(f.max()), "f_at_0_5": 100 * float(f[49])}
+        if int(self.pos.sum() + self.neg.sum()) == 0:
+            return {"max_f": math.nan, "f_at_0_5": math.nan}
+        f = self.f_per_threshold()
+        return {"max_f": 100 * f.max().item(), "f_at_0_5": 100 * f[49].item()}
 
 
-def make_meter(spec: TaskSpec) -> SegMeter | DepthMeter | NormalsMeter | BinaryFMeter:
+Meter = SegMeter | DepthMeter | NormalsMeter | BinaryFMeter
+
+
+def make_meter(spec: TaskSpec) -> Meter:
+    """The meter for a task's type (semseg needs the class count from the spec)."""
     if spec.type == "semseg":
         return SegMeter(spec.num_classes)
     if spec.type == "depth":
@@ -139,31 +199,44 @@ def make_meter(spec: TaskSpec) -> SegMeter | DepthMeter | NormalsMeter | BinaryF
         return NormalsMeter()
     if spec.type in ("edges", "saliency"):
         return BinaryFMeter()
-    raise ValueError(f"no metric for task type {spec.type!r}")
+    raise ValueError(f"task {spec.name!r}: no metric for task type {spec.type!r}; "
+                     f"known types: {sorted(PRIMARY_METRIC)}")
 
 
 class MultiTaskEvaluator:
-    """One meter per task, keyed by task name."""
+    """One meter per task, keyed by task name; feed it batches, read all metrics at the end."""
 
     def __init__(self, specs: tuple[TaskSpec, ...]) -> None:
-        self.meters = {s.name: make_meter(s) for s in specs}
+        self.meters: dict[str, Meter] = {s.name: make_meter(s) for s in specs}
 
     @torch.no_grad()
-    def update(self, task: str, pred: torch.Tensor, target: torch.Tensor) -> None:
-        self.meters[task].update(pred.detach(), target)
+    def update(self, task_name: str, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if task_name not in self.meters:
+            raise KeyError(f"unknown task {task_name!r}; this evaluator has {sorted(self.meters)}")
+        self.meters[task_name].update(pred.detach(), target)
 
     def compute(self) -> dict[str, dict[str, float]]:
-        return {t: m.compute() for t, m in self.meters.items()}
+        return {name: meter.compute() for name, meter in self.meters.items()}
 
 
 def delta_m(metrics: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]],
             specs: tuple[TaskSpec, ...]) -> float:
-    """M³ViT's Δm in percent: mean over tasks of (−1)^l (M − M_base) / M_base, l=1 if lower is better."""
+    """M³ViT's Δm in percent: mean over tasks of (−1)^l_i (M_i − M_b,i) / M_b,i × 100.
+
+    M_i is task i's primary metric (:data:`PRIMARY_METRIC`) and l_i = 1 when lower is better, so a
+    positive Δm means the model beats the baseline on average. Both dicts are keyed by task name.
+    """
+    if not specs:
+        raise ValueError("delta_m needs at least one task")
     terms = []
     for s in specs:
         key, lower = PRIMARY_METRIC[s.type]
-        if s.name not in baseline or key not in baseline[s.name]:
-            raise ValueError(f"baseline has no {key!r} for task {s.name!r}; it has {sorted(baseline)}")
+        for name, d in (("baseline", baseline), ("metrics", metrics)):
+            if key not in d.get(s.name, {}):
+                raise ValueError(f"{name} has no {key!r} for task {s.name!r}; it has tasks "
+                                 f"{sorted(d)} (Δm needs every task's primary metric in both)")
         m, b = metrics[s.name][key], baseline[s.name][key]
-        terms.append((-1 if lower else 1) * (m - b) / b)
+        if b == 0:
+            raise ValueError(f"baseline {key!r} of task {s.name!r} is 0: the relative change is undefined")
+        terms.append((-1.0 if lower else 1.0) * (m - b) / b)
     return 100 * sum(terms) / len(terms)

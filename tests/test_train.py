@@ -59,6 +59,26 @@ def test_same_seed_gives_identical_parameters(tmp_path: Path) -> None:
     assert not torch.equal(c.state_dict()["pos_embed"], a["pos_embed"])
 
 
+def test_same_seed_is_bit_identical_across_processes(tmp_path: Path) -> None:
+    """Two separate processes (different memory layouts) train to the same bits.
+
+    With 2 threads oneDNN's kernels made two demo runs drift apart after ~60 steps; the default of
+    one thread per process is what this guards.
+    """
+    cfg = tmp_path / "tiny.json"
+    TINY.save(cfg)
+    for run in ("a", "b"):
+        r = subprocess.run([sys.executable, "-m", "mtl_moe", "train", "--config", str(cfg), "--out",
+                            str(tmp_path / run), "--epochs", "3", "--n-train", "512", "--n-val", "16",
+                            "--batch-size", "16", "--eval-every", "3", "--no-progress"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert a["step"] == b["step"] == 96
+    _assert_same_params(a["model"], b["model"])
+
+
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path, monkeypatch) -> None:
     cfg = TINY.replace(noisy_gating=True)  # noise consumes the RNG: resume must restore its state
     full = train(cfg, _args(epochs=2), tmp_path / "full", progress=False)
