@@ -128,9 +128,8 @@ def _class_cmap(n: int) -> ListedColormap:
     """
     base = [*plt.get_cmap("tab10").colors, *plt.get_cmap("tab20").colors[1::2],
             *plt.get_cmap("tab20b").colors, *plt.get_cmap("tab20c").colors]
-    cmap = ListedColormap([base[i % len(base)] for i in range(n)], name=f"classes{n}")
-    cmap.set_bad("white")
-    return cmap
+    return ListedColormap([base[i % len(base)] for i in range(n)], name=f"classes{n}").with_extremes(
+        bad="white")
 
 
 def _panels(spec: TaskSpec, target: torch.Tensor, pred: torch.Tensor) -> list[tuple[Any, dict[str, Any]]]:
@@ -177,10 +176,10 @@ def plot_predictions(images: torch.Tensor, targets: dict[str, torch.Tensor],
     img = _denormalise(images, mean, std)
     fig, axes = plt.subplots(n, cols, figsize=(1.5 * cols, 1.55 * n + 0.4), squeeze=False)
     for i in range(n):
-        axes[i, 0].imshow(img[i].permute(1, 2, 0), interpolation="nearest")
+        axes[i, 0].imshow(img[i].permute(1, 2, 0).numpy(), interpolation="nearest")
         for j, s in enumerate(specs):
             for k, (arr, kw) in enumerate(_panels(s, targets[s.name][i], preds[s.name][i])):
-                axes[i, 1 + 2 * j + k].imshow(arr, **{"interpolation": "nearest", **kw})
+                axes[i, 1 + 2 * j + k].imshow(arr.numpy(), **{"interpolation": "nearest", **kw})
     axes[0, 0].set_title("image", fontsize=9)
     for j, s in enumerate(specs):
         axes[0, 1 + 2 * j].set_title(f"{s.name}\ntarget", fontsize=9)
