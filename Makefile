@@ -9,17 +9,19 @@ STAMP  := $(VENV)/.installed-stamp
 RUNS   ?= runs
 DEMO   := $(RUNS)/demo
 DENSE  := $(RUNS)/demo-dense
+QAT_ARGS ?= --epochs 1 --n-train 1024
 
 .PHONY: venv demo test test-all lint clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[dev]'
+	$(PY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[dev,qonnx]'
 	touch $@
 
 venv: $(STAMP)
 
-## demo: train the demo M3ViT and its dense baseline on the synthetic scenes, evaluate, plot.
+## demo: train the demo M3ViT and its dense baseline on the synthetic scenes, evaluate, plot;
+## then quantize it to w16a32 and int8 (PTQ + QAT, range analysis, golden bit-exact check).
 ## The two trainings run side by side, one core each (one thread each is also what makes them
 ## bit-reproducible).
 demo: $(STAMP)
@@ -31,7 +33,14 @@ demo: $(STAMP)
 	$(PY) -m mtl_moe eval --checkpoint $(DENSE) --out $(DENSE)
 	$(PY) -m mtl_moe eval --checkpoint $(DEMO) --baseline $(DENSE) --out $(DEMO) --routing-stats
 	$(PY) -m mtl_moe approx --hw w16a32 --out $(RUNS)/approx-w16a32 > /dev/null
+	$(PY) -m mtl_moe approx --hw int8 --out $(RUNS)/approx-int8 > /dev/null
+	$(PY) -m mtl_moe quantize --checkpoint $(DEMO) --hw int8 --out $(DEMO)-int8 $(QAT_ARGS) --no-progress \
+		> $(RUNS)/demo-int8-quantize.log 2>&1 & int8=$$!; \
+	$(PY) -m mtl_moe quantize --checkpoint $(DEMO) --hw w16a32 --out $(DEMO)-w16a32 $(QAT_ARGS) \
+		|| { kill $$int8; exit 1; }; \
+	wait $$int8 || { cat $(RUNS)/demo-int8-quantize.log; exit 1; }
 	@echo "demo report: $(DEMO)/report.md"
+	@echo "quantized:   $(DEMO)-w16a32/report.md $(DEMO)-int8/report.md"
 
 ## test: lint + the CI test suite (slow tests have fast variants that run here).
 test: $(STAMP)

@@ -1,7 +1,8 @@
 """Command line: ``mtl-moe <command>`` (also ``python -m mtl_moe <command>``).
 
 Commands: ``config`` (show a preset / config file with its derived sizes), ``train``, ``eval``,
-``approx`` (error report of the hardware's nonlinear approximations).
+``approx`` (error report of the hardware's nonlinear approximations), ``quantize`` (PTQ + QAT to a
+hardware preset, range analysis, golden bit-exactness check), ``export --qonnx``.
 Every error a user can cause (bad config, missing file, unknown task) exits with status 2 and a
 one-line message naming what is wrong, not a traceback.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_moe.config import PRESETS, ConfigError, MoEViTConfig, resolve_config
+from mtl_moe.fixed import FixedOverflowError
 
 
 def _model_config(args: argparse.Namespace) -> MoEViTConfig:
@@ -87,6 +89,57 @@ def cmd_approx(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from mtl_moe.qat import QuantizeArgs, quantize
+
+    qargs = QuantizeArgs(hw=args.hw, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                         n_train=args.n_train, n_val=args.n_val, n_calib=args.n_calib,
+                         n_check=args.n_check, max_steps=args.max_steps, threads=args.threads)
+    r = quantize(args.checkpoint, qargs, args.out, progress=not args.no_progress)
+    c = r["comparison"]
+    print(json.dumps({"out": args.out, "hw": r["hw"], "qat_steps": r["qat_steps"],
+                      "worst_primary_loss_points": round(c["worst_primary_loss"], 4),
+                      "target_points": c["target_points"], "meets_target": c["meets_target"],
+                      "bit_exact_mismatches": r["bit_exact"]["mismatches"],
+                      "bit_exact_values": r["bit_exact"]["values"], "ranges": r["ranges"],
+                      "report": str(Path(args.out) / "report.md")}, indent=2))
+    return 0 if r["bit_exact"]["mismatches"] == 0 else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if not args.qonnx:
+        raise ValueError("nothing to export: pass --qonnx (the HLS export is issue 5's --hls)")
+    import torch
+
+    from mtl_moe.checkpoint import load_checkpoint
+    from mtl_moe.data import build_dataset
+    from mtl_moe.hw import get_hw
+    from mtl_moe.qat import load_quant_model
+    from mtl_moe.qonnx_export import export_and_verify
+    from mtl_moe.quant import QuantM3ViT
+
+    ck = load_checkpoint(args.checkpoint)
+    if ck.get("hw"):
+        if args.hw and args.hw != ck["hw"]:
+            raise ValueError(f"{args.checkpoint} is quantized for {ck['hw']!r}, not {args.hw!r}")
+        q = load_quant_model(args.checkpoint)
+    else:
+        if not args.hw:
+            raise ValueError(f"{args.checkpoint} is a float checkpoint: pass --hw (w16a32, int8) "
+                             "or export the output of `mtl-moe quantize`")
+        from mtl_moe.checkpoint import load_model
+
+        q = QuantM3ViT(load_model(args.checkpoint)[0], get_hw(args.hw)).eval()
+    tasks = args.tasks or None
+    for t in tasks or []:
+        q.config.task_index(t)
+    ds = build_dataset(q.config, "val", max(args.n_verify, 1), seed=q.config.seed)
+    images = torch.stack([ds[i]["image"] for i in range(args.n_verify)])
+    r = export_and_verify(q, args.out, images, tasks)
+    print(json.dumps(r, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtl-moe", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -140,6 +193,33 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", required=True, help="folder for approx.json, approx.md, approx.png")
     a.add_argument("--n-tokens", type=int, default=1025, help="largest softmax row (reciprocal range)")
     a.set_defaults(func=cmd_approx)
+
+    q = sub.add_parser("quantize", help="PTQ + QAT of a float checkpoint to a hardware preset, "
+                       "range analysis and the golden bit-exactness check")
+    q.add_argument("--checkpoint", required=True, help="float checkpoint.pt or its run folder")
+    q.add_argument("--hw", default="w16a32", help="hardware preset (w16a32, int8)")
+    q.add_argument("--out", required=True, help="folder for the quantized run")
+    q.add_argument("--epochs", type=int, default=1, help="QAT epochs")
+    q.add_argument("--lr", type=float, default=2e-4)
+    q.add_argument("--batch-size", type=int, default=32)
+    q.add_argument("--n-train", type=int, default=4096)
+    q.add_argument("--n-val", type=int, default=512)
+    q.add_argument("--n-calib", type=int, default=16, help="range-analysis images")
+    q.add_argument("--n-check", type=int, default=4, help="images per task in the bit-exact check")
+    q.add_argument("--max-steps", type=int)
+    q.add_argument("--threads", type=int, default=1)
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_quantize)
+
+    x = sub.add_parser("export", help="export a (quantized) checkpoint: --qonnx writes one QONNX file "
+                       "per task and checks it with qonnx against the torch fake-quant model")
+    x.add_argument("--checkpoint", required=True, help="quantized (or float + --hw) checkpoint")
+    x.add_argument("--qonnx", action="store_true", help="QONNX via Brevitas' exporter")
+    x.add_argument("--hw", help="hardware preset, for a float checkpoint")
+    x.add_argument("--tasks", nargs="*", help="tasks to export (default: all)")
+    x.add_argument("--n-verify", type=int, default=1, help="validation images run through qonnx")
+    x.add_argument("--out", required=True, help="folder for <task>.qonnx.onnx and qonnx.json")
+    x.set_defaults(func=cmd_export)
     return p
 
 
@@ -147,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, FixedOverflowError) as e:
         print(f"mtl-moe {args.command}: error: {e}", file=sys.stderr)
         return 2
 

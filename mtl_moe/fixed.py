@@ -104,13 +104,15 @@ class Fixed:
             ) -> np.ndarray:
         """Range-check codes already on this type's grid: saturate (SAT) or raise (WRAP)."""
         codes = np.asarray(codes, dtype=np.int64)
+        if log is not None:
+            log.observe(name, self, codes)
         over = (codes > self.max_code) | (codes < self.min_code)
         if not over.any():
             return codes
         lo, hi = int(codes.min()), int(codes.max())
         if log is not None:
             log.record(name, self, int(over.sum()), lo, hi)
-        if self.overflow == "SAT":
+        if self.overflow == "SAT" or (log is not None and not log.strict):
             return np.clip(codes, self.min_code, self.max_code)
         need = bits_to_hold(lo * self.lsb, hi * self.lsb, self.frac_bits, self.signed)
         raise FixedOverflowError(
@@ -172,12 +174,28 @@ def check_headroom(codes: np.ndarray, name: str) -> None:
 
 @dataclass
 class OverflowLog:
-    """Per-tensor record of saturations/overflows seen while running the golden model."""
+    """Per-tensor ranges and overflow events seen while running the golden model.
+
+    ``ranges[name]``: type, min and max value of every tensor checked against its type.
+    ``events[name]``: values outside the type (saturated for SAT types). With ``strict=False`` a
+    WRAP overflow is recorded and saturated instead of raised, so range analysis can report every
+    offending tensor in one pass.
+    """
 
     events: dict[str, dict] = field(default_factory=dict)
+    ranges: dict[str, dict] = field(default_factory=dict)
+    strict: bool = True
+
+    def observe(self, name: str, t: Fixed, codes: np.ndarray) -> None:
+        if codes.size == 0:
+            return
+        lo, hi = float(codes.min()) * t.lsb, float(codes.max()) * t.lsb
+        r = self.ranges.setdefault(name, {"type": t, "min": lo, "max": hi, "count": 0})
+        r["min"], r["max"] = min(r["min"], lo), max(r["max"], hi)
+        r["count"] += int(codes.size)
 
     def record(self, name: str, t: Fixed, count: int, lo: int, hi: int) -> None:
-        e = self.events.setdefault(name, {"type": t.ctype(), "count": 0, "min": lo * t.lsb,
-                                          "max": hi * t.lsb})
+        e = self.events.setdefault(name, {"type": t.ctype(), "overflow": t.overflow, "count": 0,
+                                          "min": lo * t.lsb, "max": hi * t.lsb})
         e["count"] += count
         e["min"], e["max"] = min(e["min"], lo * t.lsb), max(e["max"], hi * t.lsb)

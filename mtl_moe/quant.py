@@ -73,9 +73,16 @@ def _round(v: Tensor, mode: str) -> Tensor:
     return torch.round(v)  # RND_CONV: torch.round rounds half to even
 
 
+# Set by mtl_moe.qonnx_export while tracing: Fixed type -> Brevitas quantizer module, so every
+# fake-quant of the float32 path becomes a QONNX Quant node.
+EXPORT_QUANTIZERS: dict[Fixed, Callable[[Tensor], Tensor]] | None = None
+
+
 def fq(x: Tensor, t: Fixed, name: str = "tensor") -> Tensor:
     """Quantize to type t. float64: exact (power-of-two scaling), a WRAP overflow raises.
     float32: fake-quant, clamped, straight-through gradient."""
+    if EXPORT_QUANTIZERS is not None and x.dtype == torch.float32:
+        return EXPORT_QUANTIZERS[t](x)
     s = 2.0 ** t.frac_bits
     q = _round(x.detach() * s, t.rounding)
     if x.dtype == torch.float64 and t.overflow == "WRAP":
@@ -133,6 +140,34 @@ def _bound(a: Tensor, b: Tensor, terms: int, name: str) -> None:
             raise FixedOverflowError(f"{name}: dot product could exceed int64 (2^{math.log2(bound):.1f})")
 
 
+_LIMB = 16  # bits per limb: a limb product is < 2^32, so float64 sums of up to 2^21 terms are exact
+
+
+def _limbs(c: Tensor) -> list[tuple[int, Tensor]]:
+    """c = Σ limb·2^shift with |limb| < 2^16 (float64), as many limbs as c's magnitude needs."""
+    out, rest, shift = [], c, 0
+    top = int(c.abs().max()) if c.numel() else 0
+    while True:
+        if top < (1 << _LIMB):
+            return [*out, (shift, rest.to(torch.float64))]
+        lo = rest & ((1 << _LIMB) - 1)  # the low limb, 0..2^16-1
+        out.append((shift, lo.to(torch.float64)))
+        rest, shift, top = rest >> _LIMB, shift + _LIMB, top >> _LIMB
+
+
+def int_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Exact int64 a @ b through float64 BLAS: operands split into 16-bit limbs (torch's own int64
+    matmul is exact too but has no BLAS kernel and is ~20x slower)."""
+    if a.shape[-1] >= 1 << 21:
+        return a @ b
+    acc = None
+    for sa, la in _limbs(a):
+        for sb, lb in _limbs(b):
+            part = (la @ lb).to(torch.int64) << (sa + sb)
+            acc = part if acc is None else acc + part
+    return acc
+
+
 def qmatmul(a: Tensor, b: Tensor, a_t: Fixed, b_t: Fixed, out_t: Fixed, name: str,
             bias: Tensor | None = None, bias_t: Fixed | None = None, accum: Fixed | None = None) -> Tensor:
     """a @ b (+ bias) rounded once to out_t; exact on int64 codes in float64 mode."""
@@ -141,7 +176,7 @@ def qmatmul(a: Tensor, b: Tensor, a_t: Fixed, b_t: Fixed, out_t: Fixed, name: st
         return fq(y if bias is None else y + bias, out_t, name)
     ac, bc = codes(a, a_t), codes(b, b_t)
     _bound(ac, bc, a.shape[-1] + 1, name)
-    acc = ac @ bc
+    acc = int_matmul(ac, bc)
     fp = a_t.frac_bits + b_t.frac_bits
     if bias is not None and bias_t is not None:
         acc = acc + _shift_round(codes(bias, bias_t), bias_t.frac_bits - fp, bias_t.rounding)
@@ -166,7 +201,16 @@ def _np_op(fn, x: Tensor, x_t: Fixed, out_t: Fixed, hw: HardwareSpec, name: str)
 
 
 class _TableGelu(torch.autograd.Function):
-    """Forward: the hardware's GELU table on the (already quantized) input; backward: GELU'."""
+    """Forward: the hardware's GELU table on the (already quantized) input; backward: GELU'.
+    Exported to QONNX as the custom op ``mtl_moe.qonnx_ops::TableGelu``."""
+
+    @staticmethod
+    def symbolic(g, x, hw):  # type: ignore[no-untyped-def]
+        a, ts = hw.act, hw.nonlinear.gelu
+        return g.op("mtl_moe.qonnx_ops::TableGelu", x, act_width_i=a.width, act_int_bits_i=a.int_bits,
+                    act_rounding_s=a.rounding, act_overflow_s=a.overflow, x_max_f=ts.hi,
+                    step_log2_i=ts.step_log2, entry_width_i=ts.entry.width,
+                    entry_int_bits_i=ts.entry.int_bits, entry_rounding_s=ts.entry.rounding)
 
     @staticmethod
     def forward(ctx, x: Tensor, hw: HardwareSpec) -> Tensor:  # type: ignore[override]
@@ -201,6 +245,7 @@ class QuantM3ViT(nn.Module):
         check_fits(model.config, hw)
         self.model, self.hw, self.config = model, hw, model.config
         self.trace: Callable[[str, np.ndarray], None] | None = None  # as GoldenModel.trace (float64)
+        self.exact = False  # True: forward()/forward_multitask() run the exact path on any input
 
     def _t(self, name: str, x: Tensor, t: Fixed | None = None) -> Tensor:
         if self.trace is not None and x.dtype == torch.float64:
@@ -230,7 +275,7 @@ class QuantM3ViT(nn.Module):
     def _layer_norm(self, x: Tensor, g: Tensor, b: Tensor, name: str) -> Tensor:
         hw, a, s = self.hw, self.hw.act, self.hw.ln_stat
         if x.dtype != torch.float64:
-            return fq(F.layer_norm(x, x.shape[-1:], g, b, self.config.ln_eps), a, name)
+            return fq(F.layer_norm(x, (self.config.n_embd,), g, b, self.config.ln_eps), a, name)
         D = x.shape[-1]
         xc = codes(x, a)
         mean = torch.div(xc.sum(-1, keepdim=True), D, rounding_mode="floor")
@@ -278,7 +323,7 @@ class QuantM3ViT(nn.Module):
             p = _np_op(exp_neg, scores - m[..., None], hw.score, hw.exp, hw, f"{pre}.exp")
             pc, vc = codes(p, hw.exp), codes(v, a)
             _bound(pc, vc, T, f"{pre}.av")
-            av = _shift_round(pc @ vc, hw.exp.frac_bits, "TRN").double() / 2.0**a.frac_bits
+            av = _shift_round(int_matmul(pc, vc), hw.exp.frac_bits, "TRN").double() / 2.0**a.frac_bits
             o = qmul(av, r[..., None], a, hw.recip, a, f"{pre}.out")
         else:
             p = fq(scores.softmax(-1), hw.exp, f"{pre}.prob")
@@ -308,7 +353,10 @@ class QuantM3ViT(nn.Module):
         else:
             logits = fq(torch.einsum("nd,ned->ne", x, wt), hw.router_logit, f"{pre}.logits")
             g = fq(logits.softmax(-1), hw.gate, f"{pre}.gate")
-        idx = torch.sort(-g.detach(), dim=-1, stable=True).indices[:, : c.top_k]  # ties: lower id
+        if EXPORT_QUANTIZERS is not None:  # ONNX TopK breaks ties by the lower index, as we do
+            idx = torch.topk(g, c.top_k, dim=-1).indices
+        else:
+            idx = torch.sort(-g.detach(), dim=-1, stable=True).indices[:, : c.top_k]  # ties: lower id
         self._t(f"{pre}.idx", idx)
         self._t(f"{pre}.gate", g.gather(-1, idx), hw.gate)
         return idx, g.gather(-1, idx)
@@ -319,6 +367,8 @@ class QuantM3ViT(nn.Module):
         flat = x.reshape(B * T, D)
         idx, w = self._router(flat, P, task_ids.repeat_interleave(T), f"{pre}.router")
         k, E = c.top_k, c.n_experts
+        if EXPORT_QUANTIZERS is not None:
+            return self._moe_dense(flat, idx, w, P, pre).reshape(B, T, D), x.new_zeros(())
         order = torch.argsort(idx.reshape(-1), stable=True)  # grouped by expert, token order inside
         tok = order // k
         counts = torch.bincount(idx.reshape(-1), minlength=E)
@@ -337,6 +387,18 @@ class QuantM3ViT(nn.Module):
         y = qmul(y, w.reshape(-1).index_select(0, order)[:, None], hw.act, hw.gate, hw.act, f"{pre}.gated")
         out = fq(flat.new_zeros(B * T, D).index_add(0, tok, y), hw.act, f"{pre}.out")
         return out.reshape(B, T, D), self._balance(idx, w, task_ids)
+
+    def _moe_dense(self, x: Tensor, idx: Tensor, w: Tensor, P: dict[str, Tensor], pre: str) -> Tensor:
+        """Every expert on every token, weighted by the sparse gate (0 unless chosen): the same values
+        as the dispatch above in a static graph (for export; E/k times the work)."""
+        hw, E = self.hw, self.config.n_experts
+        gates = torch.zeros(x.shape[0], E, dtype=x.dtype).scatter(-1, idx, w)
+        out = torch.zeros_like(x)
+        for e in range(E):
+            y = self._ffn(x, P[f"{pre}.experts.w1"][e].t(), P[f"{pre}.experts.b1"][e],
+                          P[f"{pre}.experts.w2"][e].t(), P[f"{pre}.experts.b2"][e], f"{pre}.expert{e}")
+            out = out + qmul(y, gates[:, e:e + 1], hw.act, hw.gate, hw.act, f"{pre}.gated")
+        return fq(out, hw.act, f"{pre}.out")
 
     def _balance(self, idx: Tensor, w: Tensor, task_ids: Tensor) -> Tensor:
         """cv²(importance) + cv²(load) per present task, as the float model's balance loss."""
@@ -411,6 +473,7 @@ class QuantM3ViT(nn.Module):
 
     def forward(self, images: Tensor, task: str | int) -> Tensor:
         t = self.config.task_index(task)
+        images = images.double() if self.exact else images
         P = self.qparams(images.dtype)
         grid, _ = self.forward_features(images, torch.full((images.shape[0],), t, dtype=torch.long), P)
         return self._t("head", self.head(grid, self.config.tasks[t].name, P))
@@ -418,6 +481,9 @@ class QuantM3ViT(nn.Module):
     def forward_multitask(self, images: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         """Every task's prediction (each with its own gate) and the summed balance loss."""
         B, T = images.shape[0], len(self.config.tasks)
+        if self.exact or images.dtype == torch.float64:  # one task per pass, as the accelerator
+            out = {s.name: self.forward(images, i) for i, s in enumerate(self.config.tasks)}
+            return out, images.new_zeros((), dtype=torch.float64)
         task_ids = torch.arange(T).repeat_interleave(B)
         P = self.qparams(images.dtype)
         grid, aux = self.forward_features(images.repeat(T, 1, 1, 1), task_ids, P)

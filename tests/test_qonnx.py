@@ -1,0 +1,87 @@
+"""QONNX export through Brevitas, executed by qonnx, against the torch fake-quant model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from mtl_moe.config import get_preset
+from mtl_moe.hw import get_hw
+from mtl_moe.model import M3ViT
+from mtl_moe.qonnx_export import export_and_verify
+from mtl_moe.quant import QuantM3ViT
+from mtl_moe.train import TrainArgs, train
+
+TINY = get_preset("demo").replace(n_layer=1, moe_blocks=(0,), n_experts=2, top_k=1, name="tiny")
+
+
+def _model() -> M3ViT:
+    torch.manual_seed(0)
+    m = M3ViT(TINY).eval()
+    with torch.no_grad():  # weights large enough that activations use many bits
+        for p in m.parameters():
+            p.mul_(3.0)
+    return m
+
+
+@pytest.mark.parametrize("hw", ["w16a32", "int8"])
+def test_qonnx_file_runs_in_qonnx_like_the_torch_fake_quant_model(tmp_path, hw):
+    q = QuantM3ViT(_model(), get_hw(hw))
+    r = export_and_verify(q, tmp_path, torch.randn(1, 3, 32, 32) * 2, ["depth"])["tasks"]["depth"]
+    # torch and qonnx run the same float32 fake-quant graph; they differ only by float32 operation
+    # order: a few float32 ulps at the output's magnitude for w16a32 (whose 22 fractional bits are
+    # finer than float32 there), nothing for int8 (4 fractional bits absorb float32 noise)
+    if hw == "w16a32":
+        assert r["max_abs_diff_f32_ulps"] <= 16, r
+    else:
+        assert r["max_abs_diff"] == 0.0, r
+    assert r["max_abs_value"] > 8 * q.hw.act.lsb  # the output is not trivially zero
+    assert r["table_gelu_nodes"] == 2  # one per expert of the (densely exported) MoE layer
+
+    g = onnx.load(str(tmp_path / "depth.qonnx.onnx")).graph
+    init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+
+    def const(name):
+        if name in init:
+            return init[name]
+        node = next(n for n in g.node if name in n.output)  # a Constant node
+        return numpy_helper.to_array(node.attribute[0].t)
+
+    # every Quant node is an ap_fixed type of the spec: scale 2^-F, bit width W, zero point 0
+    types = {(t.frac_bits, t.width, int(t.signed)) for t in q.hw.tensor_classes().values()}
+    quant = [n for n in g.node if n.op_type == "Quant"]
+    assert len(quant) > 20
+    for n in quant:
+        scale, zp, bw = (float(const(i)) for i in n.input[1:4])
+        signed = next(a.i for a in n.attribute if a.name == "signed")
+        assert zp == 0 and (-int(np.log2(scale)), int(bw), signed) in types
+
+
+def test_export_cli_on_a_quantized_checkpoint_and_its_errors(tmp_path):
+    run = tmp_path / "float"
+    train(TINY, TrainArgs(epochs=1, n_train=32, n_val=8, batch_size=16), run, progress=False)
+
+    def cli(*a):
+        return subprocess.run([sys.executable, "-m", "mtl_moe", *a], capture_output=True, text=True,
+                              timeout=600)
+
+    r = cli("export", "--checkpoint", str(run), "--qonnx", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "float checkpoint: pass --hw" in r.stderr
+    r = cli("export", "--checkpoint", str(run), "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "pass --qonnx" in r.stderr
+    r = cli("export", "--checkpoint", str(run), "--qonnx", "--hw", "int8", "--tasks", "semseg",
+            "--out", str(tmp_path / "x"))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "x" / "qonnx.json").read_text())
+    assert rep["tasks"]["semseg"]["max_abs_diff"] == 0.0
+    assert (tmp_path / "x" / "semseg.qonnx.onnx").stat().st_size > 0
+    r = cli("export", "--checkpoint", str(run), "--qonnx", "--hw", "int8", "--tasks", "segm",
+            "--out", str(tmp_path / "y"))
+    assert r.returncode == 2 and "unknown task" in r.stderr
