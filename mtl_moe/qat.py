@@ -2,7 +2,8 @@
 
 1. float metrics of the checkpoint (the reference);
 2. post-training quantization (PTQ): the same weights through the exact fixed-point path;
-3. quantization-aware fine-tuning (QAT) in the float32 fake-quant path, straight-through gradients;
+3. quantization-aware fine-tuning (QAT) in the float32 fake-quant path, every quantizer a Brevitas
+   fixed-point quantizer (:mod:`mtl_moe.brevitas_quant`), straight-through gradients;
 4. QAT metrics, again on the exact path (what the accelerator will compute);
 5. range analysis of every tensor on calibration images (an overflow is an error);
 6. the bit-exactness check: golden model vs the exact torch path on validation images, every task,
@@ -26,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from mtl_moe.brevitas_quant import brevitas_fake_quant, quantizers
 from mtl_moe.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from mtl_moe.data import build_dataset
 from mtl_moe.evaluate import evaluate
@@ -121,27 +123,10 @@ def quantize(checkpoint: str | Path, args: QuantizeArgs, out_dir: str | Path,
                         generator=torch.Generator().manual_seed(seed))
     opt = torch.optim.AdamW(q.parameters(), lr=args.lr, weight_decay=0.0)
     total = args.max_steps or args.epochs * len(loader)
-    sched = _Sched(args.lr)
-    net, step, history = _QuantNet(q), 0, []
+    net = _QuantNet(q)
     q.train()
-    for epoch in range(args.epochs):
-        bar = tqdm(loader, desc=f"QAT epoch {epoch + 1}/{args.epochs}", disable=not progress, leave=False)
-        for batch in bar:
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, total, sched)
-            loss, parts = multitask_loss(net, cfg, batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(q.parameters(), 1.0)
-            opt.step()
-            step += 1
-            bar.set_postfix(loss=f"{parts['loss']:.3f}")
-            if step % 10 == 0 or step == 1:
-                history.append({"step": step, **parts})
-            if step >= total:
-                break
-        if step >= total:
-            break
+    with brevitas_fake_quant(quantizers(hw)):
+        step, history = _qat_loop(net, cfg, loader, opt, args, total, progress)
     q.eval()
     step_bar.update()
     result["qat"] = _exact_metrics(q, val, args.batch_size)
@@ -169,6 +154,28 @@ def quantize(checkpoint: str | Path, args: QuantizeArgs, out_dir: str | Path,
     if msg:
         raise FixedOverflowError(msg + f"\n(full table: {out / 'ranges.md'})")
     return result
+
+
+def _qat_loop(net: _QuantNet, cfg: Any, loader: DataLoader, opt: torch.optim.Optimizer,
+              args: QuantizeArgs, total: int, progress: bool) -> tuple[int, list[dict[str, Any]]]:
+    sched, step, history = _Sched(args.lr), 0, []
+    for epoch in range(args.epochs):
+        bar = tqdm(loader, desc=f"QAT epoch {epoch + 1}/{args.epochs}", disable=not progress, leave=False)
+        for batch in bar:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, total, sched)  # type: ignore[arg-type]
+            loss, parts = multitask_loss(net, cfg, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            step += 1
+            bar.set_postfix(loss=f"{parts['loss']:.3f}")
+            if step % 10 == 0 or step == 1:
+                history.append({"step": step, **parts})
+            if step >= total:
+                return step, history
+    return step, history
 
 
 @dataclass

@@ -73,16 +73,18 @@ def _round(v: Tensor, mode: str) -> Tensor:
     return torch.round(v)  # RND_CONV: torch.round rounds half to even
 
 
-# Set by mtl_moe.qonnx_export while tracing: Fixed type -> Brevitas quantizer module, so every
-# fake-quant of the float32 path becomes a QONNX Quant node.
-EXPORT_QUANTIZERS: dict[Fixed, Callable[[Tensor], Tensor]] | None = None
+# Set by mtl_moe.brevitas_quant (QAT and QONNX export): Fixed type -> Brevitas quantizer module,
+# which then performs every fake-quant of the float32 path (and becomes a QONNX Quant node).
+QUANTIZERS: dict[Fixed, Callable[[Tensor], Tensor]] | None = None
+# Set while exporting: a static graph (top-k without a sort, MoE computed densely).
+STATIC_GRAPH = False
 
 
 def fq(x: Tensor, t: Fixed, name: str = "tensor") -> Tensor:
     """Quantize to type t. float64: exact (power-of-two scaling), a WRAP overflow raises.
     float32: fake-quant, clamped, straight-through gradient."""
-    if EXPORT_QUANTIZERS is not None and x.dtype == torch.float32:
-        return EXPORT_QUANTIZERS[t](x)
+    if QUANTIZERS is not None and x.dtype == torch.float32:
+        return QUANTIZERS[t](x)
     s = 2.0 ** t.frac_bits
     q = _round(x.detach() * s, t.rounding)
     if x.dtype == torch.float64 and t.overflow == "WRAP":
@@ -353,7 +355,7 @@ class QuantM3ViT(nn.Module):
         else:
             logits = fq(torch.einsum("nd,ned->ne", x, wt), hw.router_logit, f"{pre}.logits")
             g = fq(logits.softmax(-1), hw.gate, f"{pre}.gate")
-        if EXPORT_QUANTIZERS is not None:  # ONNX TopK breaks ties by the lower index, as we do
+        if STATIC_GRAPH:  # ONNX TopK breaks ties by the lower index, as we do
             idx = torch.topk(g, c.top_k, dim=-1).indices
         else:
             idx = torch.sort(-g.detach(), dim=-1, stable=True).indices[:, : c.top_k]  # ties: lower id
@@ -367,7 +369,7 @@ class QuantM3ViT(nn.Module):
         flat = x.reshape(B * T, D)
         idx, w = self._router(flat, P, task_ids.repeat_interleave(T), f"{pre}.router")
         k, E = c.top_k, c.n_experts
-        if EXPORT_QUANTIZERS is not None:
+        if STATIC_GRAPH:
             return self._moe_dense(flat, idx, w, P, pre).reshape(B, T, D), x.new_zeros(())
         order = torch.argsort(idx.reshape(-1), stable=True)  # grouped by expert, token order inside
         tok = order // k

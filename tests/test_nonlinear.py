@@ -105,8 +105,22 @@ def test_approximation_report_covers_every_function(hw: str, tmp_path) -> None:
     res = write_report(HW_PRESETS[hw], tmp_path)
     assert set(res) == {"gelu", "exp", "reciprocal", "rsqrt"}
     assert all(r["max_abs_err"] >= r["mean_abs_err"] >= 0 for r in res.values())
-    assert (tmp_path / "approx.png").stat().st_size > 0 and "| gelu |" in (tmp_path / "approx.md").read_text()
+    md = (tmp_path / "approx.md").read_text()
+    assert (tmp_path / "approx.png").stat().st_size > 0 and "| gelu |" in md and "| layer norm |" in md
 
 
 def test_int8_gelu_report_is_exhaustive() -> None:
     assert approximation_errors(INT8, max_points=1 << 12)["gelu"]["exhaustive"]
+
+
+def test_composite_op_errors_are_bounded_by_their_parts() -> None:
+    """The single-pass softmax, the router gate and LayerNorm (w16a32) against float64: their error
+    comes from the tables (exp 2e-5, reciprocal / rsqrt rel 1e-4) and a few roundings, so it is
+    small in absolute terms; a wrong rescale or a lost normalisation would be O(0.1)."""
+    from mtl_moe.approx import op_errors
+
+    ops = op_errors(W16, rows=32)
+    assert ops["attention softmax (σ=1)"]["max_abs_err"] < 1e-4
+    assert ops["attention softmax (σ=4)"]["max_abs_err"] < 1e-3
+    assert ops["router gate"]["max_abs_err"] < 2e-4
+    assert ops["layer norm"]["max_rel_err"] < 5e-3  # rsqrt's 1e-4 relative plus centring roundings

@@ -95,3 +95,38 @@ def test_headroom_is_the_unused_integer_bits():
     # ap_fixed<32,10> counts the sign in its 10 integer bits; ±3.5 needs 3 (sign + 2)
     assert TensorRange("x", t, -3.0, 3.5, 1, 0, "ok").headroom_bits == 10 - 3
     assert TensorRange("x", t, -600.0, 0.0, 1, 5, "OVERFLOW").headroom_bits == -1
+
+
+@pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
+def test_brevitas_quantizers_are_exactly_the_ap_fixed_types(hw_name):
+    """QAT trains through Brevitas quantizers: each must be its ap_fixed type, value for value,
+    so the QAT graph, the QONNX export and the exact path agree on every grid and range."""
+    from mtl_moe.brevitas_quant import FixedQuant, brevitas_fake_quant, quantizers
+    from mtl_moe.quant import fq
+
+    hw = get_hw(hw_name)
+    for name, t in hw.tensor_classes().items():
+        if name not in ("input", "act", "weight", "bias", "score", "exp", "gate", "router_logit"):
+            continue
+        # every code of a small range around the type's limits, plus ties between codes
+        lo, hi = t.min_value - 4 * t.lsb, t.max_value + 4 * t.lsb
+        x = torch.cat([torch.linspace(lo, hi, 4001), torch.arange(-8, 9) * t.lsb / 2,
+                       torch.tensor([t.max_value, t.min_value])]).float()
+        got = FixedQuant(t)(x)
+        assert torch.equal(got, fq(x, t)), (name, t)
+    # the whole model: same outputs and gradients with either implementation of fake-quant
+    torch.manual_seed(0)
+    q = QuantM3ViT(M3ViT(TINY), hw)
+    x = torch.randn(2, 3, *TINY.img_size)
+
+    def run():
+        q.model.zero_grad()
+        y = q(x, "normals")
+        y.square().mean().backward()
+        return y.detach(), [p.grad.clone() for p in q.model.parameters() if p.grad is not None]
+
+    y0, g0 = run()
+    with brevitas_fake_quant(quantizers(hw)):
+        y1, g1 = run()
+    assert torch.equal(y0, y1) and len(g0) == len(g1) > 10
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(g0, g1, strict=True))
