@@ -15,13 +15,14 @@ QAT_ARGS ?= --epochs 1 --n-train 1024
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[dev,quant]'
+	$(PY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[dev,quant,hls]'
 	touch $@
 
 venv: $(STAMP)
 
 ## demo: train the demo M3ViT and its dense baseline on the synthetic scenes, evaluate, plot;
-## then quantize it to w16a32 and int8 (PTQ + QAT, range analysis, golden bit-exact check).
+## then quantize it to w16a32 and int8 (PTQ + QAT, range analysis, golden bit-exact check),
+## export the HLS projects and C-simulate them against the golden model.
 ## The two trainings run side by side, one core each (one thread each is also what makes them
 ## bit-reproducible).
 demo: $(STAMP)
@@ -39,12 +40,17 @@ demo: $(STAMP)
 	$(PY) -m mtl_moe quantize --checkpoint $(DEMO) --hw w16a32 --out $(DEMO)-w16a32 $(QAT_ARGS) \
 		|| { kill $$int8; exit 1; }; \
 	wait $$int8 || { cat $(RUNS)/demo-int8-quantize.log; exit 1; }
+	for hw in w16a32 int8; do \
+		$(PY) -m mtl_moe export --checkpoint $(DEMO)-$$hw --out $(RUNS)/export-$$hw --force > /dev/null && \
+		$(PY) -m mtl_moe csim $(RUNS)/export-$$hw --images 4 --report $(DEMO)-$$hw/report.md || exit 1; \
+	done
 	@echo "demo report: $(DEMO)/report.md"
-	@echo "quantized:   $(DEMO)-w16a32/report.md $(DEMO)-int8/report.md"
+	@echo "quantized:   $(DEMO)-w16a32/report.md $(DEMO)-int8/report.md (with the C-sim result)"
+	@echo "HLS exports: $(RUNS)/export-w16a32 $(RUNS)/export-int8"
 
 ## test: lint + the CI test suite (slow tests have fast variants that run here).
 test: $(STAMP)
-	$(PY) -m ruff check mtl_moe tests bench
+	$(PY) -m ruff check mtl_moe tests bench sim
 	$(PY) -m pytest -m "not slow and not vivado and not board" -q
 
 ## test-all: everything that can run on this machine, slow tests included.
@@ -52,7 +58,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check mtl_moe tests bench
+	$(PY) -m ruff check mtl_moe tests bench sim
 
 clean:
 	rm -rf $(VENV) $(RUNS) .pytest_cache .ruff_cache

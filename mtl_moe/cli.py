@@ -2,7 +2,8 @@
 
 Commands: ``config`` (show a preset / config file with its derived sizes), ``train``, ``eval``,
 ``approx`` (error report of the hardware's nonlinear approximations), ``quantize`` (PTQ + QAT to a
-hardware preset, range analysis, golden bit-exactness check), ``export --qonnx``.
+hardware preset, range analysis, golden bit-exactness check), ``export`` (HLS project, or
+``--qonnx``), ``csim`` (C-simulation of an export against the golden model).
 Every error a user can cause (bad config, missing file, unknown task) exits with status 2 and a
 one-line message naming what is wrong, not a traceback.
 """
@@ -107,18 +108,34 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    if not args.qonnx:
-        raise ValueError("nothing to export: pass --qonnx (the HLS export is issue 5's --hls)")
+    from mtl_moe.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(args.checkpoint)
+    if args.qonnx:
+        return _export_qonnx(args, ck)
+    from mtl_moe.hls_export import KernelParams, export
+    from mtl_moe.qat import load_quant_model
+
+    if not ck.get("hw"):
+        raise ValueError(f"{args.checkpoint} is not quantized: run `mtl-moe quantize --checkpoint "
+                         f"{args.checkpoint} --hw w16a32 --out <dir>` and export that")
+    if args.hw and args.hw != ck["hw"]:
+        raise ValueError(f"{args.checkpoint} is quantized for {ck['hw']!r}, not {args.hw!r}")
+    kp = KernelParams(t_in=args.t_in, t_out=args.t_out, attn_p=args.attn_p, axi_bits=args.axi_bits)
+    meta = export(load_quant_model(args.checkpoint), args.out, force=args.force, kp=kp)
+    print(json.dumps({"out": args.out, **meta}, indent=2))
+    return 0
+
+
+def _export_qonnx(args: argparse.Namespace, ck: dict[str, Any]) -> int:
     import torch
 
-    from mtl_moe.checkpoint import load_checkpoint
     from mtl_moe.data import build_dataset
     from mtl_moe.hw import get_hw
     from mtl_moe.qat import load_quant_model
     from mtl_moe.qonnx_export import export_and_verify
     from mtl_moe.quant import QuantM3ViT
 
-    ck = load_checkpoint(args.checkpoint)
     if ck.get("hw"):
         if args.hw and args.hw != ck["hw"]:
             raise ValueError(f"{args.checkpoint} is quantized for {ck['hw']!r}, not {args.hw!r}")
@@ -138,6 +155,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     r = export_and_verify(q, args.out, images, tasks)
     print(json.dumps(r, indent=2))
     return 0
+
+
+def cmd_csim(args: argparse.Namespace) -> int:
+    from mtl_moe.csim import compare
+
+    r = compare(args.export_dir, n_images=args.images, tasks=args.tasks or None)
+    (Path(args.export_dir) / "csim.json").write_text(json.dumps(r, indent=1) + "\n")
+    if args.report:
+        with open(args.report, "a") as f:
+            f.write(f"\n## C-simulation of the HLS export (`{args.export_dir}`)\n\n"
+                    f"g++ build of the exported kernels vs the golden model, {r['images']} image(s) x "
+                    f"{len(r['tasks'])} task(s): **{r['mismatches']} mismatching values** (backbone "
+                    f"features and final outputs), {r['wrap_overflows']} wrap overflows, "
+                    f"{r['seconds_per_image']:.3f} s per image and task.\n")
+    if args.json:
+        print(json.dumps({k: r[k] for k in ("images", "mismatches", "max_abs_diff", "seconds_per_image")}
+                         | {"wrap_overflows": r["wrap_overflows"], "tasks": r["tasks"]}))
+    else:
+        print(f"{r['images']} image(s) x {len(r['tasks'])} task(s): {r['mismatches']} mismatching values "
+              f"(max abs diff {r['max_abs_diff']:g}), {r['seconds_per_image']:.3f} s per image-task")
+    return 0 if r["mismatches"] == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,15 +249,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_quantize)
 
-    x = sub.add_parser("export", help="export a (quantized) checkpoint: --qonnx writes one QONNX file "
-                       "per task and checks it with qonnx against the torch fake-quant model")
-    x.add_argument("--checkpoint", required=True, help="quantized (or float + --hw) checkpoint")
-    x.add_argument("--qonnx", action="store_true", help="QONNX via Brevitas' exporter")
-    x.add_argument("--hw", help="hardware preset, for a float checkpoint")
-    x.add_argument("--tasks", nargs="*", help="tasks to export (default: all)")
-    x.add_argument("--n-verify", type=int, default=1, help="validation images run through qonnx")
-    x.add_argument("--out", required=True, help="folder for <task>.qonnx.onnx and qonnx.json")
+    x = sub.add_parser("export", help="export a quantized checkpoint: an HLS project (default), or "
+                       "--qonnx: one QONNX file per task checked with qonnx")
+    x.add_argument("--checkpoint", required=True, help="quantized checkpoint (from mtl-moe quantize)")
+    x.add_argument("--out", required=True, help="export folder")
+    x.add_argument("--force", action="store_true", help="overwrite an existing export folder")
+    x.add_argument("--hw", help="hardware preset (QONNX export of a float checkpoint)")
+    x.add_argument("--t-in", type=int, default=16, help="linear unit: input tile (MACs per row)")
+    x.add_argument("--t-out", type=int, default=16, help="linear unit: output tile")
+    x.add_argument("--attn-p", type=int, default=4, help="attention: query rows per K/V pass")
+    x.add_argument("--axi-bits", type=int, default=256, choices=[32, 64, 128, 256, 512])
+    x.add_argument("--qonnx", action="store_true", help="QONNX via Brevitas' exporter instead of HLS")
+    x.add_argument("--tasks", nargs="*", help="QONNX: tasks to export (default: all)")
+    x.add_argument("--n-verify", type=int, default=1, help="QONNX: validation images run through qonnx")
     x.set_defaults(func=cmd_export)
+
+    cs = sub.add_parser("csim", help="C-simulate an HLS export with g++ and compare with the golden model")
+    cs.add_argument("export_dir")
+    cs.add_argument("--images", type=int, default=2, help="validation images (every task)")
+    cs.add_argument("--tasks", nargs="*")
+    cs.add_argument("--json", action="store_true", help="one JSON line")
+    cs.add_argument("--report", help="append the result to this markdown report")
+    cs.set_defaults(func=cmd_csim)
     return p
 
 
@@ -227,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, ValueError, FileNotFoundError, FixedOverflowError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, FileExistsError, FixedOverflowError) as e:
         print(f"mtl-moe {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -82,15 +82,19 @@ STATIC_GRAPH = False
 
 def fq(x: Tensor, t: Fixed, name: str = "tensor") -> Tensor:
     """Quantize to type t. float64: exact (power-of-two scaling), a WRAP overflow raises.
-    float32: fake-quant, clamped, straight-through gradient."""
+    float32: fake-quant, clamped; straight-through gradient inside the range, 0 where it clamps."""
     if QUANTIZERS is not None and x.dtype == torch.float32:
         return QUANTIZERS[t](x)
     s = 2.0 ** t.frac_bits
     q = _round(x.detach() * s, t.rounding)
     if x.dtype == torch.float64 and t.overflow == "WRAP":
         _check_range(q, t, name)
+    if not x.requires_grad:
+        return q.clamp(t.min_code, t.max_code) / s
+    # straight-through inside the type's range, zero gradient where it clamps (as Brevitas does)
+    inside = ((q >= t.min_code) & (q <= t.max_code)).to(x.dtype)
     q = q.clamp(t.min_code, t.max_code) / s
-    return x + (q - x).detach() if x.requires_grad else q
+    return x * inside + (q - x * inside).detach()
 
 
 def _check_range(codes: Tensor, t: Fixed, name: str) -> None:

@@ -114,9 +114,14 @@ def test_brevitas_quantizers_are_exactly_the_ap_fixed_types(hw_name):
                        torch.tensor([t.max_value, t.min_value])]).float()
         got = FixedQuant(t)(x)
         assert torch.equal(got, fq(x, t)), (name, t)
-    # the whole model: same outputs and gradients with either implementation of fake-quant
+    # the whole model: same outputs and gradients with either implementation of fake-quant, also
+    # where tensors saturate (weights x8: int8's ap_fixed<8,4> feature maps clamp)
     torch.manual_seed(0)
-    q = QuantM3ViT(M3ViT(TINY), hw)
+    m = M3ViT(TINY)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(8.0)
+    q = QuantM3ViT(m, hw)
     x = torch.randn(2, 3, *TINY.img_size)
 
     def run():
@@ -129,4 +134,6 @@ def test_brevitas_quantizers_are_exactly_the_ap_fixed_types(hw_name):
     with brevitas_fake_quant(quantizers(hw)):
         y1, g1 = run()
     assert torch.equal(y0, y1) and len(g0) == len(g1) > 10
-    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(g0, g1, strict=True))
+    # float32 reassociation only: differences far below each gradient's scale (a gradient passed
+    # or blocked at a clamp differently would differ by O(the gradient itself))
+    assert all((a - b).abs().max() <= 1e-5 * a.abs().max() + 1e-7 for a, b in zip(g0, g1, strict=True))

@@ -1,0 +1,29 @@
+# Vivado flow for an mtl-moe export (generated): ZCU104 block design with the Zynq UltraScale+ PS
+# and the HLS IP, implementation, bitstream. Run after run_hls.tcl from the export folder:
+#   vivado -mode batch -source build_vivado.tcl
+# Writes bitstream/@IPNAME@.bit and bitstream/@IPNAME@.hwh (the PYNQ overlay pair).
+set ip_repo [file normalize hls_prj/sol1/impl/ip]
+create_project -force vivado_prj vivado_prj -part @PART@
+set_property board_part @BOARD@ [current_project]
+set_property ip_repo_paths $ip_repo [current_project]
+update_ip_catalog
+create_bd_design design_1
+create_bd_cell -type ip -vlnv xilinx.com:ip:zynq_ultra_ps_e zynq_ultra_ps_e_0
+apply_bd_automation -rule xilinx.com:bd_rule:zynq_ultra_ps_e -config {apply_board_preset "1"} [get_bd_cells zynq_ultra_ps_e_0]
+set_property -dict [list CONFIG.PSU__USE__S_AXI_GP2 {1} CONFIG.PSU__SAXIGP2__DATA_WIDTH {128} \
+    CONFIG.PSU__FPGA_PL0_ENABLE {1} CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {@CLOCK_MHZ@}] \
+    [get_bd_cells zynq_ultra_ps_e_0]
+create_bd_cell -type ip -vlnv @VENDOR@:@LIBRARY@:@IPNAME@:@VERSION@ mtl_moe_0
+apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master "/zynq_ultra_ps_e_0/M_AXI_HPM0_FPD" Clk "Auto"} [get_bd_intf_pins mtl_moe_0/s_axi_control]
+foreach port {m_axi_gmem_w m_axi_gmem_io} {
+    apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config [list Slave "/zynq_ultra_ps_e_0/S_AXI_HP0_FPD" Clk "Auto" Master "/mtl_moe_0/$port"] [get_bd_intf_pins zynq_ultra_ps_e_0/S_AXI_HP0_FPD]
+}
+validate_bd_design
+save_bd_design
+make_wrapper -files [get_files design_1.bd] -top -import
+launch_runs impl_1 -to_step write_bitstream -jobs 2
+wait_on_run impl_1
+file mkdir bitstream
+file copy -force [glob vivado_prj/vivado_prj.runs/impl_1/*.bit] bitstream/@IPNAME@.bit
+file copy -force [glob vivado_prj/vivado_prj.gen/sources_1/bd/design_1/hw_handoff/design_1.hwh] bitstream/@IPNAME@.hwh
+exit

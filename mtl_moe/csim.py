@@ -1,0 +1,186 @@
+"""C-simulation of an exported HLS project with g++ alone, checked against the golden model.
+
+The exported ``top.cpp`` (with the kernel headers of ``hls/include`` and the Xilinx ap_types shipped
+in the ``hls4ml`` wheel, found with importlib) is compiled into a shared library and called through
+ctypes (:class:`CSim`), or into a file-based testbench for sanitizer runs (:func:`build`
+with ``sanitize=True``). The accelerator computes the backbone; the heads run on the host with the
+golden model's integer arithmetic, so :meth:`CSim.predict` returns the full prediction.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.util
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtl_moe.config import MoEViTConfig
+from mtl_moe.golden import GoldenModel
+from mtl_moe.hls_export import REPO
+from mtl_moe.hw import get_hw
+
+SIM_DIR = REPO / "sim"
+
+
+def ap_types_dir() -> Path:
+    """Xilinx's ap_fixed.h/ap_int.h as shipped in the hls4ml wheel (never copied into this repo)."""
+    spec = importlib.util.find_spec("hls4ml")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the C-simulation needs the ap_types headers of the hls4ml wheel: "
+                                "pip install hls4ml (make test installs it)")
+    d = Path(spec.origin).parent / "templates" / "vivado" / "ap_types"
+    if not (d / "ap_int.h").is_file():
+        raise FileNotFoundError(f"hls4ml is installed but {d}/ap_int.h is missing")
+    return d
+
+
+def _compiler() -> str:
+    cxx = shutil.which("g++")
+    if cxx is None:
+        raise FileNotFoundError("g++ not found on PATH: the C-simulation compiles the export with g++")
+    return cxx
+
+
+def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitize: bool = False) -> Path:
+    """Compile an export with g++ (cached by a hash of sources and flags).
+
+    ``target="lib"``: the ctypes library (sim/csim_api.cpp around top.cpp). ``target="tb"``: the
+    export's own C testbench (tb.cpp + top.cpp), optionally under -fsanitize=address,undefined."""
+    ex = Path(export_dir)
+    inc = ex / "include"
+    main = [SIM_DIR / "csim_api.cpp"] if target == "lib" else [ex / "tb.cpp", ex / "top.cpp"]
+    srcs = [ex / "config.h", ex / "top.cpp", *main, *sorted(inc.rglob("*.h"))]
+    for s in srcs:
+        if not s.is_file():
+            raise FileNotFoundError(f"{s} is missing: is {ex} an mtl-moe export folder?")
+    flags = [opt, "-std=c++14", "-fno-strict-aliasing", "-w"]
+    if target == "lib":
+        flags += ["-shared", "-fPIC"]
+    else:
+        meta = json.loads((ex / "export.json").read_text())
+        task = MoEViTConfig.from_dict(json.loads((ex / "model_config.json").read_text())).task_index(
+            meta["testbench_task"])
+        flags += [f"-DTB_TASK={task}", f"-DTB_WEIGHT_BYTES={(ex / 'weights.bin').stat().st_size}"]
+    if sanitize:
+        # C++20: Xilinx's ap_private.h left-shifts negative values, undefined before C++20 and
+        # defined since; every other check of -fsanitize=undefined stays on (our own code avoids it).
+        flags[1] = "-std=c++20"
+        flags += ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                  "-fno-omit-frame-pointer"]
+    h = hashlib.sha256(" ".join(flags).encode())
+    for s in srcs:
+        h.update(s.read_bytes())
+    out = ex / "build" / f"{target}-{h.hexdigest()[:12]}{'.so' if target == 'lib' else ''}"
+    if not out.exists():
+        out.parent.mkdir(exist_ok=True)
+        cmd = [_compiler(), *flags, f"-I{ex}", f"-I{inc}", f"-I{ap_types_dir()}", *map(str, main),
+               "-o", str(out)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"C-simulation build failed:\n{' '.join(cmd)}\n{r.stderr[-4000:]}")
+    return out
+
+
+def run_testbench(export_dir: str | Path, opt: str = "-O2", sanitize: bool = False
+                  ) -> subprocess.CompletedProcess:
+    """Build and run the export's C testbench in the export folder (as Vitis csim would)."""
+    exe = build(export_dir, opt, target="tb", sanitize=sanitize)
+    return subprocess.run([str(exe)], cwd=export_dir, capture_output=True, text=True, timeout=600)
+
+
+class CSim:
+    """An exported project, compiled and loaded. ``features`` = the accelerator's output."""
+
+    def __init__(self, export_dir: str | Path, opt: str = "-O2") -> None:
+        self.dir = Path(export_dir)
+        meta = json.loads((self.dir / "export.json").read_text())
+        self.config = MoEViTConfig.from_dict(json.loads((self.dir / "model_config.json").read_text()))
+        self.hw = get_hw(meta["hw"])
+        self.weights = (self.dir / "weights.bin").read_bytes()
+        self._wbuf = ctypes.create_string_buffer(self.weights, len(self.weights))
+        self.lib = ctypes.CDLL(str(build(self.dir, opt, target="lib")))
+        self.lib.csim_run.restype = ctypes.c_int
+        with np.load(self.dir / "params.npz") as z:
+            self.params = {k: z[k] for k in z.files}
+        self.wrap_overflows = 0
+
+    def features(self, image_codes: np.ndarray, task: str | int) -> np.ndarray:
+        """(B, C, H, W) codes of hw.input → (B, D, gh, gw) act codes, computed by the C++."""
+        c = self.config
+        t = c.task_index(task)
+        x = np.ascontiguousarray(image_codes, dtype=np.int64)
+        if x.shape[1:] != (c.in_chans, *c.img_size):
+            raise ValueError(f"expected images of shape (B, {c.in_chans}, {c.img_size[0]}, {c.img_size[1]}), "
+                             f"got {x.shape}")
+        out = np.zeros((x.shape[0], c.n_embd, *c.grid), dtype=np.int64)
+        ovf = ctypes.c_longlong(0)
+        rc = self.lib.csim_run(self._wbuf, x.ctypes.data_as(ctypes.c_void_p), t, x.shape[0],
+                               out.ctypes.data_as(ctypes.c_void_p), ctypes.byref(ovf))
+        if rc:
+            raise RuntimeError(f"csim_run returned {rc}")
+        self.wrap_overflows += ovf.value
+        return out
+
+    def predict(self, images: np.ndarray, task: str | int) -> np.ndarray:
+        """Float images (B, C, H, W) → the task's prediction (float), backbone in C++, head on host."""
+        hw = self.hw
+        codes = input_codes(images, hw)
+        golden = GoldenModel(self.config, hw, self.params)
+        y = golden._head(self.features(codes, task), self.config.tasks[self.config.task_index(task)].name)
+        return hw.act.to_float(y)
+
+
+def test_images(cfg: MoEViTConfig, n: int, seed: int = 0) -> np.ndarray:
+    """n float images: synthetic validation scenes when the config can render them (3 channels,
+    at least 8x8), otherwise seeded standard-normal noise (tiny or single-channel test configs)."""
+    from mtl_moe.data import build_dataset
+
+    if cfg.in_chans == 3 and min(cfg.img_size) >= 8:
+        ds = build_dataset(cfg, "val", n, seed=seed)
+        return np.stack([ds[i]["image"].numpy() for i in range(n)]).astype(np.float64)
+    return np.random.default_rng(seed).normal(0, 1, (n, cfg.in_chans, *cfg.img_size))
+
+
+def input_codes(x: np.ndarray, hw: Any) -> np.ndarray:
+    """Float images → codes of hw.input as the host writes them (truncate, clamp)."""
+    t = hw.input
+    codes = np.floor(np.asarray(x, np.float64) * 2.0**t.frac_bits)
+    return np.clip(codes, t.min_code, t.max_code).astype(np.int64)
+
+
+def compare(export_dir: str | Path, n_images: int = 2, seed: int = 0, tasks: list[str] | None = None
+            ) -> dict[str, Any]:
+    """C-sim vs the golden model on n_images validation images, every task: mismatching values of
+    the backbone features and of the final (host-head) outputs."""
+    sim = CSim(export_dir)
+    cfg, hw = sim.config, sim.hw
+    x = input_codes(test_images(cfg, n_images, seed), hw)
+    golden = GoldenModel(cfg, hw, sim.params)
+    res: dict[str, Any] = {"images": n_images, "mismatches": 0, "max_abs_diff": 0.0, "tasks": {}}
+    t_sim = 0.0
+    for spec in cfg.tasks if tasks is None else [cfg.tasks[cfg.task_index(t)] for t in tasks]:
+        seen: dict[str, np.ndarray] = {}
+        golden.trace = lambda n, c, seen=seen: seen.__setitem__(n, c)
+        y_gold = golden(x, spec.name)
+        t0 = time.perf_counter()
+        feats = sim.features(x, spec.name)
+        t_sim += time.perf_counter() - t0
+        y_sim = golden._head(feats, spec.name)
+        bad_f = int((feats != seen["features"]).sum())
+        bad_y = int((y_sim != y_gold).sum())
+        diff = float(np.abs(hw.act.to_float(y_sim) - hw.act.to_float(y_gold)).max())
+        res["tasks"][spec.name] = {"feature_mismatches": bad_f, "output_mismatches": bad_y,
+                                   "max_abs_diff": diff}
+        res["mismatches"] += bad_f + bad_y
+        res["max_abs_diff"] = max(res["max_abs_diff"], diff)
+    n_tasks = len(res["tasks"])
+    res["seconds_per_image"] = t_sim / (n_images * n_tasks)
+    res["wrap_overflows"] = sim.wrap_overflows
+    return res

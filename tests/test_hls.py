@@ -1,0 +1,145 @@
+"""HLS export and C-simulation: the C++ kernels against the golden model, bit for bit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_golden import _scaled_model, small_configs
+
+from mtl_moe.config import ConfigError, get_preset
+from mtl_moe.csim import CSim, compare, input_codes, run_testbench
+from mtl_moe.golden import GoldenModel
+from mtl_moe.hls_export import export
+from mtl_moe.hw import get_hw
+from mtl_moe.quant import QuantM3ViT
+
+
+@pytest.fixture(scope="module", params=["w16a32", "int8"])
+def demo_export(request, tmp_path_factory) -> Path:
+    cfg = get_preset("demo")
+    out = tmp_path_factory.mktemp(f"export-{request.param}")
+    export(QuantM3ViT(_scaled_model(cfg, 1, 1.0), get_hw(request.param)), out, force=True)
+    return out
+
+
+def test_csim_equals_golden_on_the_demo_model_every_task(demo_export):
+    r = compare(demo_export, n_images=2)
+    assert set(r["tasks"]) == {t.name for t in get_preset("demo").tasks}
+    assert r["mismatches"] == 0 and r["max_abs_diff"] == 0.0, r
+    assert r["wrap_overflows"] == 0
+
+
+@pytest.mark.parametrize("sanitize", [False, True], ids=["O2", "asan-ubsan"])
+def test_c_testbench_passes_at_O2_and_under_sanitizers(demo_export, sanitize):
+    r = run_testbench(demo_export, "-O2", sanitize=sanitize)
+    n = get_preset("demo").n_embd * get_preset("demo").n_patches
+    assert r.returncode == 0 and f"mismatches: 0 of {n}" in r.stdout, r.stdout + r.stderr[-3000:]
+    assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr
+
+
+def test_weights_manifest_and_config_header_agree(demo_export):
+    blob = (demo_export / "weights.bin").read_bytes()
+    man = json.loads((demo_export / "weights.json").read_text())
+    assert man["sha256"] == hashlib.sha256(blob).hexdigest() and man["bytes"] == len(blob)
+    header = (demo_export / "config.h").read_text()
+    t = man["tensors"]
+    assert f"OFF_PATCH_W = {t['patch_embed.weight']['offset']}," in header
+    qkv = re.search(r"OFF_QKV_W\[N_LAYER\] = \{([^}]*)\}", header).group(1).split(", ")
+    assert [int(v) for v in qkv] == [t[f"blocks.{i}.attn.c_attn.weight"]["offset"] for i in range(4)]
+    assert all(v["offset"] % (man["axi_bits"] // 8) == 0 for v in t.values())
+    # the expert matrices are stored transposed to the linear unit's (out, in) layout
+    assert t["blocks.1.mlp.experts.w1"]["shape"] == [8, 64, 64]
+    assert not any(k.startswith("heads.") for k in t)  # heads run on the host
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(cfg=small_configs(), seed=st.integers(0, 2**16), hw_name=st.sampled_from(["w16a32", "int8"]),
+       task=st.integers(0, 2))
+def test_random_configs_csim_equals_golden(tmp_path_factory, cfg, seed, hw_name, task):
+    out = tmp_path_factory.mktemp("rand")
+    export(QuantM3ViT(_scaled_model(cfg, seed, 1.0), get_hw(hw_name)), out, force=True)
+    sim = CSim(out)
+    x = torch.randn(2, cfg.in_chans, *cfg.img_size, generator=torch.Generator().manual_seed(seed),
+                    dtype=torch.float64).numpy() * 2
+    hw = sim.hw
+    codes = input_codes(x, hw)
+
+    seen: dict[str, np.ndarray] = {}
+    GoldenModel(cfg, hw, sim.params, trace=lambda n, c: seen.__setitem__(n, c))(codes, task)
+    feats = sim.features(codes, task)
+    assert int((feats != seen["features"]).sum()) == 0, (hw_name, cfg)
+    shutil.rmtree(out)
+
+
+def test_generated_tcl_parses_and_names_existing_files(demo_export):
+    meta = json.loads((demo_export / "export.json").read_text())
+    for name in ("run_hls.tcl", "build_vivado.tcl"):
+        path = demo_export / name
+        r = subprocess.run(["tclsh"], input=f"set f [open {{{path}}}]; puts [info complete [read $f]]",
+                           capture_output=True, text=True)
+        assert r.stdout.strip() == "1", (name, r.stderr)
+    hls = (demo_export / "run_hls.tcl").read_text()
+    for f in re.findall(r"add_files(?: -tb)? (\S+)", hls):
+        assert (demo_export / f).is_file(), f
+    assert "-I. -Iinclude" in hls and (demo_export / "include" / "mtl_moe" / "kernels.h").is_file()
+    vendor, lib, ip, ver = meta["ip_vlnv"].split(":")
+    assert f"-vendor {vendor} -library {lib} -ipname {ip} -version {ver}" in hls
+    viv = (demo_export / "build_vivado.tcl").read_text()
+    assert meta["ip_vlnv"] in viv and "xczu7ev-ffvc1156-2-e" in viv and f"bitstream/{ip}.hwh" in viv
+
+
+@pytest.mark.vivado
+def test_vitis_hls_csim_and_csynth(demo_export):
+    if shutil.which("vitis_hls") is None:
+        pytest.skip("vitis_hls is not on PATH: Vitis HLS C-sim/synthesis cannot run on this machine")
+    r = subprocess.run(["vitis_hls", "-f", "run_hls.tcl"], cwd=demo_export, capture_output=True, text=True,
+                       env={**__import__("os").environ, "MTL_MOE_STEPS": "csim csynth"}, timeout=7200)
+    assert r.returncode == 0, r.stdout[-3000:]
+
+
+def test_export_refuses_bad_input(tmp_path):
+    cfg = get_preset("demo")
+    q = QuantM3ViT(_scaled_model(cfg, 0, 1.0), get_hw("w16a32"))
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "old.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="--force"):
+        export(q, tmp_path / "x")
+    big = cfg.replace(n_embd=1024, n_head=2)
+    with pytest.raises(ConfigError, match="n_embd = 1024 exceeds the kernels' limit 768"):
+        export(QuantM3ViT(_scaled_model(big, 0, 1.0), get_hw("w16a32")), tmp_path / "y")
+
+
+def test_export_and_csim_cli(tmp_path):
+    from mtl_moe.train import TrainArgs, train
+    tiny = get_preset("demo").replace(n_layer=2, moe_blocks=(1,), name="tiny")
+    train(tiny, TrainArgs(epochs=1, n_train=32, n_val=8, batch_size=16), tmp_path / "float", progress=False)
+
+    def cli(*a):
+        return subprocess.run([sys.executable, "-m", "mtl_moe", *a], capture_output=True, text=True,
+                              timeout=600)
+
+    r = cli("export", "--checkpoint", str(tmp_path / "float"), "--out", str(tmp_path / "e"))
+    assert r.returncode == 2 and "not quantized: run `mtl-moe quantize" in r.stderr
+    r = cli("quantize", "--checkpoint", str(tmp_path / "float"), "--hw", "int8", "--out", str(tmp_path / "q"),
+            "--n-train", "16", "--n-val", "8", "--batch-size", "16", "--n-calib", "2", "--n-check", "1",
+            "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = cli("export", "--checkpoint", str(tmp_path / "q"), "--out", str(tmp_path / "e"))
+    assert r.returncode == 0, r.stderr
+    r = cli("csim", str(tmp_path / "e"), "--images", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["images"] == 1 and d["mismatches"] == 0 and d["max_abs_diff"] == 0.0
+    assert d["seconds_per_image"] > 0
