@@ -178,6 +178,35 @@ def cmd_csim(args: argparse.Namespace) -> int:
     return 0 if r["mismatches"] == 0 else 1
 
 
+def cmd_perf(args: argparse.Namespace) -> int:
+    from mtl_moe.hw import get_hw
+    from mtl_moe.perf import perf, validate_edge_moe, write_report
+
+    target = Path(args.target)
+    if (target / "export.json").is_file():  # an export folder: its model, hardware and kernel params
+        meta = json.loads((target / "export.json").read_text())
+        cfg = MoEViTConfig.from_dict(json.loads((target / "model_config.json").read_text()))
+        hw = get_hw(args.hw or meta["hw"])
+        kp = meta["kernel_params"]
+        over = {"t_in": kp["t_in"], "t_out": kp["t_out"], "attn_p": kp["attn_p"], "axi_bits": kp["axi_bits"]}
+    else:
+        cfg, hw, over = resolve_config(args.target), get_hw(args.hw or "w16a32"), {}
+    if args.clock_mhz:
+        over["clock_mhz"] = args.clock_mhz
+    r = perf(cfg, hw, args.board, args.design, **over)
+    if args.out:
+        val = validate_edge_moe(resolve_config("m3vit-tiny"), get_hw("w16a32"))
+        write_report(r, args.out, val)
+    keys = ("modeled", "latency_ms", "gops", "dsp", "bram36", "uram", "lut", "power_w")
+    if args.json:
+        print(json.dumps({k: r[k] for k in keys} | {"board": r["board"], "design": r["design"],
+                                                     "breakdown_ms": r["breakdown_ms"]}))
+    else:
+        print(f"{r['model']} on {r['board']} ({r['design']}, {r['hw']}): {r['latency_ms']:.2f} ms per image "
+              f"(modeled), {r['gops']:.1f} GOPS, {r['dsp']} DSP, {r['bram36']} BRAM36")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtl-moe", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -271,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--json", action="store_true", help="one JSON line")
     cs.add_argument("--report", help="append the result to this markdown report")
     cs.set_defaults(func=cmd_csim)
+
+    pf = sub.add_parser("perf", help="modeled latency/resources of an export or a preset on a board")
+    pf.add_argument("target", help="export folder, preset or config file")
+    pf.add_argument("--board", default="zcu104", help="zcu104 or zcu102")
+    pf.add_argument("--design", default="ours", help="ours or edge-moe (the published design)")
+    pf.add_argument("--hw", help="hardware preset (default: the export's, or w16a32)")
+    pf.add_argument("--clock-mhz", type=float)
+    pf.add_argument("--out", help="folder for perf.json, perf.md, perf.png (with the Edge-MoE validation)")
+    pf.add_argument("--json", action="store_true")
+    pf.set_defaults(func=cmd_perf)
     return p
 
 

@@ -1,0 +1,311 @@
+"""Performance model of the accelerator (modeled figures — no hardware was run).
+
+A cycle count per kernel from first principles, for the Edge-MoE architecture our kernels follow:
+every kernel is a pipelined loop at II = 1 whose trip count is known from the model and design
+parameters, unless its DDR traffic is the bottleneck. Memory traffic goes through ``m_axi`` ports of
+``axi_bits`` that reach DDR through the PS's HP ports of ``port_bits`` at the PL clock, so one AXI
+beat takes ``axi_bits / port_bits`` cycles (2 for 256-bit beats on 128-bit HP ports). Assumptions,
+each a parameter of :class:`Design` or :class:`Board`:
+
+- linear unit: ``rows · ceil(N / t_out) · ceil(K / t_in)`` cycles; its input/output streams overlap
+  with compute (dataflow); its weights are loaded first, ``N · ceil(K / w_per_beat)`` beats — without
+  ping-pong overlap in Edge-MoE's top function (load and compute are sequential calls);
+- attention (P query rows per pass): Q·Kᵀ and A·V each stream every K (V) row once per group of P
+  rows: ``ceil((T + P - 1) / P) · T · ceil(D / f_per_beat)`` beats, DDR-bound; the softmax runs in
+  the same dataflow region and is hidden;
+- gate: per token ``ceil(D / f_per_beat)`` (logits) + ``3 E`` (softmax update, II = 3) + ``E``
+  (top-k insertion) cycles;
+- MoE: for each active expert, load W1, run its queue, load W2, run it; token counts per expert are
+  an input (routing statistics of real images), uniform by default;
+- LayerNorm: two passes over the tokens' beats plus the write; residual add: one pass.
+
+Everything is a function of the model config, the hardware spec (operand widths) and the design:
+the same numbers the export uses (one source of truth).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from mtl_moe.config import MoEViTConfig
+from mtl_moe.hw import HardwareSpec
+
+
+@dataclass(frozen=True)
+class Board:
+    """An FPGA board as the model sees it; ``sources`` says where each number comes from."""
+
+    name: str
+    part: str
+    dsp: int
+    lut: int
+    ff: int
+    bram36: int
+    uram: int
+    port_bits: int  # PS-PL HP port width
+    ddr_gbs: float  # peak DDR bandwidth of the PS memory controller
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+BOARDS = {
+    "zcu102": Board("zcu102", "xczu9eg-ffvb1156-2-e", dsp=2520, lut=274080, ff=548160, bram36=912,
+                    uram=0,
+                    port_bits=128, ddr_gbs=19.2, sources={
+                        "resources": "../shared/REFERENCE.md (xczu9eg: 2520 DSP, ~274k LUT, ~548k FF, "
+                                     "912 BRAM36)",
+                        "port_bits": "Zynq UltraScale+ S_AXI_HP0..3_FPD are 128-bit (UG1085)",
+                        "ddr_gbs": "PS DDR4 64-bit at 2400 MT/s = 19.2 GB/s peak (UG1182)"}),
+    "zcu104": Board("zcu104", "xczu7ev-ffvc1156-2-e", dsp=1728, lut=230400, ff=460800, bram36=312,
+                    uram=96,
+                    port_bits=128, ddr_gbs=19.2, sources={
+                        "resources": "../shared/REFERENCE.md (xczu7ev: 1728 DSP48E2, 230,400 LUT, "
+                                     "460,800 FF, "
+                                     "312 BRAM36, 96 URAM)",
+                        "port_bits": "Zynq UltraScale+ S_AXI_HP0..3_FPD are 128-bit (UG1085)",
+                        "ddr_gbs": "PS DDR4 64-bit at 2400 MT/s = 19.2 GB/s peak (UG1267)"}),
+}
+
+
+@dataclass(frozen=True)
+class Design:
+    """Parallelism and structure of the accelerator (what ``mtl-moe export`` / the DSE choose)."""
+
+    name: str = "ours"
+    t_in: int = 16
+    t_out: int = 16
+    attn_p: int = 4
+    axi_bits: int = 256
+    clock_mhz: float = 300.0
+    overlap_weight_load: bool = True  # ping-pong: the next weights load while the unit computes
+    fused_qkv: bool = True  # one 3D-wide linear for Q, K, V (Edge-MoE: three D-wide ones)
+
+
+DESIGNS = {
+    # Edge-MoE as published (ICCAD'23): 16x16 linear unit, P = 4, 256-bit AXI, 300 MHz; its top
+    # function calls load_linear_weights and compute_linear one after the other, and computes Q, K, V
+    # with three separate linears.
+    "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, overlap_weight_load=False, fused_qkv=False),
+    "ours": Design(),
+}
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _dsp_per_mac(a_bits: int, b_bits: int) -> float:
+    """DSP48E2 multiplier is 27x18 (signed): wider operands take several; two 8x8 MACs share one."""
+    if a_bits <= 8 and b_bits <= 8:
+        return 0.5
+    lo, hi = sorted((a_bits, b_bits))
+    return _cdiv(hi, 27) * _cdiv(lo, 18) if lo <= 18 else _cdiv(hi, 26) * _cdiv(lo, 17)
+
+
+@dataclass
+class PerfModel:
+    config: MoEViTConfig
+    hw: HardwareSpec
+    design: Design
+    board: Board
+    tokens_per_expert: list[list[int]] | None = None  # per MoE block: token count of each expert
+
+    # ---- primitives -------------------------------------------------------------------------
+    @property
+    def beat_cycles(self) -> float:
+        """PL cycles per m_axi beat (the HP port is narrower than a wide beat)."""
+        return max(1.0, self.design.axi_bits / self.board.port_bits)
+
+    def beats(self, n_values: int, bits: int) -> int:
+        return _cdiv(n_values, max(1, self.design.axi_bits // bits))
+
+    def linear(self, rows: int, K: int, N: int) -> dict[str, float]:
+        d = self.design
+        compute = rows * _cdiv(N, d.t_out) * _cdiv(K, d.t_in)
+        stream = max(self.beats(rows * K, self.hw.act.width), self.beats(rows * N, self.hw.act.width))
+        load = (N * self.beats(K, self.hw.weight.width) + self.beats(N, self.hw.bias.width))
+        load *= self.beat_cycles
+        return {"compute": max(compute, stream * self.beat_cycles), "load": load}
+
+    def _seq(self, parts: list[dict[str, float]]) -> float:
+        """Loads and computes of consecutive linears: sequential, or overlapped by ping-pong."""
+        if not self.design.overlap_weight_load:
+            return sum(p["load"] + p["compute"] for p in parts)
+        t = parts[0]["load"]  # the first load is exposed; each later one hides behind a compute
+        for i, p in enumerate(parts):
+            nxt = parts[i + 1]["load"] if i + 1 < len(parts) else 0.0
+            t += max(p["compute"], nxt)
+        return t
+
+    # ---- kernels ----------------------------------------------------------------------------
+    def kernels(self) -> dict[str, float]:
+        """Cycles per kernel kind for one image (one task), summed over the blocks."""
+        c, d = self.config, self.design
+        T, D, E = c.n_tokens, c.n_embd, c.n_experts
+        fb = max(1, d.axi_bits // self.hw.act.width)
+        tok_beats = T * _cdiv(D, fb)
+        groups = _cdiv(T + d.attn_p - 1, d.attn_p)
+        pe = self.linear(c.n_patches, c.in_chans * c.patch_size**2, D)
+        out: dict[str, float] = {"patch_embed": pe["compute"] + pe["load"], "layernorm": 0.0,
+                                 "attn_linear": 0.0, "attn_qk_softmax": 0.0, "attn_av": 0.0, "mlp": 0.0,
+                                 "gate": 0.0, "experts": 0.0, "add": 0.0}
+        moe_i = 0
+        for i in range(c.n_layer):
+            out["layernorm"] += 2 * 3 * tok_beats * self.beat_cycles
+            out["add"] += 2 * tok_beats * self.beat_cycles
+            qkv = ([self.linear(T, D, 3 * D)] if d.fused_qkv else [self.linear(T, D, D)] * 3)
+            out["attn_linear"] += self._seq(qkv + [self.linear(T, D, D)])
+            kv = groups * T * _cdiv(D, fb) * self.beat_cycles  # each K (V) beat once per P-row group
+            out["attn_qk_softmax"] += kv
+            out["attn_av"] += kv
+            if c.is_moe_block(i):
+                out["gate"] += T * (max(_cdiv(D, fb) * self.beat_cycles, _cdiv(D, fb)) + 3 * E + E)
+                counts = (self.tokens_per_expert[moe_i] if self.tokens_per_expert
+                          else _uniform(T * c.top_k, E))
+                parts = []
+                for n in counts:
+                    if n:
+                        parts += [self.linear(n, D, c.expert_hidden), self.linear(n, c.expert_hidden, D)]
+                out["experts"] += self._seq(parts) if parts else 0.0
+                moe_i += 1
+            else:
+                hidden = c.dense_equiv_hidden if i in c.moe_blocks else c.mlp_hidden
+                out["mlp"] += self._seq([self.linear(T, D, hidden), self.linear(T, hidden, D)])
+        return out
+
+    def macs(self) -> int:
+        """Multiply-accumulates of one image's backbone (active experts only)."""
+        c = self.config
+        T, D = c.n_tokens, c.n_embd
+        m = c.n_patches * c.in_chans * c.patch_size**2 * D
+        for i in range(c.n_layer):
+            m += T * D * 4 * D + 2 * T * T * D  # QKV + proj, QK^T + AV
+            if c.is_moe_block(i):
+                m += T * D * c.n_experts + T * c.top_k * 2 * D * c.expert_hidden
+            else:
+                m += 2 * T * D * (c.dense_equiv_hidden if i in c.moe_blocks else c.mlp_hidden)
+        return m
+
+    def resources(self) -> dict[str, Any]:
+        d, hw, c = self.design, self.hw, self.config
+        fb = max(1, d.axi_bits // hw.act.width)
+        dsp_lin = d.t_in * d.t_out * _dsp_per_mac(hw.act.width, hw.weight.width)
+        dsp_attn = 2 * d.attn_p * fb * _dsp_per_mac(hw.act.width, hw.act.width)  # QK^T and A.V lanes
+        dsp_gate = c.n_experts * fb * _dsp_per_mac(hw.act.width, hw.weight.width) if c.moe_blocks else 0
+        # on-chip buffers: two weight buffers (ping-pong) of the largest linear, the P query rows,
+        # the gate matrix, expert queues; BRAM36 = 36 Kib, URAM = 288 Kib
+        qkv = (3 if d.fused_qkv else 1) * c.n_embd * c.n_embd
+        max_lin = max(qkv, c.n_embd * max(c.mlp_hidden, c.expert_hidden, c.dense_equiv_hidden))
+        bits = 2 * max_lin * hw.weight.width + d.attn_p * c.n_embd * hw.act.width \
+            + c.n_experts * c.n_embd * hw.weight.width + c.n_experts * c.n_tokens * (hw.gate.width + 16)
+        bram36 = math.ceil(bits / 36864)
+        return {"dsp": int(math.ceil(dsp_lin + dsp_attn + dsp_gate)), "bram36": bram36, "uram": 0,
+                "lut": None, "ff": None,
+                "dsp_breakdown": {"linear_unit": dsp_lin, "attention": dsp_attn, "gate": dsp_gate},
+                "lut_note": "LUT/FF need the RTL units' Yosys counts (issue 8); not modeled yet"}
+
+    def report(self) -> dict[str, Any]:
+        k = self.kernels()
+        cycles = sum(k.values())
+        f = self.design.clock_mhz * 1e6
+        ms = cycles / f * 1e3
+        ops = 2 * self.macs()
+        res = self.resources()
+        peak = self.design.t_in * self.design.t_out * 2 * f
+        return {"modeled": True, "board": self.board.name, "design": self.design.name, "hw": self.hw.name,
+                "model": self.config.name, "clock_mhz": self.design.clock_mhz, "cycles": int(cycles),
+                "latency_ms": ms, "fps": 1e3 / ms, "gops": ops / (ms * 1e-3) / 1e9, "ops_per_image": ops,
+                "linear_unit_roofline_share": ops / (ms * 1e-3) / peak,
+                "dsp": res["dsp"], "bram36": res["bram36"], "uram": res["uram"], "lut": res["lut"],
+                "ff": res["ff"], "power_w": None,
+                "power_note": "no power model yet: needs the board's measured idle/active figures",
+                "breakdown_ms": {n: v / f * 1e3 for n, v in k.items()},
+                "design_params": asdict(self.design), "resources": res,
+                "board_sources": self.board.sources}
+
+
+def _uniform(total: int, n: int) -> list[int]:
+    return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+
+def perf(config: MoEViTConfig, hw: HardwareSpec, board: str = "zcu104", design: str | Design = "ours",
+         **overrides: Any) -> dict[str, Any]:
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r}; available: {sorted(BOARDS)}")
+    if isinstance(design, str):
+        if design not in DESIGNS:
+            raise ValueError(f"unknown design {design!r}; available: {sorted(DESIGNS)}")
+        design = DESIGNS[design]
+    if overrides:
+        design = replace(design, **overrides)
+    return PerfModel(config, hw, design, BOARDS[board]).report()
+
+
+# Published figures (../shared/REFERENCE.md) the report compares against.
+PUBLISHED = [
+    {"design": "Edge-MoE (ICCAD'23)", "board": "ZCU102", "precision": "W16A32", "latency_ms": 34.64,
+     "gops": 72.15, "power_w": 14.54, "dsp": None},
+    {"design": "UbiMoE (ISCAS'25)", "board": "ZCU102", "precision": "W16A32", "latency_ms": 25.76,
+     "gops": 97.04, "power_w": 11.5, "dsp": 1850},
+    {"design": "CoQMoE (2025)", "board": "ZCU102", "precision": "INT8", "latency_ms": 6.47,
+     "gops": 386.3, "power_w": 9.83, "dsp": 1754},
+]
+EDGE_MOE_MS = 34.64
+
+
+def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | None = None) -> None:
+    """perf.json, perf.md (breakdown + comparison table) and perf.png (per-kernel breakdown)."""
+    import json
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "perf.json").write_text(json.dumps({**r, "validation": validation}, indent=1) + "\n")
+    b = r["breakdown_ms"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(list(b), list(b.values()), color="#369")
+    ax.set_xlabel("modeled ms per image")
+    ax.set_title(f"{r['model']} on {r['board']} ({r['design']}, {r['hw']}): "
+                 f"{r['latency_ms']:.2f} ms modeled")
+    fig.tight_layout()
+    fig.savefig(out / "perf.png", dpi=110)
+    plt.close(fig)
+    lines = [f"# Performance model — {r['model']} on {r['board']} (modeled)", "",
+             f"Design `{r['design']}` ({r['design_params']['t_out']}x{r['design_params']['t_in']} "
+             "linear unit, "
+             f"P = {r['design_params']['attn_p']}, {r['design_params']['axi_bits']}-bit AXI, "
+             f"{r['clock_mhz']:.0f} MHz), hardware `{r['hw']}`. All figures are **modeled**.", "",
+             f"- latency: **{r['latency_ms']:.2f} ms** per image (modeled), {r['fps']:.1f} FPS",
+             f"- {r['gops']:.1f} GOPS (backbone, 2 ops per MAC, active experts only: "
+             f"{r['ops_per_image'] / 1e9:.2f} GOP/image), "
+             f"{100 * r['linear_unit_roofline_share']:.0f}% of the "
+             "linear unit's peak",
+             f"- DSP48E2 {r['dsp']}, BRAM36 {r['bram36']}, URAM {r['uram']}; LUT/FF and power: not modeled",
+             "",
+             "| kernel | modeled ms |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in b.items()]
+    if validation:
+        lines += ["", "## Validation against Edge-MoE (ZCU102, 300 MHz, W16A32, m3vit-tiny)", "",
+                  f"Modeled {validation['modeled_ms']:.2f} ms vs published {validation['published_ms']} ms: "
+                  f"**{validation['error_percent']:+.1f}%** (goal ±15%)."]
+    lines += ["", "## Published designs (../shared/REFERENCE.md; measured on boards, not by us)", "",
+              "| design | board | precision | ms/image | GOPS | W | DSP |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {p['design']} | {p['board']} | {p['precision']} | {p['latency_ms']} | {p['gops']} | "
+              f"{p['power_w']} | {p['dsp'] or '—'} |" for p in PUBLISHED]
+    lines += ["", "Edge-MoE's 72.15 GOPS × 34.64 ms implies 2.5 GOP per image; our count of the backbone "
+              "(2 ops per MAC, top-k experts only) is lower, so GOPS figures are not directly comparable.",
+              "", "![breakdown](perf.png)", ""]
+    (out / "perf.md").write_text("\n".join(lines))
+
+
+def validate_edge_moe(config: MoEViTConfig, hw: HardwareSpec) -> dict[str, Any]:
+    r = perf(config, hw, "zcu102", "edge-moe")
+    return {"modeled_ms": r["latency_ms"], "published_ms": EDGE_MOE_MS,
+            "error_percent": 100 * (r["latency_ms"] - EDGE_MOE_MS) / EDGE_MOE_MS,
+            "breakdown_ms": r["breakdown_ms"]}

@@ -1,0 +1,86 @@
+"""The performance model: its arithmetic on hand-checked cases, and the Edge-MoE validation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mtl_moe.config import get_preset
+from mtl_moe.hw import get_hw
+from mtl_moe.perf import BOARDS, DESIGNS, EDGE_MOE_MS, Design, PerfModel, _dsp_per_mac, perf
+
+TINY = get_preset("m3vit-tiny")
+W16 = get_hw("w16a32")
+
+
+def _model(**design) -> PerfModel:
+    return PerfModel(TINY, W16, Design(**design), BOARDS["zcu102"])
+
+
+def test_linear_unit_cycles_by_hand():
+    m = _model(t_in=16, t_out=16, axi_bits=256)
+    # 129 rows x ceil(192/16)=12 output tiles x ceil(192/16)=12 input tiles
+    assert m.linear(129, 192, 192)["compute"] == 129 * 12 * 12
+    # weights: 192 rows x ceil(192 / (256/16)) = 12 beats, bias ceil(192 / (256/32)) = 24 beats;
+    # a 256-bit beat through a 128-bit HP port takes 2 cycles
+    assert m.beat_cycles == 2
+    assert m.linear(129, 192, 192)["load"] == (192 * 12 + 24) * 2
+    # partial tiles round up (17 outputs need 2 tiles: 2 cycles), but writing 17 32-bit outputs
+    # takes ceil(17/8) = 3 beats of 2 cycles: the stream bounds the kernel at 6 cycles
+    assert m.linear(1, 16, 17)["compute"] == max(1 * 2 * 1, 3 * 2) == 6
+
+
+def test_ping_pong_hides_loads_behind_compute():
+    parts = [{"load": 10, "compute": 100}, {"load": 50, "compute": 30}, {"load": 5, "compute": 5}]
+    assert _model(overlap_weight_load=False)._seq(parts) == 10 + 100 + 50 + 30 + 5 + 5
+    # first load exposed, then max(compute_i, load_{i+1})
+    assert _model(overlap_weight_load=True)._seq(parts) == 10 + max(100, 50) + max(30, 5) + 5
+
+
+def test_dsp_per_mac():
+    assert _dsp_per_mac(32, 16) == 2  # 32 bits do not fit the 27-bit port: two DSP48E2
+    assert _dsp_per_mac(16, 16) == 1
+    assert _dsp_per_mac(8, 8) == 0.5  # two 8-bit MACs pack into one DSP48E2
+    assert _dsp_per_mac(32, 32) == 4
+
+
+def test_expert_time_follows_the_token_counts():
+    """Same 258 token-slots per layer, on 1 expert instead of 16: the compute is the same, and 15
+    experts' weight loads disappear. One expert's load, by hand: W1 384 x ceil(192/16) + bias
+    ceil(384/8) beats, W2 192 x ceil(384/16) + ceil(192/8) beats, 2 cycles per beat."""
+    base = PerfModel(TINY, W16, DESIGNS["edge-moe"], BOARDS["zcu102"]).kernels()["experts"]
+    skew = [[258] + [0] * 15] * 6
+    one = PerfModel(TINY, W16, DESIGNS["edge-moe"], BOARDS["zcu102"], skew).kernels()["experts"]
+    per_expert_load = ((384 * 12 + 48) + (192 * 24 + 24)) * 2
+    assert base - one == 15 * per_expert_load * 6
+
+
+def test_attention_passes_scale_with_p():
+    a = perf(TINY, W16, "zcu102", "edge-moe")["breakdown_ms"]["attn_qk_softmax"]
+    b = perf(TINY, W16, "zcu102", "edge-moe", attn_p=8)["breakdown_ms"]["attn_qk_softmax"]
+    assert b == pytest.approx(a * 17 / 33, rel=1e-9)  # ceil((129+7)/8)=17 vs ceil((129+3)/4)=33 passes
+
+
+def test_edge_moe_validation_within_15_percent():
+    """The acceptance criterion of the performance model: Edge-MoE's published design (ZCU102,
+    300 MHz, 16x16, W16A32, m3vit-tiny) measured 34.64 ms per image."""
+    r = perf(TINY, W16, "zcu102", "edge-moe")
+    assert abs(r["latency_ms"] - EDGE_MOE_MS) / EDGE_MOE_MS <= 0.15, r["breakdown_ms"]
+    assert r["modeled"] is True
+
+
+def test_perf_cli_json_and_report(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mtl_moe", "perf", "m3vit-tiny", "--board", "zcu104", "--json",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert {"modeled", "latency_ms", "gops", "dsp", "bram36", "uram", "lut", "power_w"} <= set(d)
+    assert d["modeled"] is True and d["latency_ms"] > 0
+    md = (tmp_path / "perf.md").read_text()
+    assert "modeled" in md and "34.64" in md and (tmp_path / "perf.png").stat().st_size > 0
+    r = subprocess.run([sys.executable, "-m", "mtl_moe", "perf", "m3vit-tiny", "--board", "vcu118"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "unknown board" in r.stderr
