@@ -122,6 +122,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.hw and args.hw != ck["hw"]:
         raise ValueError(f"{args.checkpoint} is quantized for {ck['hw']!r}, not {args.hw!r}")
     kp = KernelParams(t_in=args.t_in, t_out=args.t_out, attn_p=args.attn_p, axi_bits=args.axi_bits)
+    if args.design:  # a point chosen by `mtl-moe dse`: the parameters the kernels implement
+        d = json.loads(Path(args.design).read_text())
+        kp = KernelParams(t_in=d["t_in"], t_out=d["t_out"], attn_p=d["attn_p"], axi_bits=d["axi_bits"])
+        if d.get("hw") and d["hw"] != ck["hw"]:
+            raise ValueError(f"{args.design} was explored for {d['hw']!r}, the checkpoint is {ck['hw']!r}")
     meta = export(load_quant_model(args.checkpoint), args.out, force=args.force, kp=kp)
     print(json.dumps({"out": args.out, **meta}, indent=2))
     return 0
@@ -207,6 +212,20 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dse(args: argparse.Namespace) -> int:
+    from mtl_moe.dse import run
+    from mtl_moe.hw import get_hw
+
+    s = run(resolve_config(args.model), get_hw(args.preset), args.board, args.out)
+    b = s["best"]
+    print(json.dumps({"modeled": True, "board": s["board"], "hw": s["hw"], "model": s["model"],
+                      "points": s["points"], "fitting": s["fitting"], "latency_ms": b["latency_ms"],
+                      "gops": b["gops"], "dsp": b["dsp"], "bram36": b["bram36"], "uram": b["uram"],
+                      "target_ms": s["target_ms"], "meets_target": s["meets_target"],
+                      "design": b["design"], "design_json": str(Path(args.out) / "design.json")}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtl-moe", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -288,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--t-out", type=int, default=16, help="linear unit: output tile")
     x.add_argument("--attn-p", type=int, default=4, help="attention: query rows per K/V pass")
     x.add_argument("--axi-bits", type=int, default=256, choices=[32, 64, 128, 256, 512])
+    x.add_argument("--design", help="design.json from `mtl-moe dse` (overrides --t-in, --t-out, --attn-p, "
+                   "--axi-bits)")
     x.add_argument("--qonnx", action="store_true", help="QONNX via Brevitas' exporter instead of HLS")
     x.add_argument("--tasks", nargs="*", help="QONNX: tasks to export (default: all)")
     x.add_argument("--n-verify", type=int, default=1, help="QONNX: validation images run through qonnx")
@@ -310,6 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--out", help="folder for perf.json, perf.md, perf.png (with the Edge-MoE validation)")
     pf.add_argument("--json", action="store_true")
     pf.set_defaults(func=cmd_perf)
+
+    ds = sub.add_parser("dse", help="design-space exploration on the performance model (modeled)")
+    ds.add_argument("--board", default="zcu104")
+    ds.add_argument("--preset", default="w16a32", help="hardware preset (w16a32, int8)")
+    ds.add_argument("--model", default="m3vit-tiny", help="model preset or config file")
+    ds.add_argument("--out", required=True, help="folder for dse.json, dse.md, dse.png, design.json")
+    ds.set_defaults(func=cmd_dse)
     return p
 
 

@@ -80,13 +80,22 @@ class Design:
     clock_mhz: float = 300.0
     overlap_weight_load: bool = True  # ping-pong: the next weights load while the unit computes
     fused_qkv: bool = True  # one 3D-wide linear for Q, K, V (Edge-MoE: three D-wide ones)
+    # The options below are modeled architecture choices for the DSE; the exported C++ kernels
+    # implement t_in, t_out, attn_p and axi_bits so far.
+    n_linear: int = 1  # linear units working on different output tiles
+    kv_on_chip: bool = False  # K and V of a layer held on chip: attention no longer re-streams DDR
+    attn_lanes: int = 0  # head-dim values per cycle per query row in attention (0: one AXI beat's worth)
+    weight_ports: int = 1  # HP ports the weight loads are spread over
+    fm_on_chip: bool = False  # feature maps stay on chip between kernels (Edge-MoE: DDR scratch)
+    gate_on_linear: bool = True  # router logits on the shared linear unit (Edge-MoE: own MAC lanes)
 
 
 DESIGNS = {
     # Edge-MoE as published (ICCAD'23): 16x16 linear unit, P = 4, 256-bit AXI, 300 MHz; its top
     # function calls load_linear_weights and compute_linear one after the other, and computes Q, K, V
     # with three separate linears.
-    "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, overlap_weight_load=False, fused_qkv=False),
+    "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, overlap_weight_load=False, fused_qkv=False,
+                       gate_on_linear=False),
     "ours": Design(),
 }
 
@@ -117,16 +126,28 @@ class PerfModel:
         """PL cycles per m_axi beat (the HP port is narrower than a wide beat)."""
         return max(1.0, self.design.axi_bits / self.board.port_bits)
 
+    @property
+    def fm_cycles(self) -> float:
+        """Cycles per beat of feature-map traffic: DDR through the HP port, or on-chip RAM."""
+        return 1.0 if self.design.fm_on_chip else self.beat_cycles
+
     def beats(self, n_values: int, bits: int) -> int:
         return _cdiv(n_values, max(1, self.design.axi_bits // bits))
 
+    @property
+    def weight_bytes_per_cycle(self) -> float:
+        """Weight-load bandwidth: the ports used, capped by the DDR controller's peak."""
+        d, b = self.design, self.board
+        ports = d.weight_ports * min(d.axi_bits, b.port_bits) / 8
+        return min(ports, b.ddr_gbs * 1e9 / (d.clock_mhz * 1e6))
+
     def linear(self, rows: int, K: int, N: int) -> dict[str, float]:
         d = self.design
-        compute = rows * _cdiv(N, d.t_out) * _cdiv(K, d.t_in)
+        compute = rows * _cdiv(_cdiv(N, d.t_out), d.n_linear) * _cdiv(K, d.t_in)
         stream = max(self.beats(rows * K, self.hw.act.width), self.beats(rows * N, self.hw.act.width))
-        load = (N * self.beats(K, self.hw.weight.width) + self.beats(N, self.hw.bias.width))
-        load *= self.beat_cycles
-        return {"compute": max(compute, stream * self.beat_cycles), "load": load}
+        beats = N * self.beats(K, self.hw.weight.width) + self.beats(N, self.hw.bias.width)
+        load = beats * d.axi_bits / 8 / self.weight_bytes_per_cycle
+        return {"compute": max(compute, stream * self.fm_cycles), "load": load}
 
     def _seq(self, parts: list[dict[str, float]]) -> float:
         """Loads and computes of consecutive linears: sequential, or overlapped by ping-pong."""
@@ -152,15 +173,23 @@ class PerfModel:
                                  "gate": 0.0, "experts": 0.0, "add": 0.0}
         moe_i = 0
         for i in range(c.n_layer):
-            out["layernorm"] += 2 * 3 * tok_beats * self.beat_cycles
-            out["add"] += 2 * tok_beats * self.beat_cycles
+            out["layernorm"] += 2 * 3 * tok_beats * self.fm_cycles
+            out["add"] += 2 * tok_beats * self.fm_cycles
             qkv = ([self.linear(T, D, 3 * D)] if d.fused_qkv else [self.linear(T, D, D)] * 3)
             out["attn_linear"] += self._seq(qkv + [self.linear(T, D, D)])
-            kv = groups * T * _cdiv(D, fb) * self.beat_cycles  # each K (V) beat once per P-row group
+            if d.kv_on_chip:  # K, V read once into on-chip buffers, then P rows x lanes per cycle
+                lanes = d.attn_lanes or fb
+                kv = tok_beats * self.fm_cycles + groups * T * _cdiv(D, lanes)
+            else:  # each K (V) beat streamed from DDR once per group of P query rows
+                kv = groups * T * _cdiv(D, fb) * self.beat_cycles
             out["attn_qk_softmax"] += kv
             out["attn_av"] += kv
             if c.is_moe_block(i):
-                out["gate"] += T * (max(_cdiv(D, fb) * self.beat_cycles, _cdiv(D, fb)) + 3 * E + E)
+                if d.gate_on_linear:  # logits on the linear unit, then softmax + top-k per token
+                    g = self.linear(T, D, E)
+                    out["gate"] += g["load"] + g["compute"] + T * (3 * E + E)
+                else:  # Edge-MoE: own E x f_per_beat MAC lanes, one token beat per cycle
+                    out["gate"] += T * (max(_cdiv(D, fb) * self.fm_cycles, _cdiv(D, fb)) + 3 * E + E)
                 counts = (self.tokens_per_expert[moe_i] if self.tokens_per_expert
                           else _uniform(T * c.top_k, E))
                 parts = []
@@ -190,17 +219,27 @@ class PerfModel:
     def resources(self) -> dict[str, Any]:
         d, hw, c = self.design, self.hw, self.config
         fb = max(1, d.axi_bits // hw.act.width)
-        dsp_lin = d.t_in * d.t_out * _dsp_per_mac(hw.act.width, hw.weight.width)
-        dsp_attn = 2 * d.attn_p * fb * _dsp_per_mac(hw.act.width, hw.act.width)  # QK^T and A.V lanes
-        dsp_gate = c.n_experts * fb * _dsp_per_mac(hw.act.width, hw.weight.width) if c.moe_blocks else 0
+        dsp_lin = d.n_linear * d.t_in * d.t_out * _dsp_per_mac(hw.act.width, hw.weight.width)
+        lanes = (d.attn_lanes or fb) if d.kv_on_chip else fb
+        dsp_attn = 2 * d.attn_p * lanes * _dsp_per_mac(hw.act.width, hw.act.width)  # QK^T and A.V lanes
+        dsp_gate = (c.n_experts * fb * _dsp_per_mac(hw.act.width, hw.weight.width)
+                    if c.moe_blocks and not d.gate_on_linear else 0)
         # on-chip buffers: two weight buffers (ping-pong) of the largest linear, the P query rows,
         # the gate matrix, expert queues; BRAM36 = 36 Kib, URAM = 288 Kib
         qkv = (3 if d.fused_qkv else 1) * c.n_embd * c.n_embd
         max_lin = max(qkv, c.n_embd * max(c.mlp_hidden, c.expert_hidden, c.dense_equiv_hidden))
         bits = 2 * max_lin * hw.weight.width + d.attn_p * c.n_embd * hw.act.width \
             + c.n_experts * c.n_embd * hw.weight.width + c.n_experts * c.n_tokens * (hw.gate.width + 16)
+        kv_bits = 2 * c.n_tokens * c.n_embd * hw.act.width if d.kv_on_chip else 0
+        if d.fm_on_chip:  # residual, normed, Q/K/V, attention output, MLP hidden
+            hid = max(c.mlp_hidden, c.expert_hidden, c.dense_equiv_hidden)
+            kv_bits += c.n_tokens * (6 * c.n_embd + hid) * hw.act.width
         bram36 = math.ceil(bits / 36864)
-        return {"dsp": int(math.ceil(dsp_lin + dsp_attn + dsp_gate)), "bram36": bram36, "uram": 0,
+        uram = math.ceil(kv_bits / (288 * 1024))  # large K/V buffers go to URAM (288 Kib each)
+        if uram > self.board.uram:  # no (or too little) URAM: BRAM36 instead
+            bram36 += math.ceil(kv_bits / 36864)
+            uram = 0
+        return {"dsp": int(math.ceil(dsp_lin + dsp_attn + dsp_gate)), "bram36": bram36, "uram": uram,
                 "lut": None, "ff": None,
                 "dsp_breakdown": {"linear_unit": dsp_lin, "attention": dsp_attn, "gate": dsp_gate},
                 "lut_note": "LUT/FF need the RTL units' Yosys counts (issue 8); not modeled yet"}

@@ -143,3 +143,15 @@ def test_export_and_csim_cli(tmp_path):
     d = json.loads(r.stdout)
     assert d["images"] == 1 and d["mismatches"] == 0 and d["max_abs_diff"] == 0.0
     assert d["seconds_per_image"] > 0
+
+
+def test_kernel_parameters_do_not_change_the_bits(tmp_path):
+    """Tile sizes and attention parallelism change the schedule, never the result."""
+    from mtl_moe.hls_export import KernelParams
+    cfg = get_preset("demo").replace(n_layer=2, moe_blocks=(1,))
+    q = QuantM3ViT(_scaled_model(cfg, 3, 1.0), get_hw("w16a32"))
+    params = [KernelParams(t_in=8, t_out=32, attn_p=3), KernelParams(t_in=5, t_out=7, attn_p=1)]
+    for i, kp in enumerate(params):
+        export(q, tmp_path / str(i), kp=kp)
+        r = compare(tmp_path / str(i), n_images=1, tasks=["depth"])
+        assert r["mismatches"] == 0, kp

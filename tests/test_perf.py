@@ -84,3 +84,31 @@ def test_perf_cli_json_and_report(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mtl_moe", "perf", "m3vit-tiny", "--board", "vcu118"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown board" in r.stderr
+
+
+def test_pareto_front_by_hand():
+    from mtl_moe.dse import pareto
+    pts = [{"latency_ms": 10, "dsp": 100, "mem_bram36_eq": 10, "id": "a"},
+           {"latency_ms": 5, "dsp": 200, "mem_bram36_eq": 10, "id": "b"},
+           {"latency_ms": 12, "dsp": 150, "mem_bram36_eq": 10, "id": "dominated by a"},
+           {"latency_ms": 20, "dsp": 50, "mem_bram36_eq": 50, "id": "c"}]
+    assert [p["id"] for p in pareto(pts)] == ["b", "a", "c"]
+
+
+def test_dse_finds_fitting_points_and_export_uses_the_choice(tmp_path):
+    from mtl_moe.dse import MARGIN, run
+    s = run(TINY, W16, "zcu104", tmp_path)
+    b = s["best"]
+    assert b["fits"] and b["dsp"] <= MARGIN * BOARDS["zcu104"].dsp and b["bram36"] <= MARGIN * 312
+    assert all(p["latency_ms"] >= b["latency_ms"] for p in s["pareto_front"])
+    d = json.loads((tmp_path / "design.json").read_text())
+    assert d["t_in"] == b["design"]["t_in"] and d["modeled_latency_ms"] == b["latency_ms"]
+    # the chosen point goes into an export's config.h
+    from mtl_moe.hls_export import KernelParams, export
+    from mtl_moe.model import M3ViT
+    from mtl_moe.quant import QuantM3ViT
+    demo = get_preset("demo").replace(n_layer=1, moe_blocks=(0,))
+    kp = KernelParams(t_in=d["t_in"], t_out=d["t_out"], attn_p=d["attn_p"], axi_bits=d["axi_bits"])
+    export(QuantM3ViT(M3ViT(demo), W16), tmp_path / "exp", kp=kp)
+    header = (tmp_path / "exp" / "config.h").read_text()
+    assert f"T_IN = {d['t_in']}, T_OUT = {d['t_out']}, ATTN_P = {d['attn_p']}" in header
