@@ -3,7 +3,8 @@
 // Every op follows mtl_moe/ARITHMETIC.md on integer codes, so C-simulation equals the golden model
 // bit for bit. Edge-MoE's techniques, generalised:
 //  - one shared linear unit (T_OUT x T_IN weight tiles, each tile read once per call and applied to
-//    every row: weights stream from DDR once per layer) serves patch embedding, QKV, projection, MLP,
+//    every row: weights stream from DDR once per layer, into ping-pong tile buffers so loading the
+//    next tile overlaps computing with this one) serves patch embedding, QKV, projection, MLP,
 //    router and experts;
 //  - attention processes ATTN_P query rows together: each K/V row is read once per group and used by
 //    the P rows (Edge-MoE's reordering keeps the bandwidth constant), with the single-pass softmax
@@ -37,28 +38,55 @@ static inline i64 rdb(const unsigned char* mem, long off, long i) { return rd(me
 
 // ---- the shared linear unit ------------------------------------------------------------------
 // out[r][n] = requant<OUT>(sum_k in[r][k] * W[n][k] + bias[n]) for r < rows; W is (N x K) row-major
-// at w_off, bias at b_off (-1: none). IN is the input type. Weight tiles are loaded once and used
-// for all rows (weight-stationary), the partial sums of all rows kept in acc.
+// at w_off, bias at b_off (-1: none). IN is the input type. Weight tiles (T_OUT x T_IN) are
+// double-buffered: while the MAC array applies tile i to every row (weight-stationary, each tile
+// read from DDR once), tile i+1 loads into the other buffer (ping-pong), so weight streaming
+// overlaps compute. The partial sums of all rows are kept in acc.
+static void load_tile(const unsigned char* mem, long w_off, int K, int n0, int k0, int nt, int kt,
+                      i64 wt[T_OUT][T_IN]) {
+    for (int t = 0; t < nt; t++)
+        for (int u = 0; u < kt; u++) {
+#pragma HLS PIPELINE II = 1
+            wt[t][u] = rdw(mem, w_off, (long)(n0 + t) * K + k0 + u);
+        }
+}
+
+template <class IN>
+static void mac_tile(const i64* in, int rows, int K, int k0, int nt, int kt, const i64 wt[T_OUT][T_IN],
+                     i64 acc[MAX_ROWS][T_OUT]) {
+    for (int r = 0; r < rows; r++) {
+#pragma HLS PIPELINE II = 1
+        for (int t = 0; t < nt; t++)
+            for (int u = 0; u < kt; u++) acc[r][t] += in[(long)r * K + k0 + u] * wt[t][u];
+    }
+}
+
 template <class IN, class OUT>
 static void linear_unit(const i64* in, int rows, int K, int N, const unsigned char* mem, long w_off,
                         long b_off, i64* out) {
     const int FP = IN::F + weight_t::F;
     static i64 acc[MAX_ROWS][T_OUT];
-    i64 wt[T_OUT][T_IN];
+    static i64 wt[2][T_OUT][T_IN];  // ping-pong weight tiles
+#pragma HLS ARRAY_PARTITION variable = wt complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = wt complete dim = 3
+    const int n_kt = (K + T_IN - 1) / T_IN;
+    int buf = 0;
+    load_tile(mem, w_off, K, 0, 0, N < T_OUT ? N : T_OUT, K < T_IN ? K : T_IN, wt[0]);
     for (int n0 = 0; n0 < N; n0 += T_OUT) {
         int nt = N - n0 < T_OUT ? N - n0 : T_OUT;
         for (int r = 0; r < rows; r++)
             for (int t = 0; t < nt; t++)
                 acc[r][t] = b_off < 0 ? 0 : shift_round(rdb(mem, b_off, n0 + t), bias_t::F - FP, bias_t::Q);
-        for (int k0 = 0; k0 < K; k0 += T_IN) {
-            int kt = K - k0 < T_IN ? K - k0 : T_IN;
-            for (int t = 0; t < nt; t++)  // one weight tile, read once
-                for (int u = 0; u < kt; u++) wt[t][u] = rdw(mem, w_off, (long)(n0 + t) * K + k0 + u);
-            for (int r = 0; r < rows; r++) {
-#pragma HLS PIPELINE II = 1
-                for (int t = 0; t < nt; t++)
-                    for (int u = 0; u < kt; u++) acc[r][t] += in[(long)r * K + k0 + u] * wt[t][u];
-            }
+        for (int kb = 0; kb < n_kt; kb++) {
+            int k0 = kb * T_IN, kt = K - k0 < T_IN ? K - k0 : T_IN;
+            // the next tile in (n0, k0) order loads into the other buffer while this one computes
+            int nk0 = k0 + T_IN, nn0 = n0;
+            if (nk0 >= K) { nk0 = 0; nn0 = n0 + T_OUT; }
+            if (nn0 < N)
+                load_tile(mem, w_off, K, nn0, nk0, N - nn0 < T_OUT ? N - nn0 : T_OUT,
+                          K - nk0 < T_IN ? K - nk0 : T_IN, wt[buf ^ 1]);
+            mac_tile<IN>(in, rows, K, k0, nt, kt, wt[buf], acc);
+            buf ^= 1;
         }
         for (int r = 0; r < rows; r++)
             for (int t = 0; t < nt; t++) {
