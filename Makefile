@@ -15,7 +15,7 @@ QAT_ARGS ?= --epochs 1 --n-train 1024
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[dev,quant,hls]'
+	$(PY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[dev,quant,hls,rtl]'
 	touch $@
 
 venv: $(STAMP)
@@ -53,7 +53,7 @@ demo: $(STAMP)
 
 ## test: lint + the CI test suite (slow tests have fast variants that run here).
 test: $(STAMP)
-	$(PY) -m ruff check mtl_moe tests bench sim
+	$(PY) -m ruff check mtl_moe tests bench sim hw_tests
 	$(PY) -m pytest -m "not slow and not vivado and not board" -q
 
 ## test-all: everything that can run on this machine, slow tests included.
@@ -61,7 +61,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check mtl_moe tests bench sim
+	$(PY) -m ruff check mtl_moe tests bench sim hw_tests
 
 clean:
 	rm -rf $(VENV) $(RUNS) .pytest_cache .ruff_cache
