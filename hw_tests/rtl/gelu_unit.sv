@@ -21,9 +21,11 @@ module gelu_unit #(
     output logic                overflow
 );
     localparam int SH = F - STEP;                 // position bits below one table step
+    localparam longint NM1 = longint'(N) - 64'sd1; // last table index
+    localparam int IW = $clog2(N);                // table index width
     localparam int R = (SH > 0) ? SH : 0;
-    localparam longint LAST = (SH >= 0) ? (longint'(N - 1) <<< SH)
-                                        : ((longint'(N - 1) + (64'sd1 <<< -SH) - 1) >>> -SH);  // ceil
+    localparam longint LAST = (SH >= 0) ? (NM1 <<< SH)
+                                        : ((NM1 + (64'sd1 <<< -SH) - 64'sd1) >>> -SH);  // ceil
     localparam int FRAC = EF + R;
     localparam int COMMON = (FRAC > F) ? FRAC : F;
     localparam int SHIFT = COMMON - F;            // the one rounding to the output grid
@@ -52,15 +54,15 @@ module gelu_unit #(
         a_in = (a < LAST) ? a : LAST;
         if (SH <= 0) begin
             idx = a_in <<< -SH;
-            if (idx > N - 1) idx = N - 1;
-            d = longint'(tab[idx]);
+            if (idx > NM1) idx = NM1;
+            d = longint'(tab[idx[IW-1:0]]);
             fr = 0; t0 = 0; t1 = 0;
         end else begin
             idx = a_in >>> SH;
-            if (idx > N - 2) idx = N - 2;
+            if (idx > NM1 - 64'sd1) idx = NM1 - 64'sd1;
             fr = a_in - (idx <<< SH);
-            t0 = longint'(tab[idx]);
-            t1 = longint'(tab[idx + 1]);
+            t0 = longint'(tab[idx[IW-1:0]]);
+            t1 = longint'(tab[IW'(idx + 64'sd1)]);
             d = (t0 <<< SH) + (t1 - t0) * fr;
         end
         if (a >= LAST) d = 0;

@@ -1,0 +1,107 @@
+"""MAC tile of the shared linear unit (hw_tests/rtl/mac_tile.sv) against the golden linear's exact
+accumulator: groups of beats (x: T_IN act codes, w: a T_OUT x T_IN weight tile), `clear` on each
+group's first beat; after the group's last beat every accumulator must equal the exact sum of the
+products — what mtl_moe.golden.linear sums before its one rounding."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cocotb
+import numpy as np
+import pytest
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from mtl_moe.hw import get_hw
+
+HERE = Path(__file__).resolve().parent
+
+
+def _pack(values: np.ndarray, bits: int) -> int:
+    out = 0
+    for i, v in enumerate(np.asarray(values).ravel()):
+        out |= (int(v) & ((1 << bits) - 1)) << (i * bits)
+    return out
+
+
+def _unpack(word: int, n: int, bits: int) -> list[int]:
+    vals = []
+    for i in range(n):
+        v = (word >> (i * bits)) & ((1 << bits) - 1)
+        vals.append(v - (1 << bits) if v >> (bits - 1) else v)
+    return vals
+
+
+@cocotb.test()
+async def mac_tile_matches_exact_sums(dut):
+    hw = get_hw(os.environ["MTL_MOE_HW"])
+    t_in, t_out = int(os.environ["T_IN"]), int(os.environ["T_OUT"])
+    a, wt, acc_t = hw.act, hw.weight, hw.accum
+    rng = np.random.default_rng(0)
+    groups = []
+    for g in range(60):
+        n = int(rng.integers(1, 13))  # beats per group (K = n * T_IN)
+        scale = [a.max_code, 1 << (a.width // 2), 7][g % 3]  # full range, mid, tiny values
+        x = rng.integers(-scale, min(scale, a.max_code), (n, t_in), endpoint=True)
+        x = np.clip(x, a.min_code, a.max_code)
+        w = rng.integers(wt.min_code, wt.max_code, (n, t_out, t_in), endpoint=True)
+        groups.append((x, w))
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value, dut.in_valid.value, dut.clear.value = 1, 0, 0
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    beats = [(x[i], w[i], i == 0, gi, i == len(x) - 1)
+             for gi, (x, w) in enumerate(groups) for i in range(len(x))]
+    outputs, latency, cycle = [], None, 0
+    for k in range(len(beats) + 4):
+        await FallingEdge(dut.clk)
+        if k < len(beats):
+            xb, wb, first, _, _ = beats[k]
+            dut.x.value = _pack(xb, a.width)
+            dut.w.value = _pack(wb, wt.width)
+            dut.clear.value = int(first)
+            dut.in_valid.value = 1
+        else:
+            dut.in_valid.value = 0
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        cycle += 1
+        if dut.out_valid.value == 1:
+            latency = latency or cycle
+            outputs.append(_unpack(int(dut.acc.value), t_out, acc_t.width))
+    mism, checked = 0, 0
+    for k, (_, _, _, gi, last) in enumerate(beats):
+        if last:
+            x, w = groups[gi]
+            exact = np.einsum("nu,ntu->t", x.astype(object), w.astype(object))  # Python ints: exact
+            mism += sum(int(e) != o for e, o in zip(exact, outputs[k], strict=True))
+            checked += t_out
+    Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps(
+        {"unit": "mac_tile", "hw": hw.name, "t_in": t_in, "t_out": t_out, "beats": len(beats),
+         "sums_checked": checked, "mismatches": mism, "latency_cycles": latency, "ii": 1}))
+    assert len(outputs) == len(beats) and mism == 0, f"{mism} mismatching sums of {checked}"
+
+
+@pytest.mark.parametrize(("hw_name", "t_in", "t_out"), [("w16a32", 16, 16), ("int8", 8, 4)])
+def test_mac_tile(verilator, tmp_path, hw_name, t_in, t_out):
+    from cocotb_tools.runner import get_results, get_runner
+
+    hw = get_hw(hw_name)
+    params = {"T_IN": t_in, "T_OUT": t_out, "WA": hw.act.width, "WW": hw.weight.width,
+              "WACC": hw.accum.width}
+    runner = get_runner("verilator")
+    build = tmp_path / "build"
+    runner.build(sources=[HERE / "rtl" / "mac_tile.sv"], hdl_toplevel="mac_tile", parameters=params,
+                 build_dir=build, build_args=["-Wno-WIDTH"])
+    report = tmp_path / "report.json"
+    results = runner.test(hdl_toplevel="mac_tile", test_module="test_mac_tile", test_dir=HERE,
+                          build_dir=build,
+                          extra_env={"MTL_MOE_HW": hw_name, "MTL_MOE_REPORT": str(report),
+                                     "T_IN": str(t_in), "T_OUT": str(t_out)})
+    r = json.loads(report.read_text())
+    assert r["mismatches"] == 0 and r["sums_checked"] > 0, r
+    assert get_results(results)[1] == 0
