@@ -10,7 +10,7 @@ module gelu_unit #(
     parameter int STEP = 5,           // table step 2^-STEP
     parameter int EW = 18,            // table entry width (unsigned)
     parameter int EF = 18,            // table entry fractional bits
-    parameter string TABLE = "gelu_table.mem"
+    parameter TABLE = "gelu_table.mem"
 ) (
     input  logic                clk,
     input  logic                rst,
