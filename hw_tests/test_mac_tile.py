@@ -12,12 +12,9 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb_util import reset, run_unit, stream
 
 from mtl_moe.hw import get_hw
-
-HERE = Path(__file__).resolve().parent
 
 
 def _pack(values: np.ndarray, bits: int) -> int:
@@ -49,30 +46,18 @@ async def mac_tile_matches_exact_sums(dut):
         x = np.clip(x, a.min_code, a.max_code)
         w = rng.integers(wt.min_code, wt.max_code, (n, t_out, t_in), endpoint=True)
         groups.append((x, w))
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value, dut.in_valid.value, dut.clear.value = 1, 0, 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await reset(dut)
     beats = [(x[i], w[i], i == 0, gi, i == len(x) - 1)
              for gi, (x, w) in enumerate(groups) for i in range(len(x))]
-    outputs, latency, cycle = [], None, 0
-    for k in range(len(beats) + 4):
-        await FallingEdge(dut.clk)
-        if k < len(beats):
-            xb, wb, first, _, _ = beats[k]
-            dut.x.value = _pack(xb, a.width)
-            dut.w.value = _pack(wb, wt.width)
-            dut.clear.value = int(first)
-            dut.in_valid.value = 1
-        else:
-            dut.in_valid.value = 0
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        cycle += 1
-        if dut.out_valid.value == 1:
-            latency = latency or cycle
-            outputs.append(_unpack(int(dut.acc.value), t_out, acc_t.width))
+
+    def drive(k: int) -> None:
+        xb, wb, first, _, _ = beats[k]
+        dut.x.value = _pack(xb, a.width)
+        dut.w.value = _pack(wb, wt.width)
+        dut.clear.value = int(first)
+
+    outputs, latency = await stream(dut, len(beats), drive,
+                                    lambda: _unpack(int(dut.acc.value), t_out, acc_t.width), drain=4)
     mism, checked = 0, 0
     for k, (_, _, _, gi, last) in enumerate(beats):
         if last:
@@ -88,20 +73,9 @@ async def mac_tile_matches_exact_sums(dut):
 
 @pytest.mark.parametrize(("hw_name", "t_in", "t_out"), [("w16a32", 16, 16), ("int8", 8, 4)])
 def test_mac_tile(verilator, tmp_path, hw_name, t_in, t_out):
-    from cocotb_tools.runner import get_results, get_runner
-
     hw = get_hw(hw_name)
     params = {"T_IN": t_in, "T_OUT": t_out, "WA": hw.act.width, "WW": hw.weight.width,
               "WACC": hw.accum.width}
-    runner = get_runner("verilator")
-    build = tmp_path / "build"
-    runner.build(sources=[HERE / "rtl" / "mac_tile.sv"], hdl_toplevel="mac_tile", parameters=params,
-                 build_dir=build, build_args=["-Wno-WIDTH"])
-    report = tmp_path / "report.json"
-    results = runner.test(hdl_toplevel="mac_tile", test_module="test_mac_tile", test_dir=HERE,
-                          build_dir=build,
-                          extra_env={"MTL_MOE_HW": hw_name, "MTL_MOE_REPORT": str(report),
-                                     "T_IN": str(t_in), "T_OUT": str(t_out)})
-    r = json.loads(report.read_text())
+    env = {"MTL_MOE_HW": hw_name, "T_IN": str(t_in), "T_OUT": str(t_out)}
+    r = run_unit("mac_tile", params, "test_mac_tile", env, tmp_path, ("-Wno-WIDTH",))
     assert r["mismatches"] == 0 and r["sums_checked"] > 0, r
-    assert get_results(results)[1] == 0

@@ -12,15 +12,12 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb_util import reset, run_unit, stream
 
 from mtl_moe.fixed import requantize
 from mtl_moe.golden import linear, mul
 from mtl_moe.hw import get_hw
 from mtl_moe.nonlinear import exp_neg, reciprocal
-
-HERE = Path(__file__).resolve().parent
 
 
 def gate_vectors(hw_name: str, E: int, n: int = 2000, seed: int = 0) -> np.ndarray:
@@ -51,27 +48,17 @@ async def topk_matches_golden(dut):
     vecs = gate_vectors(hw_name, E)
     want_i, want_v = golden_topk(vecs, K)
     iw = max(1, int(np.ceil(np.log2(E))))
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value, dut.in_valid.value = 1, 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    got, latency, cycle = [], None, 0
-    for n in range(len(vecs) + 4):
-        await FallingEdge(dut.clk)
-        if n < len(vecs):
-            dut.gates.value = sum(int(v) << (e * g.width) for e, v in enumerate(vecs[n]))
-            dut.in_valid.value = 1
-        else:
-            dut.in_valid.value = 0
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        cycle += 1
-        if dut.out_valid.value == 1:
-            latency = latency or cycle
-            iv, vv = int(dut.idx.value), int(dut.val.value)
-            got.append(([(iv >> (k * iw)) & ((1 << iw) - 1) for k in range(K)],
-                        [(vv >> (k * g.width)) & ((1 << g.width) - 1) for k in range(K)]))
+    await reset(dut)
+
+    def drive(n: int) -> None:
+        dut.gates.value = sum(int(v) << (e * g.width) for e, v in enumerate(vecs[n]))
+
+    def sample() -> tuple[list[int], list[int]]:
+        iv, vv = int(dut.idx.value), int(dut.val.value)
+        return ([(iv >> (k * iw)) & ((1 << iw) - 1) for k in range(K)],
+                [(vv >> (k * g.width)) & ((1 << g.width) - 1) for k in range(K)])
+
+    got, latency = await stream(dut, len(vecs), drive, sample, drain=4)
     mism = sum(gi != list(wi) or gv != list(wv)
                for (gi, gv), wi, wv in zip(got, want_i, want_v, strict=False))
     Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps(
@@ -82,17 +69,7 @@ async def topk_matches_golden(dut):
 
 @pytest.mark.parametrize(("hw_name", "E", "K"), [("w16a32", 16, 2), ("int8", 8, 3)])
 def test_topk_gate(verilator, tmp_path, hw_name, E, K):
-    from cocotb_tools.runner import get_results, get_runner
-
     params = {"E": E, "K": K, "WG": get_hw(hw_name).gate.width}
-    runner = get_runner("verilator")
-    build = tmp_path / "build"
-    runner.build(sources=[HERE / "rtl" / "topk_gate.sv"], hdl_toplevel="topk_gate", parameters=params,
-                 build_dir=build)
-    report = tmp_path / "report.json"
-    results = runner.test(hdl_toplevel="topk_gate", test_module="test_topk_gate", test_dir=HERE,
-                          build_dir=build, extra_env={"MTL_MOE_HW": hw_name, "MTL_MOE_REPORT": str(report),
-                                                      "E": str(E), "K": str(K)})
-    r = json.loads(report.read_text())
+    r = run_unit("topk_gate", params, "test_topk_gate", {"MTL_MOE_HW": hw_name, "E": str(E), "K": str(K)},
+                 tmp_path)
     assert r["mismatches"] == 0 and r["outputs"] == r["vectors"], r
-    assert get_results(results)[1] == 0
