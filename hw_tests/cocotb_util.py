@@ -58,6 +58,7 @@ def run_unit(top: str, params: dict[str, Any], test_module: str, env: dict[str, 
                  build_args=list(build_args))
     report = tmp_path / "report.json"
     results = runner.test(hdl_toplevel=top, test_module=test_module, test_dir=HERE, build_dir=build,
+                          results_xml=str(tmp_path / "results.xml"),  # not into the source tree
                           extra_env={**env, "MTL_MOE_REPORT": str(report)})
     assert get_results(results)[1] == 0, f"a cocotb test of {test_module} failed"
     return json.loads(report.read_text())
