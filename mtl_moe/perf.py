@@ -147,7 +147,10 @@ class PerfModel:
         stream = max(self.beats(rows * K, self.hw.act.width), self.beats(rows * N, self.hw.act.width))
         beats = N * self.beats(K, self.hw.weight.width) + self.beats(N, self.hw.bias.width)
         load = beats * d.axi_bits / 8 / self.weight_bytes_per_cycle
-        return {"compute": max(compute, stream * self.fm_cycles), "load": load}
+        fm_beats = 0 if d.fm_on_chip else (self.beats(rows * K, self.hw.act.width)
+                                           + self.beats(rows * N, self.hw.act.width))
+        return {"compute": max(compute, stream * self.fm_cycles), "load": load,
+                "bytes": (beats + fm_beats) * d.axi_bits / 8, "macs": rows * K * N}
 
     def _seq(self, parts: list[dict[str, float]]) -> float:
         """Loads and computes of consecutive linears: sequential, or overlapped by ping-pong."""
@@ -161,13 +164,27 @@ class PerfModel:
 
     # ---- kernels ----------------------------------------------------------------------------
     def kernels(self) -> dict[str, float]:
-        """Cycles per kernel kind for one image (one task), summed over the blocks."""
+        """Cycles per kernel kind for one image (one task), summed over the blocks. Also fills
+        ``self.traffic``: per kind, multiply-accumulates and DDR bytes (for the roofline)."""
         c, d = self.config, self.design
+        ab = d.axi_bits / 8
+        tr: dict[str, list[float]] = {}
+
+        def add(kind: str, macs: float, nbytes: float) -> None:
+            m, b = tr.get(kind, [0.0, 0.0])
+            tr[kind] = [m + macs, b + nbytes]
+
+        def add_lin(kind: str, parts: list[dict[str, float]]) -> None:
+            for p in parts:
+                add(kind, p["macs"], p["bytes"])
+
         T, D, E = c.n_tokens, c.n_embd, c.n_experts
         fb = max(1, d.axi_bits // self.hw.act.width)
         tok_beats = T * _cdiv(D, fb)
         groups = _cdiv(T + d.attn_p - 1, d.attn_p)
         pe = self.linear(c.n_patches, c.in_chans * c.patch_size**2, D)
+        add_lin("patch_embed", [pe])
+        fm_bytes = 0.0 if d.fm_on_chip else tok_beats * ab
         out: dict[str, float] = {"patch_embed": pe["compute"] + pe["load"], "layernorm": 0.0,
                                  "attn_linear": 0.0, "attn_qk_softmax": 0.0, "attn_av": 0.0, "mlp": 0.0,
                                  "gate": 0.0, "experts": 0.0, "add": 0.0}
@@ -175,8 +192,11 @@ class PerfModel:
         for i in range(c.n_layer):
             out["layernorm"] += 2 * 3 * tok_beats * self.fm_cycles
             out["add"] += 2 * tok_beats * self.fm_cycles
+            add("layernorm", 0, 2 * 3 * fm_bytes)
+            add("add", 0, 2 * 3 * fm_bytes)
             qkv = ([self.linear(T, D, 3 * D)] if d.fused_qkv else [self.linear(T, D, D)] * 3)
             out["attn_linear"] += self._seq(qkv + [self.linear(T, D, D)])
+            add_lin("attn_linear", qkv + [self.linear(T, D, D)])
             if d.kv_on_chip:  # K, V read once into on-chip buffers, then P rows x lanes per cycle
                 lanes = d.attn_lanes or fb
                 kv = tok_beats * self.fm_cycles + groups * T * _cdiv(D, lanes)
@@ -184,12 +204,17 @@ class PerfModel:
                 kv = groups * T * _cdiv(D, fb) * self.beat_cycles
             out["attn_qk_softmax"] += kv
             out["attn_av"] += kv
+            kv_bytes = (fm_bytes if d.kv_on_chip else groups * T * _cdiv(D, fb) * ab) + fm_bytes
+            add("attn_qk_softmax", T * T * D, kv_bytes)
+            add("attn_av", T * T * D, kv_bytes)
             if c.is_moe_block(i):
                 if d.gate_on_linear:  # logits on the linear unit, then softmax + top-k per token
                     g = self.linear(T, D, E)
                     out["gate"] += g["load"] + g["compute"] + T * (3 * E + E)
+                    add_lin("gate", [g])
                 else:  # Edge-MoE: own E x f_per_beat MAC lanes, one token beat per cycle
                     out["gate"] += T * (max(_cdiv(D, fb) * self.fm_cycles, _cdiv(D, fb)) + 3 * E + E)
+                    add("gate", T * D * E, fm_bytes + E * D * self.hw.weight.width / 8)
                 counts = (self.tokens_per_expert[moe_i] if self.tokens_per_expert
                           else _uniform(T * c.top_k, E))
                 parts = []
@@ -197,10 +222,14 @@ class PerfModel:
                     if n:
                         parts += [self.linear(n, D, c.expert_hidden), self.linear(n, c.expert_hidden, D)]
                 out["experts"] += self._seq(parts) if parts else 0.0
+                add_lin("experts", parts)
                 moe_i += 1
             else:
                 hidden = c.dense_equiv_hidden if i in c.moe_blocks else c.mlp_hidden
-                out["mlp"] += self._seq([self.linear(T, D, hidden), self.linear(T, hidden, D)])
+                mlp = [self.linear(T, D, hidden), self.linear(T, hidden, D)]
+                out["mlp"] += self._seq(mlp)
+                add_lin("mlp", mlp)
+        self.traffic = {k: {"macs": v[0], "ddr_bytes": v[1]} for k, v in tr.items()}
         return out
 
     def macs(self) -> int:
@@ -244,6 +273,20 @@ class PerfModel:
                 "dsp_breakdown": {"linear_unit": dsp_lin, "attention": dsp_attn, "gate": dsp_gate},
                 "lut_note": "LUT/FF need the RTL units' Yosys counts (issue 8); not modeled yet"}
 
+    def roofline(self, cycles: dict[str, float]) -> dict[str, Any]:
+        """Per kernel: achieved GOPS and operational intensity (ops per DDR byte), with the roofs."""
+        f = self.design.clock_mhz * 1e6
+        kernels = {}
+        for k, t in self.traffic.items():
+            sec = cycles[k] / f
+            ops = 2 * t["macs"]
+            kernels[k] = {"gops": ops / sec / 1e9 if sec else 0.0,
+                          "ops_per_byte": ops / t["ddr_bytes"] if t["ddr_bytes"] else None}
+        port_gbs = self.board.port_bits / 8 * f / 1e9
+        d = self.design
+        return {"compute_roof_gops": d.n_linear * d.t_in * d.t_out * 2 * f / 1e9,
+                "port_gbs": port_gbs, "ddr_gbs": self.board.ddr_gbs, "kernels": kernels}
+
     def report(self) -> dict[str, Any]:
         k = self.kernels()
         cycles = sum(k.values())
@@ -260,6 +303,7 @@ class PerfModel:
                 "ff": res["ff"], "power_w": None,
                 "power_note": "no power model yet: needs the board's measured idle/active figures",
                 "breakdown_ms": {n: v / f * 1e3 for n, v in k.items()},
+                "roofline": self.roofline(k),
                 "design_params": asdict(self.design), "resources": res,
                 "board_sources": self.board.sources}
 
@@ -307,11 +351,23 @@ def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | N
     out.mkdir(parents=True, exist_ok=True)
     (out / "perf.json").write_text(json.dumps({**r, "validation": validation}, indent=1) + "\n")
     b = r["breakdown_ms"]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 3.6))
     ax.barh(list(b), list(b.values()), color="#369")
     ax.set_xlabel("modeled ms per image")
     ax.set_title(f"{r['model']} on {r['board']} ({r['design']}, {r['hw']}): "
-                 f"{r['latency_ms']:.2f} ms modeled")
+                 f"{r['latency_ms']:.2f} ms modeled", fontsize=9)
+    rf = r["roofline"]
+    oi = [v["ops_per_byte"] for v in rf["kernels"].values() if v["ops_per_byte"]]
+    xs = [min(oi + [0.1]) / 2, max(oi + [100.0]) * 2]
+    for bw, label, style in ((rf["port_gbs"], "one HP port", "--"), (rf["ddr_gbs"], "DDR peak", ":")):
+        ax2.plot(xs, [min(rf["compute_roof_gops"], bw * x) for x in xs], style, c="k", lw=0.8, label=label)
+    ax2.axhline(rf["compute_roof_gops"], c="#c33", lw=0.8, label="linear unit peak")
+    for k, v in rf["kernels"].items():
+        if v["ops_per_byte"] and v["gops"]:
+            ax2.scatter(v["ops_per_byte"], v["gops"], s=14)
+            ax2.annotate(k, (v["ops_per_byte"], v["gops"]), fontsize=7)
+    ax2.set(xscale="log", yscale="log", xlabel="ops per DDR byte", ylabel="modeled GOPS", title="roofline")
+    ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "perf.png", dpi=110)
     plt.close(fig)

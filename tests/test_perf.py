@@ -112,3 +112,14 @@ def test_dse_finds_fitting_points_and_export_uses_the_choice(tmp_path):
     export(QuantM3ViT(M3ViT(demo), W16), tmp_path / "exp", kp=kp)
     header = (tmp_path / "exp" / "config.h").read_text()
     assert f"T_IN = {d['t_in']}, T_OUT = {d['t_out']}, ATTN_P = {d['attn_p']}" in header
+
+
+def test_roofline_operational_intensity_by_hand():
+    """Edge-MoE's Q.K^T per layer: 2*T^2*D ops over the K re-stream (33 groups x 129 rows x 24
+    beats of 32 bytes) plus one read of Q (129 x 24 beats): 1.897 ops per DDR byte."""
+    rf = perf(TINY, W16, "zcu102", "edge-moe")["roofline"]
+    want = 2 * 129 * 129 * 192 / ((33 * 129 * 24 + 129 * 24) * 32)
+    assert rf["kernels"]["attn_qk_softmax"]["ops_per_byte"] == pytest.approx(want, rel=1e-12)
+    assert rf["compute_roof_gops"] == pytest.approx(16 * 16 * 2 * 0.3)  # 256 MACs at 300 MHz
+    # no kernel beats the linear unit's peak
+    assert all(v["gops"] <= rf["compute_roof_gops"] for v in rf["kernels"].values())
