@@ -21,3 +21,22 @@ def test_moe_dispatch_bench_reports_ratios_and_matches_loops(tmp_path: Path) -> 
     assert r["max_abs_diff_vs_loops"] < 1e-4  # the three implementations compute the same layer
     assert sum(r["layer"]["tokens_per_expert"]) == r["layer"]["tokens"] * 2
     assert out.with_suffix(".md").read_text().startswith("# MoE dispatch")
+
+
+def test_routing_bench_smoke(tmp_path: Path) -> None:
+    """The routing benchmark's CI variant: every variant and single-task baseline trains (2 steps),
+    Δm is computed against the single-task models of the same seed, and the report is written."""
+    import subprocess
+    import sys
+
+    bench = BENCH.parent / "routing.py"
+    out = tmp_path / "routing.json"
+    r = subprocess.run([sys.executable, str(bench), "--seeds", "0", "--epochs", "1", "--n-train", "64",
+                        "--n-val", "16", "--max-steps", "2", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert set(d["delta_m_percent"]) == {"dense", "shared", "task_conditioned", "per_task"}
+    kinds = [x["kind"] for x in d["runs"]]
+    assert kinds.count("variant") == 4 and kinds.count("single") == 5
+    assert out.with_suffix(".png").stat().st_size > 0 and "Δm" in out.with_suffix(".md").read_text()
