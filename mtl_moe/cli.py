@@ -3,7 +3,8 @@
 Commands: ``config`` (show a preset / config file with its derived sizes), ``train``, ``eval``,
 ``approx`` (error report of the hardware's nonlinear approximations), ``quantize`` (PTQ + QAT to a
 hardware preset, range analysis, golden bit-exactness check), ``export`` (HLS project, or
-``--qonnx``), ``csim`` (C-simulation of an export against the golden model).
+``--qonnx``), ``csim`` (C-simulation of an export against the golden model), ``perf`` and ``dse``
+(modeled performance and design-space exploration).
 Every error a user can cause (bad config, missing file, unknown task) exits with status 2 and a
 one-line message naming what is wrong, not a traceback.
 """
