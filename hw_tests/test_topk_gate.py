@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 from cocotb_util import reset, run_unit, stream
 
-from mtl_moe.fixed import requantize
-from mtl_moe.golden import linear, mul
+from mtl_moe.golden import router_gates, top_k
 from mtl_moe.hw import get_hw
-from mtl_moe.nonlinear import exp_neg, reciprocal
 
 
 def gate_vectors(hw_name: str, E: int, n: int = 2000, seed: int = 0) -> np.ndarray:
@@ -27,18 +25,10 @@ def gate_vectors(hw_name: str, E: int, n: int = 2000, seed: int = 0) -> np.ndarr
     # real gates: the golden router's fixed-point softmax (ARITHMETIC.md, Router) of random tokens
     x = hw.act.from_float(rng.normal(0, 1, (n // 2, 8)))
     w = hw.weight.from_float(rng.normal(0, 0.7, (E, 8)))
-    lg = linear(x, w, None, hw.act, hw.weight, None, hw.router_logit, hw, "l")
-    e = exp_neg(lg - lg.max(-1, keepdims=True), hw.router_logit, hw.exp, hw.nonlinear)
-    s = requantize(e.sum(-1), hw.exp.frac_bits, hw.exp_sum)
-    real = mul(e, reciprocal(s, hw.exp_sum, hw.recip, hw.nonlinear)[:, None], hw.exp, hw.recip, g, "g")
+    real = router_gates(x, w, hw, "r")
     ties = rng.choice(np.array([0, 1, 5, g.max_code // 3, g.max_code]), (n // 2, E))
     corners = np.stack([np.zeros(E), np.full(E, g.max_code), np.eye(E)[E - 1] * g.max_code])
     return np.concatenate([real, ties, corners.astype(np.int64)]).astype(np.int64)
-
-
-def golden_topk(g: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.argsort(-g, axis=-1, kind="stable")[:, :k]  # the golden router's rule
-    return idx, np.take_along_axis(g, idx, -1)
 
 
 @cocotb.test()
@@ -46,7 +36,7 @@ async def topk_matches_golden(dut):
     hw_name, E, K = os.environ["MTL_MOE_HW"], int(os.environ["E"]), int(os.environ["K"])
     g = get_hw(hw_name).gate
     vecs = gate_vectors(hw_name, E)
-    want_i, want_v = golden_topk(vecs, K)
+    want_i, want_v = top_k(vecs, K)
     iw = max(1, int(np.ceil(np.log2(E))))
     await reset(dut)
 

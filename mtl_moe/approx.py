@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mtl_moe.fixed import Fixed, requantize
+from mtl_moe.fixed import Fixed
 from mtl_moe.hw import HardwareSpec
 from mtl_moe.nonlinear import exp_neg, gelu, reciprocal, rsqrt
 
@@ -71,7 +71,7 @@ def op_errors(hw: HardwareSpec, n_tokens: int = 129, dim: int = 192, n_experts: 
               rows: int = 256, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Errors of the composite ops of ARITHMETIC.md against float64 on random rows (not exhaustive):
     the attention softmax (single pass + reciprocal), the router softmax, LayerNorm."""
-    from mtl_moe.golden import layer_norm, softmax_stats
+    from mtl_moe.golden import gate_softmax, layer_norm, softmax_stats
 
     rng = np.random.default_rng(seed)
     nl, out = hw.nonlinear, {}
@@ -99,10 +99,7 @@ def op_errors(hw: HardwareSpec, n_tokens: int = 129, dim: int = 192, n_experts: 
     lg = hw.router_logit.from_float(rng.normal(0, 2, (rows, n_experts)))
     x = hw.router_logit.to_float(lg)
     ref = np.exp(x - x.max(-1, keepdims=True))
-    e = exp_neg(lg - lg.max(-1, keepdims=True), hw.router_logit, hw.exp, nl)
-    s = requantize(e.sum(-1), hw.exp.frac_bits, hw.exp_sum)
-    g = requantize(e * reciprocal(s, hw.exp_sum, hw.recip, nl)[:, None],
-                   hw.exp.frac_bits + hw.recip.frac_bits, hw.gate)
+    g = gate_softmax(lg, hw, "router")
     record("router gate", hw.router_logit, f"{n_experts} experts, logits ~ N(0, 2²)", hw.gate.to_float(g),
            ref / ref.sum(-1, keepdims=True), hw.gate.lsb)
     a = hw.act

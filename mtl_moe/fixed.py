@@ -114,12 +114,15 @@ class Fixed:
             log.record(name, self, int(over.sum()), lo, hi)
         if self.overflow == "SAT" or (log is not None and not log.strict):
             return np.clip(codes, self.min_code, self.max_code)
-        need = bits_to_hold(lo * self.lsb, hi * self.lsb, self.frac_bits, self.signed)
         raise FixedOverflowError(
             f"{name}: {int(over.sum())} value(s) in [{lo * self.lsb:.6g}, {hi * self.lsb:.6g}] "
             f"overflow {self} (range [{self.min_value:.6g}, {self.max_value:.6g}]); "
-            f"{Fixed(need, need - self.frac_bits, self.signed, self.rounding, self.overflow)} "
-            "would hold them")
+            f"{self.holding(lo * self.lsb, hi * self.lsb)} would hold them")
+
+    def holding(self, lo: float, hi: float) -> Fixed:
+        """This type widened (integer bits only) until it holds [lo, hi]; never narrower."""
+        w = max(self.width, bits_to_hold(lo, hi, self.frac_bits, self.signed))
+        return Fixed(w, w - self.frac_bits, self.signed, self.rounding, self.overflow)
 
 
 def bits_to_hold(lo: float, hi: float, frac_bits: int, signed: bool = True) -> int:

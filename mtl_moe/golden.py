@@ -135,21 +135,33 @@ def attention(x: Codes, w_qkv: Codes, b_qkv: Codes, w_proj: Codes, b_proj: Codes
     return linear(o, w_proj, b_proj, a, hw.weight, hw.bias, a, hw, f"{name}.proj", log)
 
 
-def router(x: Codes, w: Codes, k: int, hw: HardwareSpec, name: str,
-           log: OverflowLog | None = None) -> tuple[Codes, Codes]:
-    """Gate of N tokens: logits → fixed-point softmax over all experts → top-k.
-
-    x (N, D), w (E, D) → expert ids (N, k) and gate weights (N, k) codes of hw.gate. Top-k picks
-    the largest quantized gate values; equal values go to the lower expert index.
-    """
+def gate_softmax(logits: Codes, hw: HardwareSpec, name: str, log: OverflowLog | None = None) -> Codes:
+    """Fixed-point softmax of router logits (N, E) of hw.router_logit → gates (N, E) of hw.gate."""
     lt, e_t, s_t = hw.router_logit, hw.exp, hw.exp_sum
-    logits = linear(x, w, None, hw.act, hw.weight, None, lt, hw, f"{name}.logits", log)
     e = exp_neg(logits - logits.max(axis=-1, keepdims=True), lt, e_t, hw.nonlinear, f"{name}.exp")
     s = requantize(e.sum(axis=-1), e_t.frac_bits, s_t, f"{name}.sum", log)
     r = reciprocal(s, s_t, hw.recip, hw.nonlinear, f"{name}.recip")
-    g = mul(e, r[:, None], e_t, hw.recip, hw.gate, f"{name}.gate", log)
+    return mul(e, r[:, None], e_t, hw.recip, hw.gate, f"{name}.gate", log)
+
+
+def router_gates(x: Codes, w: Codes, hw: HardwareSpec, name: str, log: OverflowLog | None = None
+                 ) -> Codes:
+    """Gates of N tokens over all E experts: x (N, D), w (E, D) → logits → :func:`gate_softmax`."""
+    logits = linear(x, w, None, hw.act, hw.weight, None, hw.router_logit, hw, f"{name}.logits", log)
+    return gate_softmax(logits, hw, name, log)
+
+
+def top_k(g: Codes, k: int) -> tuple[Codes, Codes]:
+    """The k largest gates per row, descending; equal values go to the lower expert index."""
     idx = np.argsort(-g, axis=-1, kind="stable")[:, :k]
     return idx, np.take_along_axis(g, idx, axis=-1)
+
+
+def router(x: Codes, w: Codes, k: int, hw: HardwareSpec, name: str,
+           log: OverflowLog | None = None) -> tuple[Codes, Codes]:
+    """Gate of N tokens: :func:`router_gates`, then :func:`top_k` → expert ids (N, k) and gate
+    weights (N, k) codes of hw.gate."""
+    return top_k(router_gates(x, w, hw, name, log), k)
 
 
 def ffn(x: Codes, w1: Codes, b1: Codes, w2: Codes, b2: Codes, hw: HardwareSpec, name: str,

@@ -137,6 +137,12 @@ def cv_squared(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     return x.var(dim=-1) / (x.mean(dim=-1) ** 2 + eps)
 
 
+def balance_loss(importance: torch.Tensor, load: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+    """cv²(importance) + cv²(load) of each task present in the batch, summed."""
+    present = torch.bincount(task_ids, minlength=importance.shape[0]) > 0
+    return (cv_squared(importance) + cv_squared(load))[present].sum()
+
+
 def _grouped_matmul(x: torch.Tensor, w: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Rows of x grouped by expert (counts[e] rows each, in order) times w[e] → (N, w.shape[2])."""
     # grouped_mm needs 16-byte aligned strides: fp32 dims divisible by 4.
@@ -194,9 +200,7 @@ class MoEMLP(nn.Module):
         if self.record_routing:
             self.last_routing = routing
         y = self.experts(x.reshape(B * T, D), routing).view(B, T, D)
-        present = torch.bincount(task_ids, minlength=routing.importance.shape[0]) > 0
-        aux = (cv_squared(routing.importance) + cv_squared(routing.load))[present].sum()
-        return y, aux
+        return y, balance_loss(routing.importance, routing.load, task_ids)
 
 
 class Block(nn.Module):

@@ -37,7 +37,7 @@ from mtl_moe.hw import get_hw
 from mtl_moe.metrics import PRIMARY_METRIC
 from mtl_moe.quant import QuantM3ViT, codes, export_codes
 from mtl_moe.ranges import analyse, overflow_message, write_report
-from mtl_moe.train import lr_at, multitask_loss
+from mtl_moe.train import MultitaskNet, lr_at, multitask_loss
 
 # The targets: loss per task metric after QAT, in the metric's own units ("points").
 TARGET_POINTS = {"w16a32": 0.3, "int8": 1.0}
@@ -56,15 +56,6 @@ class QuantizeArgs:
     max_steps: int | None = None
     threads: int = 1
     seed: int | None = None
-
-
-class _QuantNet(torch.nn.Module):
-    def __init__(self, q: QuantM3ViT) -> None:
-        super().__init__()
-        self.q = q
-
-    def forward(self, images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        return self.q.forward_multitask(images)
 
 
 def _exact_metrics(q: QuantM3ViT, ds: Any, batch_size: int) -> dict[str, dict[str, float]]:
@@ -123,7 +114,7 @@ def quantize(checkpoint: str | Path, args: QuantizeArgs, out_dir: str | Path,
                         generator=torch.Generator().manual_seed(seed))
     opt = torch.optim.AdamW(q.parameters(), lr=args.lr, weight_decay=0.0)
     total = args.max_steps or args.epochs * len(loader)
-    net = _QuantNet(q)
+    net = MultitaskNet(q)
     q.train()
     with brevitas_fake_quant(quantizers(hw)):
         step, history = _qat_loop(net, cfg, loader, opt, args, total, progress)
@@ -156,7 +147,7 @@ def quantize(checkpoint: str | Path, args: QuantizeArgs, out_dir: str | Path,
     return result
 
 
-def _qat_loop(net: _QuantNet, cfg: Any, loader: DataLoader, opt: torch.optim.Optimizer,
+def _qat_loop(net: MultitaskNet, cfg: Any, loader: DataLoader, opt: torch.optim.Optimizer,
               args: QuantizeArgs, total: int, progress: bool) -> tuple[int, list[dict[str, Any]]]:
     sched, step, history = _Sched(args.lr), 0, []
     for epoch in range(args.epochs):

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from mtl_moe.config import ConfigError, MoEViTConfig
 from mtl_moe.fixed import INT64_SAFE_BITS, Fixed, FixedOverflowError
 from mtl_moe.hw import HardwareSpec
-from mtl_moe.model import M3ViT, _grouped_matmul
+from mtl_moe.model import M3ViT, _grouped_matmul, _per_task_sum, balance_loss
 from mtl_moe.nonlinear import exp_neg, gelu, reciprocal, rsqrt
 
 Tensor = torch.Tensor
@@ -133,10 +133,7 @@ def _shift_round(c: Tensor, shift: int, mode: str) -> Tensor:
 
 def requant(c: Tensor, frac: int, t: Fixed, name: str) -> Tensor:
     """int64 codes with ``frac`` fractional bits → float64 values of type t (its modes)."""
-    q = _shift_round(c, frac - t.frac_bits, t.rounding)
-    if t.overflow == "WRAP":
-        _check_range(q, t, name)
-    return q.clamp(t.min_code, t.max_code).to(torch.float64) / 2.0 ** t.frac_bits
+    return _fit(_shift_round(c, frac - t.frac_bits, t.rounding), t, name).to(torch.float64) / 2.0**t.frac_bits
 
 
 def _bound(a: Tensor, b: Tensor, terms: int, name: str) -> None:
@@ -407,16 +404,12 @@ class QuantM3ViT(nn.Module):
         return fq(out, hw.act, f"{pre}.out")
 
     def _balance(self, idx: Tensor, w: Tensor, task_ids: Tensor) -> Tensor:
-        """cv²(importance) + cv²(load) per present task, as the float model's balance loss."""
-        from mtl_moe.model import cv_squared
-        n_t, E = len(self.config.tasks), self.config.n_experts
-        N = idx.shape[0]
-        tpt = task_ids.repeat_interleave(N // task_ids.shape[0])
-        gates = w.new_zeros(N, E).scatter(-1, idx, w)
-        imp = w.new_zeros(n_t, E).index_add(0, tpt, gates)
-        load = w.new_zeros(n_t, E).index_add(0, tpt, (gates > 0).to(w.dtype))
-        present = torch.bincount(task_ids, minlength=n_t) > 0
-        return (cv_squared(imp) + cv_squared(load))[present].sum()
+        """The float model's balance loss on the quantized gates (importance: gate sums; load:
+        tokens per expert; per task)."""
+        n_t, E, B = len(self.config.tasks), self.config.n_experts, task_ids.shape[0]
+        gates = w.new_zeros(idx.shape[0], E).scatter(-1, idx, w).view(B, -1, E)
+        return balance_loss(_per_task_sum(gates, task_ids, n_t),
+                            _per_task_sum((gates > 0).to(w.dtype), task_ids, n_t), task_ids)
 
     def _conv(self, x: Tensor, w: Tensor, b: Tensor, stride: int, pad: int, x_t: Fixed, name: str
               ) -> Tensor:

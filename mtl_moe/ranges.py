@@ -36,9 +36,7 @@ class TensorRange:
         return self.type.width - need
 
     def holding_type(self) -> Fixed:
-        w = bits_to_hold(self.min, self.max, self.type.frac_bits, self.type.signed)
-        t = self.type
-        return Fixed(max(w, t.width), max(w, t.width) - t.frac_bits, t.signed, t.rounding, t.overflow)
+        return self.type.holding(self.min, self.max)
 
     def as_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "type": self.type.ctype(), "min": self.min, "max": self.max,

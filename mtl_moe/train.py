@@ -109,7 +109,7 @@ def multitask_loss(net: torch.nn.Module, cfg: MoEViTConfig, batch: dict[str, tor
 class MultitaskNet(torch.nn.Module):
     """forward() = forward_multitask(): DDP syncs gradients only through a module's forward()."""
 
-    def __init__(self, model: M3ViT) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:  # M3ViT, or QuantM3ViT for QAT
         super().__init__()
         self.model = model
 
