@@ -11,7 +11,8 @@ export fills in only what depends on the model:
   tensor aligned to the AXI word, with offsets, shapes, formats and a SHA-256;
 - ``top.cpp``: the top function (``s_axilite`` control: task id, image count, buffer addresses;
   ``m_axi`` ports for weights, images and features);
-- ``build_csim.json``: what the C-simulation (``mtl_moe.csim``) compiles.
+- ``regmap.json``: the AXI-Lite register map of the top function (``ap_ctrl_hs``) and the byte
+  size of each DDR buffer (``mtl_moe.deploy.regmap``), read by the driver and the RTL shell.
 
 The decoder heads run on the host, in the same integer arithmetic (``mtl_moe.golden``): they are
 per-task 3x3 convolutions at growing resolution, a different dataflow from the ViT backbone the
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from mtl_moe.config import ConfigError, MoEViTConfig
+from mtl_moe.deploy.regmap import buffer_sizes, register_map
 from mtl_moe.fixed import Fixed
 from mtl_moe.hw import HardwareSpec
 from mtl_moe.nonlinear import table
@@ -187,6 +189,7 @@ extern "C" void mtl_moe_top(const unsigned char* weights, const input_raw* image
 #pragma HLS INTERFACE s_axilite port = task
 #pragma HLS INTERFACE s_axilite port = n_images
 #pragma HLS INTERFACE s_axilite port = return
+    if (task < 0 || task >= cfg::N_TASKS) return;  // unknown task: no memory access at all
     static i64 img[cfg::IN_CHANS * cfg::IMG_H * cfg::IMG_W];
     static i64 feat[cfg::N_EMBD * cfg::N_PATCHES];
     const long n_in = (long)cfg::IN_CHANS * cfg::IMG_H * cfg::IMG_W;
@@ -256,6 +259,8 @@ def export(qmodel: Any, out_dir: str | Path, force: bool = False, kp: KernelPara
         shutil.copy(h, inc / h.name)
     _testbench(qmodel, codes, out, blob, tb_task)
     _tcl(out, cfg, hw, kp, len(blob), tb_task)
+    regs = {**register_map(), "axi_bits": kp.axi_bits, "buffers": buffer_sizes(cfg, hw, len(blob))}
+    (out / "regmap.json").write_text(json.dumps(regs, indent=1) + "\n")
     cfg.save(out / "model_config.json")
     np.savez_compressed(out / "params.npz", **codes)  # every code incl. the heads (host side)
     meta = {"hw": hw.name, "config_hash": cfg.hash(), "kernel_params": kp.__dict__,

@@ -1,0 +1,324 @@
+// The accelerator behind its real interface: the AXI-Lite control block that Vitis HLS generates
+// for ap_ctrl_hs (register map of mtl_moe.deploy.regmap, offsets passed in as parameters), and
+// AXI4 masters to DDR (bundle gmem_w: weights, read only; bundle gmem_io: images in, features out).
+//
+// The datapath is the exported C++ top function itself (the code the C-sim compiles), linked in
+// through DPI-C (mtl_moe_accel_dpi.cpp): no open-source tool turns Vitis C++ into RTL. The shell
+// moves every byte the top function reads or writes across the AXI4 masters — weights and images
+// are fetched in bursts before the call, features written back in bursts after it — so register
+// protocol, memory layout, burst/strobe handling and bit-exactness are what a board would see; the
+// cycle count is the bus traffic's only (the C++ call takes no simulated time).
+//
+// Naming follows Vitis HLS IP ports (ap_clk, ap_rst_n, s_axi_control_*, m_axi_<bundle>_*, interrupt).
+module mtl_moe_accel #(
+    parameter int CTRL_ADDR_W = 7,     // AXI-Lite address width (regmap addr_width)
+    parameter int OFF_WEIGHTS = 'h10,  // argument offsets (regmap args)
+    parameter int OFF_IMAGES = 'h1c,
+    parameter int OFF_FEATURES = 'h28,
+    parameter int OFF_TASK = 'h34,
+    parameter int OFF_N_IMAGES = 'h3c,
+    parameter int AXI_BITS = 256,      // m_axi data width (KernelParams.axi_bits)
+    parameter int WEIGHT_BYTES = 32,   // weights.bin size
+    parameter int IMAGE_BYTES = 32,    // one image as stored (regmap buffer_sizes)
+    parameter int FEATURE_BYTES = 32,  // one feature map as stored
+    parameter int BURST = 16           // beats per burst (Vitis' default max_read/write_burst_length)
+) (
+    input  logic ap_clk,
+    input  logic ap_rst_n,
+    /* verilator lint_off SYMRSVDWORD */  // 'interrupt' is the Vitis HLS IP's port name
+    output logic interrupt,
+    /* verilator lint_on SYMRSVDWORD */
+    // AXI-Lite control slave
+    input  logic [CTRL_ADDR_W-1:0] s_axi_control_AWADDR,
+    input  logic s_axi_control_AWVALID,
+    output logic s_axi_control_AWREADY,
+    input  logic [31:0] s_axi_control_WDATA,
+    input  logic [3:0] s_axi_control_WSTRB,
+    input  logic s_axi_control_WVALID,
+    output logic s_axi_control_WREADY,
+    output logic [1:0] s_axi_control_BRESP,
+    output logic s_axi_control_BVALID,
+    input  logic s_axi_control_BREADY,
+    input  logic [CTRL_ADDR_W-1:0] s_axi_control_ARADDR,
+    input  logic s_axi_control_ARVALID,
+    output logic s_axi_control_ARREADY,
+    output logic [31:0] s_axi_control_RDATA,
+    output logic [1:0] s_axi_control_RRESP,
+    output logic s_axi_control_RVALID,
+    input  logic s_axi_control_RREADY,
+    // AXI4 master gmem_w (read channels only)
+    output logic [0:0] m_axi_gmem_w_ARID,
+    output logic [63:0] m_axi_gmem_w_ARADDR,
+    output logic [7:0] m_axi_gmem_w_ARLEN,
+    output logic [2:0] m_axi_gmem_w_ARSIZE,
+    output logic [1:0] m_axi_gmem_w_ARBURST,
+    output logic m_axi_gmem_w_ARLOCK,
+    output logic [3:0] m_axi_gmem_w_ARCACHE,
+    output logic [2:0] m_axi_gmem_w_ARPROT,
+    output logic m_axi_gmem_w_ARVALID,
+    input  logic m_axi_gmem_w_ARREADY,
+    input  logic [0:0] m_axi_gmem_w_RID,
+    input  logic [AXI_BITS-1:0] m_axi_gmem_w_RDATA,
+    input  logic [1:0] m_axi_gmem_w_RRESP,
+    input  logic m_axi_gmem_w_RLAST,
+    input  logic m_axi_gmem_w_RVALID,
+    output logic m_axi_gmem_w_RREADY,
+    // AXI4 master gmem_io
+    output logic [0:0] m_axi_gmem_io_AWID,
+    output logic [63:0] m_axi_gmem_io_AWADDR,
+    output logic [7:0] m_axi_gmem_io_AWLEN,
+    output logic [2:0] m_axi_gmem_io_AWSIZE,
+    output logic [1:0] m_axi_gmem_io_AWBURST,
+    output logic m_axi_gmem_io_AWLOCK,
+    output logic [3:0] m_axi_gmem_io_AWCACHE,
+    output logic [2:0] m_axi_gmem_io_AWPROT,
+    output logic m_axi_gmem_io_AWVALID,
+    input  logic m_axi_gmem_io_AWREADY,
+    output logic [AXI_BITS-1:0] m_axi_gmem_io_WDATA,
+    output logic [AXI_BITS/8-1:0] m_axi_gmem_io_WSTRB,
+    output logic m_axi_gmem_io_WLAST,
+    output logic m_axi_gmem_io_WVALID,
+    input  logic m_axi_gmem_io_WREADY,
+    input  logic [0:0] m_axi_gmem_io_BID,
+    input  logic [1:0] m_axi_gmem_io_BRESP,
+    input  logic m_axi_gmem_io_BVALID,
+    output logic m_axi_gmem_io_BREADY,
+    output logic [0:0] m_axi_gmem_io_ARID,
+    output logic [63:0] m_axi_gmem_io_ARADDR,
+    output logic [7:0] m_axi_gmem_io_ARLEN,
+    output logic [2:0] m_axi_gmem_io_ARSIZE,
+    output logic [1:0] m_axi_gmem_io_ARBURST,
+    output logic m_axi_gmem_io_ARLOCK,
+    output logic [3:0] m_axi_gmem_io_ARCACHE,
+    output logic [2:0] m_axi_gmem_io_ARPROT,
+    output logic m_axi_gmem_io_ARVALID,
+    input  logic m_axi_gmem_io_ARREADY,
+    input  logic [0:0] m_axi_gmem_io_RID,
+    input  logic [AXI_BITS-1:0] m_axi_gmem_io_RDATA,
+    input  logic [1:0] m_axi_gmem_io_RRESP,
+    input  logic m_axi_gmem_io_RLAST,
+    input  logic m_axi_gmem_io_RVALID,
+    output logic m_axi_gmem_io_RREADY
+);
+    localparam int BYTES = AXI_BITS / 8;
+    localparam int SIZE = $clog2(BYTES);
+    localparam int BUF_WEIGHTS = 0, BUF_IMAGES = 1, BUF_FEATURES = 2;
+
+    import "DPI-C" function void accel_put(input int buf_id, input int beat, input bit [AXI_BITS-1:0] data);
+    import "DPI-C" function void accel_get(input int buf_id, input int beat, output bit [AXI_BITS-1:0] data);
+    import "DPI-C" function void accel_compute(input int task_id, input int n_images);
+
+    wire rst = !ap_rst_n;
+    // Vitis HLS m_axi adapters ignore IDs and responses too (single ID, no error path to the core)
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire unused_resp = ^{m_axi_gmem_w_RID, m_axi_gmem_w_RRESP, m_axi_gmem_io_RID, m_axi_gmem_io_RRESP,
+                         m_axi_gmem_io_BID, m_axi_gmem_io_BRESP};
+    /* verilator lint_on UNUSEDSIGNAL */
+
+    // ---------------- AXI-Lite control block (ap_ctrl_hs) ----------------
+    logic ap_start, ap_done, ap_idle, ap_ready;
+    logic int_ap_done, int_ap_ready, int_auto_restart, int_gie;
+    logic [1:0] int_ier, int_isr;
+    logic [63:0] arg_weights, arg_images, arg_features;
+    logic [31:0] arg_task, arg_n_images;
+
+    typedef enum logic [1:0] {WR_IDLE, WR_DATA, WR_RESP} wstate_t;
+    wstate_t wstate;
+    logic [CTRL_ADDR_W-1:0] waddr;
+    wire aw_hs = s_axi_control_AWVALID && s_axi_control_AWREADY;
+    wire w_hs = s_axi_control_WVALID && s_axi_control_WREADY;
+    wire ar_hs = s_axi_control_ARVALID && s_axi_control_ARREADY;
+    wire [31:0] wmask = {{8{s_axi_control_WSTRB[3]}}, {8{s_axi_control_WSTRB[2]}},
+                         {8{s_axi_control_WSTRB[1]}}, {8{s_axi_control_WSTRB[0]}}};
+
+    assign s_axi_control_AWREADY = (wstate == WR_IDLE);
+    assign s_axi_control_WREADY = (wstate == WR_DATA);
+    assign s_axi_control_BRESP = 2'b00;
+    assign s_axi_control_BVALID = (wstate == WR_RESP);
+    assign s_axi_control_ARREADY = !s_axi_control_RVALID;
+    assign s_axi_control_RRESP = 2'b00;
+
+    always_ff @(posedge ap_clk) begin
+        if (rst) wstate <= WR_IDLE;
+        else case (wstate)
+            WR_IDLE: if (aw_hs) begin wstate <= WR_DATA; waddr <= s_axi_control_AWADDR; end
+            WR_DATA: if (w_hs) wstate <= WR_RESP;
+            WR_RESP: if (s_axi_control_BREADY) wstate <= WR_IDLE;
+            default: wstate <= WR_IDLE;
+        endcase
+    end
+
+    function automatic logic [31:0] merge(input logic [31:0] old);
+        return (s_axi_control_WDATA & wmask) | (old & ~wmask);
+    endfunction
+
+    // register writes, ap_start (cleared on handshake), done/ready (clear on read), ISR (toggle on write)
+    wire wr_ctrl = w_hs && waddr == CTRL_ADDR_W'(0);
+    wire rd_ctrl = ar_hs && s_axi_control_ARADDR == CTRL_ADDR_W'(0);
+    always_ff @(posedge ap_clk) begin
+        if (rst) begin
+            ap_start <= 0; int_ap_done <= 0; int_ap_ready <= 0; int_auto_restart <= 0; int_gie <= 0;
+            int_ier <= 0; int_isr <= 0; arg_weights <= 0; arg_images <= 0; arg_features <= 0;
+            arg_task <= 0; arg_n_images <= 0;
+        end else begin
+            if (wr_ctrl && s_axi_control_WSTRB[0] && s_axi_control_WDATA[0]) ap_start <= 1;
+            else if (ap_ready) ap_start <= int_auto_restart;
+            if (ap_done) int_ap_done <= 1; else if (rd_ctrl) int_ap_done <= 0;
+            if (ap_ready) int_ap_ready <= 1; else if (rd_ctrl) int_ap_ready <= 0;
+            if (wr_ctrl && s_axi_control_WSTRB[0]) int_auto_restart <= s_axi_control_WDATA[7];
+            if (w_hs && waddr == CTRL_ADDR_W'('h4) && s_axi_control_WSTRB[0]) int_gie <= s_axi_control_WDATA[0];
+            if (w_hs && waddr == CTRL_ADDR_W'('h8) && s_axi_control_WSTRB[0]) int_ier <= s_axi_control_WDATA[1:0];
+            for (int b = 0; b < 2; b++) begin
+                if (int_ier[b] && (b == 0 ? ap_done : ap_ready)) int_isr[b] <= 1;
+                else if (w_hs && waddr == CTRL_ADDR_W'('hc) && s_axi_control_WSTRB[0] && s_axi_control_WDATA[b])
+                    int_isr[b] <= ~int_isr[b];
+            end
+            if (w_hs) begin
+                if (waddr == CTRL_ADDR_W'(OFF_WEIGHTS)) arg_weights[31:0] <= merge(arg_weights[31:0]);
+                if (waddr == CTRL_ADDR_W'(OFF_WEIGHTS + 4)) arg_weights[63:32] <= merge(arg_weights[63:32]);
+                if (waddr == CTRL_ADDR_W'(OFF_IMAGES)) arg_images[31:0] <= merge(arg_images[31:0]);
+                if (waddr == CTRL_ADDR_W'(OFF_IMAGES + 4)) arg_images[63:32] <= merge(arg_images[63:32]);
+                if (waddr == CTRL_ADDR_W'(OFF_FEATURES)) arg_features[31:0] <= merge(arg_features[31:0]);
+                if (waddr == CTRL_ADDR_W'(OFF_FEATURES + 4)) arg_features[63:32] <= merge(arg_features[63:32]);
+                if (waddr == CTRL_ADDR_W'(OFF_TASK)) arg_task <= merge(arg_task);
+                if (waddr == CTRL_ADDR_W'(OFF_N_IMAGES)) arg_n_images <= merge(arg_n_images);
+            end
+        end
+    end
+    assign interrupt = int_gie && (|int_isr);
+
+    // read data, registered one cycle after the address handshake
+    always_ff @(posedge ap_clk) begin
+        if (rst) s_axi_control_RVALID <= 0;
+        else if (ar_hs) begin
+            s_axi_control_RVALID <= 1;
+            case (s_axi_control_ARADDR)
+                CTRL_ADDR_W'(0): s_axi_control_RDATA <= {22'b0, interrupt, 1'b0, int_auto_restart, 3'b0,
+                                                        int_ap_ready, ap_idle, int_ap_done, ap_start};
+                CTRL_ADDR_W'('h4): s_axi_control_RDATA <= {31'b0, int_gie};
+                CTRL_ADDR_W'('h8): s_axi_control_RDATA <= {30'b0, int_ier};
+                CTRL_ADDR_W'('hc): s_axi_control_RDATA <= {30'b0, int_isr};
+                CTRL_ADDR_W'(OFF_WEIGHTS): s_axi_control_RDATA <= arg_weights[31:0];
+                CTRL_ADDR_W'(OFF_WEIGHTS + 4): s_axi_control_RDATA <= arg_weights[63:32];
+                CTRL_ADDR_W'(OFF_IMAGES): s_axi_control_RDATA <= arg_images[31:0];
+                CTRL_ADDR_W'(OFF_IMAGES + 4): s_axi_control_RDATA <= arg_images[63:32];
+                CTRL_ADDR_W'(OFF_FEATURES): s_axi_control_RDATA <= arg_features[31:0];
+                CTRL_ADDR_W'(OFF_FEATURES + 4): s_axi_control_RDATA <= arg_features[63:32];
+                CTRL_ADDR_W'(OFF_TASK): s_axi_control_RDATA <= arg_task;
+                CTRL_ADDR_W'(OFF_N_IMAGES): s_axi_control_RDATA <= arg_n_images;
+                default: s_axi_control_RDATA <= 0;
+            endcase
+        end else if (s_axi_control_RREADY) s_axi_control_RVALID <= 0;
+    end
+
+    // ---------------- the core: fetch weights and images, compute, write features ----------------
+    typedef enum logic [2:0] {S_IDLE, S_AR, S_R, S_COMPUTE, S_AW, S_W, S_B, S_DONE} state_t;
+    state_t state;
+    logic [1:0] region;           // BUF_WEIGHTS / BUF_IMAGES while reading
+    logic [63:0] addr;            // next burst address
+    logic [31:0] beats, beat;     // beats in the region, beats done
+    logic [31:0] burst_left;      // beats left in the current write burst
+    logic [31:0] tail_bytes;      // valid bytes of the region's last beat
+    logic [31:0] task_q, n_q;
+    logic [AXI_BITS-1:0] wdata;
+
+    function automatic logic [31:0] beats_of(input logic [63:0] nbytes);
+        return 32'((nbytes + 64'(BYTES - 1)) / 64'(BYTES));
+    endfunction
+    function automatic logic [7:0] len_of(input logic [31:0] left);
+        return 8'((left > 32'(BURST) ? 32'(BURST) : left) - 1);
+    endfunction
+
+    wire use_w = (region == 2'(BUF_WEIGHTS));
+    wire r_valid = use_w ? m_axi_gmem_w_RVALID : m_axi_gmem_io_RVALID;
+    wire r_last = use_w ? m_axi_gmem_w_RLAST : m_axi_gmem_io_RLAST;
+    wire [AXI_BITS-1:0] r_data = use_w ? m_axi_gmem_w_RDATA : m_axi_gmem_io_RDATA;
+    wire ar_ready = use_w ? m_axi_gmem_w_ARREADY : m_axi_gmem_io_ARREADY;
+
+    assign ap_idle = (state == S_IDLE);
+    assign ap_done = (state == S_DONE);
+    assign ap_ready = (state == S_DONE);
+
+    assign m_axi_gmem_w_ARVALID = (state == S_AR) && use_w;
+    assign m_axi_gmem_io_ARVALID = (state == S_AR) && !use_w;
+    assign m_axi_gmem_w_RREADY = (state == S_R) && use_w;
+    assign m_axi_gmem_io_RREADY = (state == S_R) && !use_w;
+    assign m_axi_gmem_w_ARADDR = addr;
+    assign m_axi_gmem_io_ARADDR = addr;
+    assign m_axi_gmem_w_ARLEN = len_of(beats - beat);
+    assign m_axi_gmem_io_ARLEN = len_of(beats - beat);
+    assign m_axi_gmem_io_AWADDR = addr;
+    assign m_axi_gmem_io_AWLEN = len_of(beats - beat);
+    assign m_axi_gmem_io_AWVALID = (state == S_AW);
+    assign m_axi_gmem_io_WVALID = (state == S_W);
+    assign m_axi_gmem_io_WDATA = wdata;
+    assign m_axi_gmem_io_WLAST = (state == S_W) && burst_left == 1;
+    assign m_axi_gmem_io_WSTRB = (beat == beats - 1) ? {BYTES{1'b1}} >> (BYTES - tail_bytes)
+                                                     : {BYTES{1'b1}};
+    assign m_axi_gmem_io_BREADY = (state == S_B);
+    // fixed burst attributes: INCR bursts of full-width beats, normal access, no cache hints
+    assign m_axi_gmem_w_ARID = 0, m_axi_gmem_io_ARID = 0, m_axi_gmem_io_AWID = 0;
+    assign m_axi_gmem_w_ARSIZE = 3'(SIZE), m_axi_gmem_io_ARSIZE = 3'(SIZE), m_axi_gmem_io_AWSIZE = 3'(SIZE);
+    assign m_axi_gmem_w_ARBURST = 2'b01, m_axi_gmem_io_ARBURST = 2'b01, m_axi_gmem_io_AWBURST = 2'b01;
+    assign m_axi_gmem_w_ARLOCK = 0, m_axi_gmem_io_ARLOCK = 0, m_axi_gmem_io_AWLOCK = 0;
+    assign m_axi_gmem_w_ARCACHE = 4'b0011, m_axi_gmem_io_ARCACHE = 4'b0011, m_axi_gmem_io_AWCACHE = 4'b0011;
+    assign m_axi_gmem_w_ARPROT = 0, m_axi_gmem_io_ARPROT = 0, m_axi_gmem_io_AWPROT = 0;
+
+    function automatic logic [31:0] tail(input logic [63:0] nbytes);
+        return (nbytes % 64'(BYTES)) == 0 ? 32'(BYTES) : 32'(nbytes % 64'(BYTES));
+    endfunction
+
+    always_ff @(posedge ap_clk) begin
+        if (rst) begin
+            state <= S_IDLE;
+        end else case (state)
+            S_IDLE: if (ap_start) begin
+                task_q <= arg_task;
+                n_q <= arg_n_images;
+                region <= 2'(BUF_WEIGHTS);
+                addr <= arg_weights;
+                beats <= beats_of(64'(WEIGHT_BYTES)); beat <= 0;
+                state <= S_AR;
+            end
+            S_AR: if (ar_ready) state <= S_R;
+            S_R: if (r_valid) begin
+                accel_put(32'(region), 32'(beat), r_data);
+                beat <= beat + 1;
+                if (r_last) begin
+                    addr <= addr + 64'(BURST * BYTES);
+                    if (beat + 1 < beats) state <= S_AR;
+                    else if (region == 2'(BUF_WEIGHTS) && n_q != 0) begin  // then the images
+                        region <= 2'(BUF_IMAGES);
+                                addr <= arg_images;
+                        beats <= beats_of(64'(n_q) * 64'(IMAGE_BYTES)); beat <= 0;
+                        state <= S_AR;
+                    end else state <= S_COMPUTE;
+                end
+            end
+            S_COMPUTE: begin
+                accel_compute(task_q, n_q);  // the exported top function, in zero simulated time
+                addr <= arg_features;
+                beats <= beats_of(64'(n_q) * 64'(FEATURE_BYTES)); beat <= 0;
+                tail_bytes <= tail(64'(n_q) * 64'(FEATURE_BYTES));
+                state <= (n_q == 0) ? S_DONE : S_AW;
+            end
+            S_AW: if (m_axi_gmem_io_AWREADY) begin
+                burst_left <= 32'(len_of(beats - beat)) + 1;
+                accel_get(BUF_FEATURES, beat, wdata);
+                state <= S_W;
+            end
+            S_W: if (m_axi_gmem_io_WREADY) begin
+                beat <= beat + 1;
+                burst_left <= burst_left - 1;
+                if (burst_left == 1) state <= S_B;
+                else accel_get(BUF_FEATURES, beat + 1, wdata);
+            end
+            S_B: if (m_axi_gmem_io_BVALID) begin
+                addr <= addr + 64'(BURST * BYTES);
+                state <= (beat < beats) ? S_AW : S_DONE;
+            end
+            S_DONE: state <= S_IDLE;
+            default: state <= S_IDLE;
+        endcase
+    end
+endmodule

@@ -1,0 +1,148 @@
+"""Multi-task inference on the accelerator: load the weights once, then ``infer(image, task)``.
+
+:class:`Accelerator` is the host side of an exported design on any backend (the board through
+PYNQ, the C-sim device, the Verilator simulation): it allocates the DDR buffers the register map
+sizes (``regmap.json`` of the export), writes the weights once, and per call writes the image
+codes, programs the registers (:mod:`mtl_moe.deploy.protocol`), waits for done, reads the backbone
+features and runs the task's head on the host in the golden model's integer arithmetic (the heads
+are host-side by design, see ``mtl_moe.hls_export``). Switching task is one register write.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtl_moe.config import MoEViTConfig
+from mtl_moe.deploy import protocol as proto
+from mtl_moe.deploy.backends import Buffer, CSimDevice
+from mtl_moe.hw import get_hw
+
+
+class Accelerator:
+    """An exported design on a backend. ``backend``: "sim", "pynq", "auto" (pynq when importable
+    and an overlay is given, else sim) or an object with the backend methods."""
+
+    def __init__(self, export_dir: str | Path, backend: str | Any = "auto",
+                 overlay: str | Path | None = None, max_images: int = 1, timeout: float = 30.0,
+                 irq: bool = False, poll: float = 1e-4) -> None:
+        self.dir = Path(export_dir)
+        if not (self.dir / "regmap.json").is_file():
+            raise FileNotFoundError(f"{self.dir / 'regmap.json'} is missing: export the model with "
+                                    "`mtl-moe export` (not an export folder, or one older than regmap.json)")
+        self.meta = json.loads((self.dir / "export.json").read_text())
+        self.config = MoEViTConfig.from_dict(json.loads((self.dir / "model_config.json").read_text()))
+        self.hw = get_hw(self.meta["hw"])
+        self.regs = json.loads((self.dir / "regmap.json").read_text())
+        if max_images < 1:
+            raise ValueError(f"max_images must be >= 1, got {max_images}")
+        self.max_images, self.timeout, self.irq, self.poll = max_images, timeout, irq, poll
+        if overlay is not None:
+            from mtl_moe.deploy.manifest import check_overlay
+
+            check_overlay(overlay, self.dir)
+        self.backend = make_backend(backend, self.dir, overlay)
+        sizes = self.regs["buffers"]
+        weights = (self.dir / "weights.bin").read_bytes()
+        if len(weights) != sizes["weights"]:
+            raise ValueError(f"weights.bin has {len(weights)} bytes, regmap.json says {sizes['weights']}")
+        self.weights = self.backend.alloc(len(weights))
+        self.weights.write(weights)  # once: every task shares them
+        self.images = self.backend.alloc(max_images * sizes["image"])
+        self.features_buf = self.backend.alloc(max_images * sizes["features"])
+        with np.load(self.dir / "params.npz") as z:
+            self.params = {k: z[k] for k in z.files}
+        self.last_latency_s: float | None = None  # backend clock, start to done
+        self.last_wall_s: float | None = None
+
+    def task_index(self, task: str | int) -> int:
+        return self.config.task_index(task)  # raises with the known task names
+
+    def _check_window(self, buf: Buffer, nbytes: int, what: str) -> None:
+        win = getattr(self.backend, "memory_window", None)
+        if win is not None and not (win[0] <= buf.address and buf.address + nbytes <= win[1]):
+            raise ValueError(f"{what} buffer [{buf.address:#x}, {buf.address + nbytes:#x}) lies outside the "
+                             f"accelerator's memory [{win[0]:#x}, {win[1]:#x})")
+
+    def program(self, codes: np.ndarray, task: str | int) -> proto.Program:
+        """The register program of one run: (B, C, H, W) input codes → (B, D, gh, gw) features."""
+        c, sizes = self.config, self.regs["buffers"]
+        x = np.asarray(codes)
+        if x.ndim != 4 or x.shape[1:] != (c.in_chans, *c.img_size):
+            raise ValueError(f"expected image codes of shape (B, {c.in_chans}, {c.img_size[0]}, "
+                             f"{c.img_size[1]}), got {x.shape}")
+        n = x.shape[0]
+        if not 1 <= n <= self.max_images:
+            raise ValueError(f"{n} images per run; this Accelerator has buffers for 1..{self.max_images}")
+        t = self.task_index(task)
+        lo, hi = self.hw.input.min_code, self.hw.input.max_code
+        if x.min() < lo or x.max() > hi:
+            raise ValueError(f"image codes must lie in [{lo}, {hi}] ({self.hw.input}), got "
+                             f"[{x.min()}, {x.max()}]")
+        self.images.write(x.astype(f"<i{sizes['image_elem']}").tobytes())
+        for buf, nb, what in ((self.weights, sizes["weights"], "weights"), (self.images, n * sizes["image"],
+                              "images"), (self.features_buf, n * sizes["features"], "features")):
+            self._check_window(buf, nb, what)
+        args = {"weights": self.weights.address, "images": self.images.address,
+                "features": self.features_buf.address, "task": t, "n_images": n}
+        yield from proto.start(self.regs, args, self.irq)
+        self.last_latency_s = yield from proto.wait_done(self.regs, self.timeout, self.irq, self.poll)
+        raw = self.features_buf.read(n * sizes["features"])
+        feats = np.frombuffer(raw, f"<i{sizes['features_elem']}").astype(np.int64)
+        return feats.reshape(n, c.n_embd, *c.grid)
+
+    def features(self, codes: np.ndarray, task: str | int) -> np.ndarray:
+        """Backbone features computed by the accelerator (synchronous backends)."""
+        t0 = time.perf_counter()
+        out = proto.drive(self.program(codes, task), self.backend)
+        self.last_wall_s = time.perf_counter() - t0
+        return out
+
+    def head(self, features: np.ndarray, task: str | int) -> np.ndarray:
+        """The task's head on the host (golden integer arithmetic) → output codes."""
+        from mtl_moe.golden import GoldenModel
+
+        name = self.config.tasks[self.task_index(task)].name
+        return GoldenModel(self.config, self.hw, self.params)._head(features, name)
+
+    def infer(self, image: np.ndarray, task: str | int) -> np.ndarray:
+        """Float image(s) (C, H, W) or (B, C, H, W), normalised as the training data → the task's
+        prediction as floats: host quantization, accelerator backbone, host head."""
+        from mtl_moe.csim import input_codes
+
+        x = np.asarray(image, np.float64)
+        single = x.ndim == 3
+        codes = input_codes(x[None] if single else x, self.hw)
+        y = self.hw.act.to_float(self.head(self.features(codes, task), task))
+        return y[0] if single else y
+
+    def read_power_w(self) -> float | None:
+        """Board power from the PMBus rails (PYNQ), None where the backend has no sensors."""
+        f = getattr(self.backend, "read_power_w", None)
+        return f() if f is not None else None
+
+
+def make_backend(kind: str | Any, export_dir: Path, overlay: str | Path | None = None) -> Any:
+    if not isinstance(kind, str):
+        return kind
+    if kind == "auto":
+        kind = "pynq" if overlay is not None and _pynq_available() else "sim"
+    if kind == "sim":
+        return CSimDevice(export_dir)
+    if kind == "pynq":
+        if overlay is None:
+            raise ValueError("the pynq backend needs overlay= (the .bit whose .hwh sits beside it)")
+        from mtl_moe.deploy.pynq_driver import PynqBackend
+
+        return PynqBackend(overlay)
+    raise ValueError(f"unknown backend {kind!r}; use 'auto', 'sim' or 'pynq'")
+
+
+def _pynq_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pynq") is not None
