@@ -247,13 +247,13 @@ def test_accelerator_behind_axi_matches_golden(verilator, demo_export, tmp_path)
 @pytest.mark.vitis_rtl
 def test_vitis_generated_rtl_behind_axi_matches_golden(verilator, tmp_path):
     """The same cocotb tests on the RTL Vitis HLS generated for an export: MTL_MOE_VITIS_IP names
-    the export folder whose hls_prj/solution1/syn/verilog holds it (run_hls.tcl's csynth)."""
+    the export folder whose hls_prj/sol1/syn/verilog holds it (run_hls.tcl's csynth)."""
     ip = os.environ.get("MTL_MOE_VITIS_IP")
     if not ip:
         pytest.skip("no Vitis-generated RTL: set MTL_MOE_VITIS_IP to an export folder after "
                     "run_hls.tcl csynth")
     export_dir = Path(ip)
-    vdir = export_dir / "hls_prj" / "solution1" / "syn" / "verilog"
+    vdir = export_dir / "hls_prj" / "sol1" / "syn" / "verilog"
     sources = sorted(vdir.glob("*.v"))
     if not sources:
         pytest.skip(f"{vdir} has no Verilog: run `vitis_hls -f run_hls.tcl` in {export_dir} first")

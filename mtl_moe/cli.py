@@ -4,7 +4,9 @@ Commands: ``config`` (show a preset / config file with its derived sizes), ``tra
 ``approx`` (error report of the hardware's nonlinear approximations), ``quantize`` (PTQ + QAT to a
 hardware preset, range analysis, golden bit-exactness check), ``export`` (HLS project, or
 ``--qonnx``), ``csim`` (C-simulation of an export against the golden model), ``perf`` and ``dse``
-(modeled performance and design-space exploration).
+(modeled performance and design-space exploration), ``run`` (an export through the deployment
+driver on the C-sim device or the board, checked against golden), ``manifest`` (the overlay
+manifest ``bitstreams/`` writes beside a bitstream).
 Every error a user can cause (bad config, missing file, unknown task) exits with status 2 and a
 one-line message naming what is wrong, not a traceback.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_moe.config import PRESETS, ConfigError, MoEViTConfig, resolve_config
+from mtl_moe.deploy.protocol import AcceleratorError
 from mtl_moe.fixed import FixedOverflowError
 
 
@@ -184,6 +187,31 @@ def cmd_csim(args: argparse.Namespace) -> int:
     return 0 if r["mismatches"] == 0 else 1
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from mtl_moe.deploy.accelerator import Accelerator
+    from mtl_moe.deploy.check import run_and_check
+
+    acc = Accelerator(args.export_dir, backend=args.backend, overlay=args.overlay, max_images=args.images,
+                      timeout=args.timeout, irq=args.irq)
+    r = run_and_check(acc, args.images, args.tasks or None)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        for t, v in r["tasks"].items():
+            print(f"{t:>10}: {v['mismatches']} mismatching values of {v['values']} vs golden, "
+                  f"{1e3 * v['latency_s']:.2f} ms start-to-done")
+        if r["backend"] == "sim":
+            print("(sim backend: the C++ on this CPU; its times are not accelerator latencies)")
+    return 0 if r["mismatches"] == 0 else 1
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from mtl_moe.deploy.manifest import write_manifest
+
+    print(write_manifest(args.export_dir, args.bit, args.pynq, args.tool_version))
+    return 0
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     from mtl_moe.hw import get_hw
     from mtl_moe.perf import perf, validate_edge_moe, write_report
@@ -323,6 +351,25 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--report", help="append the result to this markdown report")
     cs.set_defaults(func=cmd_csim)
 
+    r = sub.add_parser("run", help="run an export through the deployment driver (C-sim device or board) "
+                       "and compare every task with the golden model")
+    r.add_argument("export_dir")
+    r.add_argument("--backend", default="auto", help="auto, sim or pynq")
+    r.add_argument("--overlay", help="the .bit (with .hwh and .json beside it) for the pynq backend")
+    r.add_argument("--images", type=int, default=1, help="validation images per run")
+    r.add_argument("--tasks", nargs="*")
+    r.add_argument("--irq", action="store_true", help="wait for the interrupt instead of polling")
+    r.add_argument("--timeout", type=float, default=30.0, help="seconds before a run counts as hung")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+    mf = sub.add_parser("manifest", help="write the overlay manifest beside a bitstream built from an export")
+    mf.add_argument("export_dir")
+    mf.add_argument("--bit", required=True, help="the .bit (its .hwh beside it)")
+    mf.add_argument("--pynq", required=True, help="PYNQ image version the overlay is for (3.1 or 4.0)")
+    mf.add_argument("--tool-version", help="Vivado release that built it (checked against --pynq)")
+    mf.set_defaults(func=cmd_manifest)
+
     pf = sub.add_parser("perf", help="modeled latency/resources of an export or a preset on a board")
     pf.add_argument("target", help="export folder, preset or config file")
     pf.add_argument("--board", default="zcu104", help="zcu104 or zcu102")
@@ -346,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, ValueError, FileNotFoundError, FileExistsError, FixedOverflowError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, FileExistsError, FixedOverflowError,
+            AcceleratorError) as e:
         print(f"mtl-moe {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,12 @@ apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master "/zynq_ultra_p
 foreach port {m_axi_gmem_w m_axi_gmem_io} {
     apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config [list Slave "/zynq_ultra_ps_e_0/S_AXI_HP0_FPD" Clk "Auto" Master "/mtl_moe_0/$port"] [get_bd_intf_pins zynq_ultra_ps_e_0/S_AXI_HP0_FPD]
 }
+# interrupt: ap_done through an AXI interrupt controller to the PS (what PYNQ's Interrupt expects)
+create_bd_cell -type ip -vlnv xilinx.com:ip:axi_intc axi_intc_0
+set_property -dict [list CONFIG.C_IRQ_CONNECTION {1}] [get_bd_cells axi_intc_0]
+apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master "/zynq_ultra_ps_e_0/M_AXI_HPM0_FPD" Clk "Auto"} [get_bd_intf_pins axi_intc_0/s_axi]
+connect_bd_net [get_bd_pins mtl_moe_0/interrupt] [get_bd_pins axi_intc_0/intr]
+connect_bd_net [get_bd_pins axi_intc_0/irq] [get_bd_pins zynq_ultra_ps_e_0/pl_ps_irq0]
 validate_bd_design
 save_bd_design
 make_wrapper -files [get_files design_1.bd] -top -import
