@@ -46,7 +46,7 @@ class MoEAccel(pynq.DefaultIP):
         try:
             asyncio.run(asyncio.wait_for(wait(), timeout))
             return True
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError:  # noqa: UP041 (not the builtin before Python 3.11; PYNQ 3.1 has 3.10)
             return False
 
 
