@@ -188,3 +188,27 @@ def plot_predictions(images: torch.Tensor, targets: dict[str, torch.Tensor],
         ax.set_xticks([])
         ax.set_yticks([])
     return _save(fig, path)
+
+
+def plot_outputs(images: torch.Tensor, preds: dict[str, torch.Tensor], specs: Sequence[TaskSpec],
+                 path: str | Path, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None) -> Path:
+    """Like :func:`plot_predictions` for images without labels (photographs): image, then each task's
+    prediction rendered as there."""
+    n, cols = images.shape[0], 1 + len(specs)
+    img = _denormalise(images, mean, std)
+    fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols, 1.65 * n + 0.4), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(img[i].permute(1, 2, 0).numpy(), interpolation="nearest")
+        for j, s in enumerate(specs):
+            p = preds[s.name][i]
+            fake_target = p.argmax(0) if s.type == "semseg" else p  # only the prediction panel is drawn
+            arr, kw = _panels(s, fake_target, p)[1]
+            axes[i, 1 + j].imshow(arr.numpy(), **{"interpolation": "nearest", **kw})
+    axes[0, 0].set_title("image", fontsize=9)
+    for j, s in enumerate(specs):
+        axes[0, 1 + j].set_title(s.name, fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return _save(fig, path)

@@ -153,6 +153,7 @@ def train(cfg: MoEViTConfig, args: TrainArgs, out_dir: str | Path, resume: str |
 
     for epoch in range(start_epoch, args.epochs):
         sampler.set_epoch(epoch)
+        getattr(train_set, "set_epoch", lambda e: None)(epoch)  # real datasets: new augmentations
         model.train()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not progress or rank != 0,
                    leave=False)

@@ -1,0 +1,1 @@
+"""The mtl-moe notebooks, shipped as ``mtl_moe.notebooks`` for ``pynq get-notebooks mtl-moe``."""

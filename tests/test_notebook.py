@@ -1,0 +1,81 @@
+"""The deployment notebook, executed headless against the simulated backend (as CI runs it), its
+saved outputs checked independently against the golden model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_golden import _scaled_model
+
+from mtl_moe.config import get_preset
+from mtl_moe.hls_export import export
+from mtl_moe.hw import get_hw
+from mtl_moe.quant import QuantM3ViT
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "zcu104_multitask.ipynb"
+
+
+def _execute(env: dict[str, str]) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                                resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def _check_against_golden(export_dir: Path, out: Path) -> dict:
+    from mtl_moe.csim import input_codes
+    from mtl_moe.deploy.accelerator import Accelerator
+    from mtl_moe.golden import GoldenModel
+
+    res = json.loads((out / "results.json").read_text())
+    acc = Accelerator(export_dir, backend="sim")
+    g = GoldenModel(acc.config, acc.hw, acc.params)
+    z = np.load(out / "outputs.npz")
+    bad = 0
+    for t in acc.config.tasks:
+        got = acc.hw.act.to_float(g(input_codes(z["images"], acc.hw), t.name))
+        bad += int((got != z[f"out_{t.name}"]).sum())
+        want = acc.hw.act.to_float(g(input_codes(z["photo"][None], acc.hw), t.name))[0]
+        bad += int((want != z[f"photo_{t.name}"]).sum())
+    assert res["backend"] == "sim" and set(res["tasks"]) == {t.name for t in acc.config.tasks}
+    return {"notebook_mismatches": res["mismatches"], "independent_mismatches": bad}
+
+
+def test_notebook_runs_on_the_sim_backend_bit_exact(tmp_path):
+    ex = tmp_path / "export"
+    export(QuantM3ViT(_scaled_model(get_preset("demo"), 2, 1.0), get_hw("int8")), ex, force=True)
+    out = tmp_path / "nb"
+    _execute({"MTL_MOE_EXPORT": str(ex), "MTL_MOE_NOTEBOOK_OUT": str(out), "MTL_MOE_OVERLAY": ""})
+    r = _check_against_golden(ex, out)
+    assert r == {"notebook_mismatches": 0, "independent_mismatches": 0}, r
+    for png in ("predictions.png", "photo.png", "latency.png"):
+        assert (out / png).stat().st_size > 5000, png
+
+
+def test_notebook_builds_a_model_when_no_export_exists(tmp_path):
+    out = tmp_path / "nb"
+    _execute({"MTL_MOE_EXPORT": str(tmp_path / "missing"), "MTL_MOE_NOTEBOOK_OUT": str(out),
+              "MTL_MOE_NOTEBOOK_STEPS": "3", "MTL_MOE_OVERLAY": ""})
+    r = _check_against_golden(out / "model" / "export-w16a32", out)
+    assert r == {"notebook_mismatches": 0, "independent_mismatches": 0}, r
+
+
+def test_notebooks_ship_as_the_pynq_entry_point():
+    from importlib.metadata import entry_points
+
+    eps = {e.name: e.value for e in entry_points(group="pynq.notebooks")}
+    assert eps.get("mtl-moe") == "mtl_moe.notebooks"
+    import mtl_moe.notebooks as nbs
+
+    assert (Path(nbs.__file__).parent / NOTEBOOK.name).is_file()
