@@ -6,6 +6,11 @@ single-task dense baselines (one model per task, same seed), as in M³ViT. Runs 
 one thread each (bit-reproducible per run).
 
     python bench/routing.py --seeds 0 1 2 --epochs 2 --n-train 2048 --json bench/results/routing.json
+    python bench/routing.py --dataset nyudv2 --data-root /data/NYUD_MT --preset m3vit-tiny ...
+
+On a real dataset (``--dataset nyudv2 | pascal_context``, files under ``--data-root``) the preset keeps
+its shape; if the dataset lacks the preset's tasks, M³ViT's task set for it is used instead (NYUD-v2:
+semseg + depth; PASCAL-Context: its five tasks).
 
 The paper's ordering (PASCAL-Context / NYUD-v2) is dense < shared < task-conditioned < per-task;
 the table reports what comes out here, with the standard deviation over seeds.
@@ -41,19 +46,23 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     cfg = MoEViTConfig.from_dict(job["config"])
-    args = TrainArgs(epochs=job["epochs"], n_train=job["n_train"], n_val=job["n_val"], batch_size=32,
-                     max_steps=job.get("max_steps"), eval_every=10**6, seed=job["seed"])
+    data = {"name": job.get("dataset", "synthetic"), "root": job.get("data_root")}
+    args = TrainArgs(epochs=job["epochs"], n_train=job["n_train"], n_val=job["n_val"],
+                     batch_size=job.get("batch_size", 32), max_steps=job.get("max_steps"), eval_every=10**6,
+                     seed=job["seed"], dataset=data["name"], data_root=data["root"])
     t0 = time.time()
     with tempfile.TemporaryDirectory() as d:
         model = train(cfg, args, d, progress=False)["model"]
-    val = build_dataset(cfg, "val", job["n_val"], seed=job["seed"])
+    val = build_dataset(cfg, "val", job["n_val"], seed=job["seed"], **data)
     return {**{k: job[k] for k in ("kind", "name", "seed")},
             "metrics": evaluate(model, val, progress=False), "seconds": round(time.time() - t0, 1)}
 
 
 def jobs(base: MoEViTConfig, seeds: list[int], epochs: int, n_train: int, n_val: int,
-         max_steps: int | None, variants: list[str]) -> list[dict[str, Any]]:
-    common = {"epochs": epochs, "n_train": n_train, "n_val": n_val, "max_steps": max_steps}
+         max_steps: int | None, variants: list[str], dataset: str = "synthetic",
+         data_root: str | None = None, batch_size: int = 32) -> list[dict[str, Any]]:
+    common = {"epochs": epochs, "n_train": n_train, "n_val": n_val, "max_steps": max_steps,
+              "dataset": dataset, "data_root": data_root, "batch_size": batch_size}
     out = []
     for seed in seeds:
         for v in variants:
@@ -85,7 +94,23 @@ def summarise(base: MoEViTConfig, results: list[dict[str, Any]]) -> dict[str, An
     return table
 
 
+def dataset_config(base: MoEViTConfig, dataset: str) -> MoEViTConfig:
+    """``base`` with tasks the dataset has: its own if they fit, else M³ViT's set for the dataset."""
+    if dataset == "synthetic":
+        return base
+    from mtl_moe.datasets import REAL_DATASETS
+
+    cls = REAL_DATASETS[dataset]
+    problem = cls.unsupported(base.tasks)
+    if problem is None:
+        return base
+    print(f"{dataset}: {problem}; using its tasks {[t.name for t in cls.default_tasks]}", file=sys.stderr)
+    return base.replace(tasks=cls.default_tasks)
+
+
 def main() -> None:
+    from mtl_moe.data import DATASETS
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -95,17 +120,21 @@ def main() -> None:
     ap.add_argument("--n-val", type=int, default=256)
     ap.add_argument("--max-steps", type=int)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--dataset", default="synthetic", choices=list(DATASETS))
+    ap.add_argument("--data-root", help="root folder of a real dataset (NYUD_MT/, PASCAL_MT/)")
     ap.add_argument("--json")
     a = ap.parse_args()
-    base = resolve_config(a.preset)
-    todo = jobs(base, a.seeds, a.epochs, a.n_train, a.n_val, a.max_steps, a.variants)
+    base = dataset_config(resolve_config(a.preset), a.dataset)
+    todo = jobs(base, a.seeds, a.epochs, a.n_train, a.n_val, a.max_steps, a.variants, a.dataset,
+                a.data_root, a.batch_size)
     t0 = time.time()
     from tqdm import tqdm
     with mp.get_context("spawn").Pool(a.workers) as pool:
         results = list(tqdm(pool.imap_unordered(_run, todo), total=len(todo), desc="routing bench"))
     table = summarise(base, results)
-    settings = {"preset": a.preset, "seeds": a.seeds, "epochs": a.epochs, "n_train": a.n_train,
-                "n_val": a.n_val,
+    settings = {"preset": a.preset, "dataset": a.dataset, "data_root": a.data_root, "seeds": a.seeds,
+                "epochs": a.epochs, "n_train": a.n_train, "n_val": a.n_val, "batch_size": a.batch_size,
                 "max_steps": a.max_steps, "workers": a.workers, "threads_per_worker": 1,
                 "seconds_total": round(time.time() - t0, 1)}
     order = sorted(table, key=lambda v: table[v]["mean"])
@@ -121,10 +150,10 @@ def main() -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(out, indent=1) + "\n")
         p.with_suffix(".md").write_text(md)
-        _plot(table, a.variants, p.with_suffix(".png"))
+        _plot(table, a.variants, p.with_suffix(".png"), a.dataset)
 
 
-def _plot(table: dict[str, Any], variants: list[str], path: Path) -> None:
+def _plot(table: dict[str, Any], variants: list[str], path: Path, dataset: str = "synthetic") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,7 +166,8 @@ def _plot(table: dict[str, Any], variants: list[str], path: Path) -> None:
         ax.scatter([i] * len(table[v]["delta_m"]), table[v]["delta_m"], c="k", s=8, zorder=3)
     ax.axhline(0, c="k", lw=0.6)
     ax.set_ylabel("Δm % vs single-task")
-    ax.set_title("routing variants (demo model, synthetic scenes)", fontsize=9)
+    data = "synthetic scenes" if dataset == "synthetic" else dataset
+    ax.set_title(f"routing variants (demo model, {data})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mtl_moe.hw import get_hw  # noqa: E402
-from mtl_moe.rtl import gelu_parameters  # noqa: E402
+from mtl_moe.rtl import gelu_parameters, softmax_parameters  # noqa: E402
 
 RTL = Path(__file__).resolve().parent / "rtl"
-LATENCY = {"gelu_unit": (2, 1), "mac_tile": (2, 1), "topk_gate": (1, 1)}  # cycles, II (cocotb tests)
+LATENCY = {"gelu_unit": (2, 1), "mac_tile": (2, 1), "topk_gate": (1, 1), "softmax_unit": (7, 1)}  # cycles, II (cocotb tests)
 
 
 def _yosys() -> str:
@@ -67,7 +67,7 @@ def main() -> None:
     rows = []
     for preset in ("w16a32", "int8"):
         hw = get_hw(preset)
-        for top in ("topk_gate", "gelu_unit", "mac_tile"):
+        for top in ("topk_gate", "gelu_unit", "mac_tile", "softmax_unit"):
             with tempfile.TemporaryDirectory() as d:
                 source = (RTL / f"{top}.sv").read_text()
                 if top == "mac_tile":
@@ -75,6 +75,9 @@ def main() -> None:
                               "WACC": hw.accum.width}
                 elif top == "topk_gate":
                     params = {"E": 16, "K": 2, "WG": hw.gate.width}
+                elif top == "softmax_unit":  # tables next to the source, the module's default names
+                    params = softmax_parameters(hw, Path(d))
+                    params.pop("ETABLE"), params.pop("RTABLE")
                 else:  # the table goes next to the source: the module's default relative file name
                     params = gelu_parameters(hw, Path(d) / "gelu_table.mem")
                     params.pop("TABLE")

@@ -205,8 +205,21 @@ def render_scene(rng: np.random.Generator, img_size: tuple[int, int], n_classes:
 
 # ---- registry: real datasets (NYUD-v2, PASCAL-Context) register here ----------------------------
 DatasetFactory = Callable[[MoEViTConfig, str, int, int, "str | None"], MultiTaskDataset]
+
+
+def _folder_dataset(name: str) -> DatasetFactory:
+    """A dataset of mtl_moe.datasets (imported on first use: that module imports this one)."""
+    def build(cfg: MoEViTConfig, split: str, n: int, seed: int, root: str | None) -> MultiTaskDataset:
+        from mtl_moe.datasets import REAL_DATASETS
+
+        return REAL_DATASETS[name].build(cfg, split, n, seed, root)
+    return build
+
+
 DATASETS: dict[str, DatasetFactory] = {
     "synthetic": lambda cfg, split, n, seed, root: SyntheticScenes(cfg.tasks, cfg.img_size, n, seed, split),
+    "nyudv2": _folder_dataset("nyudv2"),  # NYUD_MT folder; n = at most n images of the split
+    "pascal_context": _folder_dataset("pascal_context"),  # PASCAL_MT folder
 }
 
 

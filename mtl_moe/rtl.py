@@ -23,3 +23,66 @@ def gelu_parameters(hw: HardwareSpec, table_path: str | Path) -> dict[str, Any]:
     return {"W": a.width, "F": a.frac_bits, "OUT_ROUND": ROUND_CODE[a.rounding],
             "OUT_SAT": int(a.overflow == "SAT"), "N": len(tab), "STEP": ts.step_log2,
             "EW": ts.entry.width, "EF": ts.entry.frac_bits, "TABLE": f'"{Path(table_path).resolve()}"'}
+
+
+from typing import TYPE_CHECKING  # noqa: E402  (appended with the two functions below)
+
+if TYPE_CHECKING:  # annotations only
+    from mtl_moe.config import MoEViTConfig
+    from mtl_moe.hls_export import KernelParams
+
+
+def rsqrt_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
+    """Parameters of ``rsqrt_unit.sv`` (ln_stat → rsqrt); writes the 1/√m table to
+    ``dir/rsqrt_table.mem`` (hex)."""
+    v, o, ts = hw.ln_stat, hw.rsqrt, hw.nonlinear.rsqrt
+    if o.rounding not in ROUND_CODE:
+        raise ValueError(f"rsqrt_unit supports TRN/RND/RND_CONV output rounding, not {o.rounding}")
+    if not v.signed or ts.entry.signed:
+        raise ValueError(f"rsqrt_unit takes a signed ln_stat ({v}) and unsigned table entries ({ts.entry})")
+    tab = table("rsqrt", ts)
+    path = Path(dir) / "rsqrt_table.mem"
+    path.write_text("".join(f"{int(c):0{(ts.entry.width + 3) // 4}x}\n" for c in tab))
+    return {"W": v.width, "F": v.frac_bits, "OW": o.width, "OF": o.frac_bits, "OUT_SIGNED": int(o.signed),
+            "OUT_ROUND": ROUND_CODE[o.rounding], "OUT_SAT": int(o.overflow == "SAT"), "N": len(tab),
+            "STEP": ts.step_log2, "EW": ts.entry.width, "EF": ts.entry.frac_bits,
+            "TABLE": f'"{path.resolve()}"'}
+
+
+def attn_addr_parameters(cfg: MoEViTConfig, kp: KernelParams) -> dict[str, Any]:
+    """Parameters of ``attn_addr_gen.sv``: the attention loop nest of kernels.h for this model."""
+    if kp.attn_p < 1:
+        raise ValueError(f"attn_p must be >= 1, got {kp.attn_p}")
+    return {"N_TOKENS": cfg.n_tokens, "HEAD_DIM": cfg.head_dim, "N_HEAD": cfg.n_head, "ATTN_P": kp.attn_p}
+
+
+def softmax_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
+    """Parameters of ``softmax_unit.sv`` (scores → running max, exp_sum, recip); writes the 2^-f and
+    1/m tables to ``dir/softmax_exp.mem`` and ``dir/softmax_recip.mem`` (hex)."""
+    from mtl_moe.nonlinear import LOG2E
+
+    sc, e, s, r, nl = hw.score, hw.exp, hw.exp_sum, hw.recip, hw.nonlinear
+    if not sc.signed or any(t.signed or t.rounding not in ROUND_CODE for t in (e, s, r)):
+        raise ValueError(f"softmax_unit takes a signed score ({sc}) and unsigned TRN/RND/RND_CONV "
+                         f"exp/exp_sum/recip ({e}, {s}, {r})")
+    uf = sc.frac_bits + nl.log2e.frac_bits  # exp_neg: fractional bits of u = -x·log2(e)
+    k = 62 - 2 * nl.recip.entry.width  # nonlinear.reciprocal: fractional bits of the mantissa
+    for ts, lo, pos in ((nl.exp, 0.0, uf), (nl.recip, 1.0, k)):
+        if ts.lo != lo or ts.n_entries < 2**ts.step_log2 + 1 or pos <= ts.step_log2 or ts.entry.signed:
+            raise ValueError(f"softmax_unit needs an unsigned table from {lo} over one octave with "
+                             f"interpolation ({pos} position bits > step 2^-{ts.step_log2}), got {ts}")
+    if nl.exp.entry.frac_bits + uf - nl.exp.step_log2 <= e.frac_bits:
+        raise ValueError(f"softmax_unit needs the interpolated exp finer than {e}")
+    tabs = {}
+    for kind, ts in (("exp", nl.exp), ("recip", nl.recip)):
+        tabs[kind] = Path(dir) / f"softmax_{kind}.mem"
+        tabs[kind].write_text("".join(f"{int(c):0{(ts.entry.width + 3) // 4}x}\n" for c in table(kind, ts)))
+    types = {pre + key: v for pre, t in (("E", e), ("S", s), ("R", r))  # EW, EF, E_ROUND, E_SAT, SW, ...
+             for key, v in (("W", t.width), ("F", t.frac_bits), ("_ROUND", ROUND_CODE[t.rounding]),
+                            ("_SAT", int(t.overflow == "SAT")))}
+    return {"W": sc.width, "F": sc.frac_bits, **types,
+            "LW": nl.log2e.width, "LF": nl.log2e.frac_bits, "LOG2E": int(nl.log2e.from_float(LOG2E)),
+            "EN": nl.exp.n_entries, "ESTEP": nl.exp.step_log2, "ETW": nl.exp.entry.width,
+            "ETF": nl.exp.entry.frac_bits, "RN": nl.recip.n_entries, "RSTEP": nl.recip.step_log2,
+            "RTW": nl.recip.entry.width, "RTF": nl.recip.entry.frac_bits, "RK": k,
+            "ETABLE": f'"{tabs["exp"].resolve()}"', "RTABLE": f'"{tabs["recip"].resolve()}"'}

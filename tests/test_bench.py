@@ -40,3 +40,27 @@ def test_routing_bench_smoke(tmp_path: Path) -> None:
     kinds = [x["kind"] for x in d["runs"]]
     assert kinds.count("variant") == 4 and kinds.count("single") == 5
     assert out.with_suffix(".png").stat().st_size > 0 and "Δm" in out.with_suffix(".md").read_text()
+
+
+def test_routing_bench_smoke_on_a_nyud_folder(tmp_path: Path) -> None:
+    """The same benchmark on NYUD-v2 files (a tiny fixture in the NYUD_MT layout): the demo preset
+    takes M³ViT's NYUD tasks (semseg + depth), and every run trains and validates on the files."""
+    import subprocess
+    import sys
+
+    from test_datasets import write_nyud
+
+    root = tmp_path / "NYUD_MT"
+    write_nyud(root)
+    out = tmp_path / "routing.json"
+    r = subprocess.run([sys.executable, str(BENCH.parent / "routing.py"), "--dataset", "nyudv2",
+                        "--data-root", str(root), "--seeds", "0", "--epochs", "2", "--n-train", "3",
+                        "--n-val", "2", "--batch-size", "2", "--max-steps", "2", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "using its tasks ['semseg', 'depth']" in r.stderr
+    d = json.loads(out.read_text())
+    assert set(d["delta_m_percent"]) == {"dense", "shared", "task_conditioned", "per_task"}
+    assert sorted(x["name"] for x in d["runs"] if x["kind"] == "single") == ["depth", "semseg"]
+    assert d["settings"]["dataset"] == "nyudv2"
+    assert all(set(x["metrics"]) == {"semseg", "depth"} for x in d["runs"] if x["kind"] == "variant")
