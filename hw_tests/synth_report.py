@@ -26,7 +26,8 @@ from mtl_moe.hw import get_hw  # noqa: E402
 from mtl_moe.rtl import gelu_parameters, softmax_parameters  # noqa: E402
 
 RTL = Path(__file__).resolve().parent / "rtl"
-LATENCY = {"gelu_unit": (2, 1), "mac_tile": (2, 1), "topk_gate": (1, 1), "softmax_unit": (7, 1)}  # cycles, II (cocotb tests)
+# cycles, II as the cocotb tests measure them
+LATENCY = {"gelu_unit": (2, 1), "mac_tile": (2, 1), "topk_gate": (1, 1), "softmax_unit": (7, 1)}
 
 
 def _yosys() -> str:
