@@ -22,12 +22,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mtl_moe.config import get_preset  # noqa: E402
+from mtl_moe.hls_export import KernelParams  # noqa: E402
 from mtl_moe.hw import get_hw  # noqa: E402
-from mtl_moe.rtl import gelu_parameters, softmax_parameters  # noqa: E402
+from mtl_moe.rtl import (  # noqa: E402
+    attn_addr_parameters,
+    gelu_parameters,
+    rsqrt_parameters,
+    softmax_parameters,
+)
 
 RTL = Path(__file__).resolve().parent / "rtl"
 # cycles, II as the cocotb tests measure them
-LATENCY = {"gelu_unit": (2, 1), "mac_tile": (2, 1), "topk_gate": (1, 1), "softmax_unit": (7, 1)}
+LATENCY = {"gelu_unit": (2, 1), "mac_tile": (2, 1), "topk_gate": (1, 1), "softmax_unit": (7, 1),
+           "rsqrt_unit": (3, 1), "attn_addr_gen": (2, 1)}
 
 
 def _yosys() -> str:
@@ -68,7 +76,9 @@ def main() -> None:
     rows = []
     for preset in ("w16a32", "int8"):
         hw = get_hw(preset)
-        for top in ("topk_gate", "gelu_unit", "mac_tile", "softmax_unit"):
+        for top in ("topk_gate", "gelu_unit", "mac_tile", "softmax_unit", "rsqrt_unit", "attn_addr_gen"):
+            if top == "attn_addr_gen" and preset != "w16a32":
+                continue  # no arithmetic types: one row (m3vit-tiny's loop nest) serves both presets
             with tempfile.TemporaryDirectory() as d:
                 source = (RTL / f"{top}.sv").read_text()
                 if top == "mac_tile":
@@ -76,6 +86,11 @@ def main() -> None:
                               "WACC": hw.accum.width}
                 elif top == "topk_gate":
                     params = {"E": 16, "K": 2, "WG": hw.gate.width}
+                elif top == "rsqrt_unit":
+                    params = rsqrt_parameters(hw, Path(d))
+                    params.pop("TABLE")
+                elif top == "attn_addr_gen":
+                    params = attn_addr_parameters(get_preset("m3vit-tiny"), KernelParams())
                 elif top == "softmax_unit":  # tables next to the source, the module's default names
                     params = softmax_parameters(hw, Path(d))
                     params.pop("ETABLE"), params.pop("RTABLE")

@@ -4,10 +4,14 @@ in ``hw_tests/rtl``): each unit's parameters and its table files come from here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mtl_moe.hw import HardwareSpec
 from mtl_moe.nonlinear import table
+
+if TYPE_CHECKING:  # annotations only (hls_export imports this package's config at import time)
+    from mtl_moe.config import MoEViTConfig
+    from mtl_moe.hls_export import KernelParams
 
 ROUND_CODE = {"TRN": 0, "RND": 1, "RND_CONV": 2}
 
@@ -23,13 +27,6 @@ def gelu_parameters(hw: HardwareSpec, table_path: str | Path) -> dict[str, Any]:
     return {"W": a.width, "F": a.frac_bits, "OUT_ROUND": ROUND_CODE[a.rounding],
             "OUT_SAT": int(a.overflow == "SAT"), "N": len(tab), "STEP": ts.step_log2,
             "EW": ts.entry.width, "EF": ts.entry.frac_bits, "TABLE": f'"{Path(table_path).resolve()}"'}
-
-
-from typing import TYPE_CHECKING  # noqa: E402  (appended with the two functions below)
-
-if TYPE_CHECKING:  # annotations only
-    from mtl_moe.config import MoEViTConfig
-    from mtl_moe.hls_export import KernelParams
 
 
 def rsqrt_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
