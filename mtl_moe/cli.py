@@ -231,7 +231,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
     if args.out:
         val = validate_edge_moe(resolve_config("m3vit-tiny"), get_hw("w16a32"))
         write_report(r, args.out, val)
-    keys = ("modeled", "latency_ms", "gops", "dsp", "bram36", "uram", "lut", "power_w")
+    keys = ("modeled", "latency_ms", "gops", "dsp", "bram36", "uram", "lut", "ff", "lut_ff_scope", "power_w")
     if args.json:
         print(json.dumps({k: r[k] for k in keys} | {"board": r["board"], "design": r["design"],
                                                      "breakdown_ms": r["breakdown_ms"]}))

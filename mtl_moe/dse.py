@@ -2,7 +2,8 @@
 
 ``mtl-moe dse --board zcu104 --preset w16a32`` sweeps the design parameters of
 :class:`mtl_moe.perf.Design` (linear-unit tile sizes and count, attention parallelism P and lanes,
-on-chip K/V buffers, weight ports, clock), keeps the points that fit the board with a routing margin,
+on-chip K/V buffers, weight ports, clock), keeps the points that fit the board with a routing margin
+(DSP, BRAM, and the LUT/FF of the RTL datapath units alone: a lower bound on the design's logic),
 returns the Pareto front of latency against DSP and on-chip memory, and writes the fastest fitting
 point to ``design.json``, which ``mtl-moe export --design design.json`` uses.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 from mtl_moe.config import MoEViTConfig
 from mtl_moe.hw import HardwareSpec
-from mtl_moe.perf import BOARDS, Design, PerfModel
+from mtl_moe.perf import BOARDS, Design, PerfModel, Units
 
 MARGIN = 0.85  # use at most 85% of a resource: the rest is for routing, control and the AXI shell
 SPACE: dict[str, list[Any]] = {
@@ -28,9 +29,17 @@ SPACE: dict[str, list[Any]] = {
 TARGETS_MS = {"w16a32": 15.0, "int8": 6.0}  # the issue's ZCU104 targets for m3vit-tiny
 
 
-def sweep(cfg: MoEViTConfig, hw: HardwareSpec, board: str, space: dict[str, list[Any]] | None = None
-          ) -> list[dict[str, Any]]:
-    """Every combination of the space, evaluated; ``fits`` says whether it fits the board."""
+def fits(r: dict[str, Any], board: str) -> bool:
+    """DSP, BRAM and the datapath units' LUT/FF (when counted) within ``MARGIN`` of the board."""
+    b = BOARDS[board]
+    logic = all(r[k] is None or r[k] <= MARGIN * getattr(b, k) for k in ("lut", "ff"))
+    return r["dsp"] <= MARGIN * b.dsp and r["bram36"] <= MARGIN * b.bram36 and r["uram"] <= b.uram and logic
+
+
+def sweep(cfg: MoEViTConfig, hw: HardwareSpec, board: str, space: dict[str, list[Any]] | None = None,
+          units: Units | None = None) -> list[dict[str, Any]]:
+    """Every combination of the space, evaluated; ``fits`` says whether it fits the board.
+    ``units``: Yosys rows of the RTL units (default ``hw_tests/results/units.json``)."""
     b = BOARDS[board]
     space = space or SPACE
     keys = list(space)
@@ -40,12 +49,11 @@ def sweep(cfg: MoEViTConfig, hw: HardwareSpec, board: str, space: dict[str, list
         if not p.get("kv_on_chip", False) and p.get("attn_lanes", 0):
             continue  # lanes only matter with on-chip K/V (otherwise one AXI beat per cycle)
         d = Design(name="dse", **p)
-        m = PerfModel(cfg, hw, d, b)
-        r = m.report()
+        r = PerfModel(cfg, hw, d, b, units=units).report()
         mem = r["bram36"] + 8 * r["uram"]  # in BRAM36 equivalents (URAM = 288 Kib = 8 x 36 Kib)
-        fits = (r["dsp"] <= MARGIN * b.dsp and r["bram36"] <= MARGIN * b.bram36 and r["uram"] <= b.uram)
         out.append({"design": asdict(d), "latency_ms": r["latency_ms"], "gops": r["gops"], "dsp": r["dsp"],
-                    "bram36": r["bram36"], "uram": r["uram"], "mem_bram36_eq": mem, "fits": fits,
+                    "bram36": r["bram36"], "uram": r["uram"], "lut": r["lut"], "ff": r["ff"],
+                    "mem_bram36_eq": mem, "fits": fits(r, board),
                     "roofline_share": r["linear_unit_roofline_share"]})
     return out
 
@@ -73,7 +81,8 @@ def run(cfg: MoEViTConfig, hw: HardwareSpec, board: str, out_dir: str | Path) ->
     pts = sweep(cfg, hw, board)
     fit = [p for p in pts if p["fits"]]
     if not fit:
-        raise ValueError(f"no design point of the sweep fits {board} (DSP/BRAM at {MARGIN:.0%})")
+        raise ValueError(f"no design point of the sweep fits {board} "
+                         f"(DSP/BRAM/datapath LUT+FF at {MARGIN:.0%})")
     front = pareto(fit)
     best = front[0]
     target = TARGETS_MS.get(hw.name) if cfg.name == "m3vit-tiny" else None
@@ -99,7 +108,7 @@ def run(cfg: MoEViTConfig, hw: HardwareSpec, board: str, out_dir: str | Path) ->
     fig.tight_layout()
     fig.savefig(out / "dse.png", dpi=110)
     plt.close(fig)
-    rows = [f"| {p['latency_ms']:.2f} | {p['dsp']} | {p['bram36']} | {p['uram']} | "
+    rows = [f"| {p['latency_ms']:.2f} | {p['dsp']} | {p['bram36']} | {p['uram']} | {p['lut'] or '—'} | "
             f"{p['design']['t_out']}x{p['design']['t_in']}x{p['design']['n_linear']} | "
             f"{p['design']['attn_p']} | "
             f"{'yes' if p['design']['kv_on_chip'] else 'no'} | {p['design']['attn_lanes'] or '-'} | "
@@ -108,9 +117,10 @@ def run(cfg: MoEViTConfig, hw: HardwareSpec, board: str, out_dir: str | Path) ->
     verdict = "" if target is None else f" Target {target} ms: {met}."
     (out / "dse.md").write_text(
         f"# Design-space exploration — {cfg.name}, {hw.name}, {board} (modeled)\n\n"
-        f"{len(pts)} points, {len(fit)} fit the board at {MARGIN:.0%} of DSP/BRAM. Fastest fitting point: "
+        f"{len(pts)} points, {len(fit)} fit the board at {MARGIN:.0%} of DSP/BRAM and of LUT/FF (the LUT/FF "
+        f"of the RTL datapath units alone, Yosys: a lower bound). Fastest fitting point: "
         f"**{best['latency_ms']:.2f} ms** per image (modeled), {best['gops']:.1f} GOPS, {best['dsp']} DSP."
-        f"{verdict}\n\n| ms | DSP | BRAM36 | URAM | linear (out x in x units) | P | K/V on chip | lanes | "
-        "weight ports | MHz |\n|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
-        + "\n\n![Pareto front](dse.png)\n")
+        f"{verdict}\n\n| ms | DSP | BRAM36 | URAM | datapath LUT | linear (out x in x units) | P | "
+        "K/V on chip | lanes | weight ports | MHz |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows) + "\n\n![Pareto front](dse.png)\n")
     return summary

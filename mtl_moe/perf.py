@@ -19,14 +19,23 @@ each a parameter of :class:`Design` or :class:`Board`:
   an input (routing statistics of real images), uniform by default;
 - LayerNorm: two passes over the tokens' beats plus the write; residual add: one pass.
 
+LUT/FF count only the RTL datapath units (``hw_tests/rtl``) from their Yosys rows in
+``hw_tests/results/units.json``, times how many of each a design point instantiates
+(:meth:`PerfModel.unit_counts`): a lower bound, not a full-design estimate (no control, AXI adapters,
+buffer addressing or PS interconnect). There is no power model: no citable per-resource power
+coefficients or board static figures were found (see ``POWER_NOTE``).
+
 Everything is a function of the model config, the hardware spec (operand widths) and the design:
 the same numbers the export uses (one source of truth).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from mtl_moe.config import MoEViTConfig
@@ -100,6 +109,28 @@ DESIGNS = {
 }
 
 
+UNITS_JSON = Path(__file__).resolve().parents[1] / "hw_tests" / "results" / "units.json"
+LUT_FF_SCOPE = ("datapath units only (Yosys synth_xilinx estimates): excludes control, AXI adapters, "
+                "buffer addressing and the PS interconnect; a lower bound, not a full-design estimate")
+POWER_NOTE = ("not modeled: a power model needs citable per-resource dynamic power of UltraScale+ (W per "
+              "DSP48E2 / BRAM36 / 1k LUT per MHz at a stated toggle rate) and the board's static/idle power; "
+              "the XPE/UG440/UG907 documentation describes the inputs (toggle rate, clock) but publishes no "
+              "coefficients, and no citable measured ZCU102/ZCU104 idle figure was found")
+# The datapath blocks the model has no RTL unit for: their LUT/FF are not in the count.
+NO_RTL_UNIT = ["attention Q.K^T / A.V MAC lanes", "LayerNorm mean/variance", "router logits' MAC lanes "
+               "(when not on the linear unit) and its softmax over experts", "residual add, requantisers"]
+Units = dict[tuple[str, str], dict[str, Any]]  # (unit, hardware preset) -> one row of units.json
+
+
+@functools.lru_cache(maxsize=4)
+def load_units(path: str = str(UNITS_JSON)) -> Units:
+    """Yosys rows of ``hw_tests/synth_report.py`` keyed by (unit, preset); empty if the file is missing."""
+    f = Path(path)
+    if not f.is_file():
+        return {}
+    return {(r["unit"], r["preset"]): r for r in json.loads(f.read_text())["units"]}
+
+
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -119,6 +150,7 @@ class PerfModel:
     design: Design
     board: Board
     tokens_per_expert: list[list[int]] | None = None  # per MoE block: token count of each expert
+    units: Units | None = None  # Yosys rows of the RTL units; None: hw_tests/results/units.json
 
     # ---- primitives -------------------------------------------------------------------------
     @property
@@ -181,7 +213,7 @@ class PerfModel:
         T, D, E = c.n_tokens, c.n_embd, c.n_experts
         fb = max(1, d.axi_bits // self.hw.act.width)
         tok_beats = T * _cdiv(D, fb)
-        groups = _cdiv(T + d.attn_p - 1, d.attn_p)
+        groups = _cdiv(T, d.attn_p)  # Q rows in groups of P, the last one partial
         pe = self.linear(c.n_patches, c.in_chans * c.patch_size**2, D)
         add_lin("patch_embed", [pe])
         fm_bytes = 0.0 if d.fm_on_chip else tok_beats * ab
@@ -268,10 +300,65 @@ class PerfModel:
         if uram > self.board.uram:  # no (or too little) URAM: BRAM36 instead
             bram36 += math.ceil(kv_bits / 36864)
             uram = 0
+        dp = self.datapath()
         return {"dsp": int(math.ceil(dsp_lin + dsp_attn + dsp_gate)), "bram36": bram36, "uram": uram,
-                "lut": None, "ff": None,
+                "lut": dp["lut"], "ff": dp["ff"],
                 "dsp_breakdown": {"linear_unit": dsp_lin, "attention": dsp_attn, "gate": dsp_gate},
-                "lut_note": "LUT/FF need the RTL units' Yosys counts (issue 8); not modeled yet"}
+                "datapath": dp}
+
+    def unit_counts(self) -> dict[str, tuple[float, str]]:
+        """How many of each RTL unit the design point instantiates, and the model's reason."""
+        d, c = self.design, self.config
+        fb = max(1, d.axi_bits // self.hw.act.width)
+        n = {"mac_tile": (d.n_linear, f"{d.n_linear} linear unit(s) of {d.t_out}x{d.t_in} MACs"),
+             "gelu_unit": (fb, f"GELU on the linear unit's output stream, which the model runs at one "
+                               f"{d.axi_bits}-bit beat = {fb} values per cycle"),
+             "softmax_unit": (d.attn_p, f"one per query row of the P = {d.attn_p} processed together"),
+             "rsqrt_unit": (1, "LayerNorm's 1/sqrt(variance), one per token")}
+        if c.moe_blocks:
+            n["topk_gate"] = (1, "the router's top-k, one token at a time")
+        return n
+
+    def datapath(self) -> dict[str, Any]:
+        """LUT/FF of the RTL units (Yosys) times their counts; the MAC tile scaled by T_IN*T_OUT."""
+        d, hw = self.design, self.hw
+        table = load_units() if self.units is None else self.units
+        units: dict[str, Any] = {}
+        missing: dict[str, str] = {}
+        for name, (n, why) in self.unit_counts().items():
+            row = table.get((name, hw.name))
+            if row is None:
+                missing[name] = f"no Yosys row for ({name}, {hw.name}) in units.json: not counted"
+                continue
+            if name == "mac_tile":  # LUT/FF taken as linear in the tile's MAC count
+                p = row["parameters"]
+                n = n * d.t_in * d.t_out / (p["T_IN"] * p["T_OUT"])
+                why += f" = {n:g} x the synthesised {p['T_OUT']}x{p['T_IN']} tile"
+            per = {k: row[k] for k in ("lut", "ff", "dsp48e2")}
+            units[name] = {"count": n, "why": why, **{k: n * v for k, v in per.items()}, "per_unit": per,
+                           "parameters": row["parameters"]}
+        total = {k: round(sum(u[k] for u in units.values())) if units else None for k in ("lut", "ff")}
+        src = "hw_tests/results/units.json" if self.units is None else "a units table passed in"
+        return {**total, "scope": LUT_FF_SCOPE, "source": src, "units": units,
+                "not_counted": missing, "no_rtl_unit": NO_RTL_UNIT, "dsp_notes": self._dsp_notes(units)}
+
+    def _dsp_notes(self, units: dict[str, Any]) -> list[str]:
+        """Where the RTL units' Yosys DSP48E2 differ from the model's count (which stays the model's)."""
+        notes = []
+        if "mac_tile" in units:
+            p = units["mac_tile"]["parameters"]
+            rtl = units["mac_tile"]["per_unit"]["dsp48e2"] / (p["T_IN"] * p["T_OUT"])
+            a, w = self.hw.act.width, self.hw.weight.width
+            model = _dsp_per_mac(a, w)
+            if rtl != model:
+                notes.append(f"DSP counts are the model's ({model:g} DSP48E2 per {a}x{w}-bit MAC); the RTL "
+                             f"mac_tile takes {rtl:g} per MAC in Yosys (it does not pack two MACs per DSP), "
+                             f"so the linear unit as written needs {rtl / model:g}x the modeled DSPs")
+        extra = {k: u["dsp48e2"] for k, u in units.items() if k != "mac_tile" and u["dsp48e2"]}
+        if extra:  # the model counts DSPs of the linear unit, attention lanes and gate lanes only
+            notes.append("not in the modeled DSP count: Yosys DSP48E2 of "
+                         + ", ".join(f"{k} {v:g}" for k, v in extra.items()))
+        return notes
 
     def roofline(self, cycles: dict[str, float]) -> dict[str, Any]:
         """Per kernel: achieved GOPS and operational intensity (ops per DDR byte), with the roofs."""
@@ -300,8 +387,7 @@ class PerfModel:
                 "latency_ms": ms, "fps": 1e3 / ms, "gops": ops / (ms * 1e-3) / 1e9, "ops_per_image": ops,
                 "linear_unit_roofline_share": ops / (ms * 1e-3) / peak,
                 "dsp": res["dsp"], "bram36": res["bram36"], "uram": res["uram"], "lut": res["lut"],
-                "ff": res["ff"], "power_w": None,
-                "power_note": "no power model yet: needs the board's measured idle/active figures",
+                "ff": res["ff"], "lut_ff_scope": LUT_FF_SCOPE, "power_w": None, "power_note": POWER_NOTE,
                 "breakdown_ms": {n: v / f * 1e3 for n, v in k.items()},
                 "roofline": self.roofline(k),
                 "design_params": asdict(self.design), "resources": res,
@@ -339,9 +425,6 @@ EDGE_MOE_MS = 34.64
 
 def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | None = None) -> None:
     """perf.json, perf.md (breakdown + comparison table) and perf.png (per-kernel breakdown)."""
-    import json
-    from pathlib import Path
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -381,14 +464,17 @@ def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | N
              f"{r['ops_per_image'] / 1e9:.2f} GOP/image), "
              f"{100 * r['linear_unit_roofline_share']:.0f}% of the "
              "linear unit's peak",
-             f"- DSP48E2 {r['dsp']}, BRAM36 {r['bram36']}, URAM {r['uram']}; LUT/FF and power: not modeled",
+             f"- DSP48E2 {r['dsp']}, BRAM36 {r['bram36']}, URAM {r['uram']}",
+             *_lut_ff_lines(r["resources"]["datapath"]),
+             f"- power: {r['power_note']}",
              "",
              "| kernel | modeled ms |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in b.items()]
     if validation:
         lines += ["", "## Validation against Edge-MoE (ZCU102, 300 MHz, W16A32, m3vit-tiny)", "",
                   f"Modeled {validation['modeled_ms']:.2f} ms vs published {validation['published_ms']} ms: "
-                  f"**{validation['error_percent']:+.1f}%** (goal ±15%)."]
+                  f"**{validation['error_percent']:+.1f}%** (goal ±15%). Datapath units of that design point "
+                  f"(lower bound, see above): LUT {_fmt(validation['lut'])}, FF {_fmt(validation['ff'])}."]
     lines += ["", "## Published designs (../shared/REFERENCE.md; measured on boards, not by us)", "",
               "| design | board | precision | ms/image | GOPS | W | DSP |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {p['design']} | {p['board']} | {p['precision']} | {p['latency_ms']} | {p['gops']} | "
@@ -399,8 +485,25 @@ def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | N
     (out / "perf.md").write_text("\n".join(lines))
 
 
+def _fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:,.0f}"
+
+
+def _lut_ff_lines(dp: dict[str, Any]) -> list[str]:
+    """perf.md lines for the datapath LUT/FF: the total with its scope, a table per unit, what is missing."""
+    out = [f"- LUT {_fmt(dp['lut'])}, FF {_fmt(dp['ff'])}: **{dp['scope']}** ({dp['source']})", "",
+           "| RTL unit | count | LUT | FF | why this count |", "|---|---|---|---|---|"]
+    out += [f"| {k} | {u['count']:g} | {_fmt(u['lut'])} | {_fmt(u['ff'])} | {u['why']} |"
+            for k, u in dp["units"].items()]
+    out += [""] + [f"- {k}: {why}" for k, why in dp["not_counted"].items()]
+    out += [f"- no RTL unit yet (not counted): {', '.join(dp['no_rtl_unit'])}"]
+    return out + [f"- {n}" for n in dp["dsp_notes"]]
+
+
 def validate_edge_moe(config: MoEViTConfig, hw: HardwareSpec) -> dict[str, Any]:
     r = perf(config, hw, "zcu102", "edge-moe")
     return {"modeled_ms": r["latency_ms"], "published_ms": EDGE_MOE_MS,
             "error_percent": 100 * (r["latency_ms"] - EDGE_MOE_MS) / EDGE_MOE_MS,
-            "breakdown_ms": r["breakdown_ms"]}
+            "breakdown_ms": r["breakdown_ms"], "lut": r["lut"], "ff": r["ff"],
+            "lut_ff_scope": LUT_FF_SCOPE, "power_w": None,
+            "power_note": POWER_NOTE}

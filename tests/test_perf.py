@@ -10,7 +10,7 @@ import pytest
 
 from mtl_moe.config import get_preset
 from mtl_moe.hw import get_hw
-from mtl_moe.perf import BOARDS, DESIGNS, EDGE_MOE_MS, Design, PerfModel, _dsp_per_mac, perf
+from mtl_moe.perf import BOARDS, DESIGNS, EDGE_MOE_MS, LUT_FF_SCOPE, Design, PerfModel, _dsp_per_mac, perf
 
 TINY = get_preset("m3vit-tiny")
 W16 = get_hw("w16a32")
@@ -81,6 +81,9 @@ def test_perf_cli_json_and_report(tmp_path):
     assert d["modeled"] is True and d["latency_ms"] > 0
     md = (tmp_path / "perf.md").read_text()
     assert "modeled" in md and "34.64" in md and (tmp_path / "perf.png").stat().st_size > 0
+    assert LUT_FF_SCOPE in md  # LUT/FF never shown without saying they are datapath units only
+    full = json.loads((tmp_path / "perf.json").read_text())
+    assert full["lut"] == d["lut"] and "ff" in full and full["lut_ff_scope"] == LUT_FF_SCOPE
     r = subprocess.run([sys.executable, "-m", "mtl_moe", "perf", "m3vit-tiny", "--board", "vcu118"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown board" in r.stderr
@@ -123,3 +126,55 @@ def test_roofline_operational_intensity_by_hand():
     assert rf["compute_roof_gops"] == pytest.approx(16 * 16 * 2 * 0.3)  # 256 MACs at 300 MHz
     # no kernel beats the linear unit's peak
     assert all(v["gops"] <= rf["compute_roof_gops"] for v in rf["kernels"].values())
+
+
+def _row(unit: str, lut: int, ff: int, dsp: int = 0, **parameters) -> dict:
+    return {"unit": unit, "preset": "w16a32", "parameters": parameters, "lut": lut, "ff": ff, "dsp48e2": dsp}
+
+
+# A made-up Yosys table (numbers chosen to check by hand); no rsqrt_unit row.
+UNITS = {(r["unit"], "w16a32"): r for r in (
+    _row("mac_tile", 1000, 400, 512, T_IN=16, T_OUT=16), _row("gelu_unit", 10, 3),
+    _row("softmax_unit", 5, 1), _row("topk_gate", 7, 2))}
+
+
+def test_lut_ff_scale_the_mac_tile_and_count_units_by_hand():
+    """8x8 tiles: each 1/4 of the synthesised 16x16 tile; two of them = 0.5 tile = 500 LUT, 200 FF.
+    GELU: one per value of the 256-bit output beat = 8 lanes of 32 bits: 80 LUT, 24 FF. Softmax:
+    one per query row, P = 4: 20 LUT, 4 FF. Top-k: one: 7 LUT, 2 FF."""
+    dp = PerfModel(TINY, W16, Design(t_in=8, t_out=8, n_linear=2), BOARDS["zcu104"], units=UNITS).datapath()
+    assert dp["units"]["mac_tile"]["count"] == 0.5 and dp["units"]["mac_tile"]["lut"] == 500
+    assert dp["units"]["gelu_unit"]["count"] == 8 and dp["units"]["softmax_unit"]["count"] == 4
+    assert (dp["lut"], dp["ff"]) == (500 + 80 + 20 + 7, 200 + 24 + 4 + 2)
+    one = PerfModel(TINY, W16, Design(t_in=8, t_out=8), BOARDS["zcu104"], units=UNITS).datapath()
+    assert one["units"]["mac_tile"]["lut"] == 1000 / 4
+    assert dp["scope"] == LUT_FF_SCOPE
+
+
+def test_a_missing_unit_is_reported_as_not_counted():
+    dp = PerfModel(TINY, W16, Design(), BOARDS["zcu104"], units=UNITS).datapath()
+    assert "rsqrt_unit" not in dp["units"] and "not counted" in dp["not_counted"]["rsqrt_unit"]
+    assert set(dp["not_counted"]) == {"rsqrt_unit"}
+    none = PerfModel(TINY, W16, Design(), BOARDS["zcu104"], units={}).report()
+    assert none["lut"] is None and none["ff"] is None  # nothing counted: no number, not zero
+    assert set(none["resources"]["datapath"]["not_counted"]) == {"mac_tile", "gelu_unit", "softmax_unit",
+                                                                 "rsqrt_unit", "topk_gate"}
+
+
+def test_int8_dsp_note_when_the_rtl_does_not_pack_two_macs_per_dsp():
+    int8 = get_hw("int8")
+    units = {("mac_tile", "int8"): {**_row("mac_tile", 100, 10, 256, T_IN=16, T_OUT=16), "preset": "int8"}}
+    r = PerfModel(TINY, int8, Design(), BOARDS["zcu104"], units=units).report()
+    assert r["resources"]["dsp_breakdown"]["linear_unit"] == 128  # the model's 0.5 DSP per 8-bit MAC, kept
+    assert any("2x the modeled DSPs" in n for n in r["resources"]["datapath"]["dsp_notes"])
+
+
+def test_dse_rejects_a_point_whose_datapath_luts_exceed_the_board():
+    from mtl_moe.dse import sweep
+    space = {"t_in": [16], "t_out": [16]}
+    big = {**UNITS, ("mac_tile", "w16a32"): _row("mac_tile", BOARDS["zcu104"].lut + 1, 400, 512,
+                                                  T_IN=16, T_OUT=16)}
+    [ok] = sweep(TINY, W16, "zcu104", space, units=UNITS)
+    [too_big] = sweep(TINY, W16, "zcu104", space, units=big)
+    assert ok["fits"] and ok["dsp"] == too_big["dsp"] and ok["bram36"] == too_big["bram36"]
+    assert too_big["lut"] > BOARDS["zcu104"].lut and not too_big["fits"]

@@ -89,14 +89,21 @@ class PynqBackend:
     def wait_irq(self, timeout: float) -> bool:
         return self.ip.wait_irq(timeout)
 
+    def read_rails_w(self) -> dict[str, float]:
+        """Power of every rail the board's PMBus / INA226 sensors report (``pynq.pmbus.get_rails``)."""
+        try:
+            from pynq import pmbus
+        except ImportError:
+            return {}
+        return {name: float(r.power.value) for name, r in pmbus.get_rails().items() if r.power is not None}
+
     def read_power_w(self) -> float | None:
-        """Sum of the board's power rails (PMBus / INA226 through ``pynq.get_rails``), if any."""
-        get_rails = getattr(pynq, "get_rails", None)
-        if get_rails is None:
+        """Board power: the 12 V input rail where the board reports it, else the sum of the rails
+        (which may count a supply and its sub-rails twice), None without sensors."""
+        rails = self.read_rails_w()
+        if not rails:
             return None
-        rails = get_rails()
-        watts = [r.power.value for r in rails.values() if getattr(r, "power", None) is not None]
-        return float(sum(watts)) if watts else None
+        return rails.get("12V", sum(rails.values()))
 
     def close(self) -> None:
         for b in self._buffers:
