@@ -149,10 +149,11 @@ def test_images(cfg: MoEViTConfig, n: int, seed: int = 0) -> np.ndarray:
 
 
 def input_codes(x: np.ndarray, hw: Any) -> np.ndarray:
-    """Float images → codes of hw.input as the host writes them (truncate, clamp)."""
-    t = hw.input
-    codes = np.floor(np.asarray(x, np.float64) * 2.0**t.frac_bits)
-    return np.clip(codes, t.min_code, t.max_code).astype(np.int64)
+    """Float images → codes of hw.input as the host writes them: the input type's own rounding and
+    overflow mode (``int8``: round, saturate; ``w16a32``: truncate, an overflow is an error), the
+    same quantization the QAT graph applies to its input — so the deployed model sees the inputs
+    its quantized metrics were measured on."""
+    return hw.input.from_float(np.asarray(x, np.float64), "input image")
 
 
 def compare(export_dir: str | Path, n_images: int = 2, seed: int = 0, tasks: list[str] | None = None

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from mtl_moe.brevitas_quant import brevitas_fake_quant, quantizers
 from mtl_moe.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from mtl_moe.csim import input_codes
 from mtl_moe.data import build_dataset
 from mtl_moe.evaluate import evaluate
 from mtl_moe.fixed import FixedOverflowError
@@ -69,8 +70,7 @@ def _exact_metrics(q: QuantM3ViT, ds: Any, batch_size: int) -> dict[str, dict[st
 def bit_exact_check(q: QuantM3ViT, images: torch.Tensor) -> dict[str, Any]:
     """Golden vs the exact torch path on ``images`` (float), every task: mismatching values."""
     hw, cfg = q.hw, q.config
-    x = torch.floor(images.double() * 2.0**hw.input.frac_bits) / 2.0**hw.input.frac_bits
-    x = x.clamp(hw.input.min_value, hw.input.max_value)
+    x = torch.from_numpy(hw.input.to_float(input_codes(images.double().numpy(), hw)))
     golden = GoldenModel(cfg, hw, export_codes(q))
     per_task, total = {}, 0
     with torch.no_grad():
@@ -126,9 +126,8 @@ def quantize(checkpoint: str | Path, args: QuantizeArgs, out_dir: str | Path,
     step_bar.close()
 
     calib = torch.stack([train[i]["image"] for i in range(min(args.n_calib, len(train)))]).double()
-    x = torch.floor(calib * 2.0**hw.input.frac_bits) / 2.0**hw.input.frac_bits
     golden = GoldenModel(cfg, hw, export_codes(q))
-    rows = analyse(golden, codes(x.clamp(hw.input.min_value, hw.input.max_value), hw.input).numpy())
+    rows = analyse(golden, input_codes(calib.numpy(), hw))
     result["ranges"] = write_report(rows, out, len(calib))
     checked = torch.stack([val[i]["image"] for i in range(min(args.n_check, len(val)))])
     result["bit_exact"] = bit_exact_check(q, checked)

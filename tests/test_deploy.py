@@ -388,3 +388,34 @@ def test_on_the_board_every_task_bit_exact(demo_export):
         pytest.skip(f"no overlay at {bit}: build it with make -C bitstreams")
     r = run_and_check(Accelerator(demo_export, backend="pynq", overlay=bit), 1)
     assert r["mismatches"] == 0, r
+
+
+# ---- host input quantization -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("hw_name", ["int8", "w16a32"])
+def test_host_input_quantization_is_the_qat_graphs(hw_name):
+    import torch
+
+    from mtl_moe.csim import input_codes
+    from mtl_moe.quant import fq
+
+    hw = get_hw(hw_name)
+    t = hw.input
+    k = np.arange(-40, 40)
+    x = np.concatenate([(k + 0.5) * t.lsb, (k + 0.25) * t.lsb, k * t.lsb,  # ties, off-grid, on-grid
+                        np.random.default_rng(0).normal(0, 1.5, 2000)])
+    x = x[(x >= t.min_value) & (x <= t.max_value)]
+    graph = fq(torch.from_numpy(x), t, "input").numpy() * 2.0**t.frac_bits
+    assert np.array_equal(input_codes(x, hw), graph.astype(np.int64))
+    if t.rounding == "RND":  # a tie rounds up, not down (the old host path floored)
+        assert input_codes(np.array([0.5 * t.lsb]), hw)[0] == 1
+
+
+def test_host_input_overflow_saturates_or_is_reported_as_the_type_says():
+    from mtl_moe.csim import input_codes
+    from mtl_moe.fixed import FixedOverflowError
+
+    big = np.array([1e4])
+    assert input_codes(big, get_hw("int8"))[0] == get_hw("int8").input.max_code  # SAT type
+    with pytest.raises(FixedOverflowError, match="input image"):
+        input_codes(big, get_hw("w16a32"))  # WRAP type: an error, not a silent wrap
