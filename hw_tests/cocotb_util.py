@@ -3,6 +3,7 @@ that builds the unit with Verilator and runs its cocotb test through cocotb's Py
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,38 @@ async def stream(dut, n: int, drive: Callable[[int], None], sample: Callable[[],
     return out, first
 
 
+BUILD_CACHE = HERE / "build"  # git-ignored; one folder per (sources, parameters, tables, flags)
+
+
+def cached_build(top: str, params: dict[str, Any], files: list[Path], build_args: tuple[str, ...] | list[str]
+                 ) -> tuple[Path, dict[str, Any]]:
+    """The build folder for this exact design, shared by every test (and run) that builds it: keyed
+    by the sources' and table files' contents, the parameters and the flags. A parameter naming a
+    table file (a quoted path) is copied into the folder and re-pointed there, so a cached model
+    never reads a deleted temporary file."""
+    import shutil
+    import sys
+
+    h = hashlib.sha256(f"{top} {sorted(build_args)} {sys.version_info[:2]}".encode())
+    for f in files:
+        h.update(Path(f).read_bytes())
+    tables: dict[str, Path] = {}
+    for k, v in sorted(params.items()):
+        path = Path(str(v).strip('"')) if isinstance(v, str) and v.startswith('"') else None
+        if path is not None and path.is_file():
+            tables[k] = path
+            h.update(k.encode() + path.read_bytes())
+        else:
+            h.update(f"{k}={v}".encode())
+    build = BUILD_CACHE / f"{top}-{h.hexdigest()[:16]}"
+    build.mkdir(parents=True, exist_ok=True)
+    params = dict(params)
+    for k, path in tables.items():
+        shutil.copy(path, build / path.name)
+        params[k] = f'"{(build / path.name).resolve()}"'
+    return build, params
+
+
 def run_unit(top: str, params: dict[str, Any], test_module: str, env: dict[str, str], tmp_path: Path,
              build_args: tuple[str, ...] = ()) -> dict[str, Any]:
     """Build hw_tests/rtl/<top>.sv with Verilator and run the cocotb tests of test_module; the cocotb
@@ -53,12 +86,20 @@ def run_unit(top: str, params: dict[str, Any], test_module: str, env: dict[str, 
     from cocotb_tools.runner import get_results, get_runner
 
     runner = get_runner("verilator")
-    build = tmp_path / "build"
-    runner.build(sources=[HERE / "rtl" / f"{top}.sv"], hdl_toplevel=top, parameters=params, build_dir=build,
+    src = HERE / "rtl" / f"{top}.sv"
+    build, params = cached_build(top, params, [src], build_args)
+    runner.build(sources=[src], hdl_toplevel=top, parameters=params, build_dir=build,
                  build_args=list(build_args))
     report = tmp_path / "report.json"
     results = runner.test(hdl_toplevel=top, test_module=test_module, test_dir=HERE, build_dir=build,
                           results_xml=str(tmp_path / "results.xml"),  # not into the source tree
                           extra_env={**env, "MTL_MOE_REPORT": str(report)})
     assert get_results(results)[1] == 0, f"a cocotb test of {test_module} failed"
-    return json.loads(report.read_text())
+    r = json.loads(report.read_text())
+    from synth_report import LATENCY  # the resource report's latency column must be what we measure
+
+    if top in LATENCY:
+        measured = (r.get("latency_cycles"), r.get("ii"))
+        assert measured == LATENCY[top], (f"{top}: measured latency/II {measured}, but "
+                                         f"synth_report.LATENCY (units.json) says {LATENCY[top]}")
+    return r

@@ -186,8 +186,14 @@ async def memory_that_never_answers_times_out(dut):
     assert "ap_idle=0" in str(e.value)
 
 
-def build(export_dir: Path, build_dir: Path, sources: list[Path], toplevel: str) -> None:
+def build(export_dir: Path, sources: list[Path], toplevel: str) -> Path:
+    """Verilator model of the DUT, in the shared build cache (keyed by the RTL, the DPI file and the
+    export's compiled C++: config.h, top.cpp, kernel headers — copied in, so flags never name a
+    temporary folder). Returns the build folder."""
+    import shutil
+
     from cocotb_tools.runner import get_runner
+    from cocotb_util import cached_build
 
     from mtl_moe.csim import ap_types_dir
 
@@ -196,11 +202,21 @@ def build(export_dir: Path, build_dir: Path, sources: list[Path], toplevel: str)
               "WEIGHT_BYTES": regs["buffers"]["weights"], "IMAGE_BYTES": regs["buffers"]["image"],
               "FEATURE_BYTES": regs["buffers"]["features"],
               **{f"OFF_{k.upper()}": v for k, v in regs["args"].items()}}
-    cflags = f"-O2 -std=c++14 -w -I{export_dir} -I{export_dir / 'include'} -I{ap_types_dir()}"
     ours = toplevel == "mtl_moe_accel"  # our shell links the C++ in; Vitis RTL is self-contained
-    args = ["-CFLAGS", cflags] + ([str(HERE / "rtl" / "mtl_moe_accel_dpi.cpp")] if ours else [])
+    dpi = HERE / "rtl" / "mtl_moe_accel_dpi.cpp"
+    cpp = [export_dir / "config.h", export_dir / "top.cpp", *sorted((export_dir / "include").rglob("*.h"))]
+    build_dir, _ = cached_build(toplevel, params if ours else {}, [*sources, *([dpi] if ours else []), *cpp],
+                                ["dpi-c" if ours else "vitis"])
+    src = build_dir / "export"
+    if not src.exists():  # what the C++ compiles, nothing the run reads (weights come over AXI)
+        shutil.copytree(export_dir / "include", src / "include")
+        for f in ("config.h", "top.cpp"):
+            shutil.copy(export_dir / f, src / f)
+    cflags = f"-O2 -std=c++14 -w -I{src} -I{src / 'include'} -I{ap_types_dir()}"
+    args = ["-CFLAGS", cflags] + ([str(dpi)] if ours else [])
     get_runner("verilator").build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
                                   build_args=args, parameters=params if ours else {})
+    return build_dir
 
 
 def run(export_dir: Path, build_dir: Path, toplevel: str, tmp_path: Path) -> dict:
@@ -237,8 +253,8 @@ def demo_export(request, tmp_path_factory) -> Path:
 
 
 def test_accelerator_behind_axi_matches_golden(verilator, demo_export, tmp_path):
-    build(demo_export, tmp_path / "build", [HERE / "rtl" / "mtl_moe_accel.sv"], "mtl_moe_accel")
-    r = run(demo_export, tmp_path / "build", "mtl_moe_accel", tmp_path)
+    build_dir = build(demo_export, [HERE / "rtl" / "mtl_moe_accel.sv"], "mtl_moe_accel")
+    r = run(demo_export, build_dir, "mtl_moe_accel", tmp_path)
     (tmp_path / "accelerator.json").write_text(json.dumps(r, indent=1))
     assert r["mismatches"] == 0 and r["weights_written_once"], r
     assert set(r["tasks"]) == {"semseg", "depth", "normals", "edges", "saliency"}
@@ -257,6 +273,6 @@ def test_vitis_generated_rtl_behind_axi_matches_golden(verilator, tmp_path):
     sources = sorted(vdir.glob("*.v"))
     if not sources:
         pytest.skip(f"{vdir} has no Verilog: run `vitis_hls -f run_hls.tcl` in {export_dir} first")
-    build(export_dir, tmp_path / "build", sources, "mtl_moe_top")
-    r = run(export_dir, tmp_path / "build", "mtl_moe_top", tmp_path)
+    build_dir = build(export_dir, sources, "mtl_moe_top")
+    r = run(export_dir, build_dir, "mtl_moe_top", tmp_path)
     assert r["mismatches"] == 0, r
