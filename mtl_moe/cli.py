@@ -255,6 +255,10 @@ def cmd_dse(args: argparse.Namespace) -> int:
     return 0
 
 
+DATASET_HELP = ("synthetic (default, generated), nyudv2 or pascal_context (the multi-task layouts of "
+                "MTI-Net / ASTMT; with --data-root)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtl-moe", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -279,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="overrides the config's seed")
     t.add_argument("--n-train", type=int, default=4096)
     t.add_argument("--n-val", type=int, default=512)
-    t.add_argument("--dataset", default="synthetic")
-    t.add_argument("--data-root")
+    t.add_argument("--dataset", default="synthetic", help=DATASET_HELP)
+    t.add_argument("--data-root", help="the dataset's folder (NYUD_MT/ or PASCAL_MT/)")
     t.add_argument("--max-steps", type=int)
     t.add_argument("--eval-every", type=int, default=1)
     t.add_argument("--threads", type=int, default=1,
@@ -296,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--baseline", help="metrics.json (or run folder) of the baseline for Δm")
     e.add_argument("--n-val", type=int, default=512)
     e.add_argument("--split", default="val", choices=["val", "test"])
-    e.add_argument("--dataset", default="synthetic")
-    e.add_argument("--data-root")
+    e.add_argument("--dataset", default="synthetic", help=DATASET_HELP)
+    e.add_argument("--data-root", help="the dataset's folder (NYUD_MT/ or PASCAL_MT/)")
     e.add_argument("--routing-stats", action="store_true",
                    help="also save which experts each task selects per MoE block (routing.json/.png)")
     e.add_argument("--no-progress", action="store_true")
