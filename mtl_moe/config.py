@@ -36,6 +36,9 @@ class ConfigError(ValueError):
     """A configuration value is out of range; the message names the field and the allowed values."""
 
 
+IGNORE_INDEX = 255  # semseg label that losses and metrics skip (padding, unlabelled pixels)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task: its name (used on the CLI and as the head's key), its type and class count."""

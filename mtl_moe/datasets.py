@@ -44,10 +44,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtl_moe.config import PASCAL_TASKS, MoEViTConfig, TaskSpec
+from mtl_moe.config import IGNORE_INDEX, PASCAL_TASKS, MoEViTConfig, TaskSpec
 from mtl_moe.data import IMAGE_MEAN, IMAGE_STD, MultiTaskDataset
 
-IGNORE_INDEX = 255  # semseg label that losses and metrics skip
 PERSON_CLASS = 15  # PASCAL VOC class_ind of "person" in the PASCAL-Part annotations
 
 # PASCAL-Part person parts grouped into 6 (ASTMT's num_human_parts=6); background is 0.

@@ -222,6 +222,21 @@ def _testbench(qmodel: Any, codes: dict[str, np.ndarray], out: Path, blob: bytes
     shutil.copy(TEMPLATES / "tb.cpp", out / "tb.cpp")
 
 
+def _samples(cfg: MoEViTConfig, out: Path, n: int = 4, seed: int = 0) -> None:
+    """samples.npz: n validation images (normalised floats) and, where the config renders
+    synthetic scenes, their targets — what the deployment notebook shows on a board without torch."""
+    from mtl_moe.csim import test_images
+
+    arrays: dict[str, np.ndarray] = {"images": test_images(cfg, n, seed)}
+    if cfg.in_chans == 3 and min(cfg.img_size) >= 8:  # the same scenes test_images rendered
+        from mtl_moe.data import build_dataset
+
+        ds = build_dataset(cfg, "val", n, seed=seed)
+        for t in cfg.tasks:
+            arrays[f"target_{t.name}"] = np.stack([ds[i][t.name].numpy() for i in range(n)])
+    np.savez_compressed(out / "samples.npz", **arrays)
+
+
 def _tcl(out: Path, cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams, n_bytes: int, task: int) -> None:
     subs = {"@HLS_INCLUDE@": "include", "@TB_TASK@": str(task), "@WEIGHT_BYTES@": str(n_bytes),
             "@PART@": BOARD["part"], "@BOARD@": BOARD["board"], "@CLOCK_MHZ@": str(BOARD["clock_mhz"]),
@@ -237,6 +252,7 @@ def _tcl(out: Path, cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams, n_byt
 def export(qmodel: Any, out_dir: str | Path, force: bool = False, kp: KernelParams = KernelParams(),
            tb_task: int = 0) -> dict[str, Any]:
     """Write the HLS project for a QuantM3ViT into out_dir (refuses an existing folder without force)."""
+    from mtl_moe.data import IMAGE_MEAN, IMAGE_STD
     from mtl_moe.quant import export_codes
 
     cfg, hw = qmodel.config, qmodel.hw
@@ -258,6 +274,7 @@ def export(qmodel: Any, out_dir: str | Path, force: bool = False, kp: KernelPara
     for h in sorted((HLS_INCLUDE / "mtl_moe").glob("*.h")):
         shutil.copy(h, inc / h.name)
     _testbench(qmodel, codes, out, blob, tb_task)
+    _samples(cfg, out)
     _tcl(out, cfg, hw, kp, len(blob), tb_task)
     regs = {**register_map(), "axi_bits": kp.axi_bits, "buffers": buffer_sizes(cfg, hw, len(blob))}
     (out / "regmap.json").write_text(json.dumps(regs, indent=1) + "\n")
@@ -266,6 +283,7 @@ def export(qmodel: Any, out_dir: str | Path, force: bool = False, kp: KernelPara
     meta = {"hw": hw.name, "config_hash": cfg.hash(), "kernel_params": kp.__dict__,
             "weights_sha256": manifest["sha256"], "testbench_task": cfg.tasks[tb_task].name,
             "ip_vlnv": f"{IP['vendor']}:{IP['library']}:{IP['ipname']}:{IP['version']}",
-            "part": BOARD["part"], "board": BOARD["board"], "clock_mhz": BOARD["clock_mhz"]}
+            "part": BOARD["part"], "board": BOARD["board"], "clock_mhz": BOARD["clock_mhz"],
+            "image_mean": list(IMAGE_MEAN), "image_std": list(IMAGE_STD)}  # host-side normalisation
     (out / "export.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta

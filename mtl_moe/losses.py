@@ -14,9 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mtl_moe.config import TaskSpec
-
-IGNORE_INDEX = 255
+from mtl_moe.config import IGNORE_INDEX, TaskSpec
 
 # Edge pixels are a small minority (a few % of a PASCAL-Context image, ~12% of our 32×32 synthetic
 # scenes). Unweighted BCE is then minimised well by predicting "no edge" everywhere, and edge maps

@@ -22,7 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mtl_moe.config import TaskSpec
+from mtl_moe.config import IGNORE_INDEX, TaskSpec
 
 # task type → (primary metric, lower is better); Δm and the metric plots use these
 PRIMARY_METRIC: dict[str, tuple[str, bool]] = {
@@ -32,7 +32,6 @@ PRIMARY_METRIC: dict[str, tuple[str, bool]] = {
     "edges": ("max_f", False),
     "saliency": ("max_f", False),
 }
-IGNORE_INDEX = 255
 
 
 def _check_same_shape(kind: str, pred: torch.Tensor, target: torch.Tensor) -> None:

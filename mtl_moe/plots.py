@@ -15,23 +15,15 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: CI and servers have no display
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
 
 from mtl_moe.config import TaskSpec  # noqa: E402
-from mtl_moe.metrics import IGNORE_INDEX, PRIMARY_METRIC  # noqa: E402
+from mtl_moe.metrics import PRIMARY_METRIC  # noqa: E402
+
+# prediction pictures live in the torch-free mtl_moe.pictures (the board draws them too)
+from mtl_moe.pictures import plot_predictions  # noqa: E402, F401  (re-exported)
+from mtl_moe.pictures import save as _save  # noqa: E402
 
 Metrics = dict[str, dict[str, float]]
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)  # figures are not garbage-collected while pyplot holds them
-    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,100 +107,4 @@ def plot_task_metrics(metrics: Metrics, path: str | Path, baseline: Metrics | No
             change = (-1 if lower else 1) * (vals[0] - base) / base * 100
             title += f"\n{change:+.1f}% vs {names[1]}"
         ax.set_title(title, fontsize=10)
-    return _save(fig, path)
-
-
-# ---------------------------------------------------------------------------------------------
-# Prediction grid
-# ---------------------------------------------------------------------------------------------
-def _class_cmap(n: int) -> ListedColormap:
-    """n clearly distinct class colours (tab10 first, then lighter and other tab palettes), ignore white.
-
-    tab20 alone pairs each hue with a pale copy, so classes 0/1 and 2/3 look alike; tab10 does not.
-    """
-    base = [*plt.get_cmap("tab10").colors, *plt.get_cmap("tab20").colors[1::2],
-            *plt.get_cmap("tab20b").colors, *plt.get_cmap("tab20c").colors]
-    return ListedColormap([base[i % len(base)] for i in range(n)], name=f"classes{n}").with_extremes(
-        bad="white")
-
-
-def _panels(spec: TaskSpec, target: torch.Tensor, pred: torch.Tensor) -> list[tuple[Any, dict[str, Any]]]:
-    """(image array, imshow kwargs) for one sample's target (C,H,W)/(H,W) and raw prediction (C,H,W)."""
-    t, p = target.detach().float().cpu(), pred.detach().float().cpu()
-    if spec.type == "semseg":
-        kw = dict(cmap=_class_cmap(spec.num_classes), vmin=-0.5, vmax=spec.num_classes - 0.5,
-                  interpolation="nearest")
-        t = t.squeeze(0) if t.dim() == 3 else t
-        return [(t.masked_fill(t == IGNORE_INDEX, math.nan), kw), (p.argmax(0).float(), kw)]
-    if spec.type == "depth":  # one colour scale for both, from the valid target range
-        valid = t > 0
-        lo, hi = (float(t[valid].min()), float(t[valid].max())) if valid.any() else (float(p.min()),
-                                                                                      float(p.max()))
-        cmap = plt.get_cmap("viridis").with_extremes(bad="white")
-        kw = dict(cmap=cmap, vmin=lo, vmax=max(hi, lo + 1e-6))
-        return [(t[0].masked_fill(~valid[0], math.nan), kw), (p[0], kw)]
-    if spec.type == "normals":  # RGB = (n + 1) / 2; invalid target pixels (n = 0) come out grey
-        rgb = [((F.normalize(x, dim=0) + 1) / 2).permute(1, 2, 0).clamp(0, 1) for x in (t, p)]
-        return [(rgb[0], {}), (rgb[1], {})]
-    kw = dict(cmap="gray", vmin=0, vmax=1)  # edges, saliency: target {0,1}, prediction sigmoid
-    return [(t[0], kw), (torch.sigmoid(p[0]), kw)]
-
-
-def _denormalise(images: torch.Tensor, mean: Sequence[float] | None,
-                 std: Sequence[float] | None) -> torch.Tensor:
-    img = images.detach().float().cpu()
-    if mean is not None and std is not None:
-        img = img * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
-    return img.clamp(0, 1)
-
-
-def plot_predictions(images: torch.Tensor, targets: dict[str, torch.Tensor],
-                     preds: dict[str, torch.Tensor], specs: Sequence[TaskSpec], path: str | Path,
-                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> Path:
-    """A row per sample: the input image, then target and prediction of every task.
-
-    ``images`` (N, 3, H, W) are denormalised with ``mean``/``std`` when given. Rendering: semseg
-    with a categorical map over fixed class ids 0..C−1 (ignore = white), depth with viridis on one
-    scale shared by target and prediction (invalid = white), normals as RGB (n+1)/2, edges and
-    saliency as grey sigmoid probabilities.
-    """
-    n, cols = images.shape[0], 1 + 2 * len(specs)
-    img = _denormalise(images, mean, std)
-    fig, axes = plt.subplots(n, cols, figsize=(1.5 * cols, 1.55 * n + 0.4), squeeze=False)
-    for i in range(n):
-        axes[i, 0].imshow(img[i].permute(1, 2, 0).numpy(), interpolation="nearest")
-        for j, s in enumerate(specs):
-            for k, (arr, kw) in enumerate(_panels(s, targets[s.name][i], preds[s.name][i])):
-                axes[i, 1 + 2 * j + k].imshow(arr.numpy(), **{"interpolation": "nearest", **kw})
-    axes[0, 0].set_title("image", fontsize=9)
-    for j, s in enumerate(specs):
-        axes[0, 1 + 2 * j].set_title(f"{s.name}\ntarget", fontsize=9)
-        axes[0, 2 + 2 * j].set_title(f"{s.name}\nprediction", fontsize=9)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return _save(fig, path)
-
-
-def plot_outputs(images: torch.Tensor, preds: dict[str, torch.Tensor], specs: Sequence[TaskSpec],
-                 path: str | Path, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None) -> Path:
-    """Like :func:`plot_predictions` for images without labels (photographs): image, then each task's
-    prediction rendered as there."""
-    n, cols = images.shape[0], 1 + len(specs)
-    img = _denormalise(images, mean, std)
-    fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols, 1.65 * n + 0.4), squeeze=False)
-    for i in range(n):
-        axes[i, 0].imshow(img[i].permute(1, 2, 0).numpy(), interpolation="nearest")
-        for j, s in enumerate(specs):
-            p = preds[s.name][i]
-            fake_target = p.argmax(0) if s.type == "semseg" else p  # only the prediction panel is drawn
-            arr, kw = _panels(s, fake_target, p)[1]
-            axes[i, 1 + j].imshow(arr.numpy(), **{"interpolation": "nearest", **kw})
-    axes[0, 0].set_title("image", fontsize=9)
-    for j, s in enumerate(specs):
-        axes[0, 1 + j].set_title(s.name, fontsize=9)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
     return _save(fig, path)

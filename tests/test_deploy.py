@@ -419,3 +419,19 @@ def test_host_input_overflow_saturates_or_is_reported_as_the_type_says():
     assert input_codes(big, get_hw("int8"))[0] == get_hw("int8").input.max_code  # SAT type
     with pytest.raises(FixedOverflowError, match="input image"):
         input_codes(big, get_hw("w16a32"))  # WRAP type: an error, not a silent wrap
+
+
+def test_export_ships_samples_and_the_host_normalisation(demo_export):
+    from mtl_moe.csim import test_images
+    from mtl_moe.data import IMAGE_MEAN, IMAGE_STD, build_dataset
+
+    acc = Accelerator(demo_export, backend="sim")
+    images, targets = acc.samples()
+    assert np.array_equal(images, test_images(acc.config, 4, 0))
+    ds = build_dataset(acc.config, "val", 4, seed=0)
+    assert np.array_equal(targets["depth"][2], ds[2]["depth"].numpy())
+    rgb = np.random.default_rng(0).random((32, 32, 3))
+    want = (rgb.transpose(2, 0, 1) - np.array(IMAGE_MEAN)[:, None, None]) / np.array(IMAGE_STD)[:, None, None]
+    assert np.allclose(acc.normalise(rgb), want)
+    with pytest.raises(ValueError, match=r"RGB image of shape \(32, 32, 3\)"):
+        acc.normalise(rgb[:16])

@@ -120,6 +120,26 @@ class Accelerator:
         y = self.hw.act.to_float(self.head(self.features(codes, task), task))
         return y[0] if single else y
 
+    def normalise(self, rgb: np.ndarray) -> np.ndarray:
+        """An RGB image (H, W, 3) with values in [0, 1] → the (3, H, W) float input the model was
+        trained on (the export's image_mean / image_std); resizing is the caller's."""
+        x = np.asarray(rgb, np.float64)
+        if x.ndim != 3 or x.shape[2] != 3 or x.shape[:2] != tuple(self.config.img_size):
+            raise ValueError(f"expected an RGB image of shape ({self.config.img_size[0]}, "
+                             f"{self.config.img_size[1]}, 3), got {x.shape}")
+        mean, std = (np.asarray(self.meta[k], np.float64)[:, None, None] for k in ("image_mean", "image_std"))
+        return (x.transpose(2, 0, 1) - mean) / std
+
+    def samples(self) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+        """The export's sample images (N, C, H, W) and their targets per task (None when the config
+        renders no synthetic scenes): samples.npz, written by `mtl-moe export`."""
+        path = self.dir / "samples.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: re-export with this version of `mtl-moe export`")
+        with np.load(path) as z:
+            targets = {t.name: z[f"target_{t.name}"] for t in self.config.tasks if f"target_{t.name}" in z}
+            return z["images"], (targets or None)
+
     def read_power_w(self) -> float | None:
         """Board power from the PMBus rails (PYNQ), None where the backend has no sensors."""
         f = getattr(self.backend, "read_power_w", None)

@@ -15,10 +15,13 @@ from mtl_moe.golden import GoldenModel
 
 
 def run_and_check(acc: Any, n_images: int = 1, tasks: list[str] | None = None, seed: int = 0,
-                  keep_outputs: bool = False) -> dict[str, Any]:
-    """Run n_images validation images for every task (or ``tasks``) on ``acc`` (an Accelerator)."""
+                  keep_outputs: bool = False, images: np.ndarray | None = None) -> dict[str, Any]:
+    """Run every task (or ``tasks``) on ``acc`` (an Accelerator) for ``images`` (float, normalised),
+    by default n_images validation scenes rendered with ``seed``."""
     cfg, hw = acc.config, acc.hw
-    images = test_images(cfg, n_images, seed)
+    if images is None:
+        images = test_images(cfg, n_images, seed)
+    n_images = len(images)
     x = input_codes(images, hw)
     golden = GoldenModel(cfg, hw, acc.params)
     res: dict[str, Any] = {"backend": getattr(acc.backend, "name", type(acc.backend).__name__),
