@@ -153,6 +153,15 @@ def _grouped_matmul(x: torch.Tensor, w: torch.Tensor, counts: torch.Tensor) -> t
     return torch.cat([p @ w[e] for e, p in enumerate(parts)])
 
 
+def expert_queues(topk_idx: torch.Tensor, n_experts: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token queues per expert, as the accelerator runs them: (N, k) chosen experts → ``order``
+    (N*k,) the (token, slot) pairs grouped by expert in token order, ``tok`` their token index,
+    ``counts`` (E,) the queue lengths."""
+    flat_e = topk_idx.reshape(-1)
+    order = torch.argsort(flat_e, stable=True)
+    return order, order // topk_idx.shape[1], torch.bincount(flat_e, minlength=n_experts)
+
+
 class Experts(nn.Module):
     """E independent FFNs (Linear → GELU → Linear), stored stacked so they run as grouped matmuls."""
 
@@ -169,10 +178,7 @@ class Experts(nn.Module):
         # index_select / repeat_interleave rather than x[idx]: their backward is an index_add,
         # several times cheaper on the CPU than advanced indexing's accumulating index_put.
         N, k = routing.topk_idx.shape
-        flat_e = routing.topk_idx.reshape(-1)  # (N*k,)
-        order = torch.argsort(flat_e, stable=True)  # token queues per expert, in token order
-        tok = order // k
-        counts = torch.bincount(flat_e, minlength=self.w1.shape[0])
+        order, tok, counts = expert_queues(routing.topk_idx, self.w1.shape[0])
         xs = x.index_select(0, tok)  # (N*k, D), grouped by expert
 
         def bias(b: torch.Tensor) -> torch.Tensor:

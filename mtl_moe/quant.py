@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from mtl_moe.config import ConfigError, MoEViTConfig
 from mtl_moe.fixed import INT64_SAFE_BITS, Fixed, FixedOverflowError
 from mtl_moe.hw import HardwareSpec
-from mtl_moe.model import M3ViT, _grouped_matmul, _per_task_sum, balance_loss
+from mtl_moe.model import M3ViT, _grouped_matmul, _per_task_sum, balance_loss, expert_queues
 from mtl_moe.nonlinear import exp_neg, gelu, reciprocal, rsqrt
 
 Tensor = torch.Tensor
@@ -372,9 +372,7 @@ class QuantM3ViT(nn.Module):
         k, E = c.top_k, c.n_experts
         if STATIC_GRAPH:
             return self._moe_dense(flat, idx, w, P, pre).reshape(B, T, D), x.new_zeros(())
-        order = torch.argsort(idx.reshape(-1), stable=True)  # grouped by expert, token order inside
-        tok = order // k
-        counts = torch.bincount(idx.reshape(-1), minlength=E)
+        order, tok, counts = expert_queues(idx, E)
         xs = flat.index_select(0, tok)
         w1, b1 = P[f"{pre}.experts.w1"], P[f"{pre}.experts.b1"]
         w2, b2 = P[f"{pre}.experts.w2"], P[f"{pre}.experts.b2"]
