@@ -47,6 +47,7 @@ async def stream(dut, n: int, drive: Callable[[int], None], sample: Callable[[],
     return out, first
 
 
+INCLUDES = sorted((HERE / "rtl").glob("*.svh"))  # `included by the units: part of every build's key
 BUILD_CACHE = HERE / "build"  # git-ignored; one folder per (sources, parameters, tables, flags)
 
 
@@ -87,7 +88,8 @@ def run_unit(top: str, params: dict[str, Any], test_module: str, env: dict[str, 
 
     runner = get_runner("verilator")
     src = HERE / "rtl" / f"{top}.sv"
-    build, params = cached_build(top, params, [src], build_args)
+    build_args = (*build_args, f"-I{HERE / 'rtl'}")  # the shared `include files (fx_round.svh)
+    build, params = cached_build(top, params, [src, *INCLUDES], build_args)
     runner.build(sources=[src], hdl_toplevel=top, parameters=params, build_dir=build,
                  build_args=list(build_args))
     report = tmp_path / "report.json"

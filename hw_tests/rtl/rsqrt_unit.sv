@@ -30,6 +30,7 @@ module rsqrt_unit #(
     output logic                 overflow,
     output logic                 invalid
 );
+    `include "fx_round.svh"
     localparam int K = 62 - 2 * EW - 2;           // m's fractional bits (golden: headroom for interp)
     localparam int R = (K > STEP) ? K - STEP : 0; // position bits below one table step
     localparam longint NM1 = longint'(N) - 64'sd1;
@@ -93,23 +94,14 @@ module rsqrt_unit #(
     end
 
     // table read, linear interpolation, rounding
-    longint t0, t1, t, q, rem, half;
+    longint t0, t1, t, q;
     int s;
     always_comb begin
         t0 = longint'(tab[idx2]);
         t1 = (R == 0) ? t0 : longint'(tab[IW'(idx2 + 1'b1)]);
         t = (t0 <<< R) + (t1 - t0) * longint'(fr2);
         s = (sft2 > 62) ? 62 : sft2;             // t < 2^(EW + R) < 2^61: rounds to 0 from 62 on
-        rem = 0;
-        half = 0;
-        if (s <= 0) q = t <<< -s;
-        else begin
-            q = t >>> s;
-            rem = t & ((64'sd1 <<< s) - 1);
-            half = 64'sd1 <<< (s - 1);
-            if (OUT_ROUND == 1 && rem >= half) q = q + 1;
-            if (OUT_ROUND == 2 && (rem > half || (rem == half && q[0]))) q = q + 1;
-        end
+        q = shift_round(t, s, OUT_ROUND);
     end
 
     // stage 3: fit the output type and register
