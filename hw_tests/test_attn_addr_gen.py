@@ -147,3 +147,10 @@ def test_attn_addr_gen(verilator, tmp_path, case):
     r = run_unit("attn_addr_gen", params, "test_attn_addr_gen", {k: str(v) for k, v in params.items()},
                  tmp_path)
     assert r["mismatches"] == 0 and not r["property_errors"] and r["outputs"] == r["vectors"], r
+    # cross-check with the performance model's trip counts: K rows and V elements per layer
+    from mtl_moe.perf import attention_groups
+
+    cfg, kp = CASES[case]
+    groups = attention_groups(cfg.n_tokens, kp.attn_p)
+    assert r["k_row_reads"] == cfg.n_head * groups * cfg.n_tokens, (r["k_row_reads"], groups)
+    assert r["v_reads"] == groups * cfg.n_tokens * cfg.n_embd, (r["v_reads"], groups)

@@ -135,6 +135,12 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def attention_groups(n_tokens: int, attn_p: int) -> int:
+    """Groups of P staggered Q rows (the last one partial); each K and V row streams once per group.
+    hw_tests/test_attn_addr_gen.py checks this count against the RTL address generator's reads."""
+    return _cdiv(n_tokens, attn_p)
+
+
 def _dsp_per_mac(a_bits: int, b_bits: int) -> float:
     """DSP48E2 multiplier is 27x18 (signed): wider operands take several; two 8x8 MACs share one."""
     if a_bits <= 8 and b_bits <= 8:
@@ -213,7 +219,7 @@ class PerfModel:
         T, D, E = c.n_tokens, c.n_embd, c.n_experts
         fb = max(1, d.axi_bits // self.hw.act.width)
         tok_beats = T * _cdiv(D, fb)
-        groups = _cdiv(T, d.attn_p)  # Q rows in groups of P, the last one partial
+        groups = attention_groups(T, d.attn_p)
         pe = self.linear(c.n_patches, c.in_chans * c.patch_size**2, D)
         add_lin("patch_embed", [pe])
         fm_bytes = 0.0 if d.fm_on_chip else tok_beats * ab
