@@ -23,7 +23,7 @@ venv: $(STAMP)
 ## demo: train the demo M3ViT and its dense baseline on the synthetic scenes, evaluate, plot;
 ## then quantize it to w16a32 and int8 (PTQ + QAT, range analysis, golden bit-exact check),
 ## export the HLS projects and C-simulate them against the golden model; the deployment driver on
-## the simulated accelerator (notebooks/zcu104_multitask.ipynb then opens this export); modeled performance.
+## the simulated accelerator and the deployment notebook executed on it (runs/notebook/); modeled performance.
 ## The two trainings run side by side, one core each (one thread each is also what makes them
 ## bit-reproducible).
 demo: $(STAMP)
@@ -46,12 +46,14 @@ demo: $(STAMP)
 		$(PY) -m mtl_moe csim $(RUNS)/export-$$hw --images 4 --report $(DEMO)-$$hw/report.md || exit 1; \
 	done
 	$(PY) -m mtl_moe run $(RUNS)/export-w16a32 --backend sim --images 2
+	$(PY) -m mtl_moe.deploy.notebook --export $(RUNS)/export-w16a32 --out $(RUNS)/notebook > /dev/null
 	$(PY) -m mtl_moe perf $(RUNS)/export-w16a32 --board zcu104 --out $(RUNS)/perf-demo-zcu104
 	$(PY) -m mtl_moe perf m3vit-tiny --board zcu104 --out $(RUNS)/perf-m3vit-tiny-zcu104
 	@echo "demo report: $(DEMO)/report.md"
 	@echo "quantized:   $(DEMO)-w16a32/report.md $(DEMO)-int8/report.md (with the C-sim result)"
 	@echo "HLS exports: $(RUNS)/export-w16a32 $(RUNS)/export-int8"
 	@echo "modeled performance: $(RUNS)/perf-demo-zcu104/perf.md $(RUNS)/perf-m3vit-tiny-zcu104/perf.md"
+	@echo "deployment notebook, executed on the simulated accelerator: $(RUNS)/notebook/zcu104_multitask.ipynb"
 
 ## test: lint + the CI test suite (slow tests have fast variants that run here).
 test: $(STAMP)

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # headless: CI, servers and the board have no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
+from mtl_moe.config import IGNORE_INDEX, TaskSpec
 
-from mtl_moe.config import IGNORE_INDEX, TaskSpec  # noqa: E402
+# Figures are built with matplotlib's object API (Figure, not pyplot): they save without a display
+# and never switch the backend of the caller — a notebook keeps showing its own plots inline.
 
 
 def save(fig: Any, path: str | Path) -> Path:
@@ -31,7 +32,10 @@ def save(fig: Any, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)  # figures are not garbage-collected while pyplot holds them
+    if hasattr(fig, "number"):  # a pyplot figure (plots.py): release it; Figure objects need nothing
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return path
 
 
@@ -46,8 +50,8 @@ def class_cmap(n: int) -> ListedColormap:
 
     tab20 alone pairs each hue with a pale copy, so classes 0/1 and 2/3 look alike; tab10 does not.
     """
-    base = [*plt.get_cmap("tab10").colors, *plt.get_cmap("tab20").colors[1::2],
-            *plt.get_cmap("tab20b").colors, *plt.get_cmap("tab20c").colors]
+    cm = matplotlib.colormaps
+    base = [*cm["tab10"].colors, *cm["tab20"].colors[1::2], *cm["tab20b"].colors, *cm["tab20c"].colors]
     return ListedColormap([base[i % len(base)] for i in range(n)], name=f"classes{n}").with_extremes(
         bad="white")
 
@@ -75,7 +79,8 @@ def panels(spec: TaskSpec, pred: Any, target: Any | None = None) -> list[tuple[n
         valid = t > 0 if t is not None else None
         lo, hi = ((float(t[valid].min()), float(t[valid].max())) if valid is not None and valid.any()
                   else (float(p.min()), float(p.max())))
-        kw = dict(cmap=plt.get_cmap("viridis").with_extremes(bad="white"), vmin=lo, vmax=max(hi, lo + 1e-6))
+        kw = dict(cmap=matplotlib.colormaps["viridis"].with_extremes(bad="white"), vmin=lo,
+                  vmax=max(hi, lo + 1e-6))
         out = [(p[0], kw)]
         if t is not None:
             out.insert(0, (np.where(valid[0], t[0], np.nan), kw))
@@ -102,7 +107,8 @@ def plot_predictions(images: Any, targets: dict[str, Any] | None, preds: dict[st
     img = denormalise(images, mean, std)
     per = 2 if targets is not None else 1
     n, cols = img.shape[0], 1 + per * len(specs)
-    fig, axes = plt.subplots(n, cols, figsize=(1.55 * cols, 1.6 * n + 0.4), squeeze=False)
+    fig = Figure(figsize=(1.55 * cols, 1.6 * n + 0.4))
+    axes = fig.subplots(n, cols, squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(img[i], interpolation="nearest")
         for j, s in enumerate(specs):
