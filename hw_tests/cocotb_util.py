@@ -81,16 +81,18 @@ def cached_build(top: str, params: dict[str, Any], files: list[Path], build_args
 
 
 def run_unit(top: str, params: dict[str, Any], test_module: str, env: dict[str, str], tmp_path: Path,
-             build_args: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Build hw_tests/rtl/<top>.sv with Verilator and run the cocotb tests of test_module; the cocotb
-    test writes its report (mismatch count, latency) to $MTL_MOE_REPORT, returned here."""
+             build_args: tuple[str, ...] = (), extra_sources: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Build hw_tests/rtl/<top>.sv (plus the units it instantiates, extra_sources: names in
+    hw_tests/rtl such as "rsqrt_unit") with Verilator and run the cocotb tests of test_module; the
+    cocotb test writes its report (mismatch count, latency) to $MTL_MOE_REPORT, returned here."""
     from cocotb_tools.runner import get_results, get_runner
 
     runner = get_runner("verilator")
     src = HERE / "rtl" / f"{top}.sv"
+    extra = [HERE / "rtl" / f"{name}.sv" for name in extra_sources]
     build_args = (*build_args, f"-I{HERE / 'rtl'}")  # the shared `include files (fx_round.svh)
-    build, params = cached_build(top, params, [src, *INCLUDES], build_args)
-    runner.build(sources=[src], hdl_toplevel=top, parameters=params, build_dir=build,
+    build, params = cached_build(top, params, [src, *extra, *INCLUDES], build_args)
+    runner.build(sources=[src, *extra], hdl_toplevel=top, parameters=params, build_dir=build,
                  build_args=list(build_args))
     report = tmp_path / "report.json"
     results = runner.test(hdl_toplevel=top, test_module=test_module, test_dir=HERE, build_dir=build,

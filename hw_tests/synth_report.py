@@ -28,6 +28,7 @@ from mtl_moe.hw import get_hw  # noqa: E402
 from mtl_moe.rtl import (  # noqa: E402
     attn_addr_parameters,
     gelu_parameters,
+    layernorm_parameters,
     rsqrt_parameters,
     softmax_parameters,
 )
@@ -36,6 +37,12 @@ RTL = Path(__file__).resolve().parent / "rtl"
 # cycles, II as the cocotb tests measure them
 LATENCY = {"gelu_unit": (2, 1), "mac_tile": (2, 1), "topk_gate": (1, 1), "softmax_unit": (7, 1),
            "rsqrt_unit": (3, 1), "attn_addr_gen": (2, 1)}
+
+
+def layernorm_timing(d: int) -> tuple[int, int]:
+    """layernorm_unit (not in LATENCY: its timing depends on D): cycles from a row's first input to
+    its first output, and cycles per row (one row at a time), as test_layernorm_unit measures."""
+    return 2 * d + 9, 3 * d + 8
 
 
 def _yosys() -> str:
@@ -78,7 +85,8 @@ def main() -> None:
     rows = []
     for preset in ("w16a32", "int8"):
         hw = get_hw(preset)
-        for top in ("topk_gate", "gelu_unit", "mac_tile", "softmax_unit", "rsqrt_unit", "attn_addr_gen"):
+        for top in ("topk_gate", "gelu_unit", "mac_tile", "softmax_unit", "rsqrt_unit", "attn_addr_gen",
+                    "layernorm_unit"):
             if top == "attn_addr_gen" and preset != "w16a32":
                 continue  # no arithmetic types: one row (m3vit-tiny's loop nest) serves both presets
             with tempfile.TemporaryDirectory() as d:
@@ -91,6 +99,10 @@ def main() -> None:
                 elif top == "rsqrt_unit":
                     params = rsqrt_parameters(hw, Path(d))
                     params.pop("TABLE")
+                elif top == "layernorm_unit":  # m3vit-tiny's D; the rsqrt_unit it instantiates in front
+                    params = layernorm_parameters(hw, get_preset("m3vit-tiny"), Path(d))
+                    params.pop("TABLE")
+                    source = (RTL / "rsqrt_unit.sv").read_text() + source
                 elif top == "attn_addr_gen":
                     params = attn_addr_parameters(get_preset("m3vit-tiny"), KernelParams())
                 elif top == "softmax_unit":  # tables next to the source, the module's default names
@@ -101,7 +113,7 @@ def main() -> None:
                     params.pop("TABLE")
                 t0 = time.time()
                 res = synth(top, params, source, Path(d))
-            lat, ii = LATENCY[top]
+            lat, ii = LATENCY[top] if top in LATENCY else layernorm_timing(params["D"])  # ii: per row
             rows.append({"unit": top, "preset": preset, "parameters": params, **res, "latency_cycles": lat,
                          "ii": ii, "synth_seconds": round(time.time() - t0, 1)})
             print(json.dumps(rows[-1]), flush=True)

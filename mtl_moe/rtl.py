@@ -83,3 +83,30 @@ def softmax_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
             "ETF": nl.exp.entry.frac_bits, "RN": nl.recip.n_entries, "RSTEP": nl.recip.step_log2,
             "RTW": nl.recip.entry.width, "RTF": nl.recip.entry.frac_bits, "RK": k,
             "ETABLE": f'"{tabs["exp"].resolve()}"', "RTABLE": f'"{tabs["recip"].resolve()}"'}
+
+
+def layernorm_parameters(hw: HardwareSpec, cfg: MoEViTConfig, dir: str | Path) -> dict[str, Any]:
+    """Parameters of ``layernorm_unit.sv`` (act row of ``cfg.n_embd`` → act, γ/β of ``bias``, ε =
+    ``cfg.ln_eps``); its rsqrt_unit's parameters and table (``dir/rsqrt_table.mem``) as
+    :func:`rsqrt_parameters`, renamed (W → SW, OW → RW, ...)."""
+    import numpy as np
+
+    a, s, b = hw.act, hw.ln_stat, hw.bias
+    if a.rounding not in ROUND_CODE or not (a.signed and b.signed):
+        raise ValueError(f"layernorm_unit takes signed TRN/RND/RND_CONV act ({a}) and signed bias ({b})")
+    if cfg.n_embd < 2:
+        raise ValueError(f"layernorm_unit needs D = n_embd >= 2, got {cfg.n_embd}")
+    d_bits = (cfg.n_embd - 1).bit_length()  # the RTL's divider width NB (layernorm_unit.sv)
+    nb = max(a.width + d_bits, 2 * a.width - (2 * a.frac_bits - s.frac_bits) + d_bits)
+    if nb > 63:
+        raise ValueError(f"layernorm_unit's sums need {nb} bits (act {a}, ln_stat {s}, D = {cfg.n_embd}); "
+                         "at most 63")
+    r = rsqrt_parameters(hw, dir)
+    eps = max(int(s.from_float(np.array(cfg.ln_eps), name="layernorm.eps")[()]), 1)  # as golden
+    if eps >= 2**31:
+        raise ValueError(f"layernorm_unit takes ε below 2^31 ln_stat codes, got {eps} ({cfg.ln_eps} in {s})")
+    rename = {"W": "SW", "F": "SF", "OW": "RW", "OF": "RF", "OUT_SIGNED": "R_SIGNED", "OUT_ROUND": "R_ROUND",
+              "OUT_SAT": "R_SAT"}
+    return {"D": cfg.n_embd, "W": a.width, "F": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
+            "A_SAT": int(a.overflow == "SAT"), "BW": b.width, "BF": b.frac_bits,
+            "S_SAT": int(s.overflow == "SAT"), "EPS": eps, **{rename.get(k, k): v for k, v in r.items()}}
