@@ -117,7 +117,7 @@ POWER_NOTE = ("not modeled: a power model needs citable per-resource dynamic pow
               "the XPE/UG440/UG907 documentation describes the inputs (toggle rate, clock) but publishes no "
               "coefficients, and no citable measured ZCU102/ZCU104 idle figure was found")
 # The datapath blocks the model has no RTL unit for: their LUT/FF are not in the count.
-NO_RTL_UNIT = ["attention Q.K^T / A.V MAC lanes", "LayerNorm mean/variance", "router logits' MAC lanes "
+NO_RTL_UNIT = ["attention Q.K^T / A.V MAC lanes", "router logits' MAC lanes "
                "(when not on the linear unit) and its softmax over experts", "residual add, requantisers"]
 Units = dict[tuple[str, str], dict[str, Any]]  # (unit, hardware preset) -> one row of units.json
 
@@ -320,7 +320,8 @@ class PerfModel:
              "gelu_unit": (fb, f"GELU on the linear unit's output stream, which the model runs at one "
                                f"{d.axi_bits}-bit beat = {fb} values per cycle"),
              "softmax_unit": (d.attn_p, f"one per query row of the P = {d.attn_p} processed together"),
-             "rsqrt_unit": (1, "LayerNorm's 1/sqrt(variance), one per token")}
+             "layernorm_unit": (1, "LayerNorm, one token row at a time (with its rsqrt; Yosys row for "
+                                   "m3vit-tiny's D = 192)")}
         if c.moe_blocks:
             n["topk_gate"] = (1, "the router's top-k, one token at a time")
         return n

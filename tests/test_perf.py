@@ -132,7 +132,7 @@ def _row(unit: str, lut: int, ff: int, dsp: int = 0, **parameters) -> dict:
     return {"unit": unit, "preset": "w16a32", "parameters": parameters, "lut": lut, "ff": ff, "dsp48e2": dsp}
 
 
-# A made-up Yosys table (numbers chosen to check by hand); no rsqrt_unit row.
+# A made-up Yosys table (numbers chosen to check by hand); no layernorm_unit row.
 UNITS = {(r["unit"], "w16a32"): r for r in (
     _row("mac_tile", 1000, 400, 512, T_IN=16, T_OUT=16), _row("gelu_unit", 10, 3),
     _row("softmax_unit", 5, 1), _row("topk_gate", 7, 2))}
@@ -153,12 +153,12 @@ def test_lut_ff_scale_the_mac_tile_and_count_units_by_hand():
 
 def test_a_missing_unit_is_reported_as_not_counted():
     dp = PerfModel(TINY, W16, Design(), BOARDS["zcu104"], units=UNITS).datapath()
-    assert "rsqrt_unit" not in dp["units"] and "not counted" in dp["not_counted"]["rsqrt_unit"]
-    assert set(dp["not_counted"]) == {"rsqrt_unit"}
+    assert "layernorm_unit" not in dp["units"] and "not counted" in dp["not_counted"]["layernorm_unit"]
+    assert set(dp["not_counted"]) == {"layernorm_unit"}
     none = PerfModel(TINY, W16, Design(), BOARDS["zcu104"], units={}).report()
     assert none["lut"] is None and none["ff"] is None  # nothing counted: no number, not zero
     assert set(none["resources"]["datapath"]["not_counted"]) == {"mac_tile", "gelu_unit", "softmax_unit",
-                                                                 "rsqrt_unit", "topk_gate"}
+                                                                 "layernorm_unit", "topk_gate"}
 
 
 def test_int8_dsp_note_when_the_rtl_does_not_pack_two_macs_per_dsp():
