@@ -435,3 +435,15 @@ def test_export_ships_samples_and_the_host_normalisation(demo_export):
     assert np.allclose(acc.normalise(rgb), want)
     with pytest.raises(ValueError, match=r"RGB image of shape \(32, 32, 3\)"):
         acc.normalise(rgb[:16])
+
+
+def test_a_damaged_weight_blob_is_refused(demo_export, tmp_path):
+    import shutil
+
+    ex = tmp_path / "export"
+    shutil.copytree(demo_export, ex, ignore=shutil.ignore_patterns("build"))
+    blob = bytearray((ex / "weights.bin").read_bytes())
+    blob[100] ^= 1  # one bit
+    (ex / "weights.bin").write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="SHA-256"):
+        Accelerator(ex, backend="sim")

@@ -10,6 +10,7 @@ are host-side by design, see ``mtl_moe.hls_export``). Switching task is one regi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -50,6 +51,10 @@ class Accelerator:
         weights = (self.dir / "weights.bin").read_bytes()
         if len(weights) != sizes["weights"]:
             raise ValueError(f"weights.bin has {len(weights)} bytes, regmap.json says {sizes['weights']}")
+        digest = hashlib.sha256(weights).hexdigest()
+        if digest != self.meta["weights_sha256"]:  # a damaged or swapped blob computes garbage silently
+            raise ValueError(f"{self.dir / 'weights.bin'} has SHA-256 {digest[:16]}…, export.json says "
+                             f"{self.meta['weights_sha256'][:16]}…: re-export, or restore the file")
         self.weights = self.backend.alloc(len(weights))
         self.weights.write(weights)  # once: every task shares them
         self.images = self.backend.alloc(max_images * sizes["image"])
