@@ -248,6 +248,12 @@ class GoldenModel:
 
     def __call__(self, images: Codes, task: str | int) -> Codes:
         """images (B, C, H, W) codes of hw.input → the task head's output (B, out, H, W), hw.act."""
+        name = self.config.tasks[self.config.task_index(task)].name
+        return self._t("head", self._head(self.features(images, task), name))
+
+    def features(self, images: Codes, task: str | int) -> Codes:
+        """The backbone alone — what the accelerator computes: images (B, C, H, W) codes of hw.input
+        → token grid (B, D, gh, gw) of hw.act, the input of the task's head."""
         c, hw, P, log = self.config, self.hw, self.params, self.log
         if images.shape[1:] != (c.in_chans, *c.img_size):
             raise ValueError(f"expected images of shape (B, {c.in_chans}, {c.img_size[0]}, "
@@ -280,7 +286,7 @@ class GoldenModel:
             x = self._t(f"{pre}.mlp_res", add(x, h, a, a, a, f"{pre}.mlp_res", log))
         x = layer_norm(x, P["ln_f.weight"], P["ln_f.bias"], hw, c.ln_eps, "ln_f", log)
         grid = x[:, 1:].transpose(0, 2, 1).reshape(B, c.n_embd, *c.grid)
-        return self._t("head", self._head(self._t("features", grid), c.tasks[t].name))
+        return self._t("features", grid)
 
     def _moe(self, h: Codes, t: int, pre: str) -> Codes:
         c, hw, P = self.config, self.hw, self.params
