@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.util
-import json
 import shutil
 import subprocess
 import time
@@ -23,8 +22,7 @@ import numpy as np
 
 from mtl_moe.config import MoEViTConfig
 from mtl_moe.golden import GoldenModel
-from mtl_moe.hls_export import REPO
-from mtl_moe.hw import get_hw
+from mtl_moe.hls_export import REPO, read_export
 
 SIM_DIR = REPO / "sim"
 
@@ -64,9 +62,8 @@ def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitiz
     if target == "lib":
         flags += ["-shared", "-fPIC"]
     else:
-        meta = json.loads((ex / "export.json").read_text())
-        task = MoEViTConfig.from_dict(json.loads((ex / "model_config.json").read_text())).task_index(
-            meta["testbench_task"])
+        meta, cfg, _ = read_export(ex)
+        task = cfg.task_index(meta["testbench_task"])
         flags += [f"-DTB_TASK={task}", f"-DTB_WEIGHT_BYTES={(ex / 'weights.bin').stat().st_size}"]
     if sanitize:
         # C++20: Xilinx's ap_private.h left-shifts negative values, undefined before C++20 and
@@ -100,9 +97,7 @@ class CSim:
 
     def __init__(self, export_dir: str | Path, opt: str = "-O2") -> None:
         self.dir = Path(export_dir)
-        meta = json.loads((self.dir / "export.json").read_text())
-        self.config = MoEViTConfig.from_dict(json.loads((self.dir / "model_config.json").read_text()))
-        self.hw = get_hw(meta["hw"])
+        _, self.config, self.hw = read_export(self.dir)
         self.weights = (self.dir / "weights.bin").read_bytes()
         self._wbuf = ctypes.create_string_buffer(self.weights, len(self.weights))
         self.lib = ctypes.CDLL(str(build(self.dir, opt, target="lib")))

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mtl_moe.config import ConfigError, MoEViTConfig
-from mtl_moe.deploy.regmap import buffer_sizes, register_map
+from mtl_moe.deploy.regmap import buffer_sizes, register_map, storage_bytes
 from mtl_moe.fixed import Fixed
 from mtl_moe.hw import HardwareSpec
 from mtl_moe.nonlinear import table
@@ -68,10 +68,6 @@ def _fx(t: Fixed) -> str:
     return f"fx<{t.width}, {t.int_bits}, {'true' if t.signed else 'false'}, {t.rounding}, {t.overflow}>"
 
 
-def _bytes(t: Fixed) -> int:
-    return next(b for b in (1, 2, 4, 8) if 8 * b >= t.width)
-
-
 def _arr(values: Any) -> str:
     return "{" + ", ".join(str(int(v)) for v in np.asarray(values).ravel()) + "}"
 
@@ -91,7 +87,7 @@ def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarra
         if name.endswith("experts.w1") or name.endswith("experts.w2"):
             c = np.ascontiguousarray(c.transpose(0, 2, 1))  # (E, out, in): the linear unit's layout
         t = param_type(name, hw)
-        nb = _bytes(t)
+        nb = storage_bytes(t.width)
         blob += b"\0" * (-len(blob) % align)
         tensors[name] = {"offset": len(blob), "shape": list(c.shape), "class": "weight" if t == hw.weight
                          else "bias", "type": t.ctype(), "bytes": nb}
@@ -141,7 +137,8 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
         "const int MAX_ROWS = N_TOKENS;", "",
         "// fixed-point types: fx<W, I, signed, rounding, overflow> = ap_fixed<W, I, Q, O>",
         *[f"typedef {_fx(t)} {n};  // {t.ctype()}" for n, t in types.items()],
-        f"const int WEIGHT_BYTES = {_bytes(hw.weight)}, BIAS_BYTES = {_bytes(hw.bias)};",
+        f"const int WEIGHT_BYTES = {storage_bytes(hw.weight.width)}, "
+        f"BIAS_BYTES = {storage_bytes(hw.bias.width)};",
         f"const i64 LN_EPS_CODE = {eps};  // ln_eps = {cfg.ln_eps} on the ln_stat grid",
         f"const i64 LOG2E_CODE = {int(nl.log2e.from_float(np.array(LOG2E))[()])};", "",
         "// nonlinearity tables (mtl_moe/nonlinear.py): entry k at lo + k * 2^-step",
@@ -201,6 +198,18 @@ extern "C" void mtl_moe_top(const unsigned char* weights, const input_raw* image
     }
 }
 """
+
+
+def read_export(export_dir: str | Path) -> tuple[dict[str, Any], MoEViTConfig, HardwareSpec]:
+    """An export folder's export.json, model config and hardware spec (what :func:`export` wrote)."""
+    from mtl_moe.hw import get_hw
+
+    d = Path(export_dir)
+    for f in ("export.json", "model_config.json"):
+        if not (d / f).is_file():
+            raise FileNotFoundError(f"{d / f} is missing: is {d} an mtl-moe export folder?")
+    meta = json.loads((d / "export.json").read_text())
+    return meta, MoEViTConfig.from_dict(json.loads((d / "model_config.json").read_text())), get_hw(meta["hw"])
 
 
 IP = {"vendor": "mtl-moe.org", "library": "hls", "ipname": "mtl_moe", "version": "1.0"}  # fixed VLNV

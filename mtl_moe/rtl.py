@@ -16,16 +16,23 @@ if TYPE_CHECKING:  # annotations only (hls_export imports this package's config 
 ROUND_CODE = {"TRN": 0, "RND": 1, "RND_CONV": 2}
 
 
+def write_mem(path: str | Path, kind: str, spec: Any) -> int:
+    """The ``kind`` table of ``spec`` (mtl_moe.nonlinear) as a $readmemh file: one hex entry a line,
+    as wide as the entry type. Returns the number of entries."""
+    tab = table(kind, spec)
+    digits = (spec.entry.width + 3) // 4
+    Path(path).write_text("".join(f"{int(v):0{digits}x}\n" for v in tab))
+    return len(tab)
+
+
 def gelu_parameters(hw: HardwareSpec, table_path: str | Path) -> dict[str, Any]:
     """Parameters of ``gelu_unit.sv`` for this spec; writes the δ table to ``table_path`` (hex)."""
     a, ts = hw.act, hw.nonlinear.gelu
     if a.rounding not in ROUND_CODE:
         raise ValueError(f"gelu_unit supports TRN/RND/RND_CONV output rounding, not {a.rounding}")
-    tab = table("gelu", ts)
-    digits = (ts.entry.width + 3) // 4
-    Path(table_path).write_text("".join(f"{int(v):0{digits}x}\n" for v in tab))
+    n = write_mem(table_path, "gelu", ts)
     return {"W": a.width, "F": a.frac_bits, "OUT_ROUND": ROUND_CODE[a.rounding],
-            "OUT_SAT": int(a.overflow == "SAT"), "N": len(tab), "STEP": ts.step_log2,
+            "OUT_SAT": int(a.overflow == "SAT"), "N": n, "STEP": ts.step_log2,
             "EW": ts.entry.width, "EF": ts.entry.frac_bits, "TABLE": f'"{Path(table_path).resolve()}"'}
 
 
@@ -37,11 +44,10 @@ def rsqrt_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
         raise ValueError(f"rsqrt_unit supports TRN/RND/RND_CONV output rounding, not {o.rounding}")
     if not v.signed or ts.entry.signed:
         raise ValueError(f"rsqrt_unit takes a signed ln_stat ({v}) and unsigned table entries ({ts.entry})")
-    tab = table("rsqrt", ts)
     path = Path(dir) / "rsqrt_table.mem"
-    path.write_text("".join(f"{int(c):0{(ts.entry.width + 3) // 4}x}\n" for c in tab))
+    n = write_mem(path, "rsqrt", ts)
     return {"W": v.width, "F": v.frac_bits, "OW": o.width, "OF": o.frac_bits, "OUT_SIGNED": int(o.signed),
-            "OUT_ROUND": ROUND_CODE[o.rounding], "OUT_SAT": int(o.overflow == "SAT"), "N": len(tab),
+            "OUT_ROUND": ROUND_CODE[o.rounding], "OUT_SAT": int(o.overflow == "SAT"), "N": n,
             "STEP": ts.step_log2, "EW": ts.entry.width, "EF": ts.entry.frac_bits,
             "TABLE": f'"{path.resolve()}"'}
 
@@ -73,7 +79,7 @@ def softmax_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
     tabs = {}
     for kind, ts in (("exp", nl.exp), ("recip", nl.recip)):
         tabs[kind] = Path(dir) / f"softmax_{kind}.mem"
-        tabs[kind].write_text("".join(f"{int(c):0{(ts.entry.width + 3) // 4}x}\n" for c in table(kind, ts)))
+        write_mem(tabs[kind], kind, ts)
     types = {pre + key: v for pre, t in (("E", e), ("S", s), ("R", r))  # EW, EF, E_ROUND, E_SAT, SW, ...
              for key, v in (("W", t.width), ("F", t.frac_bits), ("_ROUND", ROUND_CODE[t.rounding]),
                             ("_SAT", int(t.overflow == "SAT")))}

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from mtl_moe.config import MoEViTConfig
 from mtl_moe.deploy import protocol as proto
 from mtl_moe.deploy.backends import Buffer, CSimDevice
-from mtl_moe.hw import get_hw
+from mtl_moe.hls_export import read_export
 
 
 class Accelerator:
@@ -35,9 +34,7 @@ class Accelerator:
         if not (self.dir / "regmap.json").is_file():
             raise FileNotFoundError(f"{self.dir / 'regmap.json'} is missing: export the model with "
                                     "`mtl-moe export` (not an export folder, or one older than regmap.json)")
-        self.meta = json.loads((self.dir / "export.json").read_text())
-        self.config = MoEViTConfig.from_dict(json.loads((self.dir / "model_config.json").read_text()))
-        self.hw = get_hw(self.meta["hw"])
+        self.meta, self.config, self.hw = read_export(self.dir)
         self.regs = json.loads((self.dir / "regmap.json").read_text())
         if max_images < 1:
             raise ValueError(f"max_images must be >= 1, got {max_images}")

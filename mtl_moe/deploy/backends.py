@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mtl_moe.deploy import regmap as rm
+from mtl_moe.hls_export import read_export
 
 
 @dataclass
@@ -89,7 +90,8 @@ class CSimDevice:
         self._top = lib.mtl_moe_top
         self._top.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int, ctypes.c_int]
         self._top.restype = None
-        self.sizes = rm.buffer_sizes(*_cfg_hw(export_dir), Path(export_dir, "weights.bin").stat().st_size)
+        _, cfg, hw = read_export(export_dir)
+        self.sizes = rm.buffer_sizes(cfg, hw, Path(export_dir, "weights.bin").stat().st_size)
         self._lock = threading.Lock()
         self._irq = threading.Event()
         self._args = {k: 0 for k in self.regs["args"]}
@@ -192,14 +194,3 @@ class CSimDevice:
 
     def wait_irq(self, timeout: float) -> bool:
         return self._irq.wait(timeout)
-
-
-def _cfg_hw(export_dir: str | Path) -> tuple[Any, Any]:
-    import json
-
-    from mtl_moe.config import MoEViTConfig
-    from mtl_moe.hw import get_hw
-
-    d = Path(export_dir)
-    meta = json.loads((d / "export.json").read_text())
-    return MoEViTConfig.from_dict(json.loads((d / "model_config.json").read_text())), get_hw(meta["hw"])
