@@ -29,6 +29,7 @@ from mtl_moe.rtl import (  # noqa: E402
     attn_addr_parameters,
     gelu_parameters,
     layernorm_parameters,
+    mac_tile_parameters,
     rsqrt_parameters,
     softmax_parameters,
 )
@@ -92,8 +93,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as d:
                 source = (RTL / f"{top}.sv").read_text()
                 if top == "mac_tile":
-                    params = {"T_IN": 16, "T_OUT": 16, "WA": hw.act.width, "WW": hw.weight.width,
-                              "WACC": hw.accum.width}
+                    params = mac_tile_parameters(hw, 16, 16)
                 elif top == "topk_gate":
                     params = {"E": 16, "K": 2, "WG": hw.gate.width}
                 elif top == "rsqrt_unit":

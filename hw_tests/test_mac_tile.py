@@ -15,6 +15,7 @@ import pytest
 from cocotb_util import reset, run_unit, stream
 
 from mtl_moe.hw import get_hw
+from mtl_moe.rtl import mac_tile_parameters
 
 
 def _pack(values: np.ndarray, bits: int) -> int:
@@ -71,11 +72,10 @@ async def mac_tile_matches_exact_sums(dut):
     assert len(outputs) == len(beats) and mism == 0, f"{mism} mismatching sums of {checked}"
 
 
-@pytest.mark.parametrize(("hw_name", "t_in", "t_out"), [("w16a32", 16, 16), ("int8", 8, 4)])
+@pytest.mark.parametrize(("hw_name", "t_in", "t_out"),
+                         [("w16a32", 16, 16), ("int8", 8, 4), ("int8", 4, 5)])  # 5: one row unpacked
 def test_mac_tile(verilator, tmp_path, hw_name, t_in, t_out):
-    hw = get_hw(hw_name)
-    params = {"T_IN": t_in, "T_OUT": t_out, "WA": hw.act.width, "WW": hw.weight.width,
-              "WACC": hw.accum.width}
+    params = mac_tile_parameters(get_hw(hw_name), t_in, t_out)
     env = {"MTL_MOE_HW": hw_name, "T_IN": str(t_in), "T_OUT": str(t_out)}
     r = run_unit("mac_tile", params, "test_mac_tile", env, tmp_path, ("-Wno-WIDTH",))
     assert r["mismatches"] == 0 and r["sums_checked"] > 0, r

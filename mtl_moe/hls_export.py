@@ -33,7 +33,7 @@ import numpy as np
 from mtl_moe.config import ConfigError, MoEViTConfig
 from mtl_moe.deploy.regmap import buffer_sizes, register_map, storage_bytes
 from mtl_moe.fixed import Fixed
-from mtl_moe.hw import HardwareSpec
+from mtl_moe.hw import PACK_SHIFT, HardwareSpec, mac_pack2
 from mtl_moe.nonlinear import table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,6 +110,8 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
 
     hidden = [cfg.dense_equiv_hidden if i in cfg.moe_blocks else cfg.mlp_hidden for i in range(L)]
     mlp_hidden = [0 if cfg.is_moe_block(i) else hidden[i] for i in range(L)]
+    # widest linear-unit input whose MACs pack by twos with this weight width (0: none do)
+    pack_w = max([a for a in range(1, 65) if mac_pack2(a, hw.weight.width)], default=0)
     eps = int(hw.ln_stat.from_float(np.array(cfg.ln_eps))[()])
     tabs = {k: table(k, getattr(nl, k)) for k in ("gelu", "exp", "recip", "rsqrt")}
     types = {f"{k}_t": v for k, v in hw.tensor_classes().items()}
@@ -134,7 +136,9 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
         f"N_ROUTERS = {len(cfg.tasks) if cfg.router == 'per_task' else 1};"
         "  // router kind: 0 per_task, 1 shared, 2 task_conditioned",
         f"const int T_IN = {kp.t_in}, T_OUT = {kp.t_out}, ATTN_P = {kp.attn_p}, AXI_BITS = {kp.axi_bits};",
-        "const int MAX_ROWS = N_TOKENS;", "",
+        "const int MAX_ROWS = N_TOKENS;",
+        f"const int PACK_SHIFT = {PACK_SHIFT}, MAC_PACK2_MAX_IN_W = {pack_w};"
+        "  // linear-unit inputs this narrow share a DSP48E2 by twos (mtl_moe.hw.mac_pack2)", "",
         "// fixed-point types: fx<W, I, signed, rounding, overflow> = ap_fixed<W, I, Q, O>",
         *[f"typedef {_fx(t)} {n};  // {t.ctype()}" for n, t in types.items()],
         f"const int WEIGHT_BYTES = {storage_bytes(hw.weight.width)}, "

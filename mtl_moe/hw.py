@@ -78,3 +78,15 @@ def get_hw(name: str) -> HardwareSpec:
     if name not in HW_PRESETS:
         raise ValueError(f"unknown hardware preset {name!r}; available: {sorted(HW_PRESETS)}")
     return HW_PRESETS[name]
+
+
+PACK_SHIFT = 18  # DSP48E2 (27x18): the low product field of two packed MACs
+
+
+def mac_pack2(a_bits: int, b_bits: int) -> bool:
+    """Whether two MACs share one DSP48E2 multiply: ``x * ((w_hi << 18) + w_lo)`` holds both
+    products when they share the operand ``x`` and are narrow enough (8-bit x 8-bit: the 27x18
+    multiplier takes the 27-bit packed weight pair and x; each product fits the 18-bit low field as a
+    signed number). The RTL mac_tile, the HLS linear unit and the perf model's DSP count all ask here.
+    """
+    return a_bits <= 8 and b_bits <= 8 and a_bits + b_bits <= PACK_SHIFT and b_bits + PACK_SHIFT < 27

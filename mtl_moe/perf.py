@@ -7,9 +7,14 @@ parameters, unless its DDR traffic is the bottleneck. Memory traffic goes throug
 beat takes ``axi_bits / port_bits`` cycles (2 for 256-bit beats on 128-bit HP ports). Assumptions,
 each a parameter of :class:`Design` or :class:`Board`:
 
-- linear unit: ``rows · ceil(N / t_out) · ceil(K / t_in)`` cycles; its input/output streams overlap
-  with compute (dataflow); its weights are loaded first, ``N · ceil(K / w_per_beat)`` beats — without
-  ping-pong overlap in Edge-MoE's top function (load and compute are sequential calls);
+- linear unit: ``tiles = ceil(N / t_out) · ceil(K / t_in)`` weight tiles, each applied to every row
+  (one row a cycle). With ping-pong tile buffers (ours: kernels.h ``linear_unit``, the RTL
+  ``hw_tests/rtl/linear_engine.sv``) tile j+1 loads while tile j computes and the read requests are
+  pipelined, so a layer takes ``first_tile + latency + (tiles - 1) · max(rows, tile_load) + rows +
+  drain`` cycles — checked against the RTL's measured cycles within 10%
+  (``hw_tests/test_linear_engine.py``). Without overlap (Edge-MoE's top function calls
+  load_linear_weights, then compute_linear) the layer's ``N · ceil(K / w_per_beat)`` weight beats
+  load first, then ``rows · tiles`` cycles of compute. Input/output streams overlap with compute;
 - attention (P query rows per pass): Q·Kᵀ and A·V each stream every K (V) row once per group of P
   rows: ``ceil((T + P - 1) / P) · T · ceil(D / f_per_beat)`` beats, DDR-bound; the softmax runs in
   the same dataflow region and is hidden;
@@ -39,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_moe.config import MoEViTConfig
-from mtl_moe.hw import HardwareSpec
+from mtl_moe.hw import HardwareSpec, mac_pack2
 
 
 @dataclass(frozen=True)
@@ -55,9 +60,12 @@ class Board:
     uram: int
     port_bits: int  # PS-PL HP port width
     ddr_gbs: float  # peak DDR bandwidth of the PS memory controller
+    read_latency_ns: float = 0.0  # a read request to its first beat (0: not modeled)
     sources: dict[str, str] = field(default_factory=dict)
 
 
+READ_LATENCY_NOTE = ("0 (not modeled): no cited PL-to-PS-DDR read latency; the linear unit pays it once "
+                     "per layer (pipelined requests), so it adds latency x linear calls per image")
 BOARDS = {
     "zcu102": Board("zcu102", "xczu9eg-ffvb1156-2-e", dsp=2520, lut=274080, ff=548160, bram36=912,
                     uram=0,
@@ -65,7 +73,8 @@ BOARDS = {
                         "resources": "../shared/REFERENCE.md (xczu9eg: 2520 DSP, ~274k LUT, ~548k FF, "
                                      "912 BRAM36)",
                         "port_bits": "Zynq UltraScale+ S_AXI_HP0..3_FPD are 128-bit (UG1085)",
-                        "ddr_gbs": "PS DDR4 64-bit at 2400 MT/s = 19.2 GB/s peak (UG1182)"}),
+                        "ddr_gbs": "PS DDR4 64-bit at 2400 MT/s = 19.2 GB/s peak (UG1182)",
+                        "read_latency_ns": READ_LATENCY_NOTE}),
     "zcu104": Board("zcu104", "xczu7ev-ffvc1156-2-e", dsp=1728, lut=230400, ff=460800, bram36=312,
                     uram=96,
                     port_bits=128, ddr_gbs=19.2, sources={
@@ -73,7 +82,8 @@ BOARDS = {
                                      "460,800 FF, "
                                      "312 BRAM36, 96 URAM)",
                         "port_bits": "Zynq UltraScale+ S_AXI_HP0..3_FPD are 128-bit (UG1085)",
-                        "ddr_gbs": "PS DDR4 64-bit at 2400 MT/s = 19.2 GB/s peak (UG1267)"}),
+                        "ddr_gbs": "PS DDR4 64-bit at 2400 MT/s = 19.2 GB/s peak (UG1267)",
+                        "read_latency_ns": READ_LATENCY_NOTE}),
 }
 
 
@@ -110,7 +120,8 @@ DESIGNS = {
 
 
 UNITS_JSON = Path(__file__).resolve().parents[1] / "hw_tests" / "results" / "units.json"
-LUT_FF_SCOPE = ("datapath units only (Yosys synth_xilinx estimates): excludes control, AXI adapters, "
+LUT_FF_SCOPE = ("datapath units only (Yosys synth_xilinx estimates; FF also the ping-pong weight-tile "
+                "registers): excludes control, AXI adapters, "
                 "buffer addressing and the PS interconnect; a lower bound, not a full-design estimate")
 POWER_NOTE = ("not modeled: a power model needs citable per-resource dynamic power of UltraScale+ (W per "
               "DSP48E2 / BRAM36 / 1k LUT per MHz at a stated toggle rate) and the board's static/idle power; "
@@ -142,11 +153,22 @@ def attention_groups(n_tokens: int, attn_p: int) -> int:
 
 
 def _dsp_per_mac(a_bits: int, b_bits: int) -> float:
-    """DSP48E2 multiplier is 27x18 (signed): wider operands take several; two 8x8 MACs share one."""
-    if a_bits <= 8 and b_bits <= 8:
+    """DSP48E2 multiplier is 27x18 (signed): wider operands take several; two 8x8 MACs share one
+    (``mtl_moe.hw.mac_pack2``, as the RTL mac_tile and the HLS linear unit pack them)."""
+    if mac_pack2(a_bits, b_bits):
         return 0.5
     lo, hi = sorted((a_bits, b_bits))
     return _cdiv(hi, 27) * _cdiv(lo, 18) if lo <= 18 else _cdiv(hi, 26) * _cdiv(lo, 17)
+
+
+def ideal_memory(board: Board, axi_bits: int, latency_cycles: float, clock_mhz: float = 300.0) -> Board:
+    """``board`` with the memory the RTL tests read from (cocotbext-axi's AxiRam): one ``axi_bits``
+    beat a cycle, no DDR cap, a fixed first-beat latency — what the model is put on to compare its
+    cycles with the RTL's."""
+    return replace(board, name=f"{board.name}+ideal-memory", port_bits=axi_bits, ddr_gbs=float("inf"),
+                   read_latency_ns=latency_cycles * 1000.0 / clock_mhz,
+                   sources={**board.sources, "memory": "ideal: one beat a cycle (cocotb AxiRam), "
+                            f"{latency_cycles} cycles to the first beat"})
 
 
 @dataclass
@@ -179,26 +201,39 @@ class PerfModel:
         ports = d.weight_ports * min(d.axi_bits, b.port_bits) / 8
         return min(ports, b.ddr_gbs * 1e9 / (d.clock_mhz * 1e6))
 
+    @property
+    def read_latency_cycles(self) -> float:
+        return self.board.read_latency_ns * self.design.clock_mhz / 1000.0
+
+    @property
+    def mac_latency(self) -> int:
+        """The MAC tile's pipeline depth, as the cocotb test measures it (units.json), else 2."""
+        units = self.units if self.units is not None else load_units()
+        return int(units.get(("mac_tile", self.hw.name), {}).get("latency_cycles", 2))
+
     def linear(self, rows: int, K: int, N: int) -> dict[str, float]:
-        d = self.design
-        compute = rows * _cdiv(_cdiv(N, d.t_out), d.n_linear) * _cdiv(K, d.t_in)
-        stream = max(self.beats(rows * K, self.hw.act.width), self.beats(rows * N, self.hw.act.width))
-        beats = N * self.beats(K, self.hw.weight.width) + self.beats(N, self.hw.bias.width)
-        load = beats * d.axi_bits / 8 / self.weight_bytes_per_cycle
-        fm_beats = 0 if d.fm_on_chip else (self.beats(rows * K, self.hw.act.width)
-                                           + self.beats(rows * N, self.hw.act.width))
-        return {"compute": max(compute, stream * self.fm_cycles), "load": load,
-                "bytes": (beats + fm_beats) * d.axi_bits / 8, "macs": rows * K * N}
+        """Cycles of one call of the linear unit: ``load`` (exposed weight loading) and ``compute``."""
+        d, hw = self.design, self.hw
+        tiles = _cdiv(_cdiv(N, d.t_out), d.n_linear) * _cdiv(K, d.t_in)
+        stream = max(self.beats(rows * K, hw.act.width), self.beats(rows * N, hw.act.width))
+        beats = N * self.beats(K, hw.weight.width) + self.beats(N, hw.bias.width)
+        cyc_per_beat = d.axi_bits / 8 / self.weight_bytes_per_cycle
+        fm_beats = 0 if d.fm_on_chip else (self.beats(rows * K, hw.act.width)
+                                           + self.beats(rows * N, hw.act.width))
+        out = {"bytes": (beats + fm_beats) * d.axi_bits / 8, "macs": rows * K * N}
+        if not d.overlap_weight_load:  # the layer's weights load, then the unit computes
+            return {**out, "compute": max(rows * tiles, stream * self.fm_cycles),
+                    "load": beats * cyc_per_beat, "bias_load": 0.0}
+        # ping-pong weight tiles: tile j+1 (one per linear unit) loads while tile j is applied
+        tile = d.n_linear * d.t_out * self.beats(d.t_in, hw.weight.width) * cyc_per_beat
+        bias = self.beats(N, hw.bias.width) * cyc_per_beat
+        compute = (tiles - 1) * max(rows, tile) + rows + self.mac_latency + 1  # + accumulate stage
+        return {**out, "compute": max(compute, stream * self.fm_cycles),
+                "load": tile + self.read_latency_cycles + bias, "bias_load": bias}
 
     def _seq(self, parts: list[dict[str, float]]) -> float:
-        """Loads and computes of consecutive linears: sequential, or overlapped by ping-pong."""
-        if not self.design.overlap_weight_load:
-            return sum(p["load"] + p["compute"] for p in parts)
-        t = parts[0]["load"]  # the first load is exposed; each later one hides behind a compute
-        for i, p in enumerate(parts):
-            nxt = parts[i + 1]["load"] if i + 1 < len(parts) else 0.0
-            t += max(p["compute"], nxt)
-        return t
+        """Consecutive linears: each call loads its first tile (or all its weights) before computing."""
+        return sum(p["load"] + p["compute"] for p in parts)
 
     # ---- kernels ----------------------------------------------------------------------------
     def kernels(self) -> dict[str, float]:
@@ -291,11 +326,21 @@ class PerfModel:
         dsp_attn = 2 * d.attn_p * lanes * _dsp_per_mac(hw.act.width, hw.act.width)  # QK^T and A.V lanes
         dsp_gate = (c.n_experts * fb * _dsp_per_mac(hw.act.width, hw.weight.width)
                     if c.moe_blocks and not d.gate_on_linear else 0)
-        # on-chip buffers: two weight buffers (ping-pong) of the largest linear, the P query rows,
-        # the gate matrix, expert queues; BRAM36 = 36 Kib, URAM = 288 Kib
+        # on-chip buffers: weights (below), the P query rows, the gate matrix, expert queues;
+        # BRAM36 = 36 Kib, URAM = 288 Kib
         qkv = (3 if d.fused_qkv else 1) * c.n_embd * c.n_embd
         max_lin = max(qkv, c.n_embd * max(c.mlp_hidden, c.expert_hidden, c.dense_equiv_hidden))
-        bits = 2 * max_lin * hw.weight.width + d.attn_p * c.n_embd * hw.act.width \
+        if d.overlap_weight_load:
+            # weight tiles stream (two T_OUT x T_IN per linear unit, in registers) past inputs held on
+            # chip: every row of the layer's input (the widest K: patch embedding or MLP hidden) and
+            # every row's T_OUT partial sums (linear_engine.sv's xmem and accm)
+            k_max = max(c.n_embd, c.in_chans * c.patch_size**2, c.mlp_hidden, c.expert_hidden,
+                        c.dense_equiv_hidden)
+            w_bits = c.n_tokens * (k_max * hw.act.width + d.n_linear * d.t_out * hw.accum.width)
+            tile_ff = 2 * d.n_linear * d.t_in * d.t_out * hw.weight.width
+        else:  # a whole layer's weights on chip (Edge-MoE), twice: one per layer in flight
+            w_bits, tile_ff = 2 * max_lin * hw.weight.width, 0
+        bits = w_bits + d.attn_p * c.n_embd * hw.act.width \
             + c.n_experts * c.n_embd * hw.weight.width + c.n_experts * c.n_tokens * (hw.gate.width + 16)
         kv_bits = 2 * c.n_tokens * c.n_embd * hw.act.width if d.kv_on_chip else 0
         if d.fm_on_chip:  # residual, normed, Q/K/V, attention output, MLP hidden
@@ -308,7 +353,8 @@ class PerfModel:
             uram = 0
         dp = self.datapath()
         return {"dsp": int(math.ceil(dsp_lin + dsp_attn + dsp_gate)), "bram36": bram36, "uram": uram,
-                "lut": dp["lut"], "ff": dp["ff"],
+                "lut": dp["lut"], "ff": None if dp["ff"] is None else dp["ff"] + tile_ff,
+                "weight_tile_ff": tile_ff,
                 "dsp_breakdown": {"linear_unit": dsp_lin, "attention": dsp_attn, "gate": dsp_gate},
                 "datapath": dp}
 
@@ -472,7 +518,7 @@ def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | N
              f"{100 * r['linear_unit_roofline_share']:.0f}% of the "
              "linear unit's peak",
              f"- DSP48E2 {r['dsp']}, BRAM36 {r['bram36']}, URAM {r['uram']}",
-             *_lut_ff_lines(r["resources"]["datapath"]),
+             *_lut_ff_lines(r["resources"]),
              f"- power: {r['power_note']}",
              "",
              "| kernel | modeled ms |", "|---|---|"]
@@ -496,9 +542,12 @@ def _fmt(v: float | None) -> str:
     return "—" if v is None else f"{v:,.0f}"
 
 
-def _lut_ff_lines(dp: dict[str, Any]) -> list[str]:
+def _lut_ff_lines(res: dict[str, Any]) -> list[str]:
     """perf.md lines for the datapath LUT/FF: the total with its scope, a table per unit, what is missing."""
-    out = [f"- LUT {_fmt(dp['lut'])}, FF {_fmt(dp['ff'])}: **{dp['scope']}** ({dp['source']})", "",
+    dp = res["datapath"]
+    tile_ff = res["weight_tile_ff"]
+    tiles = f" (of which {_fmt(tile_ff)} weight-tile registers)" if tile_ff else ""
+    out = [f"- LUT {_fmt(res['lut'])}, FF {_fmt(res['ff'])}{tiles}: **{dp['scope']}** ({dp['source']})", "",
            "| RTL unit | count | LUT | FF | why this count |", "|---|---|---|---|---|"]
     out += [f"| {k} | {u['count']:g} | {_fmt(u['lut'])} | {_fmt(u['ff'])} | {u['why']} |"
             for k, u in dp["units"].items()]

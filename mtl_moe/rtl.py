@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtl_moe.hw import HardwareSpec
+from mtl_moe.hw import PACK_SHIFT, HardwareSpec, mac_pack2
 from mtl_moe.nonlinear import table
 
 if TYPE_CHECKING:  # annotations only (hls_export imports this package's config at import time)
@@ -23,6 +23,16 @@ def write_mem(path: str | Path, kind: str, spec: Any) -> int:
     digits = (spec.entry.width + 3) // 4
     Path(path).write_text("".join(f"{int(v):0{digits}x}\n" for v in tab))
     return len(tab)
+
+
+def mac_tile_parameters(hw: HardwareSpec, t_in: int, t_out: int) -> dict[str, Any]:
+    """Parameters of ``mac_tile.sv``: a T_OUT x T_IN tile of act x weight MACs, two per multiplier
+    where the operands are narrow enough (``mac_pack2``)."""
+    if t_in < 1 or t_out < 1:
+        raise ValueError(f"MAC tile needs t_in, t_out >= 1, got {t_in} x {t_out}")
+    return {"T_IN": t_in, "T_OUT": t_out, "WA": hw.act.width, "WW": hw.weight.width,
+            "WACC": hw.accum.width, "PACK2": int(mac_pack2(hw.act.width, hw.weight.width)),
+            "PACK_SHIFT": PACK_SHIFT}
 
 
 def gelu_parameters(hw: HardwareSpec, table_path: str | Path) -> dict[str, Any]:

@@ -153,3 +153,27 @@ def test_kernel_parameters_do_not_change_the_bits(tmp_path):
         export(q, tmp_path / str(i), kp=kp)
         r = compare(tmp_path / str(i), n_images=1, tasks=["depth"])
         assert r["mismatches"] == 0, kp
+
+
+def test_packed_multiply_is_exact_on_every_8bit_operand_triple(tmp_path):
+    """mul_pack2 (two MACs per DSP48E2) against plain products for all 2^24 triples (x, w_hi, w_lo)
+    of 8-bit codes, compiled at -O2 with the export's own headers."""
+    from mtl_moe.csim import _compiler, ap_types_dir
+
+    ex = tmp_path / "int8"
+    export(QuantM3ViT(_scaled_model(get_preset("demo"), 1, 1.0), get_hw("int8")), ex, force=True)
+    assert "MAC_PACK2_MAX_IN_W = 8;" in (ex / "config.h").read_text()  # int8 inputs do pack
+    src = tmp_path / "pack.cpp"
+    src.write_text('#include "config.h"\n#include "mtl_moe/kernels.h"\n#include <stdio.h>\n'
+                   "long long mtl_moe::g_wrap_overflows = 0;\n"
+                   "int main() { long long bad = 0, n = 0;\n"
+                   "  for (int x = -128; x < 128; x++) for (int a = -128; a < 128; a++)\n"
+                   "    for (int b = -128; b < 128; b++) { long long hi, lo;\n"
+                   "      mtl_moe::mul_pack2(x, a, b, hi, lo); n++;\n"
+                   "      bad += (hi != (long long)x * a) + (lo != (long long)x * b); }\n"
+                   '  printf("%lld %lld\\n", n, bad); return 0; }\n')
+    exe = tmp_path / "pack"
+    subprocess.run([_compiler(), "-O2", "-std=c++14", "-w", f"-I{ex}", f"-I{ex / 'include'}",
+                    f"-I{ap_types_dir()}", str(src), "-o", str(exe)], check=True)
+    n, bad = map(int, subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split())
+    assert n == 1 << 24 and bad == 0, f"{bad} wrong products of {2 * n}"

@@ -21,7 +21,8 @@ def _model(**design) -> PerfModel:
 
 
 def test_linear_unit_cycles_by_hand():
-    m = _model(t_in=16, t_out=16, axi_bits=256)
+    """Edge-MoE's schedule (no overlap): the layer's weights load, then the unit computes."""
+    m = _model(t_in=16, t_out=16, axi_bits=256, overlap_weight_load=False)
     # 129 rows x ceil(192/16)=12 output tiles x ceil(192/16)=12 input tiles
     assert m.linear(129, 192, 192)["compute"] == 129 * 12 * 12
     # weights: 192 rows x ceil(192 / (256/16)) = 12 beats, bias ceil(192 / (256/32)) = 24 beats;
@@ -33,11 +34,19 @@ def test_linear_unit_cycles_by_hand():
     assert m.linear(1, 16, 17)["compute"] == max(1 * 2 * 1, 3 * 2) == 6
 
 
-def test_ping_pong_hides_loads_behind_compute():
-    parts = [{"load": 10, "compute": 100}, {"load": 50, "compute": 30}, {"load": 5, "compute": 5}]
-    assert _model(overlap_weight_load=False)._seq(parts) == 10 + 100 + 50 + 30 + 5 + 5
-    # first load exposed, then max(compute_i, load_{i+1})
-    assert _model(overlap_weight_load=True)._seq(parts) == 10 + max(100, 50) + max(30, 5) + 5
+def test_ping_pong_tiles_hide_loads_behind_compute():
+    """Ours: tile j+1 (16 x 16 weights = 16 beats of 2 cycles = 32 cycles) loads while tile j is
+    applied to every row; the MAC tile's 2 stages + the accumulate stage drain at the end."""
+    m = _model(t_in=16, t_out=16, axi_bits=256)
+    assert m.mac_latency == 2
+    # compute-bound: 129 rows > 32 cycles a tile; 144 tiles; bias 24 beats x 2 loads with tile 0
+    r = m.linear(129, 192, 192)
+    assert r["compute"] == 143 * 129 + 129 + 2 + 1 and r["load"] == 32 + 24 * 2
+    # load-bound: an expert with 8 tokens, 24 x 12 tiles, each waits for its 32-cycle load
+    assert m.linear(8, 192, 384)["compute"] == 287 * 32 + 8 + 3
+    # consecutive calls do not overlap: each loads its first tile before it computes
+    parts = [{"load": 10, "compute": 100}, {"load": 50, "compute": 30}]
+    assert m._seq(parts) == 10 + 100 + 50 + 30
 
 
 def test_dsp_per_mac():

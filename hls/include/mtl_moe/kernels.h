@@ -42,8 +42,10 @@ static inline i64 rdb(const unsigned char* mem, long off, long i) { return rd(me
 // double-buffered: while the MAC array applies tile i to every row (weight-stationary, each tile
 // read from DDR once), tile i+1 loads into the other buffer (ping-pong), so weight streaming
 // overlaps compute. The partial sums of all rows are kept in acc.
+typedef ap_int<weight_t::W> weight_raw;
+
 static void load_tile(const unsigned char* mem, long w_off, int K, int n0, int k0, int nt, int kt,
-                      i64 wt[T_OUT][T_IN]) {
+                      weight_raw wt[T_OUT][T_IN]) {
     for (int t = 0; t < nt; t++)
         for (int u = 0; u < kt; u++) {
 #pragma HLS PIPELINE II = 1
@@ -51,13 +53,60 @@ static void load_tile(const unsigned char* mem, long w_off, int K, int n0, int k
         }
 }
 
-template <class IN>
-static void mac_tile(const i64* in, int rows, int K, int k0, int nt, int kt, const i64 wt[T_OUT][T_IN],
-                     i64 acc[MAX_ROWS][T_OUT]) {
+// Two MACs in one DSP48E2 multiply (mtl_moe.hw.mac_pack2): x * ((w_hi << PACK_SHIFT) + w_lo) is a
+// 27 x 18 product whose low PACK_SHIFT bits, read as a signed number, are x * w_lo (it is narrower
+// than the field) and whose rest, once that low part is taken off, is x * w_hi.
+static inline void mul_pack2(ap_int<18> x, ap_int<27> w_hi, ap_int<27> w_lo, i64& p_hi, i64& p_lo) {
+    ap_int<27> wp = (w_hi << PACK_SHIFT) + w_lo;
+    ap_int<45> p = wp * x;
+    ap_int<PACK_SHIFT> lo = p.range(PACK_SHIFT - 1, 0);
+    p_lo = lo.to_int64();
+    p_hi = ((p - lo) >> PACK_SHIFT).to_int64();
+}
+
+// One tile on every row, one row per pipelined iteration. The loops have the tile's fixed bounds
+// (unrolled under the row pipeline: T_OUT x T_IN multipliers, or half as many where two MACs share
+// one) and skip a partial tile's missing rows/columns; the multiplies are at the operands' own
+// widths, so synthesis maps them to DSP48E2s as the perf model counts them (_dsp_per_mac). The
+// first pass over a group of output rows starts from the bias, the last one requantises and writes
+// the outputs instead of keeping partial sums — no separate initialise / write-out loops, the
+// schedule of hw_tests/rtl/linear_engine.sv.
+template <class IN, class OUT>
+static void mac_tile(const i64* in, int rows, int K, int k0, int nt, int kt, const weight_raw wt[T_OUT][T_IN],
+                     i64 acc[MAX_ROWS][T_OUT], const i64 bias0[T_OUT], bool first, bool last, i64* out,
+                     int N, int n0) {
+    const bool pack = IN::W <= MAC_PACK2_MAX_IN_W;
+    const int FP = IN::F + weight_t::F;
     for (int r = 0; r < rows; r++) {
 #pragma HLS PIPELINE II = 1
-        for (int t = 0; t < nt; t++)
-            for (int u = 0; u < kt; u++) acc[r][t] += in[(long)r * K + k0 + u] * wt[t][u];
+        i64 s[T_OUT];
+        for (int t = 0; t < T_OUT; t++) s[t] = first ? bias0[t] : acc[r][t];
+        for (int u = 0; u < T_IN; u++) {
+            if (u >= kt) continue;
+            const ap_int<IN::W> x = in[(long)r * K + k0 + u];
+            for (int j = 0; j < (T_OUT + 1) / 2; j++) {
+                const int t0 = 2 * j, t1 = 2 * j + 1;
+                if (t0 >= nt) continue;
+                if (pack) {
+                    i64 hi, lo;
+                    mul_pack2(x, wt[t0][u], t1 < nt ? wt[t1][u] : weight_raw(0), hi, lo);
+                    s[t0] += hi;
+                    if (t1 < nt) s[t1] += lo;
+                } else {
+                    s[t0] += (x * wt[t0][u]).to_int64();
+                    if (t1 < nt) s[t1] += (x * wt[t1][u]).to_int64();
+                }
+            }
+        }
+        for (int t = 0; t < T_OUT; t++) {
+            if (t >= nt) continue;
+            if (last) {
+                fit<accum_t>(shift_round(s[t], FP - accum_t::F, TRN));  // range check only
+                out[(long)r * N + n0 + t] = requant<OUT>(s[t], FP);
+            } else {
+                acc[r][t] = s[t];
+            }
+        }
     }
 }
 
@@ -66,17 +115,18 @@ static void linear_unit(const i64* in, int rows, int K, int N, const unsigned ch
                         long b_off, i64* out) {
     const int FP = IN::F + weight_t::F;
     static i64 acc[MAX_ROWS][T_OUT];
-    static i64 wt[2][T_OUT][T_IN];  // ping-pong weight tiles
+    static weight_raw wt[2][T_OUT][T_IN];  // ping-pong weight tiles
 #pragma HLS ARRAY_PARTITION variable = wt complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = wt complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 2
+    i64 bias0[T_OUT];
     const int n_kt = (K + T_IN - 1) / T_IN;
     int buf = 0;
     load_tile(mem, w_off, K, 0, 0, N < T_OUT ? N : T_OUT, K < T_IN ? K : T_IN, wt[0]);
     for (int n0 = 0; n0 < N; n0 += T_OUT) {
         int nt = N - n0 < T_OUT ? N - n0 : T_OUT;
-        for (int r = 0; r < rows; r++)
-            for (int t = 0; t < nt; t++)
-                acc[r][t] = b_off < 0 ? 0 : shift_round(rdb(mem, b_off, n0 + t), bias_t::F - FP, bias_t::Q);
+        for (int t = 0; t < T_OUT; t++)
+            bias0[t] = (b_off < 0 || t >= nt) ? 0 : shift_round(rdb(mem, b_off, n0 + t), bias_t::F - FP, bias_t::Q);
         for (int kb = 0; kb < n_kt; kb++) {
             int k0 = kb * T_IN, kt = K - k0 < T_IN ? K - k0 : T_IN;
             // the next tile in (n0, k0) order loads into the other buffer while this one computes
@@ -85,14 +135,10 @@ static void linear_unit(const i64* in, int rows, int K, int N, const unsigned ch
             if (nn0 < N)
                 load_tile(mem, w_off, K, nn0, nk0, N - nn0 < T_OUT ? N - nn0 : T_OUT,
                           K - nk0 < T_IN ? K - nk0 : T_IN, wt[buf ^ 1]);
-            mac_tile<IN>(in, rows, K, k0, nt, kt, wt[buf], acc);
+            mac_tile<IN, OUT>(in, rows, K, k0, nt, kt, wt[buf], acc, bias0, kb == 0, kb == n_kt - 1, out,
+                              N, n0);
             buf ^= 1;
         }
-        for (int r = 0; r < rows; r++)
-            for (int t = 0; t < nt; t++) {
-                fit<accum_t>(shift_round(acc[r][t], FP - accum_t::F, TRN));  // range check only
-                out[(long)r * N + n0 + t] = requant<OUT>(acc[r][t], FP);
-            }
     }
 }
 
