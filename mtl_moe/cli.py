@@ -214,7 +214,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 def cmd_perf(args: argparse.Namespace) -> int:
     from mtl_moe.hw import get_hw
-    from mtl_moe.perf import perf, validate_edge_moe, write_report
+    from mtl_moe.perf import perf, validate_edge_moe, with_vivado_power, write_report
 
     target = Path(args.target)
     if (target / "export.json").is_file():  # an export folder: its model, hardware and kernel params
@@ -228,10 +228,13 @@ def cmd_perf(args: argparse.Namespace) -> int:
     if args.clock_mhz:
         over["clock_mhz"] = args.clock_mhz
     r = perf(cfg, hw, args.board, args.design, **over)
+    if (target / "export.json").is_file():
+        r = with_vivado_power(r, target)  # once Vivado has built it: its power estimate
     if args.out:
         val = validate_edge_moe(resolve_config("m3vit-tiny"), get_hw("w16a32"))
         write_report(r, args.out, val)
-    keys = ("modeled", "latency_ms", "gops", "dsp", "bram36", "uram", "lut", "ff", "lut_ff_scope", "power_w")
+    keys = ("modeled", "latency_ms", "gops", "dsp", "bram36", "uram", "lut", "ff", "lut_ff_scope", "power_w",
+            "gops_per_w", "power_note")
     if args.json:
         print(json.dumps({k: r[k] for k in keys} | {"board": r["board"], "design": r["design"],
                                                      "breakdown_ms": r["breakdown_ms"]}))

@@ -440,7 +440,8 @@ class PerfModel:
                 "latency_ms": ms, "fps": 1e3 / ms, "gops": ops / (ms * 1e-3) / 1e9, "ops_per_image": ops,
                 "linear_unit_roofline_share": ops / (ms * 1e-3) / peak,
                 "dsp": res["dsp"], "bram36": res["bram36"], "uram": res["uram"], "lut": res["lut"],
-                "ff": res["ff"], "lut_ff_scope": LUT_FF_SCOPE, "power_w": None, "power_note": POWER_NOTE,
+                "ff": res["ff"], "lut_ff_scope": LUT_FF_SCOPE, "power_w": None, "gops_per_w": None,
+                "power_note": POWER_NOTE,
                 "breakdown_ms": {n: v / f * 1e3 for n, v in k.items()},
                 "roofline": self.roofline(k),
                 "design_params": asdict(self.design), "resources": res,
@@ -449,6 +450,41 @@ class PerfModel:
 
 def _uniform(total: int, n: int) -> list[int]:
     return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+
+VIVADO_POWER = "bitstream/power.rpt"  # where build_vivado.tcl writes report_power of the routed design
+
+
+def read_vivado_power(path: str | Path) -> dict[str, Any]:
+    """The summary of a Vivado ``report_power`` file: total on-chip, dynamic and device-static watts
+    and the confidence level. Raises if the file has no total (not a power report)."""
+    import re
+
+    text = Path(path).read_text()
+    rows = dict(re.findall(r"^\|\s*([A-Za-z][A-Za-z \-/]*?(?:\(W\))?)\s*\|\s*([^|]*?)\s*\|\s*$", text, re.M))
+    if "Total On-Chip Power (W)" not in rows:
+        raise ValueError(f"{path}: no 'Total On-Chip Power (W)' row: is it a Vivado report_power file?")
+
+    def watts(key: str) -> float | None:
+        v = rows.get(key)
+        return float(v) if v is not None and re.fullmatch(r"[0-9.]+", v) else None
+
+    return {"total_w": watts("Total On-Chip Power (W)"), "dynamic_w": watts("Dynamic (W)"),
+            "static_w": watts("Device Static (W)"), "confidence": rows.get("Confidence Level")}
+
+
+def with_vivado_power(r: dict[str, Any], export_dir: str | Path) -> dict[str, Any]:
+    """``r`` with the power of the export's routed design, if Vivado has written its report: not a
+    model but Vivado's vectorless on-chip estimate (PS included, DDR and the board's other rails
+    not), so GOPS/W mixes a modeled rate with an estimated power and says so."""
+    f = Path(export_dir) / VIVADO_POWER
+    if not f.is_file():
+        return r
+    pw = read_vivado_power(f)
+    return {**r, "power_w": pw["total_w"], "gops_per_w": r["gops"] / pw["total_w"],
+            "power_note": f"Vivado report_power of the routed design ({f}; on-chip only, confidence "
+                          f"{pw['confidence']}); GOPS/W = modeled GOPS / this estimate",
+            "vivado_power": pw}
 
 
 def perf(config: MoEViTConfig, hw: HardwareSpec, board: str = "zcu104", design: str | Design = "ours",

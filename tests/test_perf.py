@@ -187,3 +187,45 @@ def test_dse_rejects_a_point_whose_datapath_luts_exceed_the_board():
     [too_big] = sweep(TINY, W16, "zcu104", space, units=big)
     assert ok["fits"] and ok["dsp"] == too_big["dsp"] and ok["bram36"] == too_big["bram36"]
     assert too_big["lut"] > BOARDS["zcu104"].lut and not too_big["fits"]
+
+
+def test_real_units_pack_int8_macs_as_the_model_counts():
+    """units.json (Yosys on the RTL MAC tile) against the model's DSP count: no discrepancy note."""
+    r = PerfModel(TINY, get_hw("int8"), Design(), BOARDS["zcu104"]).report()
+    assert r["resources"]["datapath"]["units"]["mac_tile"]["count"] == 1
+    notes = r["resources"]["datapath"]["dsp_notes"]
+    assert not any("per MAC in Yosys" in n for n in notes), notes
+
+
+def test_perf_on_an_export_reports_vivado_power_once_the_report_exists(tmp_path):
+    """No power without Vivado; with bitstream/power.rpt (Vivado's report_power format) the export's
+    perf reports that estimate and GOPS/W, saying where both come from; a file that is not a power
+    report is refused by name."""
+    from mtl_moe.hls_export import export
+    from mtl_moe.model import M3ViT
+    from mtl_moe.perf import read_vivado_power
+    from mtl_moe.quant import QuantM3ViT
+
+    ex = tmp_path / "exp"
+    export(QuantM3ViT(M3ViT(get_preset("demo").replace(n_layer=1, moe_blocks=(0,))), W16), ex)
+
+    def run() -> dict:
+        r = subprocess.run([sys.executable, "-m", "mtl_moe", "perf", str(ex), "--json"], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    d = run()
+    assert d["power_w"] is None and d["gops_per_w"] is None and "not modeled" in d["power_note"]
+    (ex / "bitstream").mkdir()
+    (ex / "bitstream" / "power.rpt").write_text(
+        "1. Summary\n----------\n\n+--------------------------+--------------+\n"
+        "| Total On-Chip Power (W)  | 4.250        |\n| Design Power Budget (W)  | Unspecified* |\n"
+        "| Dynamic (W)              | 3.500        |\n| Device Static (W)        | 0.750        |\n"
+        "| Confidence Level         | Medium       |\n+--------------------------+--------------+\n")
+    d = run()
+    assert d["power_w"] == 4.25 and d["gops_per_w"] == pytest.approx(d["gops"] / 4.25)
+    assert "Vivado report_power" in d["power_note"] and "Medium" in d["power_note"]
+    (ex / "bitstream" / "not_power.rpt").write_text("| CLB LUTs | 1234 |\n")
+    with pytest.raises(ValueError, match="Total On-Chip Power"):
+        read_vivado_power(ex / "bitstream" / "not_power.rpt")
