@@ -214,22 +214,14 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 def cmd_perf(args: argparse.Namespace) -> int:
     from mtl_moe.hw import get_hw
-    from mtl_moe.perf import perf, validate_edge_moe, with_vivado_power, write_report
+    from mtl_moe.perf import perf, perf_of_export, validate_edge_moe, write_report
 
     target = Path(args.target)
+    over = {"clock_mhz": args.clock_mhz} if args.clock_mhz else {}
     if (target / "export.json").is_file():  # an export folder: its model, hardware and kernel params
-        meta = json.loads((target / "export.json").read_text())
-        cfg = MoEViTConfig.from_dict(json.loads((target / "model_config.json").read_text()))
-        hw = get_hw(args.hw or meta["hw"])
-        kp = meta["kernel_params"]
-        over = {"t_in": kp["t_in"], "t_out": kp["t_out"], "attn_p": kp["attn_p"], "axi_bits": kp["axi_bits"]}
+        r = perf_of_export(target, args.board, args.design, args.hw, **over)
     else:
-        cfg, hw, over = resolve_config(args.target), get_hw(args.hw or "w16a32"), {}
-    if args.clock_mhz:
-        over["clock_mhz"] = args.clock_mhz
-    r = perf(cfg, hw, args.board, args.design, **over)
-    if (target / "export.json").is_file():
-        r = with_vivado_power(r, target)  # once Vivado has built it: its power estimate
+        r = perf(resolve_config(args.target), get_hw(args.hw or "w16a32"), args.board, args.design, **over)
     if args.out:
         val = validate_edge_moe(resolve_config("m3vit-tiny"), get_hw("w16a32"))
         write_report(r, args.out, val)

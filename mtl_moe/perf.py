@@ -500,6 +500,27 @@ def perf(config: MoEViTConfig, hw: HardwareSpec, board: str = "zcu104", design: 
     return PerfModel(config, hw, design, BOARDS[board]).report()
 
 
+def perf_of_export(export_dir: str | Path, board: str | Board = "zcu104", design: str | Design = "ours",
+                   hw: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The model of an export as written: its model config, hardware preset and kernel parameters
+    (T_IN, T_OUT, ATTN_P, AXI width from export.json), plus Vivado's power once it has one."""
+    from mtl_moe.hw import get_hw
+
+    ex = Path(export_dir)
+    meta = json.loads((ex / "export.json").read_text())
+    cfg = MoEViTConfig.from_dict(json.loads((ex / "model_config.json").read_text()))
+    kp = meta["kernel_params"]
+    over = {"t_in": kp["t_in"], "t_out": kp["t_out"], "attn_p": kp["attn_p"], "axi_bits": kp["axi_bits"],
+            **overrides}
+    spec = get_hw(hw or meta["hw"])
+    if isinstance(board, Board):
+        d = DESIGNS[design] if isinstance(design, str) else design
+        r = PerfModel(cfg, spec, replace(d, **over), board).report()
+    else:
+        r = perf(cfg, spec, board, design, **over)
+    return with_vivado_power(r, ex)
+
+
 # Published figures (../shared/REFERENCE.md) the report compares against.
 PUBLISHED = [
     {"design": "Edge-MoE (ICCAD'23)", "board": "ZCU102", "precision": "W16A32", "latency_ms": 34.64,
