@@ -29,6 +29,7 @@ from mtl_moe.rtl import (  # noqa: E402
     attn_addr_parameters,
     gelu_parameters,
     layernorm_parameters,
+    layernorm_timing,
     mac_tile_parameters,
     rsqrt_parameters,
     softmax_parameters,
@@ -38,12 +39,6 @@ RTL = Path(__file__).resolve().parent / "rtl"
 # cycles, II as the cocotb tests measure them
 LATENCY = {"gelu_unit": (2, 1), "mac_tile": (2, 1), "topk_gate": (1, 1), "softmax_unit": (7, 1),
            "rsqrt_unit": (3, 1), "attn_addr_gen": (2, 1)}
-
-
-def layernorm_timing(d: int) -> tuple[int, int]:
-    """layernorm_unit (not in LATENCY: its timing depends on D): cycles from a row's first input to
-    its first output, and cycles per row (one row at a time), as test_layernorm_unit measures."""
-    return 2 * d + 9, 3 * d + 8
 
 
 def _yosys() -> str:

@@ -8,7 +8,7 @@ out_valid high. Every output row must be mtl_moe.golden.layer_norm(x, γ, β, hw
 input row (bit-exact), with `overflow` low throughout; for a row on which golden raises
 FixedOverflowError (a WRAP type overflows: w16a32's centred values, variance or outputs), `overflow`
 must be high on at least one of its outputs. The timing is measured on every row and must be the
-same for all (synth_report.layernorm_timing): the first output 2·D + 9 cycles after the first
+same for all (mtl_moe.rtl.layernorm_timing): the first output 2·D + 9 cycles after the first
 input (counted as the other units count: registering the input once is latency 1), one row every
 3·D + 8 cycles when rows are offered back to back. γ and β are drawn per row, so each row also
 tests the affine step.
@@ -171,9 +171,7 @@ def test_layernorm_divider_is_exact_floor(hw_name, cfg_name):
 @pytest.mark.parametrize("cfg_name", ["demo", "m3vit-tiny"])
 @pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
 def test_layernorm_unit(verilator, tmp_path, hw_name, cfg_name):
-    from synth_report import layernorm_timing
-
-    from mtl_moe.rtl import layernorm_parameters
+    from mtl_moe.rtl import layernorm_parameters, layernorm_timing
 
     cfg = get_preset(cfg_name)
     params = layernorm_parameters(get_hw(hw_name), cfg, tmp_path)

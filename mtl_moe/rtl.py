@@ -101,6 +101,17 @@ def softmax_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
             "ETABLE": f'"{tabs["exp"].resolve()}"', "RTABLE": f'"{tabs["recip"].resolve()}"'}
 
 
+def layernorm_timing(d: int, lanes: int = 1) -> tuple[int, int]:
+    """``layernorm_unit.sv``'s timing for rows of ``d`` features taken ``lanes`` at a time: cycles from
+    a row's first input beat to its first output beat, and cycles per row (one row at a time: input,
+    centring and output passes of ``d / lanes`` beats, plus the divider's, variance and rsqrt cycles),
+    as hw_tests/test_layernorm_unit.py measures them. The performance model's LayerNorm term uses it."""
+    if lanes < 1 or d % lanes:
+        raise ValueError(f"layernorm_unit needs lanes dividing D: D = {d}, lanes = {lanes}")
+    beats = d // lanes
+    return 2 * beats + 9, 3 * beats + 8
+
+
 def layernorm_parameters(hw: HardwareSpec, cfg: MoEViTConfig, dir: str | Path) -> dict[str, Any]:
     """Parameters of ``layernorm_unit.sv`` (act row of ``cfg.n_embd`` → act, γ/β of ``bias``, ε =
     ``cfg.ln_eps``); its rsqrt_unit's parameters and table (``dir/rsqrt_table.mem``) as
