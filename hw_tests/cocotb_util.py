@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -45,6 +47,23 @@ async def stream(dut, n: int, drive: Callable[[int], None], sample: Callable[[],
             first = first or i + 1
             out.append(sample())
     return out, first
+
+
+def pack(values: Any, bits: int) -> int:
+    """Signed codes into one bus word, element i at bits [i*bits +: bits] (the units' vector ports)."""
+    out = 0
+    for i, v in enumerate(np.asarray(values).ravel()):
+        out |= (int(v) & ((1 << bits) - 1)) << (i * bits)
+    return out
+
+
+def unpack(word: int, n: int, bits: int) -> list[int]:
+    """The n signed codes of a bus word packed as :func:`pack` does."""
+    vals = []
+    for i in range(n):
+        v = (word >> (i * bits)) & ((1 << bits) - 1)
+        vals.append(v - (1 << bits) if v >> (bits - 1) else v)
+    return vals
 
 
 INCLUDES = sorted((HERE / "rtl").glob("*.svh"))  # `included by the units: part of every build's key

@@ -22,6 +22,7 @@ import cocotb
 import numpy as np
 import pytest
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb_util import pack, unpack
 
 from mtl_moe.deploy.regmap import storage_bytes
 from mtl_moe.hw import get_hw
@@ -30,21 +31,6 @@ from mtl_moe.rtl import mac_tile_parameters
 # (rows, K, N): a QKV-like layer of a small config, an MLP-like one, two expert queues, a single token
 SHAPES = [(65, 64, 96), (65, 128, 64), (12, 64, 128), (3, 128, 32), (1, 64, 128)]
 AXI_BITS = 256
-
-
-def _pack(values, bits: int) -> int:
-    out = 0
-    for i, v in enumerate(np.asarray(values).ravel()):
-        out |= (int(v) & ((1 << bits) - 1)) << (i * bits)
-    return out
-
-
-def _unpack(word: int, n: int, bits: int) -> list[int]:
-    vals = []
-    for i in range(n):
-        v = (word >> (i * bits)) & ((1 << bits) - 1)
-        vals.append(v - (1 << bits) if v >> (bits - 1) else v)
-    return vals
 
 
 class _Memory:
@@ -112,7 +98,7 @@ async def linear_engine_sums_and_cycles(dut):
                 await FallingEdge(dut.clk)
                 dut.x_we.value = 1
                 dut.x_addr.value = r * kt_max + kb
-                dut.x_data.value = _pack(x[r, kb * t_in:(kb + 1) * t_in], a.width)
+                dut.x_data.value = pack(x[r, kb * t_in:(kb + 1) * t_in], a.width)
         await FallingEdge(dut.clk)
         dut.x_we.value = 0
         dut.rows.value, dut.k_tiles.value, dut.n_tiles.value = rows, K // t_in, N // t_out
@@ -130,7 +116,7 @@ async def linear_engine_sums_and_cycles(dut):
             await ReadOnly()
             if dut.out_valid.value == 1:
                 r, nt = int(dut.out_row.value), int(dut.out_ntile.value)
-                out[r, nt * t_out:(nt + 1) * t_out] = _unpack(int(dut.out_acc.value), t_out, acc_t.width)
+                out[r, nt * t_out:(nt + 1) * t_out] = unpack(int(dut.out_acc.value), t_out, acc_t.width)
                 seen += 1
             if dut.done.value == 1:
                 break

@@ -12,25 +12,10 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb_util import reset, run_unit, stream
+from cocotb_util import pack, reset, run_unit, stream, unpack
 
 from mtl_moe.hw import get_hw
 from mtl_moe.rtl import mac_tile_parameters
-
-
-def _pack(values: np.ndarray, bits: int) -> int:
-    out = 0
-    for i, v in enumerate(np.asarray(values).ravel()):
-        out |= (int(v) & ((1 << bits) - 1)) << (i * bits)
-    return out
-
-
-def _unpack(word: int, n: int, bits: int) -> list[int]:
-    vals = []
-    for i in range(n):
-        v = (word >> (i * bits)) & ((1 << bits) - 1)
-        vals.append(v - (1 << bits) if v >> (bits - 1) else v)
-    return vals
 
 
 @cocotb.test()
@@ -53,12 +38,12 @@ async def mac_tile_matches_exact_sums(dut):
 
     def drive(k: int) -> None:
         xb, wb, first, _, _ = beats[k]
-        dut.x.value = _pack(xb, a.width)
-        dut.w.value = _pack(wb, wt.width)
+        dut.x.value = pack(xb, a.width)
+        dut.w.value = pack(wb, wt.width)
         dut.clear.value = int(first)
 
     outputs, latency = await stream(dut, len(beats), drive,
-                                    lambda: _unpack(int(dut.acc.value), t_out, acc_t.width), drain=4)
+                                    lambda: unpack(int(dut.acc.value), t_out, acc_t.width), drain=4)
     mism, checked = 0, 0
     for k, (_, _, _, gi, last) in enumerate(beats):
         if last:
