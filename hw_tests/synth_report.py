@@ -28,6 +28,7 @@ from mtl_moe.hw import get_hw  # noqa: E402
 from mtl_moe.rtl import (  # noqa: E402
     attn_addr_parameters,
     gelu_parameters,
+    layernorm_lanes,
     layernorm_parameters,
     layernorm_timing,
     mac_tile_parameters,
@@ -50,6 +51,10 @@ def _yosys() -> str:
 
 
 def _stat(text: str) -> dict[str, int]:
+    """Cell counts of Yosys' `stat`: a design with submodules prints each module, then the totals
+    under `design hierarchy` — only those count (summing every section counts a unit twice)."""
+    if "=== design hierarchy ===" in text:
+        text = text.split("=== design hierarchy ===", 1)[1]
     cells: dict[str, int] = {}
     for n, name in re.findall(r"^\s+(\d+)\s+(\S+)\s*$", text, re.M):
         cells[name] = cells.get(name, 0) + int(n)
@@ -60,7 +65,8 @@ def _stat(text: str) -> dict[str, int]:
     return {"dsp48e2": total(lambda k: k.startswith("DSP48")),
             "lut": total(lambda k: re.fullmatch(r"LUT\d", k)),
             "ff": total(lambda k: k.startswith("FD")), "carry": total(lambda k: k.startswith("CARRY")),
-            "bram": total(lambda k: k.startswith("RAMB"))}
+            "bram": total(lambda k: k.startswith("RAMB")),
+            "lutram": total(lambda k: re.fullmatch(r"RAM(32|64|128|256)\w*", k) is not None)}
 
 
 def synth(top: str, params: dict, source: str, workdir: Path) -> dict[str, int]:
@@ -94,8 +100,10 @@ def main() -> None:
                 elif top == "rsqrt_unit":
                     params = rsqrt_parameters(hw, Path(d))
                     params.pop("TABLE")
-                elif top == "layernorm_unit":  # m3vit-tiny's D; the rsqrt_unit it instantiates in front
-                    params = layernorm_parameters(hw, get_preset("m3vit-tiny"), Path(d))
+                elif top == "layernorm_unit":  # m3vit-tiny's D, one beat of lanes (as the perf model
+                    tiny = get_preset("m3vit-tiny")  # instantiates it); its rsqrt_unit in front
+                    lanes = layernorm_lanes(tiny.n_embd, KernelParams().axi_bits, hw.act.width)
+                    params = layernorm_parameters(hw, tiny, Path(d), lanes)
                     params.pop("TABLE")
                     source = (RTL / "rsqrt_unit.sv").read_text() + source
                 elif top == "attn_addr_gen":
@@ -108,7 +116,7 @@ def main() -> None:
                     params.pop("TABLE")
                 t0 = time.time()
                 res = synth(top, params, source, Path(d))
-            lat, ii = LATENCY[top] if top in LATENCY else layernorm_timing(params["D"])  # ii: per row
+            lat, ii = LATENCY[top] if top in LATENCY else layernorm_timing(params["D"], params["L"])
             rows.append({"unit": top, "preset": preset, "parameters": params, **res, "latency_cycles": lat,
                          "ii": ii, "synth_seconds": round(time.time() - t0, 1)})
             print(json.dumps(rows[-1]), flush=True)

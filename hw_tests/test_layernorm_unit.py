@@ -1,27 +1,32 @@
 """LayerNorm unit (hw_tests/rtl/layernorm_unit.sv, with its rsqrt_unit) under Verilator + cocotb against
 the golden model.
 
-The protocol: reset; then rows of D = n_embd (x, γ, β) codes (act, bias, bias), one element per clock
-while in_ready is high (the unit takes one row at a time: in_ready drops after the D-th element and
-rises again after the row's last output); the row's D outputs come out in order, one per clock, with
-out_valid high. Every output row must be mtl_moe.golden.layer_norm(x, γ, β, hw, cfg.ln_eps) of its
-input row (bit-exact), with `overflow` low throughout; for a row on which golden raises
-FixedOverflowError (a WRAP type overflows: w16a32's centred values, variance or outputs), `overflow`
-must be high on at least one of its outputs. The timing is measured on every row and must be the
-same for all (mtl_moe.rtl.layernorm_timing): the first output 2·D + 9 cycles after the first
-input (counted as the other units count: registering the input once is latency 1), one row every
-3·D + 8 cycles when rows are offered back to back. γ and β are drawn per row, so each row also
-tests the affine step.
+The protocol: reset; then rows of D = n_embd (x, γ, β) codes (act, bias, bias), L of them a beat
+(L lanes, $MTL_MOE_LANES: beat b carries features b·L .. b·L + L - 1, lane l at bits [l*W +: W] of
+x and y, [l*BW +: BW] of γ, β), one beat per clock while in_ready is high (the unit takes one row at
+a time: in_ready drops after the row's D/L-th beat and rises again after its last output beat); the
+row's D/L output beats come out in order, one per clock, with out_valid high. Every output row must
+be mtl_moe.golden.layer_norm(x, γ, β, hw, cfg.ln_eps) of its input row (bit-exact), with every
+lane's `overflow` bit low throughout; for a row on which golden raises FixedOverflowError (a WRAP
+type overflows: w16a32's centred values, variance or outputs), `overflow` must be high on at least
+one lane of one of its output beats. The timing is measured on every row and must be the same for
+all and equal to mtl_moe.rtl.layernorm_timing(D, L): with B = D/L beats a row, the first output
+beat 2·B + 9 cycles after the first input beat (counted as the other units count: registering the
+input once is latency 1), one row every 3·B + 8 cycles when rows are offered back to back. γ and β
+are drawn per row, so each row also tests the affine step.
 
-Vectors, for D of the demo preset (64) and of m3vit-tiny (192), for w16a32 and int8: random rows
-of every spread (a random centre plus uniform noise of 2^0 .. 2^(W-1) codes) with γ, β near the unit
-range and sometimes over the whole bias range; corners: constant rows (variance = ε only) at zero,
-±1, the extremes; rows of the max and min codes (all, alternating, one outlier: int8 saturates the
-centred value); rows whose sum is negative and not a multiple of D (floor ≠ truncation), spreads of
-0/1 codes (tiny variance, the largest rsqrt). The divider's exactness (floor(n·M / 2^NB) plus one
-correction, M = floor(2^NB/D) + 1, NB bits holding both sums) is also checked in Python on the
-extreme sums and on every dividend near multiples of D, for both presets and both D (the error
-bound |n|·δ/2^NB <= 1/2 is in layernorm_unit.sv).
+Cases: L = 1 for w16a32 and int8, and 256-bit beats (w16a32 with L = 8, int8 with L = 32), each for
+D of the demo preset (64) and of m3vit-tiny (192). Vectors: random rows (1,000 at D = 64 with one
+lane, 300 otherwise) of every spread (a random centre plus uniform noise of 2^0 .. 2^(W-1) codes)
+with γ, β near the unit range and sometimes over the whole bias range; corners (all of them in
+every case): constant rows (variance = ε only) at zero, ±1, the extremes; rows of the max and min
+codes (all, alternating, one outlier first or last, i.e. in lane 0 or lane L - 1: int8 saturates
+the centred value, w16a32 wraps it and must flag the row from that lane alone); rows whose sum is
+negative and not a multiple of D (floor ≠ truncation), spreads of 0/1 codes (tiny variance, the
+largest rsqrt). The divider's exactness (floor(n·M / 2^NB) plus one correction,
+M = floor(2^NB/D) + 1, NB bits holding both sums) is also checked in Python on the extreme sums and
+on every dividend near multiples of D, for both presets and both D (the error bound
+|n|·δ/2^NB <= 1/2 is in layernorm_unit.sv).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from mtl_moe.config import get_preset
 from mtl_moe.fixed import FixedOverflowError
 from mtl_moe.golden import layer_norm
 from mtl_moe.hw import HardwareSpec, get_hw
+from mtl_moe.rtl import layernorm_parameters, layernorm_timing
 
 
 def divider_bits(hw: HardwareSpec, d: int) -> int:
@@ -60,6 +66,7 @@ def corners(hw: HardwareSpec, d: int, rng: np.random.Generator) -> np.ndarray:
     rows = [np.full(d, v) for v in (0, 1, -1, lo, hi, lo + 1, hi - 1)]  # constant: variance = ε
     rows += [np.resize([hi, lo], d), np.resize([lo, hi], d), np.r_[[hi], np.full(d - 1, lo)],
              np.r_[[lo], np.full(d - 1, hi)], np.r_[np.full(d // 2, hi), np.full(d - d // 2, lo)]]
+    rows += [np.r_[np.full(d - 1, lo), [hi]], np.r_[np.full(d - 1, hi), [lo]]]  # the outlier in the last lane
     for s in (-1, -2, -(d - 1), -(d + 1), -(2 * d - 1)):  # negative sums with a remainder
         r = np.full(d, s // d)
         r[: s % d] += 1  # sum s: floor(s / d) = s // d, truncation would give one more
@@ -104,29 +111,45 @@ def golden(x: np.ndarray, g: np.ndarray, bt: np.ndarray, hw: HardwareSpec, eps: 
     return y, raises
 
 
+def pack(codes: np.ndarray, width: int) -> int:
+    """One beat: codes[l] (two's complement, width bits) at bits [l*width +: width]."""
+    mask = (1 << width) - 1
+    return sum((int(c) & mask) << (i * width) for i, c in enumerate(codes))
+
+
+def unpack(word: int, width: int, lanes: int) -> list[int]:
+    """The signed codes of a beat's lanes."""
+    mask, top = (1 << width) - 1, 1 << (width - 1)
+    return [((word >> (i * width)) & mask) - ((word >> (i * width)) & top) * 2 for i in range(lanes)]
+
+
 @cocotb.test()
 async def layernorm_matches_golden(dut):
     from cocotb.triggers import FallingEdge
 
     hw, cfg = get_hw(os.environ["MTL_MOE_HW"]), get_preset(os.environ["MTL_MOE_CFG"])
-    d, n_random = cfg.n_embd, int(os.environ["MTL_MOE_ROWS"])
+    d, n_random, lanes = cfg.n_embd, int(os.environ["MTL_MOE_ROWS"]), int(os.environ["MTL_MOE_LANES"])
+    beats = d // lanes  # beats per row; beat b carries features b*lanes .. b*lanes + lanes - 1
     x, g, bt = vectors(hw, d, n_random)
     want, raises = golden(x, g, bt, hw, cfg.ln_eps)
-    aw, bw = (1 << hw.act.width) - 1, (1 << hw.bias.width) - 1
+    aw, bw = hw.act.width, hw.bias.width
     await reset(dut)
-    flat = [(int(u) & aw, int(v) & bw, int(w) & bw) for u, v, w in zip(x.ravel(), g.ravel(), bt.ravel(),
-                                                                      strict=True)]
+    n_beats = x.size // lanes
+    xs, gs, bs = (t.reshape(n_beats, lanes) for t in (x, g, bt))
+    flat = [(pack(u, aw), pack(v, bw), pack(w, bw)) for u, v, w in zip(xs, gs, bs, strict=True)]
     got, ovf, starts, firsts, i, cyc = [], [], [], [], 0, 0
-    while len(got) < x.size and cyc < x.size * 4 + 100:  # sample and drive on the falling edge
+    limit = 2 * len(x) * layernorm_timing(d, lanes)[1] + 100
+    while len(got) < x.size and cyc < limit:  # sample and drive on the falling edge
         await FallingEdge(dut.clk)
         cyc += 1
         if dut.out_valid.value == 1:
             if len(got) % d == 0:
                 firsts.append(cyc)
-            got.append(dut.y.value.to_signed())
-            ovf.append(int(dut.overflow.value))
-        if i < x.size and dut.in_ready.value == 1:
-            if i % d == 0:
+            got += unpack(dut.y.value.to_unsigned(), aw, lanes)
+            ov = dut.overflow.value.to_unsigned()
+            ovf += [(ov >> k) & 1 for k in range(lanes)]
+        if i < n_beats and dut.in_ready.value == 1:
+            if i % beats == 0:
                 starts.append(cyc)
             dut.x.value, dut.gamma.value, dut.beta.value = flat[i]
             dut.in_valid.value, i = 1, i + 1
@@ -141,9 +164,9 @@ async def layernorm_matches_golden(dut):
     ii = sorted(set(np.diff(starts).tolist()))
     mism = int((y[ok] != want[:rows][ok]).sum()) + int((ok & flag).sum()) + int((~ok & ~flag).sum())
     Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps(
-        {"unit": "layernorm_unit", "hw": hw.name, "cfg": cfg.name, "D": d, "rows": int(len(x)),
-         "random_rows": n_random, "corner_rows": int(len(x) - n_random), "values": int(x.size),
-         "outputs": len(got), "overflow_rows": int(raises.sum()), "mismatches": mism,
+        {"unit": "layernorm_unit", "hw": hw.name, "cfg": cfg.name, "D": d, "L": lanes, "beats_per_row": beats,
+         "rows": int(len(x)), "random_rows": n_random, "corner_rows": int(len(x) - n_random),
+         "values": int(x.size), "outputs": len(got), "overflow_rows": int(raises.sum()), "mismatches": mism,
          "latency_cycles": latency[0] if len(latency) == 1 else latency,
          "ii": ii[0] if len(ii) == 1 else ii, "ii_unit": "cycles per row (one row at a time)"}))
     assert len(got) == x.size, f"{len(got)} outputs for {x.size} inputs"
@@ -168,16 +191,30 @@ def test_layernorm_divider_is_exact_floor(hw_name, cfg_name):
         assert floor_div(n, d, nb) == n // d, (n, d, nb)
 
 
-@pytest.mark.parametrize("cfg_name", ["demo", "m3vit-tiny"])
-@pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
-def test_layernorm_unit(verilator, tmp_path, hw_name, cfg_name):
-    from mtl_moe.rtl import layernorm_parameters, layernorm_timing
+# (hw, cfg, lanes): one element a beat on both presets' D, and 256-bit beats (8 w16a32 act codes, 32
+# int8 ones) as the lane-parallel unit the accelerator's feature-map stream would feed
+CASES = [(h, c, 1) for h in ("w16a32", "int8") for c in ("demo", "m3vit-tiny")]
+CASES += [(h, c, n) for h, n in (("w16a32", 8), ("int8", 32)) for c in ("demo", "m3vit-tiny")]
 
+
+@pytest.mark.parametrize(("hw_name", "cfg_name", "lanes"), CASES, ids=[f"{h}-{c}-L{n}" for h, c, n in CASES])
+def test_layernorm_unit(verilator, tmp_path, hw_name, cfg_name, lanes):
     cfg = get_preset(cfg_name)
-    params = layernorm_parameters(get_hw(hw_name), cfg, tmp_path)
-    n_random = 1000 if cfg.n_embd <= 64 else 300  # ≥ 1,000 random rows per preset at demo's D
-    env = {"MTL_MOE_HW": hw_name, "MTL_MOE_CFG": cfg_name, "MTL_MOE_ROWS": str(n_random)}
+    params = layernorm_parameters(get_hw(hw_name), cfg, tmp_path, lanes=lanes)
+    # ≥ 1,000 random rows per preset at demo's D with one lane; fewer for the rest (corners: all)
+    n_random = 1000 if cfg.n_embd <= 64 and lanes == 1 else 300
+    env = {"MTL_MOE_HW": hw_name, "MTL_MOE_CFG": cfg_name, "MTL_MOE_ROWS": str(n_random),
+           "MTL_MOE_LANES": str(lanes)}
     r = run_unit("layernorm_unit", params, "test_layernorm_unit", env, tmp_path,
                  extra_sources=("rsqrt_unit",))
     assert r["mismatches"] == 0 and r["outputs"] == r["values"], r
-    assert (r["latency_cycles"], r["ii"]) == layernorm_timing(cfg.n_embd), r
+    assert (r["latency_cycles"], r["ii"]) == layernorm_timing(cfg.n_embd, lanes), r
+
+
+def test_layernorm_parameters_lanes(tmp_path):
+    cfg = get_preset("m3vit-tiny")
+    assert layernorm_parameters(get_hw("int8"), cfg, tmp_path)["L"] == 1
+    assert layernorm_parameters(get_hw("int8"), cfg, tmp_path, lanes=8)["L"] == 8
+    for bad in (0, -1, 5, 256):
+        with pytest.raises(ValueError, match="D = 192, lanes"):
+            layernorm_parameters(get_hw("int8"), cfg, tmp_path, lanes=bad)

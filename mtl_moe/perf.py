@@ -22,7 +22,9 @@ each a parameter of :class:`Design` or :class:`Board`:
   (top-k insertion) cycles;
 - MoE: for each active expert, load W1, run its queue, load W2, run it; token counts per expert are
   an input (routing statistics of real images), uniform by default;
-- LayerNorm: two passes over the tokens' beats plus the write; residual add: one pass.
+- LayerNorm: per row, the RTL unit's time with one beat of lanes (``mtl_moe.rtl.layernorm_timing``:
+  input, centring and output passes plus 8 cycles; rows one at a time), or the row's DDR read and
+  write if slower; two per block and the final one; residual add: one pass.
 
 LUT/FF count only the RTL datapath units (``hw_tests/rtl``) from their Yosys rows in
 ``hw_tests/results/units.json``, times how many of each a design point instantiates
@@ -45,6 +47,7 @@ from typing import Any
 
 from mtl_moe.config import MoEViTConfig
 from mtl_moe.hw import HardwareSpec, mac_pack2
+from mtl_moe.rtl import layernorm_lanes, layernorm_timing
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,11 @@ class PerfModel:
         return min(ports, b.ddr_gbs * 1e9 / (d.clock_mhz * 1e6))
 
     @property
+    def ln_lanes(self) -> int:
+        """Lanes of the LayerNorm unit: one AXI beat of act values, or the most that divide D."""
+        return layernorm_lanes(self.config.n_embd, self.design.axi_bits, self.hw.act.width)
+
+    @property
     def read_latency_cycles(self) -> float:
         return self.board.read_latency_ns * self.design.clock_mhz / 1000.0
 
@@ -261,11 +269,15 @@ class PerfModel:
         out: dict[str, float] = {"patch_embed": pe["compute"] + pe["load"], "layernorm": 0.0,
                                  "attn_linear": 0.0, "attn_qk_softmax": 0.0, "attn_av": 0.0, "mlp": 0.0,
                                  "gate": 0.0, "experts": 0.0, "add": 0.0}
+        # LayerNorm of T rows: the unit (one beat of lanes per cycle) or the rows' DDR read + write
+        ln = T * max(layernorm_timing(D, self.ln_lanes)[1], 2 * _cdiv(D, fb) * self.fm_cycles)
+        out["layernorm"] += ln  # the final LayerNorm (ln_f)
+        add("layernorm", 0, 2 * fm_bytes)
         moe_i = 0
         for i in range(c.n_layer):
-            out["layernorm"] += 2 * 3 * tok_beats * self.fm_cycles
+            out["layernorm"] += 2 * ln
             out["add"] += 2 * tok_beats * self.fm_cycles
-            add("layernorm", 0, 2 * 3 * fm_bytes)
+            add("layernorm", 0, 2 * 2 * fm_bytes)
             add("add", 0, 2 * 3 * fm_bytes)
             qkv = ([self.linear(T, D, 3 * D)] if d.fused_qkv else [self.linear(T, D, D)] * 3)
             out["attn_linear"] += self._seq(qkv + [self.linear(T, D, D)])
@@ -352,10 +364,15 @@ class PerfModel:
             bram36 += math.ceil(kv_bits / 36864)
             uram = 0
         dp = self.datapath()
-        return {"dsp": int(math.ceil(dsp_lin + dsp_attn + dsp_gate)), "bram36": bram36, "uram": uram,
+        # the nonlinear units' DSP48E2 as Yosys maps their RTL (GELU lanes, softmax rows, LayerNorm)
+        dsp_units = sum(u["dsp48e2"] for k, u in dp["units"].items() if k != "mac_tile")
+        return {"dsp": int(math.ceil(dsp_lin + dsp_attn + dsp_gate + dsp_units)), "bram36": bram36,
+                "uram": uram,
                 "lut": dp["lut"], "ff": None if dp["ff"] is None else dp["ff"] + tile_ff,
                 "weight_tile_ff": tile_ff,
-                "dsp_breakdown": {"linear_unit": dsp_lin, "attention": dsp_attn, "gate": dsp_gate},
+                "dsp_breakdown": {"linear_unit": dsp_lin, "attention": dsp_attn, "gate": dsp_gate,
+                                  **{f"{k} (Yosys)": u["dsp48e2"] for k, u in dp["units"].items()
+                                     if k != "mac_tile" and u["dsp48e2"]}},
                 "datapath": dp}
 
     def unit_counts(self) -> dict[str, tuple[float, str]]:
@@ -366,8 +383,8 @@ class PerfModel:
              "gelu_unit": (fb, f"GELU on the linear unit's output stream, which the model runs at one "
                                f"{d.axi_bits}-bit beat = {fb} values per cycle"),
              "softmax_unit": (d.attn_p, f"one per query row of the P = {d.attn_p} processed together"),
-             "layernorm_unit": (1, "LayerNorm, one token row at a time (with its rsqrt; Yosys row for "
-                                   "m3vit-tiny's D = 192)")}
+             "layernorm_unit": (1, f"LayerNorm, {self.ln_lanes} lanes, one token row at a time (with its "
+                                   "rsqrt; Yosys row for m3vit-tiny's D = 192)")}
         if c.moe_blocks:
             n["topk_gate"] = (1, "the router's top-k, one token at a time")
         return n
@@ -408,8 +425,8 @@ class PerfModel:
                              f"mac_tile takes {rtl:g} per MAC in Yosys (it does not pack two MACs per DSP), "
                              f"so the linear unit as written needs {rtl / model:g}x the modeled DSPs")
         extra = {k: u["dsp48e2"] for k, u in units.items() if k != "mac_tile" and u["dsp48e2"]}
-        if extra:  # the model counts DSPs of the linear unit, attention lanes and gate lanes only
-            notes.append("not in the modeled DSP count: Yosys DSP48E2 of "
+        if extra:  # linear unit, attention and gate lanes from operand widths; the rest from Yosys
+            notes.append("in the DSP count from their RTL (Yosys DSP48E2): "
                          + ", ".join(f"{k} {v:g}" for k, v in extra.items()))
         return notes
 

@@ -101,6 +101,14 @@ def softmax_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
             "ETABLE": f'"{tabs["exp"].resolve()}"', "RTABLE": f'"{tabs["recip"].resolve()}"'}
 
 
+def layernorm_lanes(d: int, axi_bits: int, act_bits: int) -> int:
+    """Lanes of the LayerNorm unit a design instantiates: one AXI beat of act values a cycle, or the
+    most that divide D (the unit needs D % lanes == 0)."""
+    import math
+
+    return math.gcd(d, max(1, axi_bits // act_bits))
+
+
 def layernorm_timing(d: int, lanes: int = 1) -> tuple[int, int]:
     """``layernorm_unit.sv``'s timing for rows of ``d`` features taken ``lanes`` at a time: cycles from
     a row's first input beat to its first output beat, and cycles per row (one row at a time: input,
@@ -112,10 +120,11 @@ def layernorm_timing(d: int, lanes: int = 1) -> tuple[int, int]:
     return 2 * beats + 9, 3 * beats + 8
 
 
-def layernorm_parameters(hw: HardwareSpec, cfg: MoEViTConfig, dir: str | Path) -> dict[str, Any]:
+def layernorm_parameters(hw: HardwareSpec, cfg: MoEViTConfig, dir: str | Path, lanes: int = 1
+                         ) -> dict[str, Any]:
     """Parameters of ``layernorm_unit.sv`` (act row of ``cfg.n_embd`` → act, γ/β of ``bias``, ε =
-    ``cfg.ln_eps``); its rsqrt_unit's parameters and table (``dir/rsqrt_table.mem``) as
-    :func:`rsqrt_parameters`, renamed (W → SW, OW → RW, ...)."""
+    ``cfg.ln_eps``), taking ``lanes`` features a beat (L, dividing D); its rsqrt_unit's parameters
+    and table (``dir/rsqrt_table.mem``) as :func:`rsqrt_parameters`, renamed (W → SW, OW → RW, ...)."""
     import numpy as np
 
     a, s, b = hw.act, hw.ln_stat, hw.bias
@@ -123,6 +132,8 @@ def layernorm_parameters(hw: HardwareSpec, cfg: MoEViTConfig, dir: str | Path) -
         raise ValueError(f"layernorm_unit takes signed TRN/RND/RND_CONV act ({a}) and signed bias ({b})")
     if cfg.n_embd < 2:
         raise ValueError(f"layernorm_unit needs D = n_embd >= 2, got {cfg.n_embd}")
+    if lanes < 1 or cfg.n_embd % lanes:
+        raise ValueError(f"layernorm_unit needs lanes dividing D: D = {cfg.n_embd}, lanes = {lanes}")
     d_bits = (cfg.n_embd - 1).bit_length()  # the RTL's divider width NB (layernorm_unit.sv)
     nb = max(a.width + d_bits, 2 * a.width - (2 * a.frac_bits - s.frac_bits) + d_bits)
     if nb > 63:
@@ -134,6 +145,6 @@ def layernorm_parameters(hw: HardwareSpec, cfg: MoEViTConfig, dir: str | Path) -
         raise ValueError(f"layernorm_unit takes ε below 2^31 ln_stat codes, got {eps} ({cfg.ln_eps} in {s})")
     rename = {"W": "SW", "F": "SF", "OW": "RW", "OF": "RF", "OUT_SIGNED": "R_SIGNED", "OUT_ROUND": "R_ROUND",
               "OUT_SAT": "R_SAT"}
-    return {"D": cfg.n_embd, "W": a.width, "F": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
+    return {"D": cfg.n_embd, "L": lanes, "W": a.width, "F": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
             "A_SAT": int(a.overflow == "SAT"), "BW": b.width, "BF": b.frac_bits,
             "S_SAT": int(s.overflow == "SAT"), "EPS": eps, **{rename.get(k, k): v for k, v in r.items()}}

@@ -229,3 +229,14 @@ def test_perf_on_an_export_reports_vivado_power_once_the_report_exists(tmp_path)
     (ex / "bitstream" / "not_power.rpt").write_text("| CLB LUTs | 1234 |\n")
     with pytest.raises(ValueError, match="Total On-Chip Power"):
         read_vivado_power(ex / "bitstream" / "not_power.rpt")
+
+
+def test_layernorm_follows_the_rtl_unit_or_its_ddr_traffic():
+    """m3vit-tiny, w16a32: the unit takes 8 lanes (one 256-bit beat); a row of D = 192 is 24 beats:
+    3 x 24 + 8 = 80 cycles in the RTL unit (mtl_moe.rtl.layernorm_timing), or 2 x 24 beats of DDR
+    traffic at 2 cycles a beat = 96 if feature maps live in DDR. 129 rows, 2 per block x 12 + ln_f."""
+    ddr = _model(t_in=16, t_out=16, axi_bits=256)
+    assert ddr.ln_lanes == 8
+    assert ddr.kernels()["layernorm"] == 25 * 129 * max(3 * 24 + 8, 2 * 24 * 2)
+    on_chip = _model(t_in=16, t_out=16, axi_bits=256, fm_on_chip=True)
+    assert on_chip.kernels()["layernorm"] == 25 * 129 * (3 * 24 + 8)  # now the unit bounds it

@@ -47,9 +47,16 @@ module gelu_unit #(
         end
     end
 
-    // combinational datapath on 64-bit codes
-    longint xs, a, a_in, idx, fr, d, t0, t1, yv, q;
+    // combinational datapath on 64-bit codes, except the interpolation product at its real width
+    // (table difference EW + 1 bits signed x fraction below 2^R): one 27x18 DSP48E2 multiply
+    longint xs, a, a_in, idx, d, t0, t1, yv, q;
+    logic signed [EW:0] dt;
+    logic signed [R:0] frs;
+    logic signed [EW+R+1:0] prod;
     always_comb begin
+        dt = '0;
+        frs = '0;
+        prod = '0;
         xs = longint'(x1);
         a = (xs < 0) ? -xs : xs;
         a_in = (a < LAST) ? a : LAST;
@@ -57,14 +64,16 @@ module gelu_unit #(
             idx = a_in <<< -SH;
             if (idx > NM1) idx = NM1;
             d = longint'(tab[idx[IW-1:0]]);
-            fr = 0; t0 = 0; t1 = 0;
+            t0 = 0; t1 = 0;
         end else begin
             idx = a_in >>> SH;
             if (idx > NM1 - 64'sd1) idx = NM1 - 64'sd1;
-            fr = a_in - (idx <<< SH);
             t0 = longint'(tab[idx[IW-1:0]]);
             t1 = longint'(tab[IW'(idx + 64'sd1)]);
-            d = (t0 <<< SH) + (t1 - t0) * fr;
+            dt = (EW+1)'(t1 - t0);
+            frs = (R+1)'(a_in - (idx <<< SH));  // position within the step, < 2^R
+            prod = dt * frs;
+            d = (t0 <<< SH) + longint'(prod);
         end
         if (a >= LAST) d = 0;
         yv = (((xs > 0) ? xs : 64'sd0) <<< (COMMON - F)) - (d <<< (COMMON - FRAC));

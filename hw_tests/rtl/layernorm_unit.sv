@@ -1,24 +1,30 @@
 // LayerNorm of one token row of D act codes (mtl_moe/golden.py `layer_norm`, ARITHMETIC.md
-// §LayerNorm), bit-exact, one row at a time:
-//   IN    accept D (x, γ, β) codes, one per cycle while in_ready (γ, β: bias codes of that feature);
-//         sum x exactly;
+// §LayerNorm), bit-exact, one row at a time, L lanes (consecutive features) a beat: beat b of a row
+// carries features b·L .. b·L + L - 1, lane l at bits [l*W +: W] of x, y (γ, β: [l*BW +: BW]);
+// D % L == 0, B = D / L beats a pass:
+//   IN    accept B beats of L (x, γ, β) codes, one beat per cycle while in_ready (γ, β: bias codes of
+//         those features); sum the L x exactly into Σx each beat;
 //   MEAN  mean = floor(Σx / D) by the divider below (2 cycles);
-//   CENT  one element per cycle: c = fit_act(x - mean) (kept), Σ shift(c·c, 2F - SF, TRN);
+//   CENT  one beat per cycle: c = fit_act(x - mean) per lane (kept), the L values
+//         shift(c·c, 2F - SF, TRN) summed into Σ;
 //   VAR   var = fit_ln(floor(Σ / D)) (2 cycles), v = fit_ln(var + EPS), EPS = max(1, eps code);
 //   RSQRT r = rsqrt_unit(v) (3 cycles);
-//   OUT   one element per cycle: n = rq(c·r, F + RF, act), y = rq(n·γ + β·2^F, F + BF, act).
-// The next row is accepted once the last output has left (in_ready low meanwhile): no overlap of
-// rows: a row occupies the unit for 3·D + 8 cycles, its first output 2·D + 9 cycles after its
-// first input (counted as rsqrt_unit counts its 3).
+//   OUT   one beat per cycle, per lane: n = rq(c·r, F + RF, act), y = rq(n·γ + β·2^F, F + BF, act).
+// The divider and rsqrt_unit are shared by the lanes (used once per row); the element arithmetic
+// (centring, square, normalise, affine) is replicated L times.
+// The next row is accepted once the last output beat has left (in_ready low meanwhile): no overlap
+// of rows: a row occupies the unit for 3·B + 8 cycles, its first output beat 2·B + 9 cycles after
+// its first input beat (counted as rsqrt_unit counts its 3): mtl_moe.rtl.layernorm_timing(D, L).
 // Exact floor division by D (any D >= 2): both dividends (Σx and the sum of squares) fit NB bits
 // signed, |n| <= 2^(NB-1); q0 = floor(n·M / 2^NB) with M = floor(2^NB / D) + 1, so
 // n·M/2^NB = n/D + n·δ/2^NB with 0 < δ <= 1: the error is at most 1/2, q0 is floor(n/D) - 1, itself
 // or + 1, and one correction on the remainder n - q0·D (into [0, D)) fixes it.
-// `overflow` (with each output): a WRAP type overflowed in this row (golden raises
-// FixedOverflowError): the centred value, the variance, the rsqrt, or n, y of this element.
+// `overflow[l]` (with each output beat, per lane): a WRAP type overflowed in this row (golden raises
+// FixedOverflowError): any centred value, the variance, the rsqrt, or n, y of lane l's element.
 // SAT types clamp silently, as golden does.
 module layernorm_unit #(
     parameter int D = 64,             // features per row
+    parameter int L = 1,              // lanes: features per beat (D % L == 0)
     parameter int W = 32,             // act width (x, c, n, y; signed)
     parameter int F = 22,             // act fractional bits
     parameter int A_ROUND = 0,        // act rounding: 0 TRN, 1 RND, 2 RND_CONV
@@ -44,16 +50,17 @@ module layernorm_unit #(
     input  logic                 rst,
     input  logic                 in_valid,
     output logic                 in_ready,
-    input  logic signed [W-1:0]  x,
-    input  logic signed [BW-1:0] gamma,
-    input  logic signed [BW-1:0] beta,
+    input  logic [L*W-1:0]       x,          // lane l: signed act code at [l*W +: W]
+    input  logic [L*BW-1:0]      gamma,      // lane l: signed bias code at [l*BW +: BW]
+    input  logic [L*BW-1:0]      beta,
     output logic                 out_valid,
-    output logic signed [W-1:0]  y,
-    output logic                 overflow
+    output logic [L*W-1:0]       y,
+    output logic [L-1:0]         overflow    // per lane: the row's flag or this element's n, y
 );
     `include "fx_round.svh"
-    localparam int IW = (D > 1) ? $clog2(D) : 1;
-    localparam logic [IW-1:0] LAST = IW'(D - 1);
+    localparam int B = D / L;                                      // beats a pass
+    localparam int IW = (B > 1) ? $clog2(B) : 1;
+    localparam logic [IW-1:0] LAST = IW'(B - 1);
     localparam int SH = 2 * F - SF;                                // square → ln_stat grid
     localparam int MW = W + $clog2(D);                             // |Σx| <= 2^(MW - 1)
     localparam int QW = 2 * W - SH + $clog2(D);                    // 0 <= Σ (c·c >> SH) <= 2^(QW - 2)
@@ -66,12 +73,17 @@ module layernorm_unit #(
     localparam longint AMAX = (64'sd1 <<< (W - 1)) - 1, AMIN = -(64'sd1 <<< (W - 1));
     localparam longint SMAX = (64'sd1 <<< (SW - 1)) - 1, SMIN = -(64'sd1 <<< (SW - 1));
 
+    initial begin
+        if (L < 1 || D % L != 0)
+            $error("layernorm_unit: L = %0d lanes must divide D = %0d", L, D);
+    end
+
     typedef enum logic [3:0] {S_IN, S_MEAN_A, S_MEAN_B, S_CENT, S_VAR_A, S_VAR_B, S_EPS, S_RSQ, S_OUT}
         state_t;
     state_t state;
-    logic [IW-1:0] idx;
-    logic signed [W-1:0] xb [D];     // x, then c (overwritten in CENT)
-    logic signed [BW-1:0] gb [D], bb [D];
+    logic [IW-1:0] idx;              // beat within the pass
+    logic [L*W-1:0] xb [B];          // a beat of x, then of c (overwritten in CENT)
+    logic [L*BW-1:0] gb [B], bb [B];
     longint sum, sqsum, mean;
     logic signed [SW-1:0] var_eps;
     logic row_ovf;                   // a WRAP overflow in the row so far
@@ -88,17 +100,31 @@ module layernorm_unit #(
         quot = (rem < 0) ? q0 - 1 : (rem >= DL) ? q0 + 1 : q0;
     end
 
-    // CENT: centred value and its truncated square
-    longint cd, sq;
-    logic signed [W-1:0] cf;         // (a WRAP overflow keeps the low bits: the row is flagged)
-    logic signed [2*W-1:0] cc;
-    logic c_ovf;
+    // IN: the beat's L codes, summed exactly
+    longint xsum;
     always_comb begin
-        cd = longint'(xb[idx]) - mean;
-        c_ovf = (cd > AMAX) || (cd < AMIN);
-        cf = W'((A_SAT != 0 && cd > AMAX) ? AMAX : (A_SAT != 0 && cd < AMIN) ? AMIN : cd);
-        cc = cf * cf;
-        sq = shift_round(longint'(cc), SH, 0);
+        xsum = 0;
+        for (int l = 0; l < L; l++) xsum = xsum + longint'($signed(x[l*W +: W]));
+    end
+
+    // CENT: per lane the centred value and its truncated square; the beat's squares summed
+    longint sqbeat;
+    logic [L*W-1:0] cf;              // (a WRAP overflow keeps the low bits: the row is flagged)
+    logic c_ovf;                     // some lane's centred value overflowed
+    always_comb begin
+        sqbeat = 0;
+        c_ovf = 1'b0;
+        for (int l = 0; l < L; l++) begin
+            longint cd;
+            logic signed [W-1:0] cl;
+            logic signed [2*W-1:0] cc;
+            cd = longint'($signed(xb[idx][l*W +: W])) - mean;
+            c_ovf = c_ovf || (cd > AMAX) || (cd < AMIN);
+            cl = W'((A_SAT != 0 && cd > AMAX) ? AMAX : (A_SAT != 0 && cd < AMIN) ? AMIN : cd);
+            cc = cl * cl;
+            sqbeat = sqbeat + shift_round(longint'(cc), SH, 0);
+            cf[l*W +: W] = cl;
+        end
     end
 
     // VAR: the variance fitted to ln_stat, then + EPS fitted again
@@ -120,21 +146,23 @@ module layernorm_unit #(
         .clk(clk), .rst(rst), .in_valid(state == S_EPS), .v(var_eps), .out_valid(r_valid), .y(r_y),
         .overflow(r_ovf), .invalid(r_inv));
 
-    // OUT: normalise, scale and shift one element
-    longint nq, yq;
-    logic signed [CRW-1:0] cr;
-    logic signed [W-1:0] nf, yf;
-    logic signed [W+BW-1:0] ng;
-    logic n_ovf, y_ovf;
+    // OUT: normalise, scale and shift the beat's L elements
+    logic [L*W-1:0] yf;
+    logic [L-1:0] e_ovf;             // per lane: n or y overflowed
     always_comb begin
-        cr = xb[idx] * $signed({1'b0, r});
-        nq = shift_round(longint'(cr), RF, A_ROUND);  // |c·r| < 2^62 (golden's bound)
-        n_ovf = (nq > AMAX) || (nq < AMIN);
-        nf = W'((A_SAT != 0 && nq > AMAX) ? AMAX : (A_SAT != 0 && nq < AMIN) ? AMIN : nq);
-        ng = nf * gb[idx];
-        yq = shift_round(longint'(ng) + (longint'(bb[idx]) <<< F), BF, A_ROUND);
-        y_ovf = (yq > AMAX) || (yq < AMIN);
-        yf = W'((A_SAT != 0 && yq > AMAX) ? AMAX : (A_SAT != 0 && yq < AMIN) ? AMIN : yq);
+        for (int l = 0; l < L; l++) begin
+            longint nq, yq;
+            logic signed [CRW-1:0] cr;
+            logic signed [W-1:0] nf;
+            logic signed [W+BW-1:0] ng;
+            cr = $signed(xb[idx][l*W +: W]) * $signed({1'b0, r});
+            nq = shift_round(longint'(cr), RF, A_ROUND);  // |c·r| < 2^62 (golden's bound)
+            nf = W'((A_SAT != 0 && nq > AMAX) ? AMAX : (A_SAT != 0 && nq < AMIN) ? AMIN : nq);
+            ng = nf * $signed(gb[idx][l*BW +: BW]);
+            yq = shift_round(longint'(ng) + (longint'($signed(bb[idx][l*BW +: BW])) <<< F), BF, A_ROUND);
+            e_ovf[l] = (nq > AMAX) || (nq < AMIN) || (yq > AMAX) || (yq < AMIN);
+            yf[l*W +: W] = W'((A_SAT != 0 && yq > AMAX) ? AMAX : (A_SAT != 0 && yq < AMIN) ? AMIN : yq);
+        end
     end
 
     assign in_ready = (state == S_IN);
@@ -151,7 +179,7 @@ module layernorm_unit #(
                     xb[idx] <= x;
                     gb[idx] <= gamma;
                     bb[idx] <= beta;
-                    sum <= sum + longint'(x);
+                    sum <= sum + xsum;
                     idx <= (idx == LAST) ? '0 : idx + 1'b1;
                     if (idx == LAST) state <= S_MEAN_A;
                 end
@@ -167,7 +195,7 @@ module layernorm_unit #(
                 end
                 S_CENT: begin
                     xb[idx] <= cf;
-                    sqsum <= sqsum + sq;
+                    sqsum <= sqsum + sqbeat;
                     row_ovf <= row_ovf || (A_SAT == 0 && c_ovf);
                     idx <= (idx == LAST) ? '0 : idx + 1'b1;
                     if (idx == LAST) state <= S_VAR_A;
@@ -190,7 +218,7 @@ module layernorm_unit #(
                 default: begin  // S_OUT
                     out_valid <= 1'b1;
                     y <= yf;
-                    overflow <= row_ovf || (A_SAT == 0 && (n_ovf || y_ovf));
+                    overflow <= {L{row_ovf}} | ((A_SAT == 0) ? e_ovf : '0);
                     idx <= (idx == LAST) ? '0 : idx + 1'b1;
                     if (idx == LAST) begin
                         state <= S_IN;
