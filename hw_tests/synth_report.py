@@ -107,7 +107,7 @@ def main() -> None:
                     params.pop("TABLE")
                     source = (RTL / "rsqrt_unit.sv").read_text() + source
                 elif top == "attn_addr_gen":
-                    params = attn_addr_parameters(get_preset("m3vit-tiny"), KernelParams())
+                    params = attn_addr_parameters(get_preset("m3vit-tiny"), KernelParams(), hw)
                 elif top == "softmax_unit":  # tables next to the source, the module's default names
                     params = softmax_parameters(hw, Path(d))
                     params.pop("ETABLE"), params.pop("RTABLE")

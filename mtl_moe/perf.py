@@ -16,8 +16,9 @@ each a parameter of :class:`Design` or :class:`Board`:
   load_linear_weights, then compute_linear) the layer's ``N · ceil(K / w_per_beat)`` weight beats
   load first, then ``rows · tiles`` cycles of compute. Input/output streams overlap with compute;
 - attention (P query rows per pass): Q·Kᵀ and A·V each stream every K (V) row once per group of P
-  rows: ``ceil((T + P - 1) / P) · T · ceil(D / f_per_beat)`` beats, DDR-bound; the softmax runs in
-  the same dataflow region and is hidden;
+  rows, one beat a cycle: ``ceil(T / P) · T · n_head · ceil(head_dim / f_per_beat)`` beats —
+  exactly the reads of the RTL address generator (``hw_tests/test_attn_addr_gen.py``) and the
+  kernel's loops — DDR-bound; the softmax runs in the same dataflow region and is hidden;
 - gate: per token ``ceil(D / f_per_beat)`` (logits) + ``3 E`` (softmax update, II = 3) + ``E``
   (top-k insertion) cycles;
 - MoE: for each active expert, load W1, run its queue, load W2, run it; token counts per expert are
@@ -263,6 +264,7 @@ class PerfModel:
         fb = max(1, d.axi_bits // self.hw.act.width)
         tok_beats = T * _cdiv(D, fb)
         groups = attention_groups(T, d.attn_p)
+        kv_beats = c.n_head * _cdiv(c.head_dim, fb)  # beats of one token's K (or V), head by head
         pe = self.linear(c.n_patches, c.in_chans * c.patch_size**2, D)
         add_lin("patch_embed", [pe])
         fm_bytes = 0.0 if d.fm_on_chip else tok_beats * ab
@@ -284,12 +286,12 @@ class PerfModel:
             add_lin("attn_linear", qkv + [self.linear(T, D, D)])
             if d.kv_on_chip:  # K, V read once into on-chip buffers, then P rows x lanes per cycle
                 lanes = d.attn_lanes or fb
-                kv = tok_beats * self.fm_cycles + groups * T * _cdiv(D, lanes)
-            else:  # each K (V) beat streamed from DDR once per group of P query rows
-                kv = groups * T * _cdiv(D, fb) * self.beat_cycles
+                kv = tok_beats * self.fm_cycles + groups * T * c.n_head * _cdiv(c.head_dim, lanes)
+            else:  # each K (V) beat of a head's row streamed from DDR once per group of P query rows
+                kv = groups * T * kv_beats * self.beat_cycles
             out["attn_qk_softmax"] += kv
             out["attn_av"] += kv
-            kv_bytes = (fm_bytes if d.kv_on_chip else groups * T * _cdiv(D, fb) * ab) + fm_bytes
+            kv_bytes = (fm_bytes if d.kv_on_chip else groups * T * kv_beats * ab) + fm_bytes
             add("attn_qk_softmax", T * T * D, kv_bytes)
             add("attn_av", T * T * D, kv_bytes)
             if c.is_moe_block(i):

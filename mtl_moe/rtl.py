@@ -62,11 +62,13 @@ def rsqrt_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
             "TABLE": f'"{path.resolve()}"'}
 
 
-def attn_addr_parameters(cfg: MoEViTConfig, kp: KernelParams) -> dict[str, Any]:
-    """Parameters of ``attn_addr_gen.sv``: the attention loop nest of kernels.h for this model."""
+def attn_addr_parameters(cfg: MoEViTConfig, kp: KernelParams, hw: HardwareSpec) -> dict[str, Any]:
+    """Parameters of ``attn_addr_gen.sv``: the attention loop nest of kernels.h for this model, one
+    AXI beat of LANES act values (``kp.axi_bits // hw.act.width``, at least 1) per K/V read."""
     if kp.attn_p < 1:
         raise ValueError(f"attn_p must be >= 1, got {kp.attn_p}")
-    return {"N_TOKENS": cfg.n_tokens, "HEAD_DIM": cfg.head_dim, "N_HEAD": cfg.n_head, "ATTN_P": kp.attn_p}
+    return {"N_TOKENS": cfg.n_tokens, "HEAD_DIM": cfg.head_dim, "N_HEAD": cfg.n_head, "ATTN_P": kp.attn_p,
+            "LANES": max(1, kp.axi_bits // hw.act.width)}
 
 
 def softmax_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:

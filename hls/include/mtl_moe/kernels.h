@@ -169,20 +169,35 @@ static inline i64 expn(i64 x) {
 }
 
 // ---- attention: qkv (T x 3D, Q pre-scaled) -> o (T x D) before the projection ---------------
+// K and V stream one AXI beat (LANES act values of a row) per step, keys in order, each beat read
+// once per group of ATTN_P query rows and used by all of them (hw_tests/rtl/attn_addr_gen.sv
+// generates the same reads): phase 0 accumulates the P dot products beat by beat and updates the
+// single-pass softmax once a key's last beat is in; phase 1 weights each V beat by the P rows'
+// e^(score - max) (computed once per key and row) and accumulates; 1/sum is applied once per output.
 static void attention_core(const i64* qkv, i64* o) {
     const int T = N_TOKENS, D = N_EMBD, HD = HEAD_DIM, FA = act_t::F;
+    const int L = AXI_BITS / act_t::W > 0 ? AXI_BITS / act_t::W : 1;  // values per beat
+    const int NB = (HD + L - 1) / L;                                   // beats per head row
     static i64 scores[ATTN_P][N_TOKENS];
+    static i64 acc[ATTN_P][HEAD_DIM];
     for (int h = 0; h < N_HEAD; h++) {
         for (int i0 = 0; i0 < T; i0 += ATTN_P) {  // a group of P query rows shares each K/V read
             int np = T - i0 < ATTN_P ? T - i0 : ATTN_P;
-            i64 m[ATTN_P], s[ATTN_P], r[ATTN_P];
+            i64 m[ATTN_P], s[ATTN_P], r[ATTN_P], dot[ATTN_P], e[ATTN_P];
             for (int j = 0; j < T; j++) {  // single pass over the keys, in order
-                const i64* kj = qkv + (long)j * 3 * D + D + h * HD;
+                for (int b = 0; b < NB; b++) {  // one beat of key row j
+                    const i64* kj = qkv + (long)j * 3 * D + D + h * HD;
+                    for (int p = 0; p < np; p++) {
+                        const i64* qi = qkv + (long)(i0 + p) * 3 * D + h * HD;
+                        if (b == 0) dot[p] = 0;
+                        for (int l = 0; l < L; l++) {
+                            const int d = b * L + l;
+                            if (d < HD) dot[p] += qi[d] * kj[d];
+                        }
+                    }
+                }
                 for (int p = 0; p < np; p++) {
-                    const i64* qi = qkv + (long)(i0 + p) * 3 * D + h * HD;
-                    i64 dot = 0;
-                    for (int d = 0; d < HD; d++) dot += qi[d] * kj[d];
-                    i64 sc = requant<score_t>(dot, 2 * FA);
+                    i64 sc = requant<score_t>(dot[p], 2 * FA);
                     scores[p][j] = sc;
                     if (j == 0) {
                         m[p] = sc;
@@ -196,19 +211,26 @@ static void attention_core(const i64* qkv, i64* o) {
                     }
                 }
             }
-            for (int p = 0; p < np; p++)
+            for (int p = 0; p < np; p++) {
                 r[p] = reciprocal<exp_sum_t, recip_t, recip_entry_t, RECIP_STEP_LOG2, RECIP_N>(s[p], RECIP_TAB);
-            for (int d = 0; d < HD; d++) {
-                i64 acc[ATTN_P] = {0};
-                for (int j = 0; j < T; j++) {  // each V element read once per group
-                    i64 v = qkv[(long)j * 3 * D + 2 * D + h * HD + d];
-                    for (int p = 0; p < np; p++) acc[p] += expn(scores[p][j] - m[p]) * v;
-                }
-                for (int p = 0; p < np; p++) {
-                    i64 av = shift_round(acc[p], exp_t::F, TRN);  // act grid, wide integer part
-                    o[(long)(i0 + p) * D + h * HD + d] = requant<act_t>(av * r[p], FA + recip_t::F);
+                for (int d = 0; d < HD; d++) acc[p][d] = 0;
+            }
+            for (int j = 0; j < T; j++) {  // each V beat read once per group
+                for (int p = 0; p < np; p++) e[p] = expn(scores[p][j] - m[p]);
+                for (int b = 0; b < NB; b++) {
+                    const i64* vj = qkv + (long)j * 3 * D + 2 * D + h * HD;
+                    for (int p = 0; p < np; p++)
+                        for (int l = 0; l < L; l++) {
+                            const int d = b * L + l;
+                            if (d < HD) acc[p][d] += e[p] * vj[d];
+                        }
                 }
             }
+            for (int p = 0; p < np; p++)
+                for (int d = 0; d < HD; d++) {
+                    i64 av = shift_round(acc[p][d], exp_t::F, TRN);  // act grid, wide integer part
+                    o[(long)(i0 + p) * D + h * HD + d] = requant<act_t>(av * r[p], FA + recip_t::F);
+                }
         }
     }
 }
