@@ -35,6 +35,26 @@ def mac_tile_parameters(hw: HardwareSpec, t_in: int, t_out: int) -> dict[str, An
             "PACK_SHIFT": PACK_SHIFT}
 
 
+def linear_engine_parameters(hw: HardwareSpec, t_in: int, t_out: int, axi_bits: int, rows_max: int,
+                             kt_max: int, nt_max: int, in_t: Any = None) -> dict[str, Any]:
+    """Parameters of ``linear_engine.sv``: the MAC tile's, the AXI width and buffer limits, and the
+    bias / accumulator / output arithmetic of golden ``linear`` for inputs of ``in_t`` (default act):
+    bias rounded onto the product grid with its mode, the sum range-checked as the accumulator type,
+    one rounding to act."""
+    from mtl_moe.deploy.regmap import storage_bytes
+
+    x, w, b, acc, o = in_t or hw.act, hw.weight, hw.bias, hw.accum, hw.act
+    for t in (b, o):
+        if t.rounding not in ROUND_CODE:
+            raise ValueError(f"linear_engine supports TRN/RND/RND_CONV rounding, not {t}")
+    fp = x.frac_bits + w.frac_bits
+    return {**mac_tile_parameters(hw, t_in, t_out), "AXI_BITS": axi_bits, "ROWS_MAX": rows_max,
+            "KT_MAX": kt_max, "NT_MAX": nt_max, "BSB": 8 * storage_bytes(b.width), "BW": b.width,
+            "B_SHIFT": b.frac_bits - fp, "B_ROUND": ROUND_CODE[b.rounding], "ACC_SHIFT": fp - acc.frac_bits,
+            "OW": o.width, "O_SHIFT": fp - o.frac_bits, "O_ROUND": ROUND_CODE[o.rounding],
+            "O_SAT": int(o.overflow == "SAT")}
+
+
 def gelu_parameters(hw: HardwareSpec, table_path: str | Path) -> dict[str, Any]:
     """Parameters of ``gelu_unit.sv`` for this spec; writes the δ table to ``table_path`` (hex)."""
     a, ts = hw.act, hw.nonlinear.gelu

@@ -1,16 +1,21 @@
-// The shared linear unit as a whole: weight tiles streamed from DDR over an AXI4 read master into
-// ping-pong tile buffers, the MAC tile (mac_tile.sv) applying each tile to every row of an on-chip
-// input buffer, and per-row accumulators; the schedule of kernels.h's linear_unit, in cycles.
+// The shared linear unit as a whole: the layer's bias and its weight tiles streamed from DDR over an
+// AXI4 read master (weight tiles into ping-pong buffers), the MAC tile (mac_tile.sv) applying each
+// tile to every row of an on-chip input buffer, per-row partial sums, and the one requantisation of
+// golden `linear` (ARITHMETIC.md): the schedule of kernels.h's linear_unit, in cycles.
 //
-//   out[r][n] = sum_k x[r][k] * W[n][k]   (exact accumulator codes; bias and requantisation are
-//                                          separate units, not here)
+//   y[r][n] = rq_out(sum_k x[r][k] * W[n][k] + rq_bias(b[n]))   (sums exact, in 64 bits)
 //
-// W is N x K row-major at w_addr, as weights.bin stores it (WW/8 bytes an element). Tiles go in
-// (n0, k0) order; tile j+1 loads into the other buffer while tile j is applied to the rows (one row
-// a cycle), so a layer takes about first_load + tiles * max(rows, tile_load) cycles — the formula
-// mtl_moe/perf.py's linear() uses, which hw_tests/test_linear_engine.py checks against this RTL.
+// The bias is rounded onto the products' grid with its own mode (B_SHIFT, B_ROUND) and starts each
+// row's sum on the first pass over a tile group; the last pass range-checks the sum as the
+// accumulator type (ACC_SHIFT; a WRAP type: `out_ovf`), rounds it once to the output type (O_SHIFT,
+// O_ROUND) and saturates (O_SAT) or flags a WRAP overflow (`out_ovf`), as golden raises.
+// W is N x K row-major at w_addr, b N elements at b_addr (BSB-bit storage words, the low BW bits
+// signed), as weights.bin stores them. The bias is read first (one single-beat burst per beat);
+// then tiles go in (n0, k0) order; tile j+1 loads into the other buffer while tile j is applied to
+// the rows (one row a cycle), so a layer takes about bias + first tile + latency
+// + (tiles - 1) * max(rows, tile_load) + rows + drain cycles — the formula mtl_moe/perf.py's
+// linear() uses, which hw_tests/test_linear_engine.py checks against this RTL.
 // One tile row is BPR = T_IN*WW/AXI_BITS beats, read as one INCR burst per row (T_OUT bursts a tile).
-// The last pass over a tile group sends each row's sums out (out_valid) instead of storing them.
 module linear_engine #(
     parameter int T_IN = 16,
     parameter int T_OUT = 16,
@@ -21,7 +26,17 @@ module linear_engine #(
     parameter int PACK_SHIFT = 18,
     parameter int AXI_BITS = 256,
     parameter int ROWS_MAX = 256,
-    parameter int KT_MAX = 64         // K / T_IN at most
+    parameter int KT_MAX = 64,        // K / T_IN at most
+    parameter int NT_MAX = 64,        // N / T_OUT at most
+    parameter int BSB = 32,           // bias storage bits (an element of weights.bin)
+    parameter int BW = 32,            // bias width (signed)
+    parameter int B_SHIFT = -14,      // bias grid -> products' grid: shift_round(b, B_SHIFT, B_ROUND)
+    parameter int B_ROUND = 2,
+    parameter int ACC_SHIFT = 0,      // products' grid -> accumulator grid (floor), range WACC bits
+    parameter int OW = 32,            // output width (signed)
+    parameter int O_SHIFT = 14,       // products' grid -> output grid, with O_ROUND
+    parameter int O_ROUND = 0,
+    parameter int O_SAT = 0           // 1: saturate; 0: wrap and flag out_ovf
 ) (
     input  logic clk,
     input  logic rst,
@@ -31,6 +46,8 @@ module linear_engine #(
     input  logic [15:0] k_tiles,      // K / T_IN
     input  logic [15:0] n_tiles,      // N / T_OUT
     input  logic [63:0] w_addr,
+    input  logic has_bias,
+    input  logic [63:0] b_addr,       // AXI_BITS/8-aligned
     output logic busy,
     output logic done,
     output logic rd_error,            // a read came back with an error response (sticky until start)
@@ -38,11 +55,12 @@ module linear_engine #(
     input  logic x_we,
     input  logic [$clog2(ROWS_MAX*KT_MAX)-1:0] x_addr,
     input  logic [T_IN*WA-1:0] x_data,
-    // results: one row of T_OUT sums a cycle
+    // results: one row of T_OUT outputs a cycle
     output logic out_valid,
     output logic [15:0] out_row,
     output logic [15:0] out_ntile,
-    output logic [T_OUT*WACC-1:0] out_acc,
+    output logic [T_OUT*OW-1:0] out_y,
+    output logic [T_OUT-1:0] out_ovf, // per output: the accumulator or a WRAP output overflowed
     // AXI4 read master for the weights
     output logic [0:0] m_axi_w_ARID,
     output logic [63:0] m_axi_w_ARADDR,
@@ -67,6 +85,12 @@ module linear_engine #(
     localparam int RA = ROWS_MAX > 1 ? $clog2(ROWS_MAX) : 1;  // row index into the sums
     localparam int TW = T_OUT > 1 ? $clog2(T_OUT) : 1;       // tile row counters
     localparam int PW = BPR > 1 ? $clog2(BPR) : 1;
+    localparam int VPB = AXI_BITS / BSB;               // bias values per beat
+    localparam int N_MAX = NT_MAX * T_OUT;
+    localparam int NA = N_MAX > 1 ? $clog2(N_MAX) : 1;
+    localparam longint AMAX = (64'sd1 <<< (WACC - 1)) - 1, AMIN = -(64'sd1 <<< (WACC - 1));
+    localparam longint OMAX = (64'sd1 <<< (OW - 1)) - 1, OMIN = -(64'sd1 <<< (OW - 1));
+    `include "fx_round.svh"
 
     initial begin
         if (BPR < 1 || BPR * AXI_BITS != ROW_BITS)
@@ -78,6 +102,8 @@ module linear_engine #(
     always_ff @(posedge clk) if (x_we) xmem[x_addr] <= x_data;
 
     logic [ROW_BITS-1:0] wbuf [2][T_OUT];
+    logic [BSB-1:0] bbuf [N_MAX];     // the layer's bias
+    logic [31:0] nbb;                 // bias beats of this layer (0 without bias)
     logic [1:0] full;               // buffer b holds a loaded tile not yet applied
     logic running;
     logic [31:0] total;             // tiles in this layer
@@ -91,14 +117,20 @@ module linear_engine #(
     logic [TW-1:0] ar_cnt, r_row;
     logic [PW-1:0] r_part;
     logic ld_fill;                  // the last beat of tile ld_j arrives this cycle
-    assign ld_fill = running && m_axi_w_RVALID && 32'(r_row) == T_OUT - 1 && 32'(r_part) == BPR - 1;
+    assign ld_fill = running && m_axi_w_RVALID && !bias_rx && 32'(r_row) == T_OUT - 1
+                     && 32'(r_part) == BPR - 1;
 
+    logic [31:0] bq_cnt, rb_cnt;      // bias beats requested, received
+    logic bias_rq, bias_rx;           // the bias is still being requested / received
+    assign bias_rq = bq_cnt < nbb;
+    assign bias_rx = rb_cnt < nbb;
     assign m_axi_w_ARID = '0;
-    assign m_axi_w_ARLEN = 8'(BPR - 1);
+    assign m_axi_w_ARLEN = bias_rq ? 8'd0 : 8'(BPR - 1);
     assign m_axi_w_ARSIZE = 3'($clog2(AXI_BITS / 8));
     assign m_axi_w_ARBURST = 2'b01;  // INCR
-    assign m_axi_w_ARVALID = running && rq_j < total && rq_j <= ld_j + 1 && !full[rq_j[0]];
-    assign m_axi_w_ARADDR = w_addr + ((64'(rq_n) * 64'(T_OUT) + 64'(ar_cnt)) * 64'(k_tiles) + 64'(rq_kb))
+    assign m_axi_w_ARVALID = running && (bias_rq || (rq_j < total && rq_j <= ld_j + 1 && !full[rq_j[0]]));
+    assign m_axi_w_ARADDR = bias_rq ? b_addr + 64'(bq_cnt) * 64'(AXI_BITS / 8)
+                          : w_addr + ((64'(rq_n) * 64'(T_OUT) + 64'(ar_cnt)) * 64'(k_tiles) + 64'(rq_kb))
                                      * 64'(ROW_BYTES);
     assign m_axi_w_RREADY = 1'b1;
 
@@ -111,8 +143,11 @@ module linear_engine #(
             ld_j <= '0;
             r_row <= '0;
             r_part <= '0;
+            bq_cnt <= '0;
+            rb_cnt <= '0;
         end else if (running) begin
-            if (m_axi_w_ARVALID && m_axi_w_ARREADY) begin
+            if (m_axi_w_ARVALID && m_axi_w_ARREADY && bias_rq) bq_cnt <= bq_cnt + 1;
+            else if (m_axi_w_ARVALID && m_axi_w_ARREADY) begin
                 if (32'(ar_cnt) == T_OUT - 1) begin
                     ar_cnt <= '0;
                     rq_j <= rq_j + 1;
@@ -122,7 +157,11 @@ module linear_engine #(
                     end else rq_kb <= rq_kb + 1'b1;
                 end else ar_cnt <= ar_cnt + 1'b1;
             end
-            if (m_axi_w_RVALID) begin
+            if (m_axi_w_RVALID && bias_rx) begin
+                for (int v = 0; v < VPB; v++)
+                    if (rb_cnt * VPB + v < N_MAX) bbuf[NA'(rb_cnt * VPB + v)] <= m_axi_w_RDATA[v*BSB +: BSB];
+                rb_cnt <= rb_cnt + 1;
+            end else if (m_axi_w_RVALID) begin
                 wbuf[ld_j[0]][r_row][r_part*AXI_BITS +: AXI_BITS] <= m_axi_w_RDATA;
                 if (32'(r_part) == BPR - 1) begin
                     r_part <= '0;
@@ -209,18 +248,28 @@ module linear_engine #(
         n_d[1] <= n_d[0];
     end
 
-    logic [T_OUT*WACC-1:0] accm [ROWS_MAX];
+    logic [T_OUT*64-1:0] accm [ROWS_MAX];  // partial sums, 64-bit (golden range-checks the total)
     always_ff @(posedge clk) begin
         if (rst || start) out_valid <= 1'b0;
         else begin
             out_valid <= mac_valid && last_d[1];
             if (mac_valid) begin
-                logic [T_OUT*WACC-1:0] s;
-                for (int t = 0; t < T_OUT; t++)
-                    s[t*WACC +: WACC] = (first_d[1] ? WACC'(0) : accm[r_d[1][RA-1:0]][t*WACC +: WACC])
-                                      + dot[t*WACC +: WACC];
+                logic [T_OUT*64-1:0] s;
+                for (int t = 0; t < T_OUT; t++) begin
+                    longint bi, sv, al, q;
+                    bi = has_bias ? shift_round(longint'($signed(bbuf[NA'(32'(n_d[1]) * T_OUT + t)][BW-1:0])),
+                                                B_SHIFT, B_ROUND) : 64'sd0;
+                    sv = (first_d[1] ? bi : longint'(accm[r_d[1][RA-1:0]][t*64 +: 64]))
+                       + longint'($signed(dot[t*WACC +: WACC]));
+                    s[t*64 +: 64] = sv;
+                    al = shift_round(sv, ACC_SHIFT, 0);
+                    q = shift_round(sv, O_SHIFT, O_ROUND);
+                    if (last_d[1]) begin
+                        out_ovf[t] <= (al > AMAX) || (al < AMIN) || (O_SAT == 0 && (q > OMAX || q < OMIN));
+                        out_y[t*OW +: OW] <= OW'((O_SAT != 0 && q > OMAX) ? OMAX : (O_SAT != 0 && q < OMIN) ? OMIN : q);
+                    end
+                end
                 if (last_d[1]) begin
-                    out_acc <= s;
                     out_row <= r_d[1];
                     out_ntile <= n_d[1];
                 end else accm[r_d[1][RA-1:0]] <= s;
@@ -239,6 +288,7 @@ module linear_engine #(
         else if (start) begin
             running <= 1'b1;
             total <= 32'(k_tiles) * 32'(n_tiles);
+            nbb <= has_bias ? (32'(n_tiles) * T_OUT * BSB + AXI_BITS - 1) / AXI_BITS : 32'd0;
         end else if (running && drained && !out_valid && v_pipe_empty) begin
             running <= 1'b0;
             done <= 1'b1;
