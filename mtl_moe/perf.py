@@ -133,7 +133,8 @@ POWER_NOTE = ("not modeled: a power model needs citable per-resource dynamic pow
               "coefficients, and no citable measured ZCU102/ZCU104 idle figure was found")
 # The datapath blocks the model has no RTL unit for: their LUT/FF are not in the count.
 NO_RTL_UNIT = ["attention Q.K^T / A.V MAC lanes", "router logits' MAC lanes "
-               "(when not on the linear unit) and its softmax over experts", "residual add, requantisers"]
+               "(when not on the linear unit) and its softmax over experts",
+               "residual add, requantisers (the linear unit's are in linear_engine.sv, without a Yosys row)"]
 Units = dict[tuple[str, str], dict[str, Any]]  # (unit, hardware preset) -> one row of units.json
 
 
