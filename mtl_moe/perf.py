@@ -48,7 +48,7 @@ from typing import Any
 
 from mtl_moe.config import MoEViTConfig
 from mtl_moe.hw import HardwareSpec, mac_pack2
-from mtl_moe.rtl import layernorm_lanes, layernorm_timing
+from mtl_moe.rtl import beat_lanes, layernorm_lanes, layernorm_timing
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ class PerfModel:
         return 1.0 if self.design.fm_on_chip else self.beat_cycles
 
     def beats(self, n_values: int, bits: int) -> int:
-        return _cdiv(n_values, max(1, self.design.axi_bits // bits))
+        return _cdiv(n_values, beat_lanes(self.design.axi_bits, bits))
 
     @property
     def weight_bytes_per_cycle(self) -> float:
@@ -262,7 +262,7 @@ class PerfModel:
                 add(kind, p["macs"], p["bytes"])
 
         T, D, E = c.n_tokens, c.n_embd, c.n_experts
-        fb = max(1, d.axi_bits // self.hw.act.width)
+        fb = beat_lanes(d.axi_bits, self.hw.act.width)
         tok_beats = T * _cdiv(D, fb)
         groups = attention_groups(T, d.attn_p)
         kv_beats = c.n_head * _cdiv(c.head_dim, fb)  # beats of one token's K (or V), head by head
@@ -335,7 +335,7 @@ class PerfModel:
 
     def resources(self) -> dict[str, Any]:
         d, hw, c = self.design, self.hw, self.config
-        fb = max(1, d.axi_bits // hw.act.width)
+        fb = beat_lanes(d.axi_bits, hw.act.width)
         dsp_lin = d.n_linear * d.t_in * d.t_out * _dsp_per_mac(hw.act.width, hw.weight.width)
         lanes = (d.attn_lanes or fb) if d.kv_on_chip else fb
         dsp_attn = 2 * d.attn_p * lanes * _dsp_per_mac(hw.act.width, hw.act.width)  # QK^T and A.V lanes
@@ -381,7 +381,7 @@ class PerfModel:
     def unit_counts(self) -> dict[str, tuple[float, str]]:
         """How many of each RTL unit the design point instantiates, and the model's reason."""
         d, c = self.design, self.config
-        fb = max(1, d.axi_bits // self.hw.act.width)
+        fb = beat_lanes(d.axi_bits, self.hw.act.width)
         n = {"mac_tile": (d.n_linear, f"{d.n_linear} linear unit(s) of {d.t_out}x{d.t_in} MACs"),
              "gelu_unit": (fb, f"GELU on the linear unit's output stream, which the model runs at one "
                                f"{d.axi_bits}-bit beat = {fb} values per cycle"),

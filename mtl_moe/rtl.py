@@ -88,7 +88,7 @@ def attn_addr_parameters(cfg: MoEViTConfig, kp: KernelParams, hw: HardwareSpec) 
     if kp.attn_p < 1:
         raise ValueError(f"attn_p must be >= 1, got {kp.attn_p}")
     return {"N_TOKENS": cfg.n_tokens, "HEAD_DIM": cfg.head_dim, "N_HEAD": cfg.n_head, "ATTN_P": kp.attn_p,
-            "LANES": max(1, kp.axi_bits // hw.act.width)}
+            "LANES": beat_lanes(kp.axi_bits, hw.act.width)}
 
 
 def softmax_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
@@ -123,12 +123,18 @@ def softmax_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
             "ETABLE": f'"{tabs["exp"].resolve()}"', "RTABLE": f'"{tabs["recip"].resolve()}"'}
 
 
+def beat_lanes(axi_bits: int, bits: int) -> int:
+    """Values of ``bits`` in one AXI beat (at least 1): the lanes a unit fed one beat a cycle has —
+    the attention reads, the LayerNorm unit and the performance model all count with it."""
+    return max(1, axi_bits // bits)
+
+
 def layernorm_lanes(d: int, axi_bits: int, act_bits: int) -> int:
     """Lanes of the LayerNorm unit a design instantiates: one AXI beat of act values a cycle, or the
     most that divide D (the unit needs D % lanes == 0)."""
     import math
 
-    return math.gcd(d, max(1, axi_bits // act_bits))
+    return math.gcd(d, beat_lanes(axi_bits, act_bits))
 
 
 def layernorm_timing(d: int, lanes: int = 1) -> tuple[int, int]:
