@@ -28,17 +28,17 @@ venv: $(STAMP)
 ## bit-reproducible).
 demo: $(STAMP)
 	mkdir -p $(RUNS)
-	$(PY) -m mtl_moe train --preset demo --dense --name demo-dense --out $(DENSE) --no-progress \
+	$(PY) -m mtl_moe train --preset demo --dense --name demo-dense --out $(DENSE) --force --no-progress \
 		> $(RUNS)/demo-dense-train.log 2>&1 & dense=$$!; \
-	$(PY) -m mtl_moe train --preset demo --out $(DEMO) || { kill $$dense; exit 1; }; \
+	$(PY) -m mtl_moe train --preset demo --out $(DEMO) --force || { kill $$dense; exit 1; }; \
 	wait $$dense || { cat $(RUNS)/demo-dense-train.log; exit 1; }
 	$(PY) -m mtl_moe eval --checkpoint $(DENSE) --out $(DENSE)
 	$(PY) -m mtl_moe eval --checkpoint $(DEMO) --baseline $(DENSE) --out $(DEMO) --routing-stats
 	$(PY) -m mtl_moe approx --hw w16a32 --out $(RUNS)/approx-w16a32 > /dev/null
 	$(PY) -m mtl_moe approx --hw int8 --out $(RUNS)/approx-int8 > /dev/null
-	$(PY) -m mtl_moe quantize --checkpoint $(DEMO) --hw int8 --out $(DEMO)-int8 $(QAT_ARGS) --no-progress \
+	$(PY) -m mtl_moe quantize --checkpoint $(DEMO) --hw int8 --out $(DEMO)-int8 --force $(QAT_ARGS) --no-progress \
 		> $(RUNS)/demo-int8-quantize.log 2>&1 & int8=$$!; \
-	$(PY) -m mtl_moe quantize --checkpoint $(DEMO) --hw w16a32 --out $(DEMO)-w16a32 $(QAT_ARGS) \
+	$(PY) -m mtl_moe quantize --checkpoint $(DEMO) --hw w16a32 --out $(DEMO)-w16a32 --force $(QAT_ARGS) \
 		|| { kill $$int8; exit 1; }; \
 	wait $$int8 || { cat $(RUNS)/demo-int8-quantize.log; exit 1; }
 	for hw in w16a32 int8; do \

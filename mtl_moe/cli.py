@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,32 @@ from typing import Any
 from mtl_moe.config import PRESETS, ConfigError, MoEViTConfig, resolve_config
 from mtl_moe.deploy.protocol import AcceleratorError
 from mtl_moe.fixed import FixedOverflowError
+
+
+def _int_in(lo: int, hi: int) -> Any:
+    """argparse type: an integer in [lo, hi], else one line naming the range."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} is outside {lo}..{hi}")
+        return v
+    return parse
+
+
+def _float_in(lo: float, hi: float) -> Any:
+    """argparse type: a number in [lo, hi]."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v:g} is outside {lo:g}..{hi:g}")
+        return v
+    return parse
 
 
 def _model_config(args: argparse.Namespace) -> MoEViTConfig:
@@ -56,14 +83,19 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mtl_moe.plots import plot_losses
-    from mtl_moe.train import TrainArgs, train
+    from mtl_moe.train import TrainArgs, TrainingInterrupted, train
 
     cfg = _model_config(args)
     targs = TrainArgs(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       n_train=args.n_train, n_val=args.n_val, dataset=args.dataset,
                       data_root=args.data_root, max_steps=args.max_steps, threads=args.threads,
-                      eval_every=args.eval_every)
-    result = train(cfg, targs, args.out, resume=args.resume, progress=not args.no_progress)
+                      eval_every=args.eval_every, checkpoint_every=args.checkpoint_every)
+    try:
+        result = train(cfg, targs, args.out, resume=args.resume, progress=not args.no_progress,
+                       override=args.override or False)
+    except TrainingInterrupted as e:  # SIGINT/SIGTERM: where the checkpoint is and how to resume
+        print(f"mtl-moe train: {e}", file=sys.stderr)
+        return e.exit_code
     if result["rank"] == 0:
         plot_losses(result["history"], Path(args.out) / "loss.png")
         last = [h for h in result["history"] if any(k.startswith("val/") for k in h)]
@@ -113,7 +145,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from mtl_moe.checkpoint import load_checkpoint
+    from mtl_moe.outdir import check_output
 
+    if not args.qonnx:  # refuse a folder that is not ours before any work is done
+        check_output(args.out, "export", force=args.force)
     ck = load_checkpoint(args.checkpoint)
     if args.qonnx:
         return _export_qonnx(args, ck)
@@ -168,7 +203,9 @@ def _export_qonnx(args: argparse.Namespace, ck: dict[str, Any]) -> int:
 
 def cmd_csim(args: argparse.Namespace) -> int:
     from mtl_moe.csim import compare
+    from mtl_moe.integrity import verify_export
 
+    verify_export(args.export_dir)
     r = compare(args.export_dir, n_images=args.images, tasks=args.tasks or None)
     (Path(args.export_dir) / "csim.json").write_text(json.dumps(r, indent=1) + "\n")
     if args.report:
@@ -217,7 +254,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
     from mtl_moe.perf import perf, perf_of_export, validate_edge_moe, write_report
 
     target = Path(args.target)
-    over = {"clock_mhz": args.clock_mhz} if args.clock_mhz else {}
+    over = {"clock_mhz": args.clock_mhz} if args.clock_mhz is not None else {}
     if (target / "export.json").is_file():  # an export folder: its model, hardware and kernel params
         r = perf_of_export(target, args.board, args.design, args.hw, **over)
     else:
@@ -254,9 +291,17 @@ DATASET_HELP = ("synthetic (default, generated), nyudv2 or pascal_context (the m
                 "MTI-Net / ASTMT; with --data-root)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line (with where to look), not usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mtl-moe", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="mtl-moe", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (for bug reports)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     cfg_help = f"preset ({', '.join(PRESETS)}) or a .json/.yaml config file"
 
     c = sub.add_parser("config", help="print a config with its derived sizes, or save it")
@@ -269,23 +314,39 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on every task at once")
     t.add_argument("--preset", "--config", dest="config", default="demo", help=cfg_help)
     t.add_argument("--out", required=True, help="run folder (checkpoint, history, plots)")
+    t.add_argument("--force", action="store_true",
+                   help="replace an earlier mtl-moe run in --out (only the files mtl-moe wrote there)")
     t.add_argument("--dense", action="store_true", help="dense baseline of equal active FLOPs")
     t.add_argument("--router", choices=["per_task", "shared", "task_conditioned"])
     t.add_argument("--name", help="rename the config (recorded in the checkpoint)")
-    t.add_argument("--epochs", type=int, default=4)
-    t.add_argument("--batch-size", type=int, default=32, help="global batch (split across DDP ranks)")
-    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--epochs", type=int, default=4,
+                   help="epochs to train (a --resume may raise it) (default: %(default)s)")
+    t.add_argument("--batch-size", type=int, default=32,
+                   help="global batch, split across DDP ranks (default: %(default)s)")
+    t.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate (default: %(default)s)")
     t.add_argument("--seed", type=int, help="overrides the config's seed")
-    t.add_argument("--n-train", type=int, default=4096)
-    t.add_argument("--n-val", type=int, default=512)
+    t.add_argument("--n-train", type=int, default=4096, help="training images (default: %(default)s)")
+    t.add_argument("--n-val", type=int, default=512, help="validation images (default: %(default)s)")
     t.add_argument("--dataset", default="synthetic", help=DATASET_HELP)
     t.add_argument("--data-root", help="the dataset's folder (NYUD_MT/ or PASCAL_MT/)")
-    t.add_argument("--max-steps", type=int)
-    t.add_argument("--eval-every", type=int, default=1)
+    t.add_argument("--max-steps", type=int,
+                   help="stop after this many steps in all (default: the --epochs' steps)")
+    t.add_argument("--eval-every", type=int, default=1,
+                   help="epochs between validations; the last is always evaluated (default: %(default)s)")
+    t.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="also write the checkpoint every N steps, mid-epoch; a resume from it is exact "
+                        "(default: at each epoch end only). SIGINT/SIGTERM always write one and exit")
     t.add_argument("--threads", type=int, default=1,
                    help="torch threads per process (default 1: bit-reproducible across runs; more is "
                         "faster but oneDNN then makes the last bits depend on memory addresses)")
-    t.add_argument("--resume", help="continue from this checkpoint (same config)")
+    t.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue from this checkpoint (or run folder), exactly: same config and "
+                        "training arguments (--epochs, --max-steps, --n-val, --eval-every, "
+                        "--checkpoint-every, --threads may change)")
+    t.add_argument("--override", action="append", nargs="?", const="all", metavar="FIELD",
+                   help="with --resume: accept a changed training argument FIELD (lr, batch_size, "
+                        "n_train, dataset, ...; repeat it or use commas); bare --override accepts every "
+                        "change (default: a changed one is refused, naming it)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)
 
@@ -313,13 +374,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--checkpoint", required=True, help="float checkpoint.pt or its run folder")
     q.add_argument("--hw", default="w16a32", help="hardware preset (w16a32, int8)")
     q.add_argument("--out", required=True, help="folder for the quantized run")
+    q.add_argument("--force", action="store_true",
+                   help="replace an earlier mtl-moe run in --out (only the files mtl-moe wrote there)")
     q.add_argument("--epochs", type=int, default=1, help="QAT epochs")
     q.add_argument("--lr", type=float, default=2e-4)
     q.add_argument("--batch-size", type=int, default=32)
     q.add_argument("--n-train", type=int, default=4096)
     q.add_argument("--n-val", type=int, default=512)
-    q.add_argument("--n-calib", type=int, default=16, help="range-analysis images")
-    q.add_argument("--n-check", type=int, default=4, help="images per task in the bit-exact check")
+    q.add_argument("--n-calib", type=_int_in(1, 100_000), default=16, help="range-analysis images")
+    q.add_argument("--n-check", type=_int_in(1, 100_000), default=4,
+                   help="images per task in the bit-exact check")
     q.add_argument("--max-steps", type=int)
     q.add_argument("--threads", type=int, default=1)
     q.add_argument("--no-progress", action="store_true")
@@ -329,11 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "--qonnx: one QONNX file per task checked with qonnx")
     x.add_argument("--checkpoint", required=True, help="quantized checkpoint (from mtl-moe quantize)")
     x.add_argument("--out", required=True, help="export folder")
-    x.add_argument("--force", action="store_true", help="overwrite an existing export folder")
+    x.add_argument("--force", action="store_true",
+                   help="replace an earlier export in --out (only the files that export wrote)")
     x.add_argument("--hw", help="hardware preset (QONNX export of a float checkpoint)")
-    x.add_argument("--t-in", type=int, default=16, help="linear unit: input tile (MACs per row)")
-    x.add_argument("--t-out", type=int, default=16, help="linear unit: output tile")
-    x.add_argument("--attn-p", type=int, default=4, help="attention: query rows per K/V pass")
+    x.add_argument("--t-in", type=_int_in(1, 256), default=16, help="linear unit: input tile (MACs per row)")
+    x.add_argument("--t-out", type=_int_in(1, 256), default=16, help="linear unit: output tile")
+    x.add_argument("--attn-p", type=_int_in(1, 64), default=4, help="attention: query rows per K/V pass")
     x.add_argument("--axi-bits", type=int, default=256, choices=[32, 64, 128, 256, 512])
     x.add_argument("--design", help="design.json from `mtl-moe dse` (overrides --t-in, --t-out, --attn-p, "
                    "--axi-bits)")
@@ -344,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cs = sub.add_parser("csim", help="C-simulate an HLS export with g++ and compare with the golden model")
     cs.add_argument("export_dir")
-    cs.add_argument("--images", type=int, default=2, help="validation images (every task)")
+    cs.add_argument("--images", type=_int_in(1, 10_000), default=2, help="validation images (every task)")
     cs.add_argument("--tasks", nargs="*")
     cs.add_argument("--json", action="store_true", help="one JSON line")
     cs.add_argument("--report", help="append the result to this markdown report")
@@ -355,10 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("export_dir")
     r.add_argument("--backend", default="auto", help="auto, sim or pynq")
     r.add_argument("--overlay", help="the .bit (with .hwh and .json beside it) for the pynq backend")
-    r.add_argument("--images", type=int, default=1, help="validation images per run")
+    r.add_argument("--images", type=_int_in(1, 10_000), default=1, help="validation images per run")
     r.add_argument("--tasks", nargs="*")
     r.add_argument("--irq", action="store_true", help="wait for the interrupt instead of polling")
-    r.add_argument("--timeout", type=float, default=30.0, help="seconds before a run counts as hung")
+    r.add_argument("--timeout", type=_float_in(0.001, 1e6), default=30.0,
+                   help="seconds before a run counts as hung")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_run)
 
@@ -374,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--board", default="zcu104", help="zcu104 or zcu102")
     pf.add_argument("--design", default="ours", help="ours or edge-moe (the published design)")
     pf.add_argument("--hw", help="hardware preset (default: the export's, or w16a32)")
-    pf.add_argument("--clock-mhz", type=float)
+    pf.add_argument("--clock-mhz", type=_float_in(1.0, 1000.0), help="PL clock (default: the design's)")
     pf.add_argument("--out", help="folder for perf.json, perf.md, perf.png (with the Edge-MoE validation)")
     pf.add_argument("--json", action="store_true")
     pf.set_defaults(func=cmd_perf)
@@ -388,14 +454,66 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
+# Commands that write a run folder: the folder is claimed first (mtl_moe.outdir) — a folder mtl-moe
+# did not make is refused, --force replaces only what an earlier run wrote — and every file written
+# is recorded as ours (eval's reports too, so a later `train --force` leaves no stale report behind).
+# `export` stages its folder itself; approx/perf/dse only (re)write their own report files.
+OUTPUTS = {"train": "train run", "quantize": "quantized run", "eval": "evaluation"}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mtl_moe.outdir import owned
+
+    out = getattr(args, "out", None)
+    kind = OUTPUTS.get(args.command)
+    if kind is None or out is None or os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 claims
         return int(args.func(args) or 0)
+    # reports and evaluations add to (or refresh) a folder of ours; runs need --force or --resume
+    reuse = args.command not in ("train", "quantize") or bool(getattr(args, "resume", None))
+    with owned(out, kind, force=getattr(args, "force", False), reuse=reuse):
+        return int(args.func(args) or 0)
+
+
+def _os_error(e: OSError) -> str:
+    """One line for a failed file operation, naming the file and what went wrong."""
+    import errno
+
+    where = e.filename or "a file"
+    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied", errno.ENOTDIR: "a part of the path is a file, not a folder",
+            errno.EISDIR: "it is a folder, not a file", errno.ENOENT: "no such file or folder"}
+    return f"{what.get(e.errno, e.strerror or str(e))}: {where}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Every failure a user can cause ends in one line ``mtl-moe CMD: error: ...`` and status 2;
+    ``--debug`` shows the traceback instead (for a bug report)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"mtl-moe {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (ConfigError, ValueError, FileNotFoundError, FileExistsError, FixedOverflowError,
-            AcceleratorError) as e:
-        print(f"mtl-moe {args.command}: error: {e}", file=sys.stderr)
+            AcceleratorError, OSError, _user_errors()) as e:
+        if debug:
+            raise
+        msg = _os_error(e) if isinstance(e, OSError) and e.errno is not None else str(e)
+        print(f"mtl-moe {args.command}: error: {msg.splitlines()[0] if msg else type(e).__name__}",
+              file=sys.stderr)
         return 2
+
+
+def _user_errors() -> type[Exception]:
+    """Errors of the C++ build (a failed g++ of an export) — reported, not raised as bugs."""
+    from mtl_moe.errors import BuildError
+
+    return BuildError
 
 
 if __name__ == "__main__":

@@ -39,6 +39,26 @@ class ConfigError(ValueError):
 IGNORE_INDEX = 255  # semseg label that losses and metrics skip (padding, unlabelled pixels)
 
 
+def _check_types(obj: Any) -> None:
+    """Every scalar field has its default's type: a quoted "false" is not a boolean (YAML and JSON
+    both hand strings through), a string is not a number, a bool is not a count."""
+    for f in dataclasses.fields(obj):
+        if f.default is dataclasses.MISSING:
+            want: Any = str if f.name in ("name", "type") else None
+        else:
+            want = type(f.default)
+        v = getattr(obj, f.name)
+        if want is bool and not isinstance(v, bool):
+            raise ConfigError(f"{f.name} must be true or false, got {v!r}")
+        if want is int and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ConfigError(f"{f.name} must be an integer, got {v!r}")
+        if want is float and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise ConfigError(f"{f.name} must be a number, got {v!r}")
+        if want is str and not isinstance(v, str):
+            raise ConfigError(f"{f.name} must be a string, got {v!r}")
+
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task: its name (used on the CLI and as the head's key), its type and class count."""
@@ -49,6 +69,7 @@ class TaskSpec:
     loss_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if not self.name.isidentifier():
             raise ConfigError(f"task name {self.name!r} must be a Python identifier (e.g. 'semseg')")
         if self.type not in TASK_TYPES:
@@ -104,6 +125,7 @@ class MoEViTConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _check_types(self)
         h, w = self.img_size
         _positive(self, "patch_size", "in_chans", "n_embd", "n_layer", "n_head", "mlp_hidden",
                   "n_experts", "top_k", "expert_hidden", "decoder_channels")
@@ -146,6 +168,9 @@ class MoEViTConfig:
             raise ConfigError(f"task names must be unique, got {names}")
         if self.balance_loss_weight < 0:
             raise ConfigError(f"balance_loss_weight must be >= 0, got {self.balance_loss_weight}")
+        if not 0 < self.ln_eps < 1:
+            raise ConfigError(f"ln_eps must be in (0, 1) (LayerNorm's variance floor; M3ViT uses 1e-6), "
+                              f"got {self.ln_eps!r}")
 
     # ---- derived sizes (never stored, never retyped) ----
     @property
@@ -205,9 +230,13 @@ class MoEViTConfig:
         if "img_size" in d:
             d["img_size"] = _pair(d["img_size"])
         if "moe_blocks" in d:
-            d["moe_blocks"] = tuple(int(b) for b in d["moe_blocks"])
+            mb = d["moe_blocks"]
+            if not isinstance(mb, list | tuple) or any(isinstance(b, bool) or not isinstance(b, int)
+                                                        for b in mb):
+                raise ConfigError(f"moe_blocks must be a list of block indices, got {mb!r}")
+            d["moe_blocks"] = tuple(mb)
         if "tasks" in d:
-            d["tasks"] = tuple(t if isinstance(t, TaskSpec) else TaskSpec(**t) for t in d["tasks"])
+            d["tasks"] = tuple(t if isinstance(t, TaskSpec) else _task(t) for t in d["tasks"])
         return cls(**d)
 
     def replace(self, **changes: Any) -> MoEViTConfig:
@@ -226,6 +255,20 @@ class MoEViTConfig:
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def _task(t: Any) -> TaskSpec:
+    """A task from its mapping, naming a misspelt key instead of a TypeError."""
+    if not isinstance(t, dict):
+        raise ConfigError(f"each entry of tasks must be a mapping (name, type, ...), got {t!r}")
+    known = [f.name for f in dataclasses.fields(TaskSpec)]
+    unknown = sorted(set(t) - set(known))
+    if unknown:
+        raise ConfigError(f"task {t.get('name', '?')!r}: unknown key(s) {unknown}; known keys: {known}")
+    missing = [k for k in ("name", "type") if k not in t]
+    if missing:
+        raise ConfigError(f"task {t.get('name', '?')!r}: missing key(s) {missing}")
+    return TaskSpec(**t)
+
+
 def _positive(cfg: MoEViTConfig, *names: str) -> None:
     for n in names:
         v = getattr(cfg, n)
@@ -234,9 +277,11 @@ def _positive(cfg: MoEViTConfig, *names: str) -> None:
 
 
 def _pair(v: Any) -> tuple[int, int]:
-    if isinstance(v, int):
+    if isinstance(v, int) and not isinstance(v, bool):
         return (v, v)
-    v = tuple(int(x) for x in v)
+    if not isinstance(v, list | tuple) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+        raise ConfigError(f"img_size must be [H, W] or a single integer, got {v!r}")
+    v = tuple(v)
     if len(v) != 2:
         raise ConfigError(f"img_size must be (H, W) or a single int, got {v}")
     return v  # type: ignore[return-value]
@@ -248,7 +293,13 @@ def load_config(path: str | Path) -> MoEViTConfig:
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     text = path.read_text()
-    d = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    try:
+        d = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        where = getattr(e, "problem_mark", None)
+        line = f"line {where.line + 1}" if where else f"line {getattr(e, 'lineno', '?')}"
+        raise ConfigError(f"{path}: not valid {'YAML' if path.suffix != '.json' else 'JSON'} ({line}: "
+                          f"{getattr(e, 'problem', None) or getattr(e, 'msg', e)})") from e
     if not isinstance(d, dict):
         raise ConfigError(f"{path}: expected a mapping of config fields, got {type(d).__name__}")
     return MoEViTConfig.from_dict(d)

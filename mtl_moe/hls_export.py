@@ -35,6 +35,7 @@ from mtl_moe.deploy.regmap import buffer_sizes, register_map, storage_bytes
 from mtl_moe.fixed import Fixed
 from mtl_moe.hw import PACK_SHIFT, HardwareSpec, mac_pack2
 from mtl_moe.nonlinear import table
+from mtl_moe.outdir import staged
 
 REPO = Path(__file__).resolve().parents[1]
 HLS_INCLUDE = REPO / "hls" / "include"
@@ -262,18 +263,20 @@ def _tcl(out: Path, cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams, n_byt
 
 def export(qmodel: Any, out_dir: str | Path, force: bool = False, kp: KernelParams = KernelParams(),
            tb_task: int = 0) -> dict[str, Any]:
-    """Write the HLS project for a QuantM3ViT into out_dir (refuses an existing folder without force)."""
+    """Write the HLS project for a QuantM3ViT into out_dir. An existing export there is replaced
+    only with ``force``; a folder mtl-moe did not make is refused (:mod:`mtl_moe.outdir`)."""
+    check_limits(qmodel.config)
+    # written into a hidden sibling and moved in when complete: a failure or kill half-way leaves
+    # the previous export as it was; --force replaces only the files an earlier export wrote
+    with staged(out_dir, "export", force=force) as out:
+        return _write_export(qmodel, out, kp, tb_task)
+
+
+def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dict[str, Any]:
     from mtl_moe.data import IMAGE_MEAN, IMAGE_STD
     from mtl_moe.quant import export_codes
 
     cfg, hw = qmodel.config, qmodel.hw
-    check_limits(cfg)
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise FileExistsError(f"export folder {out} exists and is not empty; pass --force to overwrite")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
     codes = export_codes(qmodel)
     blob, manifest = pack_weights(cfg, hw, codes, kp.axi_bits)
     (out / "weights.bin").write_bytes(blob)
@@ -292,7 +295,9 @@ def export(qmodel: Any, out_dir: str | Path, force: bool = False, kp: KernelPara
     cfg.save(out / "model_config.json")
     np.savez_compressed(out / "params.npz", **codes)  # every code incl. the heads (host side)
     meta = {"hw": hw.name, "config_hash": cfg.hash(), "kernel_params": kp.__dict__,
-            "weights_sha256": manifest["sha256"], "testbench_task": cfg.tasks[tb_task].name,
+            "weights_sha256": manifest["sha256"],
+            "config_h_sha256": hashlib.sha256((out / "config.h").read_bytes()).hexdigest(),
+            "testbench_task": cfg.tasks[tb_task].name,
             "ip_vlnv": f"{IP['vendor']}:{IP['library']}:{IP['ipname']}:{IP['version']}",
             "part": BOARD["part"], "board": BOARD["board"], "clock_mhz": BOARD["clock_mhz"],
             "image_mean": list(IMAGE_MEAN), "image_std": list(IMAGE_STD)}  # host-side normalisation

@@ -38,7 +38,7 @@ from mtl_moe.hw import get_hw
 from mtl_moe.metrics import PRIMARY_METRIC
 from mtl_moe.quant import QuantM3ViT, codes, export_codes
 from mtl_moe.ranges import analyse, overflow_message, write_report
-from mtl_moe.train import MultitaskNet, lr_at, multitask_loss
+from mtl_moe.train import MultitaskNet, TrainingDiverged, lr_at, multitask_loss, nonfinite_step
 
 # The issue's targets: loss per task metric after QAT, in the metric's own units ("points").
 TARGET_POINTS = {"w16a32": 0.3, "int8": 1.0}
@@ -117,7 +117,7 @@ def quantize(checkpoint: str | Path, args: QuantizeArgs, out_dir: str | Path,
     net = MultitaskNet(q)
     q.train()
     with brevitas_fake_quant(quantizers(hw)):
-        step, history = _qat_loop(net, cfg, loader, opt, args, total, progress)
+        step, history = _qat_loop(net, cfg, loader, opt, args, total, progress, source=checkpoint)
     q.eval()
     step_bar.update()
     result["qat"] = _exact_metrics(q, val, args.batch_size)
@@ -147,7 +147,11 @@ def quantize(checkpoint: str | Path, args: QuantizeArgs, out_dir: str | Path,
 
 
 def _qat_loop(net: MultitaskNet, cfg: Any, loader: DataLoader, opt: torch.optim.Optimizer,
-              args: QuantizeArgs, total: int, progress: bool) -> tuple[int, list[dict[str, Any]]]:
+              args: QuantizeArgs, total: int, progress: bool, source: str | Path = "the float checkpoint"
+              ) -> tuple[int, list[dict[str, Any]]]:
+    """QAT steps; a non-finite loss or gradient norm stops it (TrainingDiverged) before the step.
+
+    Nothing is written before QAT ends, so the float checkpoint ``source`` is all there is to keep."""
     sched, step, history = _Sched(args.lr), 0, []
     for epoch in range(args.epochs):
         bar = tqdm(loader, desc=f"QAT epoch {epoch + 1}/{args.epochs}", disable=not progress, leave=False)
@@ -155,9 +159,15 @@ def _qat_loop(net: MultitaskNet, cfg: Any, loader: DataLoader, opt: torch.optim.
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, sched)  # type: ignore[arg-type]
             loss, parts = multitask_loss(net, cfg, batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            why = nonfinite_step(parts)
+            if why is None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                why = nonfinite_step(parts, float(torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)))
+            if why is not None:
+                raise TrainingDiverged(f"QAT diverged at step {step + 1} (epoch {epoch + 1}): {why}; nothing "
+                                       f"was written, {source} is unchanged; lower --lr (now {args.lr:g})",
+                                       step + 1, parts, None)
             opt.step()
             step += 1
             bar.set_postfix(loss=f"{parts['loss']:.3f}")

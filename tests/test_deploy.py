@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import types
 from pathlib import Path
 
@@ -221,9 +222,35 @@ def test_sim_device_with_unreachable_buffer_hangs_and_the_driver_times_out(demo_
     x = np.zeros((1, 3, 32, 32), np.int64)
     acc._check_window = lambda *a: None  # as on a platform that publishes no window (PYNQ)
     acc.features_buf = Buffer(acc.backend.memory_window[1], acc.features_buf.nbytes, acc.features_buf._view)
-    with pytest.raises(proto.AcceleratorTimeout, match="did not finish within 0.2 s"):
+    with pytest.raises(proto.AcceleratorTimeout, match="no done within 0.2 s: the simulated masters read "
+                       "outside memory"):
         acc.features(x, 0)
     assert "outside memory" in acc.backend.bus_error
+
+
+def test_a_slow_simulation_times_out_as_still_running_not_as_a_hang(demo_export):
+    """The sim backend's timeout says the C++ is still computing and how far it got; the board's
+    'done never came' text (control bits, bus causes) is for a real hang only."""
+    acc = Accelerator(demo_export, backend="sim", timeout=1e-4, max_images=16)
+    x = np.zeros((16, 3, 32, 32), np.int64)
+    with pytest.raises(proto.AcceleratorTimeout, match=r"still running on this CPU, not hung: \d+ of 16 "
+                       r"image\(s\) done") as e:
+        acc.features(x, 0)
+    assert "buffer address" not in str(e.value)
+    while not acc.backend.read(rm.CTRL) & rm.AP_IDLE:  # let the run finish: it is real work
+        time.sleep(0.01)
+    assert acc.backend.runs == 1
+
+
+def test_infer_refuses_an_unnormalised_or_integer_image(demo_export):
+    acc = Accelerator(demo_export, backend="sim")
+    photo = np.full((3, 32, 32), 200, np.uint8)
+    with pytest.raises(ValueError, match="got uint8 values .* Accelerator.normalise"):
+        acc.infer(photo, 0)
+    with pytest.raises(ValueError, match="outside what Accelerator.normalise gives"):
+        acc.infer(photo.astype(np.float32), 0)  # 0..255 floats
+    images, _ = acc.samples()
+    assert acc.infer(images[0], 0).shape[-2:] == (32, 32)  # the export's own samples pass
 
 
 def test_accelerator_refuses_bad_input(demo_export):

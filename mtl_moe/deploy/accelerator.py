@@ -100,7 +100,13 @@ class Accelerator:
     def features(self, codes: np.ndarray, task: str | int) -> np.ndarray:
         """Backbone features computed by the accelerator (synchronous backends)."""
         t0 = time.perf_counter()
-        out = proto.drive(self.program(codes, task), self.backend)
+        try:
+            out = proto.drive(self.program(codes, task), self.backend)
+        except proto.AcceleratorTimeout as e:
+            why = getattr(self.backend, "timeout_reason", lambda: None)()
+            if why is None:  # the board: done never came; the message names the control bits
+                raise
+            raise proto.AcceleratorTimeout(f"no done within {self.timeout:g} s: {why}") from e
         self.last_wall_s = time.perf_counter() - t0
         return out
 
@@ -116,11 +122,26 @@ class Accelerator:
         prediction as floats: host quantization, accelerator backbone, host head."""
         from mtl_moe.csim import input_codes
 
-        x = np.asarray(image, np.float64)
+        raw = np.asarray(image)
+        if not np.issubdtype(raw.dtype, np.floating):
+            raise ValueError(f"infer takes a normalised float image, got {raw.dtype} values (an 8-bit "
+                             "photo?): pass Accelerator.normalise(rgb / 255.0) of an (H, W, 3) image")
+        x = raw.astype(np.float64)
+        lo, hi = self.input_range()
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise ValueError(f"image values [{x.min():.3g}, {x.max():.3g}] are outside what "
+                             f"Accelerator.normalise gives for RGB in [0, 1] (about [{lo:.2f}, {hi:.2f}]): "
+                             "normalise the image with the export's mean/std first")
         single = x.ndim == 3
         codes = input_codes(x[None] if single else x, self.hw)
         y = self.hw.act.to_float(self.head(self.features(codes, task), task))
         return y[0] if single else y
+
+    def input_range(self) -> tuple[float, float]:
+        """Bounds of a normalised image: RGB in [-0.25, 1.25] (a margin for augmented or rendered
+        scenes) through the export's mean/std. Anything beyond was not normalised this way."""
+        mean, std = (np.asarray(self.meta[k], np.float64) for k in ("image_mean", "image_std"))
+        return float(((-0.25 - mean) / std).min()), float(((1.25 - mean) / std).max())
 
     def normalise(self, rgb: np.ndarray) -> np.ndarray:
         """An RGB image (H, W, 3) with values in [0, 1] → the (3, H, W) float input the model was

@@ -74,6 +74,9 @@ class BumpAllocator:
         return addr
 
 
+_LIB_LOCKS: dict[str, threading.Lock] = {}  # one per loaded C-sim library
+
+
 class CSimDevice:
     """The accelerator simulated with its C-sim library behind a model of its register block."""
 
@@ -86,7 +89,11 @@ class CSimDevice:
         self.mem = np.zeros(mem_bytes, np.uint8)
         self.memory_window = (base, base + mem_bytes)
         self._alloc = BumpAllocator(base, mem_bytes)
-        lib = ctypes.CDLL(str(build(export_dir, "-O2", target="lib")))
+        so = str(build(export_dir, "-O2", target="lib"))
+        lib = ctypes.CDLL(so)
+        # the kernels' buffers are static: two devices of one library in a process share them, so
+        # their runs take turns (one accelerator's datapath, as on the board)
+        self._run_lock = _LIB_LOCKS.setdefault(so, threading.Lock())
         self._top = lib.mtl_moe_top
         self._top.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int, ctypes.c_int]
         self._top.restype = None
@@ -100,6 +107,20 @@ class CSimDevice:
         self._ier = self._isr = 0
         self.runs = 0  # completed runs (tests count them)
         self.bus_error: str | None = None
+        self.progress: tuple[int, int, float] | None = None  # images done, of, since (monotonic)
+
+    def timeout_reason(self) -> str | None:
+        """Why a run has not finished, in the simulator's own terms (a slow C-sim is not a hang)."""
+        if self.bus_error:
+            return (f"the simulated masters read outside memory ({self.bus_error}), and the run hangs "
+                    "there as the hardware would")
+        if self.progress and not self._idle:
+            done, n, t0 = self.progress
+            dt = time.monotonic() - t0
+            rate = f", {dt / done:.2f} s per image" if done else ""
+            return (f"the C-simulation is still running on this CPU, not hung: {done} of {n} image(s) done "
+                    f"after {dt:.1f} s{rate}; give it a longer --timeout")
+        return None
 
     # -- memory --------------------------------------------------------------------------------
     def alloc(self, nbytes: int) -> Buffer:
@@ -174,7 +195,11 @@ class CSimDevice:
                 self._ptr(a["features"], n * s["features"], "features")]
         if None in ptrs:
             return  # the masters' reads are never answered: the run hangs, as on a bus without a slave
-        self._top(*ptrs, a["task"], n)
+        self.progress = (0, n, time.monotonic())
+        for i in range(n):  # one image per call (the same bytes as one call for n): progress is known
+            with self._run_lock:
+                self._top(ptrs[0], ptrs[1] + i * s["image"], ptrs[2] + i * s["features"], a["task"], 1)
+            self.progress = (i + 1, n, self.progress[2])
         with self._lock:
             self.runs += 1
             self._done = self._ready = True
