@@ -51,6 +51,20 @@ def _float_in(lo: float, hi: float) -> Any:
     return parse
 
 
+def _read_json(path: str) -> dict[str, Any]:
+    """A JSON file the user names, or one line saying why it cannot be read."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(d).__name__}")
+    return d
+
+
 def _model_config(args: argparse.Namespace) -> MoEViTConfig:
     cfg = resolve_config(args.config)
     changes: dict[str, Any] = {}
@@ -161,11 +175,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.hw and args.hw != ck["hw"]:
         raise ValueError(f"{args.checkpoint} is quantized for {ck['hw']!r}, not {args.hw!r}")
     kp = KernelParams(t_in=args.t_in, t_out=args.t_out, attn_p=args.attn_p, axi_bits=args.axi_bits)
-    if args.design:  # a point chosen by `mtl-moe dse`: the parameters the kernels implement
-        d = json.loads(Path(args.design).read_text())
-        kp = KernelParams(t_in=d["t_in"], t_out=d["t_out"], attn_p=d["attn_p"], axi_bits=d["axi_bits"])
+    if args.design:  # a point chosen by `mtl-moe dse`: every knob is implemented, or refused by name
+        from mtl_moe.config import MoEViTConfig
+        from mtl_moe.dse import design_to_kernel_params
+
+        d = _read_json(args.design)
         if d.get("hw") and d["hw"] != ck["hw"]:
             raise ValueError(f"{args.design} was explored for {d['hw']!r}, the checkpoint is {ck['hw']!r}")
+        model = MoEViTConfig.from_dict(ck["config"]).name
+        if d.get("model") and d["model"] != model and not args.any_model:
+            raise ValueError(f"{args.design} was explored for model {d['model']!r}, the checkpoint is "
+                             f"{model!r}: its modeled latency does not apply (run `mtl-moe dse --model` for "
+                             "this model, or pass --any-model to use its kernel parameters anyway)")
+        kp = KernelParams(**design_to_kernel_params(d))
     meta = export(load_quant_model(args.checkpoint), args.out, force=args.force, kp=kp)
     print(json.dumps({"out": args.out, **meta}, indent=2))
     return 0
@@ -274,17 +296,18 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
 
 def cmd_dse(args: argparse.Namespace) -> int:
-    from mtl_moe.dse import run
+    from mtl_moe.dse import format_summary, run
     from mtl_moe.hw import get_hw
 
     s = run(resolve_config(args.model), get_hw(args.preset), args.board, args.out)
-    b = s["best"]
-    print(json.dumps({"modeled": True, "board": s["board"], "hw": s["hw"], "model": s["model"],
-                      "points": s["points"], "fitting": s["fitting"], "latency_ms": b["latency_ms"],
-                      "gops": b["gops"], "dsp": b["dsp"], "bram36": b["bram36"], "uram": b["uram"],
-                      "target_ms": s["target_ms"], "meets_target": s["meets_target"],
-                      "design": b["design"], "design_json": str(Path(args.out) / "design.json")}, indent=2))
+    print(format_summary(s, args.out, as_json=args.json))
     return 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from mtl_moe.hls_lint import main as lint_main
+
+    return lint_main([args.export_dir, *(["--json"] if args.json else [])])
 
 
 DATASET_HELP = ("synthetic (default, generated), nyudv2 or pascal_context (the multi-task layouts of "
@@ -400,8 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--t-out", type=_int_in(1, 256), default=16, help="linear unit: output tile")
     x.add_argument("--attn-p", type=_int_in(1, 64), default=4, help="attention: query rows per K/V pass")
     x.add_argument("--axi-bits", type=int, default=256, choices=[32, 64, 128, 256, 512])
-    x.add_argument("--design", help="design.json from `mtl-moe dse` (overrides --t-in, --t-out, --attn-p, "
-                   "--axi-bits)")
+    x.add_argument("--design", help="design.json from `mtl-moe dse`: its kernel parameters (overrides "
+                   "--t-in, --t-out, --attn-p, --axi-bits); a knob the kernels do not implement is refused")
+    x.add_argument("--any-model", action="store_true",
+                   help="accept a --design explored for another model (its latency then does not apply)")
     x.add_argument("--qonnx", action="store_true", help="QONNX via Brevitas' exporter instead of HLS")
     x.add_argument("--tasks", nargs="*", help="QONNX: tasks to export (default: all)")
     x.add_argument("--n-verify", type=int, default=1, help="QONNX: validation images run through qonnx")
@@ -450,7 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--preset", default="w16a32", help="hardware preset (w16a32, int8)")
     ds.add_argument("--model", default="m3vit-tiny", help="model preset or config file")
     ds.add_argument("--out", required=True, help="folder for dse.json, dse.md, dse.png, design.json")
+    ds.add_argument("--json", action="store_true", help="the summary as one JSON line")
     ds.set_defaults(func=cmd_dse)
+
+    li = sub.add_parser("lint", help="static HLS checks of an export's C++ (clang AST): array ports per "
+                        "pipelined loop, widths, trip counts, DATAFLOW, m_axi widths")
+    li.add_argument("export_dir")
+    li.add_argument("--json", action="store_true")
+    li.set_defaults(func=cmd_lint)
     return p
 
 
@@ -468,10 +500,21 @@ def _run(args: argparse.Namespace) -> int:
     kind = OUTPUTS.get(args.command)
     if kind is None or out is None or os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 claims
         return int(args.func(args) or 0)
-    # reports and evaluations add to (or refresh) a folder of ours; runs need --force or --resume
+    if args.command == "eval" and not _ours_or_empty(out):
+        # eval only (re)writes its own report files, never removes anything: next to a checkpoint
+        # mtl-moe did not train (imported, or from before folders were recorded) it just writes
+        return int(args.func(args) or 0)
+    # evaluations add to (or refresh) a folder of ours; runs need --force or --resume
     reuse = args.command not in ("train", "quantize") or bool(getattr(args, "resume", None))
     with owned(out, kind, force=getattr(args, "force", False), reuse=reuse):
         return int(args.func(args) or 0)
+
+
+def _ours_or_empty(out: str) -> bool:
+    from mtl_moe.outdir import MARKER, read_marker
+
+    d = Path(out)
+    return not d.is_dir() or read_marker(d) is not None or not any(p.name != MARKER for p in d.iterdir())
 
 
 def _os_error(e: OSError) -> str:

@@ -46,11 +46,14 @@ def _compiler() -> str:
     return cxx
 
 
-def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitize: bool = False) -> Path:
+def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitize: bool = False,
+          defines: tuple[str, ...] = ()) -> Path:
     """Compile an export with g++ (cached by a hash of sources and flags).
 
     ``target="lib"``: the ctypes library (sim/csim_api.cpp around top.cpp). ``target="tb"``: the
-    export's own C testbench (tb.cpp + top.cpp), optionally under -fsanitize=address,undefined."""
+    export's own C testbench (tb.cpp + top.cpp), optionally under -fsanitize=address,undefined.
+    ``defines``: extra -D macros, e.g. ``MTL_MOE_NO_FAST_CSIM`` (compile the kernels' synthesised loop
+    bodies instead of their 64-bit C-simulation shortcuts, fixed.h)."""
     ex = Path(export_dir)
     inc = ex / "include"
     main = [SIM_DIR / "csim_api.cpp"] if target == "lib" else [ex / "tb.cpp", ex / "top.cpp"]
@@ -58,7 +61,7 @@ def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitiz
     for s in srcs:
         if not s.is_file():
             raise FileNotFoundError(f"{s} is missing: is {ex} an mtl-moe export folder?")
-    flags = [opt, "-std=c++14", "-fno-strict-aliasing", "-w"]
+    flags = [opt, "-std=c++14", "-fno-strict-aliasing", "-w", *(f"-D{d}" for d in defines)]
     if target == "lib":
         flags += ["-shared", "-fPIC"]
     else:
@@ -85,10 +88,10 @@ def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitiz
     return out
 
 
-def run_testbench(export_dir: str | Path, opt: str = "-O2", sanitize: bool = False
-                  ) -> subprocess.CompletedProcess:
+def run_testbench(export_dir: str | Path, opt: str = "-O2", sanitize: bool = False,
+                  defines: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Build and run the export's C testbench in the export folder (as Vitis csim would)."""
-    exe = build(export_dir, opt, target="tb", sanitize=sanitize)
+    exe = build(export_dir, opt, target="tb", sanitize=sanitize, defines=defines)
     return subprocess.run([str(exe)], cwd=export_dir, capture_output=True, text=True, timeout=600)
 
 

@@ -7,8 +7,9 @@ export fills in only what depends on the model:
   fixed-point types (``fx<W,I,signed,Q,O>``), tile sizes, the nonlinearity tables and the byte
   offset of every tensor in the weight blob — all generated from the model and hardware config;
 - ``weights.bin`` + ``weights.json``: the integer codes of every parameter in the layout the
-  kernels read (linears as (out, in) row-major; expert matrices transposed to that layout), each
-  tensor aligned to the AXI word, with offsets, shapes, formats and a SHA-256;
+  kernels read (linears tile-major, ``mtl_moe.layout``: T_OUT x T_IN tiles of the (out, in) matrix,
+  each one burst; other tensors as row vectors padded to AXI words), each tensor aligned to the AXI
+  word, with offsets, shapes, formats, layouts and a SHA-256;
 - ``top.cpp``: the top function (``s_axilite`` control: task id, image count, buffer addresses;
   ``m_axi`` ports for weights, images and features);
 - ``regmap.json``: the AXI-Lite register map of the top function (``ap_ctrl_hs``) and the byte
@@ -50,6 +51,22 @@ class KernelParams:
     t_out: int = 16
     attn_p: int = 4
     axi_bits: int = 256  # m_axi data width; tensors in weights.bin are aligned to one AXI word
+    attn_lanes: int = 0  # head-dim values per cycle per query row (0: one AXI beat of act values)
+    clock_mhz: float = 300.0  # PL clock: run_hls.tcl's create_clock, build_vivado.tcl's PL0
+    weight_ports: int = 1  # m_axi bundles the weight tiles are read through (the kernels build 1)
+
+    def __post_init__(self) -> None:
+        """A kernel parameter the kernels cannot build is refused here, where it enters (a tile of
+        0 MACs compiled into config.h and crashed the C-sim; P = 0 hung it)."""
+        for name, lo, hi in (("t_in", 1, 256), ("t_out", 1, 256), ("attn_p", 1, 64), ("attn_lanes", 0, 256),
+                             ("weight_ports", 1, 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ConfigError(f"kernel parameter {name} = {v!r} is outside {lo}..{hi}")
+        if self.axi_bits not in (32, 64, 128, 256, 512):
+            raise ConfigError(f"kernel parameter axi_bits = {self.axi_bits!r}: use 32, 64, 128, 256 or 512")
+        if not 1.0 <= float(self.clock_mhz) <= 1000.0:
+            raise ConfigError(f"kernel parameter clock_mhz = {self.clock_mhz!r} is outside 1..1000")
 
 
 # Limits of the kernels' on-chip buffers (checked at export; the message names the limit).
@@ -73,9 +90,27 @@ def _arr(values: Any) -> str:
     return "{" + ", ".join(str(int(v)) for v in np.asarray(values).ravel()) + "}"
 
 
+def _linear_matrices(name: str, c: np.ndarray) -> np.ndarray | None:
+    """A linear weight as (..., N, K) in the linear unit's (out, in) layout, None for a row tensor."""
+    if name == "patch_embed.weight":
+        return c.reshape(c.shape[0], -1)  # (D, C*P*P): im2col order (channel, ky, kx)
+    if name.endswith("experts.w1") or name.endswith("experts.w2"):
+        return c.transpose(0, 2, 1)  # (E, in, out) -> (E, out, in)
+    if name.endswith((".c_attn.weight", ".c_proj.weight", ".c_fc.weight", "router.weight")):
+        return c
+    return None
+
+
 def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarray],
-                 axi_bits: int = 256) -> tuple[bytes, dict[str, Any]]:
-    """The weight blob and its manifest (name → offset, shape, class, storage bytes)."""
+                 axi_bits: int = 256, t_out: int = 16, t_in: int = 16) -> tuple[bytes, dict[str, Any]]:
+    """The weight blob and its manifest (name -> offset, shape, class, storage bytes, layout).
+
+    Linear weights are tile-major (``mtl_moe.layout``: T_OUT x T_IN tiles, each one burst of
+    ``tile_beats`` AXI words); a stack of them (experts, per-task routers) is one tile-major matrix
+    after another, ``stride`` bytes apart. Every other tensor (biases, LayerNorm, cls, pos, task
+    embeddings) is a row vector per last axis, each row padded to whole AXI words (``row_bytes``).
+    """
+    from mtl_moe.layout import TileLayout, pack_tiles
     from mtl_moe.quant import param_type
 
     align = axi_bits // 8
@@ -84,18 +119,104 @@ def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarra
     for name in sorted(codes):
         if ".heads." in f".{name}" or name.startswith("heads.") or ".w_noise" in name:
             continue  # heads run on the host; noise weights are training-only
-        c = codes[name]
-        if name.endswith("experts.w1") or name.endswith("experts.w2"):
-            c = np.ascontiguousarray(c.transpose(0, 2, 1))  # (E, out, in): the linear unit's layout
         t = param_type(name, hw)
         nb = storage_bytes(t.width)
         blob += b"\0" * (-len(blob) % align)
-        tensors[name] = {"offset": len(blob), "shape": list(c.shape), "class": "weight" if t == hw.weight
-                         else "bias", "type": t.ctype(), "bytes": nb}
-        blob += c.astype(f"<i{nb}").tobytes()
-    manifest = {"format": "mtl-moe weights v1", "axi_bits": axi_bits, "bytes": len(blob),
-                "sha256": hashlib.sha256(bytes(blob)).hexdigest(), "tensors": tensors}
+        m = _linear_matrices(name, codes[name])
+        entry: dict[str, Any] = {"offset": len(blob), "class": "weight" if t == hw.weight else "bias",
+                                 "type": t.ctype(), "bytes": nb}
+        if m is not None:
+            stack = m.reshape(-1, *m.shape[-2:])
+            lay = TileLayout(m.shape[-2], m.shape[-1], t_out, t_in, nb, axi_bits)
+            entry.update(shape=list(m.shape), layout="tile-major", t_out=t_out, t_in=t_in,
+                         tile_bytes=lay.tile_bytes, tile_beats=lay.tile_beats, n_tiles=lay.n_tiles,
+                         k_tiles=lay.k_tiles, stride=lay.nbytes)
+            for w in stack:
+                blob += pack_tiles(w, lay)
+        else:
+            c = np.asarray(codes[name])
+            rows = c.reshape(-1, c.shape[-1] if c.ndim else 1).astype(f"<i{nb}")
+            row_bytes = -(-rows.shape[1] * nb // align) * align
+            entry.update(shape=list(c.shape), layout="rows", row_bytes=row_bytes)
+            for r in rows:
+                blob += r.tobytes() + b"\0" * (row_bytes - r.nbytes)
+        tensors[name] = entry
+    blob += b"\0" * (-len(blob) % align)  # whole AXI words
+    manifest = {"format": "mtl-moe weights v2 (tile-major)", "axi_bits": axi_bits, "t_out": t_out,
+                "t_in": t_in, "bytes": len(blob), "sha256": hashlib.sha256(bytes(blob)).hexdigest(),
+                "tensors": tensors}
     return bytes(blob), manifest
+
+
+def unpack_weight(blob: bytes, entry: dict[str, Any], axi_bits: int = 256) -> np.ndarray:
+    """The codes of one tensor of weights.bin from its manifest entry (the inverse of
+    :func:`pack_weights`, in the manifest's shape)."""
+    from mtl_moe.layout import TileLayout, unpack_tiles
+
+    nb, shape, off = entry["bytes"], entry["shape"], entry["offset"]
+    if entry["layout"] == "tile-major":
+        lay = TileLayout(shape[-2], shape[-1], entry["t_out"], entry["t_in"], nb, axi_bits)
+        n = int(np.prod(shape[:-2], dtype=np.int64))
+        mats = [unpack_tiles(blob[off + i * lay.nbytes: off + (i + 1) * lay.nbytes], lay) for i in range(n)]
+        return np.stack(mats).reshape(shape)
+    width = shape[-1] if shape else 1
+    n_rows = int(np.prod(shape[:-1], dtype=np.int64)) if shape else 1
+    rb = entry["row_bytes"]
+    rows = [np.frombuffer(blob[off + i * rb: off + i * rb + width * nb], f"<i{nb}") for i in range(n_rows)]
+    return np.stack(rows).astype(np.int64).reshape(shape)
+
+
+def _bits(v: int) -> int:
+    """Width of a signed integer holding -v..v."""
+    return int(v).bit_length() + 1
+
+
+def kernel_widths(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> dict[str, int]:
+    """The widths (bits) the kernels compute at, derived from the types and the model's sizes.
+
+    A dot product's exact sum needs the product width plus log2(terms) guard bits (golden's range
+    check compares the exact sum with the accumulator type); none needs more than 64 bits, since the
+    golden model refuses any sum that could reach 2^62 (``golden._bound_check``)."""
+    from mtl_moe.rtl import beat_lanes
+
+    x_w = max(hw.input.width, hw.act.width)
+    k_max = max(cfg.in_chans * cfg.patch_size**2, cfg.n_embd, cfg.mlp_hidden, cfg.expert_hidden)
+    n_max = max(3 * cfg.n_embd, cfg.mlp_hidden, cfg.expert_hidden, cfg.n_experts)
+    bias_max = 0
+    for x in (hw.input, hw.act):
+        sh = hw.bias.frac_bits - (x.frac_bits + hw.weight.frac_bits)
+        b = 1 << (hw.bias.width - 1)
+        bias_max = max(bias_max, (b >> sh) + 1 if sh > 0 else b << -sh)
+    a, e = hw.act, hw.exp
+    return {"fm": x_w, "k_max": k_max, "n_max": n_max,
+            "acc": min(_bits(k_max * (1 << (x_w - 1)) * (1 << (hw.weight.width - 1)) + bias_max), 64),
+            "dot": min(_bits(cfg.head_dim << (2 * a.width - 2)), 64),
+            "av": min(_bits(cfg.n_tokens * ((1 << e.width) - 1) * (1 << (a.width - 1))), 64),
+            "moe_sum": min(_bits(cfg.top_k << (a.width - 1)), 64),
+            "attn_lanes": getattr(kp, "attn_lanes", 0) or beat_lanes(kp.axi_bits, a.width)}
+
+
+def _width_lines(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> list[str]:
+    """config.h: :func:`kernel_widths` and the accumulator's range on each product grid."""
+    w = kernel_widths(cfg, hw, kp)
+    x_w, k_max, n_max, acc = w["fm"], w["k_max"], w["n_max"], w["acc"]
+    lines = ["// widths (bits) the kernels compute at, from the types (hls_export._width_lines)",
+             f"const int FM_W = {x_w};  // feature-map codes: max(input, act)",
+             f"const int K_MAX = {k_max}, N_MAX = {n_max};  // the linear unit's largest K and N",
+             f"const int ACC_W = {acc};  // exact sum of K_MAX products and a bias",
+             f"const int DOT_W = {w['dot']}, AV_W = {w['av']}, MOE_SUM_W = {w['moe_sum']};"
+             "  // q.k, sum p.v, gated expert sum",
+             f"const int ATTN_LANES = {w['attn_lanes']};"
+             "  // head-dim values per cycle per query row (one AXI beat of act values)"]
+    for name, x in (("INPUT", hw.input), ("ACT", hw.act)):  # accumulator range on each product grid
+        k = hw.accum.frac_bits - (x.frac_bits + hw.weight.frac_bits)
+        lo, hi = hw.accum.min_code, hw.accum.max_code
+        lo, hi = (-((-lo) >> k), hi >> k) if k >= 0 else (lo << -k, (hi << -k) + (1 << -k) - 1)
+        cap = 1 << (acc - 1)
+        lo, hi = max(lo, -cap), min(hi, cap - 1)
+        lines.append(f"#define ACC_LO_{name} ({lo + 1}LL - 1)")  # (a literal -2^63 would not parse)
+        lines.append(f"#define ACC_HI_{name} ({hi}LL)")
+    return lines
 
 
 def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any], kp: KernelParams) -> str:
@@ -118,6 +239,7 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
     types = {f"{k}_t": v for k, v in hw.tensor_classes().items()}
     types.update(gelu_entry_t=nl.gelu.entry, exp_entry_t=nl.exp.entry, recip_entry_t=nl.recip.entry,
                  rsqrt_entry_t=nl.rsqrt.entry, log2e_t=nl.log2e)
+    from mtl_moe.layout import TileLayout
     from mtl_moe.nonlinear import LOG2E
     lines = [
         "// Generated by mtl-moe export from the model and hardware config. Do not edit.",
@@ -138,26 +260,50 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
         "  // router kind: 0 per_task, 1 shared, 2 task_conditioned",
         f"const int T_IN = {kp.t_in}, T_OUT = {kp.t_out}, ATTN_P = {kp.attn_p}, AXI_BITS = {kp.axi_bits};",
         "const int MAX_ROWS = N_TOKENS;",
+        "const int BATCH_TRIP = 1;  // images per call in the latency report (LOOP_TRIPCOUNT)",
         f"const int PACK_SHIFT = {PACK_SHIFT}, MAC_PACK2_MAX_IN_W = {pack_w};"
         "  // linear-unit inputs this narrow share a DSP48E2 by twos (mtl_moe.hw.mac_pack2)", "",
         "// fixed-point types: fx<W, I, signed, rounding, overflow> = ap_fixed<W, I, Q, O>",
         *[f"typedef {_fx(t)} {n};  // {t.ctype()}" for n, t in types.items()],
         f"const int WEIGHT_BYTES = {storage_bytes(hw.weight.width)}, "
-        f"BIAS_BYTES = {storage_bytes(hw.bias.width)};",
-        f"const i64 LN_EPS_CODE = {eps};  // ln_eps = {cfg.ln_eps} on the ln_stat grid",
-        f"const i64 LOG2E_CODE = {int(nl.log2e.from_float(np.array(LOG2E))[()])};", "",
-        "// nonlinearity tables (mtl_moe/nonlinear.py): entry k at lo + k * 2^-step",
+        f"BIAS_BYTES = {storage_bytes(hw.bias.width)}, IN_BYTES = {storage_bytes(hw.input.width)}, "
+        f"OUT_BYTES = {storage_bytes(hw.act.width)};  // element storage in DDR (regmap.storage_bytes)",
+        f"const int LN_EPS_CODE = {eps};  // ln_eps = {cfg.ln_eps} on the ln_stat grid",
+        f"const int LOG2E_CODE = {int(nl.log2e.from_float(np.array(LOG2E))[()])};", "",
+        *_width_lines(cfg, hw, kp), "",
+        "// nonlinearity tables (mtl_moe/nonlinear.py): entry k at lo + k * 2^-step (ROMs)",
     ]
     for k, tab in tabs.items():
         ts = getattr(nl, k)
         u = k.upper()
         lines += [f"const int {u}_N = {len(tab)}, {u}_STEP_LOG2 = {ts.step_log2};",
-                  f"const i64 {u}_TAB[{u}_N] = {_arr(tab)};"]
-    lines += ["", "// byte offsets of the tensors in weights.bin (-1: not in this model)",
-              f"const long OFF_PATCH_W = {off('patch_embed.weight')}, "
+                  f"const {k}_entry_t::raw {u}_TAB[{u}_N] = {_arr(tab)};"]
+    word = kp.axi_bits // 8
+    tile = TileLayout(1, 1, kp.t_out, kp.t_in, storage_bytes(hw.weight.width), kp.axi_bits)
+    n_in = cfg.in_chans * cfg.img_size[0] * cfg.img_size[1] * storage_bytes(hw.input.width)
+    n_out = cfg.n_embd * cfg.n_patches * storage_bytes(hw.act.width)
+
+    def stride(name: str, key: str) -> int:
+        e = T.get(name.format(next((i for i in range(L) if name.format(i) in T), 0)))
+        return int(e[key]) if e is not None else 0
+
+    lines += ["", "// AXI words (m_axi depth= for one image in cosim) and tile bursts (mtl_moe.layout)",
+              f"const int W_WORDS = {manifest['bytes'] // word}, IMG_WORDS = {-(-n_in // word)}, "
+              f"FEAT_WORDS = {-(-n_out // word)};",
+              f"const int TILE_BEATS = {tile.tile_beats};"
+              "  // AXI words per T_OUT x T_IN weight tile",
+              "", "// byte offsets of the tensors in weights.bin (-1: not in this model); strides in bytes",
+              f"const int OFF_PATCH_W = {off('patch_embed.weight')}, "
               f"OFF_PATCH_B = {off('patch_embed.bias')};",
-              f"const long OFF_CLS = {off('cls_token')}, OFF_POS = {off('pos_embed')};",
-              f"const long OFF_LNF_W = {off('ln_f.weight')}, OFF_LNF_B = {off('ln_f.bias')};"]
+              f"const int OFF_CLS = {off('cls_token')}, OFF_POS = {off('pos_embed')}, "
+              f"POS_ROW_BYTES = {T['pos_embed']['row_bytes']};",
+              f"const int OFF_LNF_W = {off('ln_f.weight')}, OFF_LNF_B = {off('ln_f.bias')};",
+              f"const int STRIDE_EXP_W1 = {stride('blocks.{}.mlp.experts.w1', 'stride')}, "
+              f"STRIDE_EXP_W2 = {stride('blocks.{}.mlp.experts.w2', 'stride')}, "
+              f"STRIDE_EXP_B1 = {stride('blocks.{}.mlp.experts.b1', 'row_bytes')}, "
+              f"STRIDE_EXP_B2 = {stride('blocks.{}.mlp.experts.b2', 'row_bytes')};",
+              f"const int STRIDE_ROUTER_W = {stride('blocks.{}.mlp.router.weight', 'stride')}, "
+              f"STRIDE_TASK_EMB = {stride('blocks.{}.mlp.router.task_emb', 'row_bytes')};"]
     per = {"LN1_W": "blocks.{}.ln_1.weight", "LN1_B": "blocks.{}.ln_1.bias",
            "QKV_W": "blocks.{}.attn.c_attn.weight", "QKV_B": "blocks.{}.attn.c_attn.bias",
            "PROJ_W": "blocks.{}.attn.c_proj.weight", "PROJ_B": "blocks.{}.attn.c_proj.bias",
@@ -167,7 +313,7 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
            "ROUTER_W": "blocks.{}.mlp.router.weight", "TASK_EMB": "blocks.{}.mlp.router.task_emb",
            "EXP_W1": "blocks.{}.mlp.experts.w1", "EXP_B1": "blocks.{}.mlp.experts.b1",
            "EXP_W2": "blocks.{}.mlp.experts.w2", "EXP_B2": "blocks.{}.mlp.experts.b2"}
-    lines += [f"const long OFF_{k}[N_LAYER] = {per_layer(v)};" for k, v in per.items()]
+    lines += [f"const int OFF_{k}[N_LAYER] = {per_layer(v)};" for k, v in per.items()]
     lines += ["", "}  // namespace cfg", "}  // namespace mtl_moe", ""]
     return "\n".join(lines)
 
@@ -176,33 +322,48 @@ TOP_CPP = """// Generated by mtl-moe export. The accelerator's top function.
 #include "config.h"
 #include "mtl_moe/kernels.h"
 
-long long mtl_moe::g_wrap_overflows = 0;
+#ifndef __SYNTHESIS__
+unsigned mtl_moe::g_wrap_overflows = 0;  // C-simulation only (fixed.h)
+#endif
 
 using namespace mtl_moe;
-typedef ap_int<cfg::input_t::W> input_raw;
 
-// One call runs n_images images of one task: images (n, C, H, W) input codes in, backbone
-// features (n, D, GRID_H, GRID_W) act codes out; weights is the packed weights.bin.
-extern "C" void mtl_moe_top(const unsigned char* weights, const input_raw* images, act_raw* features,
-                            int task, int n_images) {
-#pragma HLS INTERFACE m_axi port = weights bundle = gmem_w offset = slave max_widen_bitwidth = AXI_W
-#pragma HLS INTERFACE m_axi port = images bundle = gmem_io offset = slave
-#pragma HLS INTERFACE m_axi port = features bundle = gmem_io offset = slave
+// One call runs n_images images of one task: images (n, C, H, W) input codes in, backbone features
+// (n, D, GRID_H, GRID_W) act codes out; weights is weights.bin (tile-major linears, mtl_moe/layout.py).
+// Every port is AXI_W bits wide; codes are packed little-endian at their storage bytes
+// (mtl_moe.deploy.regmap.storage_bytes), so the bytes in DDR are those the driver writes.
+extern "C" void mtl_moe_top(const ap_uint<AXI_W>* weights, const ap_uint<AXI_W>* images,
+                            ap_uint<AXI_W>* features, int task, int n_images) {
+#pragma HLS INTERFACE m_axi port = weights bundle = gmem_w offset = slave depth = @W_WORDS@ latency = 64 \\
+    max_read_burst_length = 256 num_read_outstanding = 16 max_widen_bitwidth = AXI_W
+#pragma HLS INTERFACE m_axi port = images bundle = gmem_io offset = slave depth = @IMG_WORDS@ latency = 64 \\
+    max_read_burst_length = 256 max_widen_bitwidth = AXI_W
+#pragma HLS INTERFACE m_axi port = features bundle = gmem_io offset = slave depth = @FEAT_WORDS@ \\
+    latency = 64 max_write_burst_length = 256 max_widen_bitwidth = AXI_W
 #pragma HLS INTERFACE s_axilite port = task
 #pragma HLS INTERFACE s_axilite port = n_images
 #pragma HLS INTERFACE s_axilite port = return
     if (task < 0 || task >= cfg::N_TASKS) return;  // unknown task: no memory access at all
-    static i64 img[cfg::IN_CHANS * cfg::IMG_H * cfg::IMG_W];
-    static i64 feat[cfg::N_EMBD * cfg::N_PATCHES];
-    const long n_in = (long)cfg::IN_CHANS * cfg::IMG_H * cfg::IMG_W;
-    const long n_out = (long)cfg::N_EMBD * cfg::N_PATCHES;
+    axi_word carry = 0;                           // a feature word shared by two images
     for (int b = 0; b < n_images; b++) {
-        for (long i = 0; i < n_in; i++) img[i] = images[b * n_in + i];
-        backbone(img, task, weights, feat);
-        for (long i = 0; i < n_out; i++) features[b * n_out + i] = feat[i];
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = BATCH_TRIP
+        backbone(weights, images, b, task, features, carry);
     }
+    const int PER = cfg::AXI_BITS / (8 * cfg::OUT_BYTES);
+    const int n_codes = n_images * N_OUT;
+    if (n_images > 0 && n_codes % PER != 0) features[n_codes / PER] = carry;  // the last, partial word
 }
 """
+
+
+def top_cpp(config_text: str, kp: KernelParams) -> str:
+    """top.cpp for a config.h: the AXI width and the m_axi depths (words of one image) filled in."""
+    import re
+
+    text = TOP_CPP.replace("AXI_W", str(kp.axi_bits))
+    for k in ("W_WORDS", "IMG_WORDS", "FEAT_WORDS"):
+        text = text.replace(f"@{k}@", re.search(rf"\b{k} = (\d+)", config_text).group(1))
+    return text
 
 
 def read_export(export_dir: str | Path) -> tuple[dict[str, Any], MoEViTConfig, HardwareSpec]:
@@ -250,9 +411,12 @@ def _samples(cfg: MoEViTConfig, out: Path, n: int = 4, seed: int = 0) -> None:
 
 
 def _tcl(out: Path, cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams, n_bytes: int, task: int) -> None:
+    # the design's clock (kernel params; older KernelParams without it: the board default), written
+    # into run_hls.tcl's create_clock and build_vivado.tcl's PL0 clock
+    mhz = float(getattr(kp, "clock_mhz", None) or BOARD["clock_mhz"])
     subs = {"@HLS_INCLUDE@": "include", "@TB_TASK@": str(task), "@WEIGHT_BYTES@": str(n_bytes),
-            "@PART@": BOARD["part"], "@BOARD@": BOARD["board"], "@CLOCK_MHZ@": str(BOARD["clock_mhz"]),
-            "@CLOCK_NS@": f"{1000 / BOARD['clock_mhz']:.3f}",
+            "@PART@": BOARD["part"], "@BOARD@": BOARD["board"], "@CLOCK_MHZ@": f"{mhz:g}",
+            "@CLOCK_NS@": f"{1000 / mhz:.3f}",
             **{f"@{k.upper()}@": v for k, v in IP.items()}}
     for name in ("run_hls.tcl", "build_vivado.tcl"):
         text = (TEMPLATES / name).read_text()
@@ -278,11 +442,12 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
 
     cfg, hw = qmodel.config, qmodel.hw
     codes = export_codes(qmodel)
-    blob, manifest = pack_weights(cfg, hw, codes, kp.axi_bits)
+    blob, manifest = pack_weights(cfg, hw, codes, kp.axi_bits, kp.t_out, kp.t_in)
     (out / "weights.bin").write_bytes(blob)
     (out / "weights.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    (out / "config.h").write_text(config_header(cfg, hw, manifest, kp))
-    (out / "top.cpp").write_text(TOP_CPP.replace("AXI_W", str(kp.axi_bits)))
+    config_text = config_header(cfg, hw, manifest, kp)
+    (out / "config.h").write_text(config_text)
+    (out / "top.cpp").write_text(top_cpp(config_text, kp))
     inc = out / "include" / "mtl_moe"  # the kernel library travels with the project
     inc.mkdir(parents=True)
     for h in sorted((HLS_INCLUDE / "mtl_moe").glob("*.h")):
@@ -299,7 +464,10 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
             "config_h_sha256": hashlib.sha256((out / "config.h").read_bytes()).hexdigest(),
             "testbench_task": cfg.tasks[tb_task].name,
             "ip_vlnv": f"{IP['vendor']}:{IP['library']}:{IP['ipname']}:{IP['version']}",
-            "part": BOARD["part"], "board": BOARD["board"], "clock_mhz": BOARD["clock_mhz"],
+            "part": BOARD["part"], "board": BOARD["board"], "clock_mhz": kp.clock_mhz,
             "image_mean": list(IMAGE_MEAN), "image_std": list(IMAGE_STD)}  # host-side normalisation
+    from mtl_moe.onchip import check_onchip
+
+    meta["onchip"] = check_onchip(cfg, hw, kp)  # refuses a design that does not fit the ZCU104
     (out / "export.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta

@@ -1,31 +1,28 @@
-"""Performance model of the accelerator (modeled figures — no hardware was run).
+"""Performance model of the accelerator (modeled figures — no hardware was run, and the HLS kernels'
+schedules are modeled, not verified by Vitis here).
 
-A cycle count per kernel from first principles, for the Edge-MoE architecture our kernels follow:
+A cycle count per kernel from the loop structure of the exported kernels (``hls/include/mtl_moe``):
 every kernel is a pipelined loop at II = 1 whose trip count is known from the model and design
-parameters, unless its DDR traffic is the bottleneck. Memory traffic goes through ``m_axi`` ports of
-``axi_bits`` that reach DDR through the PS's HP ports of ``port_bits`` at the PL clock, so one AXI
-beat takes ``axi_bits / port_bits`` cycles (2 for 256-bit beats on 128-bit HP ports). Assumptions,
-each a parameter of :class:`Design` or :class:`Board`:
+parameters, unless its DDR traffic is the bottleneck. Each formula in :meth:`PerfModel.kernels` and
+:meth:`PerfModel.linear` names the kernel loop it counts.
 
-- linear unit: ``tiles = ceil(N / t_out) · ceil(K / t_in)`` weight tiles, each applied to every row
-  (one row a cycle). With ping-pong tile buffers (ours: kernels.h ``linear_unit``, the RTL
-  ``hw_tests/rtl/linear_engine.sv``) tile j+1 loads while tile j computes and the read requests are
-  pipelined, so a layer takes ``first_tile + latency + (tiles - 1) · max(rows, tile_load) + rows +
-  drain`` cycles — checked against the RTL's measured cycles within 10%
-  (``hw_tests/test_linear_engine.py``). Without overlap (Edge-MoE's top function calls
-  load_linear_weights, then compute_linear) the layer's ``N · ceil(K / w_per_beat)`` weight beats
-  load first, then ``rows · tiles`` cycles of compute. Input/output streams overlap with compute;
-- attention (P query rows per pass): Q·Kᵀ and A·V each stream every K (V) row once per group of P
-  rows, one beat a cycle: ``ceil(T / P) · T · n_head · ceil(head_dim / f_per_beat)`` beats —
-  exactly the reads of the RTL address generator (``hw_tests/test_attn_addr_gen.py``) and the
-  kernel's loops — DDR-bound; the softmax runs in the same dataflow region and is hidden;
-- gate: per token ``ceil(D / f_per_beat)`` (logits) + ``3 E`` (softmax update, II = 3) + ``E``
-  (top-k insertion) cycles;
-- MoE: for each active expert, load W1, run its queue, load W2, run it; token counts per expert are
-  an input (routing statistics of real images), uniform by default;
-- LayerNorm: per row, the RTL unit's time with one beat of lanes (``mtl_moe.rtl.layernorm_timing``:
-  input, centring and output passes plus 8 cycles; rows one at a time), or the row's DDR read and
-  write if slower; two per block and the final one; residual add: one pass.
+**Memory system** (:class:`Board`, every figure with its source in ``Board.sources``): the kernels'
+``m_axi`` bundles of ``axi_bits`` reach DDR through the PS's 128-bit S_AXI_HP*_FPD ports at the PL
+clock. UG1085 ("PL-PS Interface Specifics") says those ports do not reach DDR independently: HP1 and
+HP2 share one DDR-controller port (XPI), HP0 shares one with the DisplayPort master, HP3 one with the
+FPD DMA. Ports active together get ``min(own port, their XPI's share, their share of the DDR peak x
+ddr_efficiency)`` (:meth:`PerfModel.port_rates`). The export maps weight port 0 to HP1, weight port 1 to
+HP3 (distinct XPIs: HP1 + HP2 would share XPI 4 and give two ports one port's bandwidth) and the io
+bundle (image in, features out: a few hundred kB an image, latency-tolerant) to HP0, whose XPI it
+shares with DisplayPort. A tile load costs ``ceil(tile_beats / weight_ports)`` beats at the port's
+rate plus a per-burst overhead; a call's first read waits the first-beat latency.
+
+**Ours** (``Design()``): one shared linear unit, ping-pong weight tiles in a DATAFLOW load → compute →
+store, tile-major weights (each tile one burst of ``mtl_moe.layout.TileLayout.tile_beats`` beats),
+attention with P query rows reading K/V from on-chip buffers at ``attn_lanes`` values a cycle, every
+feature map on chip. **Edge-MoE** (``DESIGNS["edge-moe"]``): load-then-compute linears, Q/K/V as three
+linears, its own router lanes, feature maps and K/V in DDR scratch — kept so ``validate_edge_moe``
+reproduces its published 34.64 ms.
 
 LUT/FF count only the RTL datapath units (``hw_tests/rtl``) from their Yosys rows in
 ``hw_tests/results/units.json``, times how many of each a design point instantiates
@@ -42,13 +39,60 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from mtl_moe.config import MoEViTConfig
 from mtl_moe.hw import HardwareSpec, mac_pack2
+from mtl_moe.layout import TileLayout
 from mtl_moe.rtl import beat_lanes, layernorm_lanes, layernorm_timing
+
+MODELED_NOTE = "modeled; schedule not verified by Vitis here"
+
+# ---- the PS memory system (UG1085) ------------------------------------------------------------
+# Which DDR-controller port (XPI) each S_AXI_HP*_FPD port reaches DDR through: ports with the same
+# value share that XPI. UG1085 numbers only the HP1/HP2 one (XPI 4); the others are named by the
+# master they share with.
+HP_XPI = {"HP0": "XPI shared with DisplayPort", "HP1": "XPI 4 (HP1 + HP2)", "HP2": "XPI 4 (HP1 + HP2)",
+          "HP3": "XPI shared with the FPD DMA"}
+WEIGHT_HP = ("HP1", "HP3")  # weight port 0 -> HP1, weight port 1 -> HP3 (build_vivado.tcl)
+IO_HP = "HP0"  # images in, features out (and Edge-MoE's feature-map scratch)
+SHARING_NOTE = ("UG1085 v2.4 (2023-12-21), 'PL-PS Interface Specifics': 'The S_AXI_HP1_FPD and S_AXI_HP2_FPD "
+                "interfaces share exclusive access to an AXI Port Interface (XPI 4) ... S_AXI_HP0_FPD shares "
+                "an "
+                "XPI port on the memory controller with the DisplayPort master ... and S_AXI_HP3_FPD with "
+                "the "
+                "FPD DMA controller'")
+DDR_EFFICIENCY_NOTE = ("assumed 0.75 of the DDR peak for all PL ports together (the APU shares the "
+                       "controller): "
+                       "UG1085 publishes no DDR-controller efficiency for Zynq UltraScale+; the nearest "
+                       "published "
+                       "figure is the Zynq-7000 TRM (UG585, 'DDR Efficiency'): 'the DDR controller was "
+                       "designed to "
+                       "have a maximum efficiency of approximately 75%' (87-97% measured there for "
+                       "sequential "
+                       "bursts of 4 HP masters). A parameter (Board.ddr_efficiency), not a measurement of "
+                       "this board")
+XPI_NOTE = ("assumed: UG1085 states the sharing but no XPI bandwidth; the HP ports' PS side is 128-bit "
+            "(UG1085 'AXI FIFO Interface'), so ports on one XPI are taken to share one 128-bit beat per PL "
+            "cycle")
+READ_LATENCY_NOTE = ("assumed 64 PL cycles at 300 MHz = 213 ns: Vitis HLS schedules m_axi reads with a "
+                     "default "
+                     "latency of 64 kernel cycles (UG1399, 'Options for Controlling AXI4 Burst Behavior'); "
+                     "UG1085 "
+                     "('AXI FIFO Interface') says only that the DDR access latency 'is expected to vary "
+                     "across a "
+                     "wide range'; no measured ZCU102/ZCU104 figure was found. Paid by each call's first "
+                     "read")
+BURST_NOTE = ("assumed 10 ns (3 PL cycles at 300 MHz) per AXI burst: AR handshake and AFI command "
+              "acceptance, "
+              "with read requests pipelined (UG1085 'AXI Interface Programming': the AFI accepts 8 read "
+              "commands and issues up to 16; UG1399: num_read_outstanding 16 by default), so the next tile's "
+              "first-beat latency is hidden behind the current one; no published figure. dse.md gives the "
+              "fastest point's latency if every tile burst paid the full read latency instead")
 
 
 @dataclass(frozen=True)
@@ -64,36 +108,45 @@ class Board:
     uram: int
     port_bits: int  # PS-PL HP port width
     ddr_gbs: float  # peak DDR bandwidth of the PS memory controller
-    read_latency_ns: float = 0.0  # a read request to its first beat (0: not modeled)
+    read_latency_ns: float = 0.0  # a read request to its first beat
+    ddr_efficiency: float = 1.0  # share of the DDR peak the PL ports get together
+    burst_overhead_ns: float = 0.0  # idle time a master's port spends per AXI burst
+    xpi_bits: int = 1 << 30  # data path of one DDR-controller port (XPI) per PL cycle, shared by its HP ports
+    hp_xpi: dict[str, str] = field(default_factory=lambda: dict(HP_XPI))  # HP port -> its XPI
     sources: dict[str, str] = field(default_factory=dict)
 
 
-READ_LATENCY_NOTE = ("0 (not modeled): no cited PL-to-PS-DDR read latency; the linear unit pays it once "
-                     "per layer (pipelined requests), so it adds latency x linear calls per image")
+def _ps_sources(resources: str, ddr: str) -> dict[str, str]:
+    return {"resources": resources, "port_bits": "Zynq UltraScale+ S_AXI_HP0..3_FPD are 128-bit (UG1085)",
+            "ddr_gbs": ddr, "ddr_efficiency": DDR_EFFICIENCY_NOTE, "port_sharing": SHARING_NOTE,
+            "xpi_bits": XPI_NOTE, "read_latency_ns": READ_LATENCY_NOTE, "burst_overhead_ns": BURST_NOTE,
+            "port_map": f"weight ports -> {', '.join(WEIGHT_HP)}, io -> {IO_HP} (build_vivado.tcl): the two "
+                        "weight ports on distinct XPIs; the small image/feature traffic on the port that "
+                        "shares its XPI with DisplayPort"}
+
+
+_PS = {"port_bits": 128, "ddr_gbs": 19.2, "read_latency_ns": 64 * 1000 / 300, "ddr_efficiency": 0.75,
+       "burst_overhead_ns": 10.0, "xpi_bits": 128}
 BOARDS = {
-    "zcu102": Board("zcu102", "xczu9eg-ffvb1156-2-e", dsp=2520, lut=274080, ff=548160, bram36=912,
-                    uram=0,
-                    port_bits=128, ddr_gbs=19.2, sources={
-                        "resources": "../shared/REFERENCE.md (xczu9eg: 2520 DSP, ~274k LUT, ~548k FF, "
-                                     "912 BRAM36)",
-                        "port_bits": "Zynq UltraScale+ S_AXI_HP0..3_FPD are 128-bit (UG1085)",
-                        "ddr_gbs": "PS DDR4 64-bit at 2400 MT/s = 19.2 GB/s peak (UG1182)",
-                        "read_latency_ns": READ_LATENCY_NOTE}),
-    "zcu104": Board("zcu104", "xczu7ev-ffvc1156-2-e", dsp=1728, lut=230400, ff=460800, bram36=312,
-                    uram=96,
-                    port_bits=128, ddr_gbs=19.2, sources={
-                        "resources": "../shared/REFERENCE.md (xczu7ev: 1728 DSP48E2, 230,400 LUT, "
-                                     "460,800 FF, "
-                                     "312 BRAM36, 96 URAM)",
-                        "port_bits": "Zynq UltraScale+ S_AXI_HP0..3_FPD are 128-bit (UG1085)",
-                        "ddr_gbs": "PS DDR4 64-bit at 2400 MT/s = 19.2 GB/s peak (UG1267)",
-                        "read_latency_ns": READ_LATENCY_NOTE}),
+    "zcu102": Board("zcu102", "xczu9eg-ffvb1156-2-e", dsp=2520, lut=274080, ff=548160, bram36=912, uram=0,
+                    **_PS, sources=_ps_sources(
+                        "../shared/REFERENCE.md (xczu9eg: 2520 DSP, ~274k LUT, ~548k FF, 912 BRAM36)",
+                        "PS DDR4 64-bit at 2400 MT/s = 19.2 GB/s peak (UG1182)")),
+    "zcu104": Board("zcu104", "xczu7ev-ffvc1156-2-e", dsp=1728, lut=230400, ff=460800, bram36=312, uram=96,
+                    **_PS, sources=_ps_sources(
+                        "../shared/REFERENCE.md (xczu7ev: 1728 DSP48E2, 230,400 LUT, 460,800 FF, 312 BRAM36, "
+                        "96 URAM)", "PS DDR4 64-bit at 2400 MT/s = 19.2 GB/s peak (UG1267)")),
 }
 
 
 @dataclass(frozen=True)
 class Design:
-    """Parallelism and structure of the accelerator (what ``mtl-moe export`` / the DSE choose)."""
+    """Parallelism and structure of the accelerator (what ``mtl-moe export`` / the DSE choose).
+
+    The knobs the exported kernels implement: ``t_in``, ``t_out``, ``attn_p``, ``axi_bits``,
+    ``attn_lanes``, ``clock_mhz``, ``weight_ports`` (:data:`KERNEL_KNOBS`). The other fields are fixed
+    facts of ours (one linear unit; ping-pong tiles; fused QKV; router on the linear unit; K/V and
+    feature maps on chip) and exist only to describe the published Edge-MoE design."""
 
     name: str = "ours"
     t_in: int = 16
@@ -101,24 +154,24 @@ class Design:
     attn_p: int = 4
     axi_bits: int = 256
     clock_mhz: float = 300.0
-    overlap_weight_load: bool = True  # ping-pong: the next weights load while the unit computes
-    fused_qkv: bool = True  # one 3D-wide linear for Q, K, V (Edge-MoE: three D-wide ones)
-    # The options below are modeled architecture choices for the DSE; the exported C++ kernels
-    # implement t_in, t_out, attn_p and axi_bits so far.
-    n_linear: int = 1  # linear units working on different output tiles
-    kv_on_chip: bool = False  # K and V of a layer held on chip: attention no longer re-streams DDR
     attn_lanes: int = 0  # head-dim values per cycle per query row in attention (0: one AXI beat's worth)
-    weight_ports: int = 1  # HP ports the weight loads are spread over
-    fm_on_chip: bool = False  # feature maps stay on chip between kernels (Edge-MoE: DDR scratch)
+    weight_ports: int = 1  # m_axi bundles the weight blob is read through (1 or 2), beats of a tile split
+    overlap_weight_load: bool = True  # ping-pong: the next tile loads while the unit computes
+    fused_qkv: bool = True  # one 3D-wide linear for Q, K, V (Edge-MoE: three D-wide ones)
+    kv_on_chip: bool = True  # attention reads K/V from on-chip buffers (Edge-MoE: re-streamed from DDR)
+    fm_on_chip: bool = True  # feature maps stay on chip between kernels (Edge-MoE: DDR scratch)
     gate_on_linear: bool = True  # router logits on the shared linear unit (Edge-MoE: own MAC lanes)
 
 
+KERNEL_KNOBS = ("t_in", "t_out", "attn_p", "axi_bits", "attn_lanes", "clock_mhz", "weight_ports")
+OURS_FIXED = {f.name: f.default for f in fields(Design) if f.name not in KERNEL_KNOBS and f.name != "name"}
+
 DESIGNS = {
     # Edge-MoE as published (ICCAD'23): 16x16 linear unit, P = 4, 256-bit AXI, 300 MHz; its top
-    # function calls load_linear_weights and compute_linear one after the other, and computes Q, K, V
-    # with three separate linears.
+    # function calls load_linear_weights and compute_linear one after the other, computes Q, K, V
+    # with three separate linears, and moves feature maps through DDR scratch buffers.
     "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, overlap_weight_load=False, fused_qkv=False,
-                       gate_on_linear=False),
+                       gate_on_linear=False, kv_on_chip=False, fm_on_chip=False),
     "ours": Design(),
 }
 
@@ -136,6 +189,7 @@ NO_RTL_UNIT = ["attention Q.K^T / A.V MAC lanes", "router logits' MAC lanes "
                "(when not on the linear unit) and its softmax over experts",
                "residual add, requantisers (the linear unit's are in linear_engine.sv, without a Yosys row)"]
 Units = dict[tuple[str, str], dict[str, Any]]  # (unit, hardware preset) -> one row of units.json
+HLS_MAX_BURST = 16  # Vitis HLS max_read_burst_length default (UG1399): Edge-MoE's whole-layer reads
 
 
 @functools.lru_cache(maxsize=4)
@@ -149,6 +203,12 @@ def load_units(path: str = str(UNITS_JSON)) -> Units:
 
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def _storage_bytes(width: int) -> int:
+    from mtl_moe.deploy.regmap import storage_bytes
+
+    return storage_bytes(width)
 
 
 def attention_groups(n_tokens: int, attn_p: int) -> int:
@@ -168,9 +228,11 @@ def _dsp_per_mac(a_bits: int, b_bits: int) -> float:
 
 def ideal_memory(board: Board, axi_bits: int, latency_cycles: float, clock_mhz: float = 300.0) -> Board:
     """``board`` with the memory the RTL tests read from (cocotbext-axi's AxiRam): one ``axi_bits``
-    beat a cycle, no DDR cap, a fixed first-beat latency — what the model is put on to compare its
-    cycles with the RTL's."""
+    beat a cycle on every port, no sharing, no DDR cap, no per-burst overhead, a fixed first-beat
+    latency — what the model is put on to compare its cycles with the RTL's."""
     return replace(board, name=f"{board.name}+ideal-memory", port_bits=axi_bits, ddr_gbs=float("inf"),
+                   ddr_efficiency=1.0, burst_overhead_ns=0.0, xpi_bits=1 << 30,
+                   hp_xpi={h: h for h in board.hp_xpi},
                    read_latency_ns=latency_cycles * 1000.0 / clock_mhz,
                    sources={**board.sources, "memory": "ideal: one beat a cycle (cocotb AxiRam), "
                             f"{latency_cycles} cycles to the first beat"})
@@ -184,36 +246,85 @@ class PerfModel:
     board: Board
     tokens_per_expert: list[list[int]] | None = None  # per MoE block: token count of each expert
     units: Units | None = None  # Yosys rows of the RTL units; None: hw_tests/results/units.json
+    weight_hp: tuple[str, ...] = WEIGHT_HP  # HP port of each weight bundle (build_vivado.tcl's mapping)
 
-    # ---- primitives -------------------------------------------------------------------------
+    # ---- memory system ----------------------------------------------------------------------
+    def port_rates(self, hps: Sequence[str]) -> list[float]:
+        """Bytes per PL cycle each of the HP ports ``hps`` delivers while they are active together:
+        its own width (or the m_axi's, if narrower), its share of its XPI (UG1085 port sharing), its
+        share of the DDR peak times the board's DDR efficiency."""
+        d, b = self.design, self.board
+        own = min(d.axi_bits, b.port_bits) / 8
+        on_xpi = Counter(b.hp_xpi[h] for h in hps)
+        ddr = b.ddr_gbs * b.ddr_efficiency * 1e9 / (d.clock_mhz * 1e6) / len(hps)
+        return [min(own, b.xpi_bits / 8 / on_xpi[b.hp_xpi[h]], ddr) for h in hps]
+
+    @property
+    def weight_hps(self) -> tuple[str, ...]:
+        if not 1 <= self.design.weight_ports <= len(self.weight_hp):
+            raise ValueError(f"weight_ports = {self.design.weight_ports}: the export maps "
+                             f"1..{len(self.weight_hp)} "
+                             f"weight bundles ({', '.join(self.weight_hp)})")
+        return self.weight_hp[:self.design.weight_ports]
+
+    @property
+    def weight_bytes_per_cycle(self) -> float:
+        """Weight-load bandwidth of the weight ports together (they are what is active during loads)."""
+        return sum(self.port_rates(self.weight_hps))
+
+    @property
+    def weight_beat_cycles(self) -> float:
+        """PL cycles per ``axi_bits`` beat on one weight port while all weight ports load."""
+        return max(1.0, self.design.axi_bits / 8 / min(self.port_rates(self.weight_hps)))
+
     @property
     def beat_cycles(self) -> float:
-        """PL cycles per m_axi beat (the HP port is narrower than a wide beat)."""
-        return max(1.0, self.design.axi_bits / self.board.port_bits)
+        """PL cycles per m_axi beat on the io port alone (a wide beat through a narrower HP port)."""
+        return max(1.0, self.design.axi_bits / 8 / self.port_rates([IO_HP])[0])
 
     @property
     def fm_cycles(self) -> float:
-        """Cycles per beat of feature-map traffic: DDR through the HP port, or on-chip RAM."""
+        """Cycles per beat of feature-map traffic: DDR through the io port, or on-chip RAM."""
         return 1.0 if self.design.fm_on_chip else self.beat_cycles
+
+    @property
+    def read_latency_cycles(self) -> float:
+        return self.board.read_latency_ns * self.design.clock_mhz / 1000.0
+
+    @property
+    def burst_overhead_cycles(self) -> float:
+        return self.board.burst_overhead_ns * self.design.clock_mhz / 1000.0
 
     def beats(self, n_values: int, bits: int) -> int:
         return _cdiv(n_values, beat_lanes(self.design.axi_bits, bits))
 
     @property
-    def weight_bytes_per_cycle(self) -> float:
-        """Weight-load bandwidth: the ports used, capped by the DDR controller's peak."""
-        d, b = self.design, self.board
-        ports = d.weight_ports * min(d.axi_bits, b.port_bits) / 8
-        return min(ports, b.ddr_gbs * 1e9 / (d.clock_mhz * 1e6))
+    def tile_layout(self) -> TileLayout:
+        """One T_OUT x T_IN weight tile as weights.bin stores it (``mtl_moe.layout``)."""
+        d = self.design
+        return TileLayout(n=d.t_out, k=d.t_in, t_out=d.t_out, t_in=d.t_in,
+                          elem_bytes=_storage_bytes(self.hw.weight.width), axi_bits=d.axi_bits)
 
+    @property
+    def tile_load_cycles(self) -> float:
+        """One tile: one burst of ``tile_beats`` beats, split over the weight ports (each reads its
+        share as one burst, in parallel), at the shared port rate, plus the per-burst overhead."""
+        d = self.design
+        return (_cdiv(self.tile_layout.tile_beats, d.weight_ports) * self.weight_beat_cycles
+                + self.burst_overhead_cycles)
+
+    # ---- units ------------------------------------------------------------------------------
     @property
     def ln_lanes(self) -> int:
         """Lanes of the LayerNorm unit: one AXI beat of act values, or the most that divide D."""
         return layernorm_lanes(self.config.n_embd, self.design.axi_bits, self.hw.act.width)
 
     @property
-    def read_latency_cycles(self) -> float:
-        return self.board.read_latency_ns * self.design.clock_mhz / 1000.0
+    def attn_lanes(self) -> int:
+        """Head-dim values per cycle per query row: the knob, 0 = one AXI beat of act values; with
+        K/V in DDR (Edge-MoE) one beat a cycle."""
+        fb = beat_lanes(self.design.axi_bits, self.hw.act.width)
+        return (self.design.attn_lanes or fb) if self.design.kv_on_chip else fb
 
     @property
     def mac_latency(self) -> int:
@@ -222,24 +333,40 @@ class PerfModel:
         return int(units.get(("mac_tile", self.hw.name), {}).get("latency_cycles", 2))
 
     def linear(self, rows: int, K: int, N: int) -> dict[str, float]:
-        """Cycles of one call of the linear unit: ``load`` (exposed weight loading) and ``compute``."""
+        """Cycles of one call of the linear unit: ``load`` (exposed weight loading: bias, first tile,
+        first-beat latency) and ``compute``; ``stall``: cycles the MAC array waits for tiles."""
         d, hw = self.design, self.hw
-        tiles = _cdiv(_cdiv(N, d.t_out), d.n_linear) * _cdiv(K, d.t_in)
+        tiles = _cdiv(N, d.t_out) * _cdiv(K, d.t_in)
         stream = max(self.beats(rows * K, hw.act.width), self.beats(rows * N, hw.act.width))
-        beats = N * self.beats(K, hw.weight.width) + self.beats(N, hw.bias.width)
-        cyc_per_beat = d.axi_bits / 8 / self.weight_bytes_per_cycle
+        bias_beats = self.beats(N, hw.bias.width)
         fm_beats = 0 if d.fm_on_chip else (self.beats(rows * K, hw.act.width)
                                            + self.beats(rows * N, hw.act.width))
-        out = {"bytes": (beats + fm_beats) * d.axi_bits / 8, "macs": rows * K * N}
-        if not d.overlap_weight_load:  # the layer's weights load, then the unit computes
-            return {**out, "compute": max(rows * tiles, stream * self.fm_cycles),
-                    "load": beats * cyc_per_beat, "bias_load": 0.0}
-        # ping-pong weight tiles: tile j+1 (one per linear unit) loads while tile j is applied
-        tile = d.n_linear * d.t_out * self.beats(d.t_in, hw.weight.width) * cyc_per_beat
-        bias = self.beats(N, hw.bias.width) * cyc_per_beat
-        compute = (tiles - 1) * max(rows, tile) + rows + self.mac_latency + 1  # + accumulate stage
+        w_beats = (tiles * self.tile_layout.tile_beats if d.overlap_weight_load
+                   else N * self.beats(K, hw.weight.width))
+        out = {"bytes": (w_beats + bias_beats + fm_beats) * d.axi_bits / 8, "macs": rows * K * N}
+        if not d.overlap_weight_load:
+            # Edge-MoE: load_linear_weights reads the layer's row-major weights (bursts of at most
+            # HLS_MAX_BURST beats, requests pipelined), then compute_linear runs rows x tiles at II = 1
+            beats = w_beats + bias_beats
+            load = (beats * self.weight_beat_cycles + _cdiv(beats, HLS_MAX_BURST) * self.burst_overhead_cycles
+                    + self.read_latency_cycles)
+            return {**out, "compute": max(rows * tiles, stream * self.fm_cycles), "load": load,
+                    "bias_load": 0.0, "stall": 0.0}
+        # Ours, kernels.h linear_unit = DATAFLOW of three processes joined by streams:
+        #   load:    loop over tiles (trip `tiles`), inner loop over the tile's beats (PIPELINE II=1,
+        #            trip tile_beats / weight_ports per bundle; one burst per tile) -> `tile` cycles a tile;
+        #   compute: loop over tiles, inner loop over rows (PIPELINE II=1, trip `rows`): one T_IN word
+        #            of the row in, T_OUT x T_IN MACs, partial sums on chip;
+        #   store:   per output tile, rows of T_OUT values out (GELU / requantise fused), hidden.
+        # The tile stream holds two tiles (ping-pong): tile j+1 loads while tile j computes, so each
+        # tile after the first takes max(rows, tile); the bias (one burst) and the first tile load first,
+        # behind one first-beat latency; the MAC pipeline and accumulate stage drain at the end.
+        tile = self.tile_load_cycles
+        bias = bias_beats * self.weight_beat_cycles + self.burst_overhead_cycles
+        compute = (tiles - 1) * max(rows, tile) + rows + self.mac_latency + 1
         return {**out, "compute": max(compute, stream * self.fm_cycles),
-                "load": tile + self.read_latency_cycles + bias, "bias_load": bias}
+                "load": tile + self.read_latency_cycles + bias, "bias_load": bias,
+                "stall": (tiles - 1) * max(0.0, tile - rows)}
 
     def _seq(self, parts: list[dict[str, float]]) -> float:
         """Consecutive linears: each call loads its first tile (or all its weights) before computing."""
@@ -248,10 +375,12 @@ class PerfModel:
     # ---- kernels ----------------------------------------------------------------------------
     def kernels(self) -> dict[str, float]:
         """Cycles per kernel kind for one image (one task), summed over the blocks. Also fills
-        ``self.traffic``: per kind, multiply-accumulates and DDR bytes (for the roofline)."""
-        c, d = self.config, self.design
+        ``self.traffic`` (per kind: multiply-accumulates and DDR bytes, for the roofline) and
+        ``self.stalls`` (per kind: cycles the linear unit waits for weight tiles)."""
+        c, d, hw = self.config, self.design, self.hw
         ab = d.axi_bits / 8
         tr: dict[str, list[float]] = {}
+        stalls: dict[str, float] = {}
 
         def add(kind: str, macs: float, nbytes: float) -> None:
             m, b = tr.get(kind, [0.0, 0.0])
@@ -260,49 +389,78 @@ class PerfModel:
         def add_lin(kind: str, parts: list[dict[str, float]]) -> None:
             for p in parts:
                 add(kind, p["macs"], p["bytes"])
+                stalls[kind] = stalls.get(kind, 0.0) + p["stall"] + p["load"]
 
         T, D, E = c.n_tokens, c.n_embd, c.n_experts
-        fb = beat_lanes(d.axi_bits, self.hw.act.width)
+        fb = beat_lanes(d.axi_bits, hw.act.width)
         tok_beats = T * _cdiv(D, fb)
         groups = attention_groups(T, d.attn_p)
-        kv_beats = c.n_head * _cdiv(c.head_dim, fb)  # beats of one token's K (or V), head by head
+        fm_bytes = 0.0 if d.fm_on_chip else tok_beats * ab
+        out: dict[str, float] = {"io": 0.0, "patch_embed": 0.0, "layernorm": 0.0, "attn_linear": 0.0,
+                                 "attn_qk_softmax": 0.0, "attn_av": 0.0, "mlp": 0.0, "gate": 0.0,
+                                 "experts": 0.0, "add": 0.0}
+        if d.fm_on_chip:
+            # top: the image read into the on-chip patch buffer, the features written back, through the
+            # io bundle (one burst each, II=1 loops of beats) — not overlapped with compute
+            img = self.beats(c.n_patches * c.in_chans * c.patch_size**2, hw.act.width)
+            feat = self.beats(T * D, hw.act.width)
+            out["io"] = (img + feat) * self.beat_cycles + 2 * (self.read_latency_cycles
+                                                               + self.burst_overhead_cycles)
+            add("io", 0, (img + feat) * ab)
         pe = self.linear(c.n_patches, c.in_chans * c.patch_size**2, D)
         add_lin("patch_embed", [pe])
-        fm_bytes = 0.0 if d.fm_on_chip else tok_beats * ab
-        out: dict[str, float] = {"patch_embed": pe["compute"] + pe["load"], "layernorm": 0.0,
-                                 "attn_linear": 0.0, "attn_qk_softmax": 0.0, "attn_av": 0.0, "mlp": 0.0,
-                                 "gate": 0.0, "experts": 0.0, "add": 0.0}
-        # LayerNorm of T rows: the unit (one beat of lanes per cycle) or the rows' DDR read + write
-        ln = T * max(layernorm_timing(D, self.ln_lanes)[1], 2 * _cdiv(D, fb) * self.fm_cycles)
+        out["patch_embed"] = pe["compute"] + pe["load"]
+        # LayerNorm row unit (kernels.h layer_norm = layernorm_unit.sv's schedule): rows one at a time,
+        # per row 3 passes of D / L words (input, centring, output; PIPELINE II=1) + 8 cycles
+        # (mtl_moe.rtl.layernorm_timing); with feature maps in DDR bounded by the row's read + write.
+        ln_row = layernorm_timing(D, self.ln_lanes)[1]
+        if d.fm_on_chip:  # gamma and beta loaded once per call into on-chip arrays (one burst each)
+            ln_par = 2 * (self.beats(D, hw.bias.width) * self.weight_beat_cycles + self.burst_overhead_cycles)
+            ln = T * ln_row + ln_par + self.read_latency_cycles
+        else:
+            ln = T * max(ln_row, 2 * _cdiv(D, fb) * self.fm_cycles)
         out["layernorm"] += ln  # the final LayerNorm (ln_f)
         add("layernorm", 0, 2 * fm_bytes)
         moe_i = 0
         for i in range(c.n_layer):
             out["layernorm"] += 2 * ln
-            out["add"] += 2 * tok_beats * self.fm_cycles
             add("layernorm", 0, 2 * 2 * fm_bytes)
+            # residual add, twice a block: ours one pass over the on-chip rows, a word of T_IN values a
+            # cycle (PIPELINE II=1, trip T * ceil(D / T_IN)); Edge-MoE: two streams in, one out of DDR
+            out["add"] += 2 * (T * _cdiv(D, d.t_in) if d.fm_on_chip else tok_beats * self.fm_cycles)
             add("add", 0, 2 * 3 * fm_bytes)
             qkv = ([self.linear(T, D, 3 * D)] if d.fused_qkv else [self.linear(T, D, D)] * 3)
             out["attn_linear"] += self._seq(qkv + [self.linear(T, D, D)])
             add_lin("attn_linear", qkv + [self.linear(T, D, D)])
-            if d.kv_on_chip:  # K, V read once into on-chip buffers, then P rows x lanes per cycle
-                lanes = d.attn_lanes or fb
-                kv = tok_beats * self.fm_cycles + groups * T * c.n_head * _cdiv(c.head_dim, lanes)
-            else:  # each K (V) beat of a head's row streamed from DDR once per group of P query rows
-                kv = groups * T * kv_beats * self.beat_cycles
+            lanes = self.attn_lanes
+            if d.kv_on_chip:
+                # kernels.h attention: for each group of P query rows (trip ceil(T / P)), each head,
+                # Q.K^T + running softmax then A.V, each a PIPELINE II=1 loop over the T key (value) rows x
+                # ceil(head_dim / lanes) words, one word read from the on-chip K (V) buffer a cycle and
+                # used by all P rows (P x lanes MACs a cycle). The phases run one after the other.
+                kv = groups * c.n_head * T * _cdiv(c.head_dim, lanes)
+                if not d.fm_on_chip:  # K and V read from DDR into the on-chip buffers first
+                    kv += tok_beats * self.fm_cycles
+            else:  # Edge-MoE: each K (V) beat of a head's row streamed from DDR once per group
+                kv = groups * T * c.n_head * _cdiv(c.head_dim, fb) * self.beat_cycles
             out["attn_qk_softmax"] += kv
             out["attn_av"] += kv
+            kv_beats = c.n_head * _cdiv(c.head_dim, fb)
             kv_bytes = (fm_bytes if d.kv_on_chip else groups * T * kv_beats * ab) + fm_bytes
             add("attn_qk_softmax", T * T * D, kv_bytes)
             add("attn_av", T * T * D, kv_bytes)
             if c.is_moe_block(i):
-                if d.gate_on_linear:  # logits on the linear unit, then softmax + top-k per token
+                if d.gate_on_linear:
+                    # kernels.h router: logits on the linear unit, then per token the softmax over E
+                    # experts (II = 3: max, exp, sum) and the top-k insertion (E compares)
                     g = self.linear(T, D, E)
                     out["gate"] += g["load"] + g["compute"] + T * (3 * E + E)
                     add_lin("gate", [g])
                 else:  # Edge-MoE: own E x f_per_beat MAC lanes, one token beat per cycle
                     out["gate"] += T * (max(_cdiv(D, fb) * self.fm_cycles, _cdiv(D, fb)) + 3 * E + E)
-                    add("gate", T * D * E, fm_bytes + E * D * self.hw.weight.width / 8)
+                    add("gate", T * D * E, fm_bytes + E * D * hw.weight.width / 8)
+                # kernels.h moe: expert by expert (active ones only), W1 then W2 on the linear unit
+                # over the expert's token queue; each call pays its first tile and latency
                 counts = (self.tokens_per_expert[moe_i] if self.tokens_per_expert
                           else _uniform(T * c.top_k, E))
                 parts = []
@@ -314,10 +472,13 @@ class PerfModel:
                 moe_i += 1
             else:
                 hidden = c.dense_equiv_hidden if i in c.moe_blocks else c.mlp_hidden
-                mlp = [self.linear(T, D, hidden), self.linear(T, hidden, D)]
+                mlp = [self.linear(T, D, hidden), self.linear(T, hidden, D)]  # GELU fused in fc1's store
                 out["mlp"] += self._seq(mlp)
                 add_lin("mlp", mlp)
+        if not d.fm_on_chip:
+            del out["io"]
         self.traffic = {k: {"macs": v[0], "ddr_bytes": v[1]} for k, v in tr.items()}
+        self.stalls = stalls
         return out
 
     def macs(self) -> int:
@@ -333,39 +494,56 @@ class PerfModel:
                 m += 2 * T * D * (c.dense_equiv_hidden if i in c.moe_blocks else c.mlp_hidden)
         return m
 
+    def kernel_params(self) -> Any:
+        """The export's KernelParams of this design point (what ``mtl-moe export --design`` builds)."""
+        from mtl_moe.hls_export import KernelParams
+
+        d = self.design
+        return KernelParams(t_in=d.t_in, t_out=d.t_out, attn_p=d.attn_p, axi_bits=d.axi_bits,
+                            attn_lanes=d.attn_lanes, clock_mhz=d.clock_mhz, weight_ports=d.weight_ports)
+
+    def onchip(self) -> dict[str, Any]:
+        """The kernels' on-chip buffers on this board (``mtl_moe.onchip.onchip_memory``)."""
+        from mtl_moe.onchip import onchip_memory
+
+        b = self.board
+        return onchip_memory(self.config, self.hw, self.kernel_params(),
+                             {"name": b.name, "bram36": b.bram36, "uram": b.uram})
+
     def resources(self) -> dict[str, Any]:
         d, hw, c = self.design, self.hw, self.config
         fb = beat_lanes(d.axi_bits, hw.act.width)
-        dsp_lin = d.n_linear * d.t_in * d.t_out * _dsp_per_mac(hw.act.width, hw.weight.width)
-        lanes = (d.attn_lanes or fb) if d.kv_on_chip else fb
-        dsp_attn = 2 * d.attn_p * lanes * _dsp_per_mac(hw.act.width, hw.act.width)  # QK^T and A.V lanes
+        dsp_lin = d.t_in * d.t_out * _dsp_per_mac(hw.act.width, hw.weight.width)
+        dsp_attn = 2 * d.attn_p * self.attn_lanes * _dsp_per_mac(hw.act.width, hw.act.width)  # QK^T, A.V
         dsp_gate = (c.n_experts * fb * _dsp_per_mac(hw.act.width, hw.weight.width)
                     if c.moe_blocks and not d.gate_on_linear else 0)
-        # on-chip buffers: weights (below), the P query rows, the gate matrix, expert queues;
-        # BRAM36 = 36 Kib, URAM = 288 Kib
-        qkv = (3 if d.fused_qkv else 1) * c.n_embd * c.n_embd
-        max_lin = max(qkv, c.n_embd * max(c.mlp_hidden, c.expert_hidden, c.dense_equiv_hidden))
-        if d.overlap_weight_load:
-            # weight tiles stream (two T_OUT x T_IN per linear unit, in registers) past inputs held on
-            # chip: every row of the layer's input (the widest K: patch embedding or MLP hidden) and
-            # every row's T_OUT partial sums (linear_engine.sv's xmem and accm)
-            k_max = max(c.n_embd, c.in_chans * c.patch_size**2, c.mlp_hidden, c.expert_hidden,
-                        c.dense_equiv_hidden)
-            w_bits = c.n_tokens * (k_max * hw.act.width + d.n_linear * d.t_out * hw.accum.width)
-            tile_ff = 2 * d.n_linear * d.t_in * d.t_out * hw.weight.width
-        else:  # a whole layer's weights on chip (Edge-MoE), twice: one per layer in flight
-            w_bits, tile_ff = 2 * max_lin * hw.weight.width, 0
-        bits = w_bits + d.attn_p * c.n_embd * hw.act.width \
-            + c.n_experts * c.n_embd * hw.weight.width + c.n_experts * c.n_tokens * (hw.gate.width + 16)
-        kv_bits = 2 * c.n_tokens * c.n_embd * hw.act.width if d.kv_on_chip else 0
-        if d.fm_on_chip:  # residual, normed, Q/K/V, attention output, MLP hidden
-            hid = max(c.mlp_hidden, c.expert_hidden, c.dense_equiv_hidden)
-            kv_bits += c.n_tokens * (6 * c.n_embd + hid) * hw.act.width
-        bram36 = math.ceil(bits / 36864)
-        uram = math.ceil(kv_bits / (288 * 1024))  # large K/V buffers go to URAM (288 Kib each)
-        if uram > self.board.uram:  # no (or too little) URAM: BRAM36 instead
-            bram36 += math.ceil(kv_bits / 36864)
-            uram = 0
+        tile_ff = 2 * d.t_in * d.t_out * hw.weight.width if d.overlap_weight_load else 0  # ping-pong tiles
+        buffers: dict[str, int] = {}
+        if d.fm_on_chip:
+            # ours: the kernels' own arrays at their exact widths and partitioning (mtl_moe.onchip,
+            # the table `mtl-moe export` checks the board against): one source of truth
+            m = self.onchip()
+            bram36, uram = m["totals"]["bram36"], m["totals"]["uram"]
+            buffers = {r["array"]: r["bits"] for r in m["buffers"]}
+        else:
+            # Edge-MoE: a whole layer's weights on chip twice (one per layer in flight), the P query
+            # rows, the gate matrix, expert queues; K/V on chip in URAM if kv_on_chip
+            qkv = (3 if d.fused_qkv else 1) * c.n_embd * c.n_embd
+            max_lin = max(qkv, c.n_embd * max(c.mlp_hidden, c.expert_hidden, c.dense_equiv_hidden))
+            if d.overlap_weight_load:
+                k_max = max(c.n_embd, c.in_chans * c.patch_size**2, c.mlp_hidden, c.expert_hidden,
+                            c.dense_equiv_hidden)
+                w_bits = c.n_tokens * (k_max * hw.act.width + d.t_out * hw.accum.width)
+            else:
+                w_bits = 2 * max_lin * hw.weight.width
+            bits = w_bits + d.attn_p * c.n_embd * hw.act.width \
+                + c.n_experts * c.n_embd * hw.weight.width + c.n_experts * c.n_tokens * (hw.gate.width + 16)
+            kv_bits = 2 * c.n_tokens * c.n_embd * hw.act.width if d.kv_on_chip else 0
+            bram36 = math.ceil(bits / 36864)
+            uram = math.ceil(kv_bits / (288 * 1024))
+            if uram > self.board.uram:
+                bram36 += math.ceil(kv_bits / 36864)
+                uram = 0
         dp = self.datapath()
         # the nonlinear units' DSP48E2 as Yosys maps their RTL (GELU lanes, softmax rows, LayerNorm)
         dsp_units = sum(u["dsp48e2"] for k, u in dp["units"].items() if k != "mac_tile")
@@ -373,6 +551,9 @@ class PerfModel:
                 "uram": uram,
                 "lut": dp["lut"], "ff": None if dp["ff"] is None else dp["ff"] + tile_ff,
                 "weight_tile_ff": tile_ff,
+                "onchip_source": ("mtl_moe.onchip: the exported kernels' arrays (modeled placement)"
+                                  if d.fm_on_chip else "Edge-MoE's buffers (weights of a layer, rows, gate)"),
+                "onchip_buffers_bits": buffers,
                 "dsp_breakdown": {"linear_unit": dsp_lin, "attention": dsp_attn, "gate": dsp_gate,
                                   **{f"{k} (Yosys)": u["dsp48e2"] for k, u in dp["units"].items()
                                      if k != "mac_tile" and u["dsp48e2"]}},
@@ -382,7 +563,7 @@ class PerfModel:
         """How many of each RTL unit the design point instantiates, and the model's reason."""
         d, c = self.design, self.config
         fb = beat_lanes(d.axi_bits, self.hw.act.width)
-        n = {"mac_tile": (d.n_linear, f"{d.n_linear} linear unit(s) of {d.t_out}x{d.t_in} MACs"),
+        n = {"mac_tile": (1, f"one shared linear unit of {d.t_out}x{d.t_in} MACs"),
              "gelu_unit": (fb, f"GELU on the linear unit's output stream, which the model runs at one "
                                f"{d.axi_bits}-bit beat = {fb} values per cycle"),
              "softmax_unit": (d.attn_p, f"one per query row of the P = {d.attn_p} processed together"),
@@ -391,6 +572,7 @@ class PerfModel:
         if c.moe_blocks:
             n["topk_gate"] = (1, "the router's top-k, one token at a time")
         return n
+
 
     def datapath(self) -> dict[str, Any]:
         """LUT/FF of the RTL units (Yosys) times their counts; the MAC tile scaled by T_IN*T_OUT."""
@@ -434,18 +616,51 @@ class PerfModel:
         return notes
 
     def roofline(self, cycles: dict[str, float]) -> dict[str, Any]:
-        """Per kernel: achieved GOPS and operational intensity (ops per DDR byte), with the roofs."""
-        f = self.design.clock_mhz * 1e6
+        """Per kernel: achieved GOPS, operational intensity (ops per DDR byte) and the kernel's own roofs:
+        the peak of the unit it runs on and the bandwidth of the DDR path its traffic takes."""
+        d, c = self.design, self.config
+        f = d.clock_mhz * 1e6
+        lin_peak = d.t_in * d.t_out * 2 * f / 1e9
+        attn_peak = d.attn_p * self.attn_lanes * 2 * f / 1e9
+        fb = beat_lanes(d.axi_bits, self.hw.act.width)
+        w_gbs = self.weight_bytes_per_cycle * f / 1e9
+        io_gbs = self.port_rates([IO_HP])[0] * f / 1e9
+        roofs = {"patch_embed": (lin_peak, w_gbs, "linear unit", "weight ports"),
+                 "attn_linear": (lin_peak, w_gbs, "linear unit", "weight ports"),
+                 "mlp": (lin_peak, w_gbs, "linear unit", "weight ports"),
+                 "experts": (lin_peak, w_gbs, "linear unit", "weight ports"),
+                 "gate": ((lin_peak, w_gbs, "linear unit", "weight ports") if d.gate_on_linear else
+                          (c.n_experts * fb * 2 * f / 1e9, io_gbs, "router lanes", "io port")),
+                 "attn_qk_softmax": (attn_peak, io_gbs, f"P x lanes = {d.attn_p} x {self.attn_lanes} MACs",
+                                     "io port"),
+                 "attn_av": (attn_peak, io_gbs, f"P x lanes = {d.attn_p} x {self.attn_lanes} MACs",
+                             "io port")}
         kernels = {}
         for k, t in self.traffic.items():
             sec = cycles[k] / f
             ops = 2 * t["macs"]
+            peak, bw, unit, path = roofs.get(k, (None, io_gbs, "no MACs", "io port"))
             kernels[k] = {"gops": ops / sec / 1e9 if sec else 0.0,
-                          "ops_per_byte": ops / t["ddr_bytes"] if t["ddr_bytes"] else None}
+                          "ops_per_byte": ops / t["ddr_bytes"] if t["ddr_bytes"] else None,
+                          "compute_roof_gops": peak, "bw_roof_gbs": bw, "compute_unit": unit,
+                          "ddr_path": path}
         port_gbs = self.board.port_bits / 8 * f / 1e9
-        d = self.design
-        return {"compute_roof_gops": d.n_linear * d.t_in * d.t_out * 2 * f / 1e9,
-                "port_gbs": port_gbs, "ddr_gbs": self.board.ddr_gbs, "kernels": kernels}
+        return {"compute_roof_gops": lin_peak, "port_gbs": port_gbs, "weight_ports_gbs": w_gbs,
+                "io_port_gbs": io_gbs, "ddr_gbs": self.board.ddr_gbs,
+                "ddr_effective_gbs": self.board.ddr_gbs * self.board.ddr_efficiency, "kernels": kernels}
+
+    def memory_system(self) -> dict[str, Any]:
+        """The ports the design uses, what they share and what they deliver (GB/s at the PL clock)."""
+        f = self.design.clock_mhz * 1e6
+        b = self.board
+        return {"weight_ports": {h: {"xpi": b.hp_xpi[h], "gbs": r * f / 1e9}
+                                 for h, r in zip(self.weight_hps, self.port_rates(self.weight_hps),
+                                                 strict=True)},
+                "io_port": {IO_HP: {"xpi": b.hp_xpi[IO_HP], "gbs": self.port_rates([IO_HP])[0] * f / 1e9}},
+                "ddr_peak_gbs": b.ddr_gbs, "ddr_efficiency": b.ddr_efficiency,
+                "read_latency_cycles": self.read_latency_cycles,
+                "burst_overhead_cycles": self.burst_overhead_cycles,
+                "tile_beats": self.tile_layout.tile_beats, "tile_load_cycles": self.tile_load_cycles}
 
     def report(self) -> dict[str, Any]:
         k = self.kernels()
@@ -455,7 +670,8 @@ class PerfModel:
         ops = 2 * self.macs()
         res = self.resources()
         peak = self.design.t_in * self.design.t_out * 2 * f
-        return {"modeled": True, "board": self.board.name, "design": self.design.name, "hw": self.hw.name,
+        return {"modeled": True, "modeled_note": MODELED_NOTE, "board": self.board.name,
+                "design": self.design.name, "hw": self.hw.name,
                 "model": self.config.name, "clock_mhz": self.design.clock_mhz, "cycles": int(cycles),
                 "latency_ms": ms, "fps": 1e3 / ms, "gops": ops / (ms * 1e-3) / 1e9, "ops_per_image": ops,
                 "linear_unit_roofline_share": ops / (ms * 1e-3) / peak,
@@ -463,7 +679,8 @@ class PerfModel:
                 "ff": res["ff"], "lut_ff_scope": LUT_FF_SCOPE, "power_w": None, "gops_per_w": None,
                 "power_note": POWER_NOTE,
                 "breakdown_ms": {n: v / f * 1e3 for n, v in k.items()},
-                "roofline": self.roofline(k),
+                "weight_wait_ms": {n: v / f * 1e3 for n, v in self.stalls.items()},
+                "roofline": self.roofline(k), "memory_system": self.memory_system(),
                 "design_params": asdict(self.design), "resources": res,
                 "board_sources": self.board.sources}
 
@@ -520,18 +737,27 @@ def perf(config: MoEViTConfig, hw: HardwareSpec, board: str = "zcu104", design: 
     return PerfModel(config, hw, design, BOARDS[board]).report()
 
 
+def export_design_params(kernel_params: dict[str, Any]) -> dict[str, Any]:
+    """The Design fields of an export's ``kernel_params`` (export.json): the knobs the kernels
+    implement (:data:`KERNEL_KNOBS`); keys an older export lacks (attn_lanes, clock_mhz, weight_ports)
+    take the Design defaults, keys that are no Design knob are ignored."""
+    return {k: kernel_params[k] for k in KERNEL_KNOBS if kernel_params.get(k) is not None}
+
+
 def perf_of_export(export_dir: str | Path, board: str | Board = "zcu104", design: str | Design = "ours",
                    hw: str | None = None, **overrides: Any) -> dict[str, Any]:
     """The model of an export as written: its model config, hardware preset and kernel parameters
-    (T_IN, T_OUT, ATTN_P, AXI width from export.json), plus Vivado's power once it has one."""
+    (export.json's kernel_params: T_IN, T_OUT, ATTN_P, AXI width, attention lanes, clock, weight
+    ports), plus Vivado's power once it has one."""
     from mtl_moe.hw import get_hw
 
     ex = Path(export_dir)
     meta = json.loads((ex / "export.json").read_text())
     cfg = MoEViTConfig.from_dict(json.loads((ex / "model_config.json").read_text()))
-    kp = meta["kernel_params"]
-    over = {"t_in": kp["t_in"], "t_out": kp["t_out"], "attn_p": kp["attn_p"], "axi_bits": kp["axi_bits"],
-            **overrides}
+    kp = dict(meta["kernel_params"])
+    if kp.get("clock_mhz") is None and meta.get("clock_mhz") is not None:
+        kp["clock_mhz"] = meta["clock_mhz"]  # older exports: the clock only at the top of export.json
+    over = {**export_design_params(kp), **overrides}
     spec = get_hw(hw or meta["hw"])
     if isinstance(board, Board):
         d = DESIGNS[design] if isinstance(design, str) else design
@@ -553,53 +779,128 @@ PUBLISHED = [
 EDGE_MOE_MS = 34.64
 
 
-def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | None = None) -> None:
-    """perf.json, perf.md (breakdown + comparison table) and perf.png (per-kernel breakdown)."""
+KERNEL_LABELS = {"io": "image in + features out", "patch_embed": "patch embedding", "layernorm": "LayerNorm",
+                 "attn_linear": "QKV + projection", "attn_qk_softmax": "attention Q·Kᵀ + softmax",
+                 "attn_av": "attention A·V", "mlp": "dense MLP", "gate": "router", "experts": "MoE experts",
+                 "add": "residual add"}
+
+
+def plot_perf(r: dict[str, Any], path: str | Path) -> None:
+    """perf.png: per-kernel modeled time (left) and a roofline with every kernel's own roofs (right):
+    the peak of the unit it runs on and the bandwidth of its DDR path; kernels without DDR traffic
+    (on chip) sit at the right edge under their compute roof."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    b = r["breakdown_ms"]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 5.0), gridspec_kw={"width_ratios": [1, 1.1]})
+    names = list(b)[::-1]
+    ax.barh([KERNEL_LABELS.get(k, k) for k in names], [b[k] for k in names], color="#369")
+    for i, k in enumerate(names):
+        ax.text(b[k], i, f" {b[k]:.2f}", va="center", fontsize=9)
+    ax.set_xlim(0, max(b.values()) * 1.18)
+    ax.tick_params(labelsize=10)
+    ax.set_xlabel("modeled ms per image", fontsize=10)
+    ax.set_title(f"{r['model']} on {r['board']} ({r['design']}, {r['hw']}): {r['latency_ms']:.2f} ms\n"
+                 f"{MODELED_NOTE}", fontsize=10)
+    rf = r["roofline"]
+    import numpy as np
+
+    ks = {k: v for k, v in rf["kernels"].items() if v["gops"] and v["compute_roof_gops"]}
+    oi = [v["ops_per_byte"] for v in ks.values() if v["ops_per_byte"]]
+    lo = min(oi + [1.0]) / 4
+    on_chip_x = max(oi + [10.0]) * 8  # where kernels without DDR traffic are drawn
+    xs = np.geomspace(lo, on_chip_x, 200)
+    # one line per distinct roof (kernels on the same unit and DDR path share it), in the colour of
+    # its kernels' markers; coinciding kernels keep distinct marker shapes
+    roofs: dict[tuple[Any, ...], list[str]] = {}
+    for k, v in ks.items():
+        on_chip = v["ops_per_byte"] is None
+        key = (v["compute_roof_gops"], None if on_chip else v["bw_roof_gbs"], v["compute_unit"],
+               None if on_chip else v["ddr_path"])
+        roofs.setdefault(key, []).append(k)
+    colors = plt.cm.tab10.colors
+    markers = "osD^vPX<>h"
+    m = 0
+    for ci, ((peak, bw, unit, dpath), kinds) in enumerate(roofs.items()):
+        col = colors[ci % len(colors)]
+        roof = np.minimum(peak, bw * xs) if bw else np.full_like(xs, peak)
+        where = f" / {bw:.1f} GB/s {dpath}" if bw else " (no DDR traffic: on chip)"
+        ax2.plot(xs, roof, c=col, lw=1.4, ls="-" if bw else ":",
+                 label=f"roof {peak:.1f} GOPS {unit}{where}")
+        for k in kinds:
+            v = ks[k]
+            x = v["ops_per_byte"] or on_chip_x
+            ax2.scatter([x], [v["gops"]], s=90 - 12 * (m % 5), facecolors="none", edgecolors=[col], lw=1.5,
+                        marker=markers[m % len(markers)], zorder=3,
+                        label=f"  {KERNEL_LABELS.get(k, k)}: {v['gops']:.1f} GOPS"
+                              + (f" at {v['ops_per_byte']:.1f} ops/B" if v["ops_per_byte"] else ""))
+            m += 1
+    top = max(v["compute_roof_gops"] for v in ks.values()) if ks else 1.0
+    bws = [v["bw_roof_gbs"] for v in ks.values()] or [1.0]
+    bottom = min([v["gops"] for v in ks.values()] + [lo * min(bws)])
+    ax2.set(xscale="log", yscale="log", ylim=(bottom / 2, top * 2.5), xlim=(lo, on_chip_x * 1.6))
+    ax2.set_xlabel("operational intensity: ops per DDR byte (right edge: no DDR traffic)", fontsize=10)
+    ax2.set_ylabel("modeled GOPS", fontsize=10)
+    ax2.set_title(f"roofline, every kernel under its own roof\n(weight ports {rf['weight_ports_gbs']:.1f} "
+                  f"GB/s, io port {rf['io_port_gbs']:.1f} GB/s, DDR {rf['ddr_effective_gbs']:.1f} of "
+                  f"{rf['ddr_gbs']:.1f} GB/s)", fontsize=9)
+    ax2.grid(True, which="major", lw=0.3)
+    ax2.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    no_mac = [KERNEL_LABELS.get(k, k) for k, v in rf["kernels"].items() if not v["gops"]]
+    if no_mac:
+        ax2.text(0.01, 0.01, "not on the roofline (no MACs): " + ", ".join(no_mac), transform=ax2.transAxes,
+                 fontsize=7.5, va="bottom")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | None = None) -> None:
+    """perf.json, perf.md (breakdown, memory system, comparison table) and perf.png."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "perf.json").write_text(json.dumps({**r, "validation": validation}, indent=1) + "\n")
     b = r["breakdown_ms"]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 3.6))
-    ax.barh(list(b), list(b.values()), color="#369")
-    ax.set_xlabel("modeled ms per image")
-    ax.set_title(f"{r['model']} on {r['board']} ({r['design']}, {r['hw']}): "
-                 f"{r['latency_ms']:.2f} ms modeled", fontsize=9)
-    rf = r["roofline"]
-    oi = [v["ops_per_byte"] for v in rf["kernels"].values() if v["ops_per_byte"]]
-    xs = [min(oi + [0.1]) / 2, max(oi + [100.0]) * 2]
-    for bw, label, style in ((rf["port_gbs"], "one HP port", "--"), (rf["ddr_gbs"], "DDR peak", ":")):
-        ax2.plot(xs, [min(rf["compute_roof_gops"], bw * x) for x in xs], style, c="k", lw=0.8, label=label)
-    ax2.axhline(rf["compute_roof_gops"], c="#c33", lw=0.8, label="linear unit peak")
-    for k, v in rf["kernels"].items():
-        if v["ops_per_byte"] and v["gops"]:
-            ax2.scatter(v["ops_per_byte"], v["gops"], s=14)
-            ax2.annotate(k, (v["ops_per_byte"], v["gops"]), fontsize=7)
-    ax2.set(xscale="log", yscale="log", xlabel="ops per DDR byte", ylabel="modeled GOPS", title="roofline")
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "perf.png", dpi=110)
-    plt.close(fig)
+    plot_perf(r, out / "perf.png")
+    dp, ms = r["design_params"], r["memory_system"]
+    ports = ", ".join(f"{h} ({v['xpi']}) {v['gbs']:.1f} GB/s" for h, v in ms["weight_ports"].items())
+    src = r["board_sources"]
     lines = [f"# Performance model — {r['model']} on {r['board']} (modeled)", "",
-             f"Design `{r['design']}` ({r['design_params']['t_out']}x{r['design_params']['t_in']} "
-             "linear unit, "
-             f"P = {r['design_params']['attn_p']}, {r['design_params']['axi_bits']}-bit AXI, "
-             f"{r['clock_mhz']:.0f} MHz), hardware `{r['hw']}`. All figures are **modeled**.", "",
+             f"Design `{r['design']}` ({dp['t_out']}x{dp['t_in']} linear unit, P = {dp['attn_p']}, "
+             f"attention lanes {dp['attn_lanes'] or 'one beat'}, {dp['axi_bits']}-bit AXI, "
+             f"{dp['weight_ports']} weight port(s), {r['clock_mhz']:.0f} MHz), hardware `{r['hw']}`. All "
+             "figures "
+             f"are **modeled** (HLS-derived cycle counts: {MODELED_NOTE}).", "",
              f"- latency: **{r['latency_ms']:.2f} ms** per image (modeled), {r['fps']:.1f} FPS",
              f"- {r['gops']:.1f} GOPS (backbone, 2 ops per MAC, active experts only: "
              f"{r['ops_per_image'] / 1e9:.2f} GOP/image), "
              f"{100 * r['linear_unit_roofline_share']:.0f}% of the "
              "linear unit's peak",
-             f"- DSP48E2 {r['dsp']}, BRAM36 {r['bram36']}, URAM {r['uram']}",
+             f"- the linear unit waits for weights (exposed first tiles + load-bound tiles) "
+             f"{sum(r['weight_wait_ms'].values()):.2f} ms of the image",
+             f"- DSP48E2 {r['dsp']}, BRAM36 {r['bram36']}, URAM {r['uram']} "
+             f"(on-chip memory: {r['resources']['onchip_source']})",
              *_lut_ff_lines(r["resources"]),
              f"- power: {r['power_note']}",
              "",
-             "| kernel | modeled ms |", "|---|---|"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in b.items()]
+             "## Memory system (each figure's source in perf.json `board_sources`)", "",
+             f"- weight ports: {ports}; io port: "
+             + ", ".join(f"{h} ({v['xpi']}) {v['gbs']:.1f} GB/s" for h, v in ms["io_port"].items()),
+             f"- DDR: {ms['ddr_peak_gbs']} GB/s peak x efficiency {ms['ddr_efficiency']} "
+             f"({src.get('ddr_efficiency', 'see board_sources')})",
+             f"- port sharing: {src.get('port_sharing', '—')}",
+             f"- a {dp['t_out']}x{dp['t_in']} tile = {ms['tile_beats']} beats, loads in "
+             f"{ms['tile_load_cycles']:.1f} "
+             f"cycles (burst overhead {ms['burst_overhead_cycles']:.1f} cycles: "
+             f"{src.get('burst_overhead_ns', '—')})",
+             f"- first-beat latency {ms['read_latency_cycles']:.0f} cycles per call "
+             f"({src.get('read_latency_ns', '—')})",
+             "",
+             "| kernel | modeled ms | of which the linear unit waits for weights |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.2f} | {r['weight_wait_ms'].get(k, 0.0):.2f} |" for k, v in b.items()]
     if validation:
         lines += ["", "## Validation against Edge-MoE (ZCU102, 300 MHz, W16A32, m3vit-tiny)", "",
                   f"Modeled {validation['modeled_ms']:.2f} ms vs published {validation['published_ms']} ms: "

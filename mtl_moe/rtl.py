@@ -37,18 +37,32 @@ def mac_tile_parameters(hw: HardwareSpec, t_in: int, t_out: int) -> dict[str, An
 
 def linear_engine_parameters(hw: HardwareSpec, t_in: int, t_out: int, axi_bits: int, rows_max: int,
                              kt_max: int, nt_max: int, in_t: Any = None) -> dict[str, Any]:
-    """Parameters of ``linear_engine.sv``: the MAC tile's, the AXI width and buffer limits, and the
-    bias / accumulator / output arithmetic of golden ``linear`` for inputs of ``in_t`` (default act):
-    bias rounded onto the product grid with its mode, the sum range-checked as the accumulator type,
-    one rounding to act."""
+    """Parameters of ``linear_engine.sv``: the MAC tile's, the AXI width and buffer limits, the
+    tile-major weight layout of ``mtl_moe.layout.TileLayout`` (WSB-bit codes, one burst of
+    TILE_BEATS beats per tile, tiles TILE_BYTES apart), and the bias / accumulator / output
+    arithmetic of golden ``linear`` for inputs of ``in_t`` (default act): bias rounded onto the
+    product grid with its mode, the sum range-checked as the accumulator type, one rounding to act.
+
+    Restriction (AXI4): a tile burst has at most 256 beats and its bytes divide 4 KiB, so a tile at a
+    TILE_BYTES-aligned address never crosses a 4 KiB boundary (t_in, t_out in {8, 16, 32} with 8- or
+    16-bit weights on a 256-bit AXI: 64..2048 bytes, 2..64 beats)."""
     from mtl_moe.deploy.regmap import storage_bytes
+    from mtl_moe.layout import TileLayout
 
     x, w, b, acc, o = in_t or hw.act, hw.weight, hw.bias, hw.accum, hw.act
     for t in (b, o):
         if t.rounding not in ROUND_CODE:
             raise ValueError(f"linear_engine supports TRN/RND/RND_CONV rounding, not {t}")
+    mac = mac_tile_parameters(hw, t_in, t_out)
+    lay = TileLayout(n=t_out, k=t_in, t_out=t_out, t_in=t_in, elem_bytes=storage_bytes(w.width),
+                     axi_bits=axi_bits)  # one tile: its beats and bytes do not depend on N, K
+    if lay.tile_beats > 256 or 4096 % lay.tile_bytes:
+        raise ValueError(f"linear_engine reads a {t_out} x {t_in} tile of {lay.elem_bytes}-byte codes as "
+                         f"one AXI4 burst: {lay.tile_beats} beats (<= 256) of {lay.tile_bytes} bytes (must "
+                         f"divide 4096, so an aligned tile never crosses 4 KiB)")
     fp = x.frac_bits + w.frac_bits
-    return {**mac_tile_parameters(hw, t_in, t_out), "AXI_BITS": axi_bits, "ROWS_MAX": rows_max,
+    return {**mac, "WSB": 8 * lay.elem_bytes, "AXI_BITS": axi_bits, "TILE_BEATS": lay.tile_beats,
+            "TILE_BYTES": lay.tile_bytes, "ROWS_MAX": rows_max,
             "KT_MAX": kt_max, "NT_MAX": nt_max, "BSB": 8 * storage_bytes(b.width), "BW": b.width,
             "B_SHIFT": b.frac_bits - fp, "B_ROUND": ROUND_CODE[b.rounding], "ACC_SHIFT": fp - acc.frac_bits,
             "OW": o.width, "O_SHIFT": fp - o.frac_bits, "O_ROUND": ROUND_CODE[o.rounding],

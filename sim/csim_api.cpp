@@ -1,23 +1,35 @@
 // C-simulation entry points around an exported project's top function (compiled by mtl_moe.csim
-// with -I <export dir> -I hls/include -I <ap_types of the hls4ml wheel>).
+// with -I <export dir> -I <export dir>/include -I <ap_types of the hls4ml wheel>).
 //
-// csim_run is the ctypes API: int64 codes in and out, converted to the hardware's raw widths.
-// (The export's own tb.cpp is the file-based testbench, also used for the sanitizer run.)
+// csim_run is the ctypes API: int64 codes in and out, packed into the AXI words the top function's
+// ports take (mtl_moe/csim_io.h); csim_top_bytes runs the top on DDR-like byte buffers (the C-sim
+// device of mtl_moe.deploy.backends). The export's own tb.cpp is the file-based testbench.
 #include "top.cpp"
+#include "mtl_moe/csim_io.h"
+
+extern "C" int csim_top_bytes(const unsigned char* weights, const unsigned char* images, unsigned char* features,
+                              int task, int n_images) {
+    if (n_images < 1) return 1;
+    mtl_moe_top_bytes(weights, images, features, task, n_images);
+    return 0;
+}
 
 extern "C" int csim_run(const unsigned char* weights, const long long* images, int task, int n_images,
                         long long* features, long long* wrap_overflows) {
+    using namespace mtl_moe::csim;
     const long n_in = (long)cfg::IN_CHANS * cfg::IMG_H * cfg::IMG_W;
     const long n_out = (long)cfg::N_EMBD * cfg::N_PATCHES;
     if (task < 0 || task >= cfg::N_TASKS || n_images < 1) return 1;
-    input_raw* img = new input_raw[n_in * n_images];
-    act_raw* feat = new act_raw[n_out * n_images];
-    for (long i = 0; i < n_in * n_images; i++) img[i] = images[i];
+    std::vector<unsigned char> img(IMAGE_BYTES * n_images), feat(FEATURE_BYTES * n_images);
+    for (long i = 0; i < n_in * n_images; i++) memcpy(&img[i * cfg::IN_BYTES], &images[i], cfg::IN_BYTES);
     mtl_moe::g_wrap_overflows = 0;
-    mtl_moe_top(weights, img, feat, task, n_images);
-    for (long i = 0; i < n_out * n_images; i++) features[i] = (long long)feat[i];
+    mtl_moe_top_bytes(weights, img.data(), feat.data(), task, n_images);
+    for (long i = 0; i < n_out * n_images; i++) {  // sign-extend each stored code
+        long long v = 0;
+        memcpy(&v, &feat[i * cfg::OUT_BYTES], cfg::OUT_BYTES);
+        const int sh = 64 - 8 * cfg::OUT_BYTES;
+        features[i] = sh ? (long long)((unsigned long long)v << sh) >> sh : v;
+    }
     *wrap_overflows = mtl_moe::g_wrap_overflows;
-    delete[] img;
-    delete[] feat;
     return 0;
 }

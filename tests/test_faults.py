@@ -275,3 +275,23 @@ def test_csim_refuses_a_flipped_byte_in_weights_and_an_edited_config_header(qmod
     h.write_text(h.read_text().replace("ATTN_P = ", "ATTN_P = 1 + ", 1))
     rc, err = _cli(capsys, "csim", str(ex), "--images", "1")
     _one_line_error(rc, err, "config.h was changed after export", "csim")
+
+
+# ---- export --design: every knob is built, or refused by name ---------------------------------------
+
+@pytest.mark.parametrize(("design", "needle"), [
+    ({"model": "m3vit-tiny", "t_in": 16}, "explored for model 'm3vit-tiny', the checkpoint is 'tiny'"),
+    ({"model": "tiny", "n_linear": 2}, "n_linear"),
+    ({"model": "tiny", "fm_on_chip": False}, "fm_on_chip"),
+    ({"model": "tiny", "t_in": 0}, "t_in"),
+])
+def test_export_design_refuses_what_the_kernels_cannot_build(design, needle, qmodel, tmp_path, capsys,
+                                                            monkeypatch):
+    ck = {"hw": "int8", "config": TINY.to_dict()}
+    monkeypatch.setattr("mtl_moe.checkpoint.load_checkpoint", lambda p: ck)
+    monkeypatch.setattr("mtl_moe.qat.load_quant_model", lambda p: qmodel)
+    f = tmp_path / "design.json"
+    f.write_text(json.dumps({"hw": "int8", **design}))
+    rc, err = _cli(capsys, "export", "--checkpoint", "q", "--out", str(tmp_path / "e"), "--design", str(f))
+    _one_line_error(rc, err, needle, "export")
+    assert not (tmp_path / "e").exists()

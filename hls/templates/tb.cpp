@@ -1,17 +1,14 @@
 // C testbench of an exported project (Vitis HLS csim / cosim): runs the test image through the top
 // function and compares the features with the golden model's, value for value.
-// Files (written by mtl-moe export): weights.bin, tb_input.i64, tb_expected.i64, tb.json (task).
+// Files (written by mtl-moe export): weights.bin, tb_input.i64, tb_expected.i64 (int64 codes).
+// The ports are AXI words (ap_uint<AXI_BITS>); mtl_moe/csim_io.h packs the bytes as DDR holds them.
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "config.h"
-#include "mtl_moe/fixed.h"
+#include "mtl_moe/csim_io.h"
 
 using namespace mtl_moe;
-typedef ap_int<cfg::input_t::W> input_raw;
-typedef ap_int<cfg::act_t::W> act_raw;
-extern "C" void mtl_moe_top(const unsigned char* weights, const input_raw* images, act_raw* features,
-                            int task, int n_images);
 
 static void* load(const char* path, long expect) {
     FILE* f = fopen(path, "rb");
@@ -24,20 +21,27 @@ static void* load(const char* path, long expect) {
 }
 
 int main() {
+    using namespace mtl_moe::csim;
     const long n_in = (long)cfg::IN_CHANS * cfg::IMG_H * cfg::IMG_W;
     const long n_out = (long)cfg::N_EMBD * cfg::N_PATCHES;
     unsigned char* w = (unsigned char*)load("weights.bin", TB_WEIGHT_BYTES);
     long long* in = (long long*)load("tb_input.i64", n_in * 8);
     long long* want = (long long*)load("tb_expected.i64", n_out * 8);
-    input_raw* img = new input_raw[n_in];
-    act_raw* feat = new act_raw[n_out];
-    for (long i = 0; i < n_in; i++) img[i] = in[i];
-    mtl_moe_top(w, img, feat, TB_TASK, 1);
+    std::vector<unsigned char> img(IMAGE_BYTES), featb(FEATURE_BYTES);
+    for (long i = 0; i < n_in; i++) memcpy(&img[i * cfg::IN_BYTES], &in[i], cfg::IN_BYTES);
+    std::vector<word> wv = to_words(w, TB_WEIGHT_BYTES), iv = to_words(img.data(), IMAGE_BYTES);
+    std::vector<word> fv(words_for(FEATURE_BYTES), word(0));
+    mtl_moe_top(wv.data(), iv.data(), fv.data(), TB_TASK, 1);  // the top itself, as cosim needs
+    from_words(fv, featb.data(), FEATURE_BYTES);
     long bad = 0;
-    for (long i = 0; i < n_out; i++) bad += ((long long)feat[i] != want[i]);
+    const int sh = 64 - 8 * cfg::OUT_BYTES;
+    for (long i = 0; i < n_out; i++) {
+        long long v = 0;
+        memcpy(&v, &featb[i * cfg::OUT_BYTES], cfg::OUT_BYTES);
+        if (sh) v = (long long)((unsigned long long)v << sh) >> sh;
+        bad += (v != want[i]);
+    }
     printf("mismatches: %ld of %ld\n", bad, n_out);
-    delete[] img;
-    delete[] feat;
     free(w);
     free(in);
     free(want);

@@ -9,25 +9,41 @@
 // row's sum on the first pass over a tile group; the last pass range-checks the sum as the
 // accumulator type (ACC_SHIFT; a WRAP type: `out_ovf`), rounds it once to the output type (O_SHIFT,
 // O_ROUND) and saturates (O_SAT) or flags a WRAP overflow (`out_ovf`), as golden raises.
-// W is N x K row-major at w_addr, b N elements at b_addr (BSB-bit storage words, the low BW bits
-// signed), as weights.bin stores them. The bias is read first (one single-beat burst per beat);
+// W is stored tile-major at w_addr (mtl_moe/layout.py, the one definition of weights.bin's layout):
+// T_OUT x T_IN tiles in (output tile outer, input tile inner) order, each tile contiguous (its T_OUT
+// rows of T_IN codes of WSB storage bits, the low WW bits signed), zero-padded at the layer's edges
+// and padded to TILE_BEATS whole AXI words; tile t = i * k_tiles + j lies at w_addr + t * TILE_BYTES
+// and is read as ONE INCR burst of TILE_BEATS beats, beat by beat into the flat tile buffer (code c
+// of the tile, row c / T_IN, column c % T_IN, at bits [c*WSB +: WW]: a beat may hold several tile
+// rows or part of one). TILE_BEATS and TILE_BYTES come from mtl_moe.layout.TileLayout through
+// mtl_moe.rtl.linear_engine_parameters. AXI4 rules: TILE_BEATS <= 256, and TILE_BYTES must divide
+// 4 KiB with w_addr TILE_BYTES-aligned, so no tile burst crosses a 4 KiB boundary (checked below).
+// n_tiles / k_tiles may cut the layer's edge (N or K not a multiple of the tile): the padded
+// weights are zero, so a padded input column adds nothing; outputs n >= N of the last output tile
+// (and their out_ovf bits) are don't-care and not stored by the caller.
+// b is N elements at b_addr (BSB-bit storage words, the low BW bits signed, AXI_BITS/8-aligned),
+// read first (n_tiles * T_OUT values rounded up to whole beats) as one INCR burst, split only where
+// it would pass 256 beats or a 4 KiB boundary;
 // then tiles go in (n0, k0) order; tile j+1 loads into the other buffer while tile j is applied to
 // the rows (one row a cycle), so a layer takes about bias + first tile + latency
 // + (tiles - 1) * max(rows, tile_load) + rows + drain cycles — the formula mtl_moe/perf.py's
-// linear() uses, which hw_tests/test_linear_engine.py checks against this RTL.
-// One tile row is BPR = T_IN*WW/AXI_BITS beats, read as one INCR burst per row (T_OUT bursts a tile).
+// linear() uses, which hw_tests/test_linear_engine.py checks against this RTL. AR handshakes per
+// call: the bias bursts (one unless split) + one per tile.
 module linear_engine #(
     parameter int T_IN = 16,
     parameter int T_OUT = 16,
     parameter int WA = 32,
     parameter int WW = 16,
+    parameter int WSB = 16,           // weight storage bits (one code of weights.bin), WW <= WSB
     parameter int WACC = 58,
     parameter int PACK2 = 0,
     parameter int PACK_SHIFT = 18,
     parameter int AXI_BITS = 256,
+    parameter int TILE_BEATS = 16,    // AXI words of one stored tile (mtl_moe.layout.TileLayout)
+    parameter int TILE_BYTES = 512,   // TILE_BEATS * AXI_BITS / 8: the stride between tiles
     parameter int ROWS_MAX = 256,
-    parameter int KT_MAX = 64,        // K / T_IN at most
-    parameter int NT_MAX = 64,        // N / T_OUT at most
+    parameter int KT_MAX = 64,        // ceil(K / T_IN) at most
+    parameter int NT_MAX = 64,        // ceil(N / T_OUT) at most
     parameter int BSB = 32,           // bias storage bits (an element of weights.bin)
     parameter int BW = 32,            // bias width (signed)
     parameter int B_SHIFT = -14,      // bias grid -> products' grid: shift_round(b, B_SHIFT, B_ROUND)
@@ -43,9 +59,9 @@ module linear_engine #(
     // control: start with the layer's shape; done pulses once the last row is out
     input  logic start,
     input  logic [15:0] rows,
-    input  logic [15:0] k_tiles,      // K / T_IN
-    input  logic [15:0] n_tiles,      // N / T_OUT
-    input  logic [63:0] w_addr,
+    input  logic [15:0] k_tiles,      // ceil(K / T_IN)
+    input  logic [15:0] n_tiles,      // ceil(N / T_OUT)
+    input  logic [63:0] w_addr,       // TILE_BYTES-aligned
     input  logic has_bias,
     input  logic [63:0] b_addr,       // AXI_BITS/8-aligned
     output logic busy,
@@ -78,13 +94,11 @@ module linear_engine #(
     input  logic m_axi_w_RVALID,
     output logic m_axi_w_RREADY
 );
-    localparam int ROW_BITS = T_IN * WW;
-    localparam int BPR = ROW_BITS / AXI_BITS;          // beats per tile row
-    localparam int ROW_BYTES = ROW_BITS / 8;
+    localparam int CODE_BITS = T_OUT * T_IN * WSB;     // one tile's codes as stored
+    localparam int BUF_BITS = TILE_BEATS * AXI_BITS;   // one stored tile, padding included
     localparam int XA = $clog2(ROWS_MAX * KT_MAX);
     localparam int RA = ROWS_MAX > 1 ? $clog2(ROWS_MAX) : 1;  // row index into the sums
-    localparam int TW = T_OUT > 1 ? $clog2(T_OUT) : 1;       // tile row counters
-    localparam int PW = BPR > 1 ? $clog2(BPR) : 1;
+    localparam int BCW = TILE_BEATS > 1 ? $clog2(TILE_BEATS) : 1;  // beat counter of a tile burst
     localparam int VPB = AXI_BITS / BSB;               // bias values per beat
     localparam int N_MAX = NT_MAX * T_OUT;
     localparam int NA = N_MAX > 1 ? $clog2(N_MAX) : 1;
@@ -92,81 +106,87 @@ module linear_engine #(
     localparam longint OMAX = (64'sd1 <<< (OW - 1)) - 1, OMIN = -(64'sd1 <<< (OW - 1));
     `include "fx_round.svh"
 
+    // the layout's invariants (mtl_moe.layout.TileLayout; linear_engine_parameters checks the same)
     initial begin
-        if (BPR < 1 || BPR * AXI_BITS != ROW_BITS)
-            $error("linear_engine: a tile row (T_IN*WW = %0d bits) must be whole AXI beats of %0d",
-                   ROW_BITS, AXI_BITS);
+        if (WW > WSB || AXI_BITS % WSB != 0)
+            $error("linear_engine: %0d-bit weights in %0d-bit codes must fill %0d-bit AXI words whole",
+                   WW, WSB, AXI_BITS);
+        if (TILE_BEATS < 1 || BUF_BITS < CODE_BITS || BUF_BITS - AXI_BITS >= CODE_BITS)
+            $error("linear_engine: TILE_BEATS = %0d is not the AXI words of a %0d x %0d tile of %0d-bit codes",
+                   TILE_BEATS, T_OUT, T_IN, WSB);
+        if (TILE_BYTES * 8 != BUF_BITS)
+            $error("linear_engine: TILE_BYTES = %0d != TILE_BEATS * AXI_BITS / 8", TILE_BYTES);
+        if (TILE_BEATS > 256 || 4096 % TILE_BYTES != 0)
+            $error("linear_engine: a tile burst of %0d beats / %0d bytes breaks AXI4 (<= 256 beats, and the tile must divide 4 KiB so an aligned tile never crosses a 4 KiB boundary)",
+                   TILE_BEATS, TILE_BYTES);
     end
 
     logic [T_IN*WA-1:0] xmem [ROWS_MAX*KT_MAX];
     always_ff @(posedge clk) if (x_we) xmem[x_addr] <= x_data;
 
-    logic [ROW_BITS-1:0] wbuf [2][T_OUT];
+    logic [BUF_BITS-1:0] wbuf [2];   // flat: code c of the tile at bits [c*WSB +: WSB]
     logic [BSB-1:0] bbuf [N_MAX];     // the layer's bias
     logic [31:0] nbb;                 // bias beats of this layer (0 without bias)
     logic [1:0] full;               // buffer b holds a loaded tile not yet applied
     logic running;
     logic [31:0] total;             // tiles in this layer
 
-    // ---- loader: requests for tile rq_j, data into buffer ld_j[0] -------------------------
-    // The read requests of the next tile go out as soon as its buffer is free, before the data of
+    // ---- loader: the request for tile rq_j, data into buffer ld_j[0] ----------------------
+    // The read request of the next tile goes out as soon as its buffer is free, before the data of
     // this one has all arrived (AXI reads are pipelined), so the memory's latency is paid once per
-    // layer, not once per tile; data arrives in request order.
+    // layer, not once per tile; data arrives in request order. One burst per tile.
     logic [31:0] rq_j, ld_j;
-    logic [15:0] rq_n, rq_kb;       // position of the tile being requested
-    logic [TW-1:0] ar_cnt, r_row;
-    logic [PW-1:0] r_part;
+    logic [BCW-1:0] r_beat;         // beat of tile ld_j arriving next
     logic ld_fill;                  // the last beat of tile ld_j arrives this cycle
-    assign ld_fill = running && m_axi_w_RVALID && !bias_rx && 32'(r_row) == T_OUT - 1
-                     && 32'(r_part) == BPR - 1;
+    assign ld_fill = running && m_axi_w_RVALID && !bias_rx && 32'(r_beat) == TILE_BEATS - 1;
 
     logic [31:0] bq_cnt, rb_cnt;      // bias beats requested, received
     logic bias_rq, bias_rx;           // the bias is still being requested / received
     assign bias_rq = bq_cnt < nbb;
     assign bias_rx = rb_cnt < nbb;
+    // the next bias burst: the rest of the bias, at most 256 beats and not past a 4 KiB boundary
+    logic [63:0] b_next;
+    logic [31:0] b_page, b_len;
+    assign b_next = b_addr + 64'(bq_cnt) * 64'(AXI_BITS / 8);
+    assign b_page = (32'd4096 - 32'(b_next[11:0])) / (AXI_BITS / 8);
+    always_comb begin
+        b_len = nbb - bq_cnt;
+        if (b_len > 256) b_len = 256;
+        if (b_len > b_page) b_len = b_page;
+    end
     assign m_axi_w_ARID = '0;
-    assign m_axi_w_ARLEN = bias_rq ? 8'd0 : 8'(BPR - 1);
+    assign m_axi_w_ARLEN = bias_rq ? 8'(b_len - 1) : 8'(TILE_BEATS - 1);
     assign m_axi_w_ARSIZE = 3'($clog2(AXI_BITS / 8));
     assign m_axi_w_ARBURST = 2'b01;  // INCR
     assign m_axi_w_ARVALID = running && (bias_rq || (rq_j < total && rq_j <= ld_j + 1 && !full[rq_j[0]]));
-    assign m_axi_w_ARADDR = bias_rq ? b_addr + 64'(bq_cnt) * 64'(AXI_BITS / 8)
-                          : w_addr + ((64'(rq_n) * 64'(T_OUT) + 64'(ar_cnt)) * 64'(k_tiles) + 64'(rq_kb))
-                                     * 64'(ROW_BYTES);
+    assign m_axi_w_ARADDR = bias_rq ? b_next
+                          : w_addr + 64'(rq_j) * 64'(TILE_BYTES);  // tile (i, j): t = i * k_tiles + j
     assign m_axi_w_RREADY = 1'b1;
+
+`ifndef SYNTHESIS
+    always_ff @(posedge clk)
+        if (start && (w_addr % 64'(TILE_BYTES) != 0 || b_addr % 64'(AXI_BITS / 8) != 0))
+            $error("linear_engine: w_addr %h must be %0d-aligned (a tile must not cross 4 KiB), b_addr %h %0d-aligned",
+                   w_addr, TILE_BYTES, b_addr, AXI_BITS / 8);
+`endif
 
     always_ff @(posedge clk) begin
         if (rst || start) begin
             rq_j <= '0;
-            rq_n <= '0;
-            rq_kb <= '0;
-            ar_cnt <= '0;
             ld_j <= '0;
-            r_row <= '0;
-            r_part <= '0;
+            r_beat <= '0;
             bq_cnt <= '0;
             rb_cnt <= '0;
         end else if (running) begin
-            if (m_axi_w_ARVALID && m_axi_w_ARREADY && bias_rq) bq_cnt <= bq_cnt + 1;
-            else if (m_axi_w_ARVALID && m_axi_w_ARREADY) begin
-                if (32'(ar_cnt) == T_OUT - 1) begin
-                    ar_cnt <= '0;
-                    rq_j <= rq_j + 1;
-                    if (rq_kb == k_tiles - 1) begin
-                        rq_kb <= '0;
-                        rq_n <= rq_n + 1'b1;
-                    end else rq_kb <= rq_kb + 1'b1;
-                end else ar_cnt <= ar_cnt + 1'b1;
-            end
+            if (m_axi_w_ARVALID && m_axi_w_ARREADY && bias_rq) bq_cnt <= bq_cnt + b_len;
+            else if (m_axi_w_ARVALID && m_axi_w_ARREADY) rq_j <= rq_j + 1;
             if (m_axi_w_RVALID && bias_rx) begin
                 for (int v = 0; v < VPB; v++)
                     if (rb_cnt * VPB + v < N_MAX) bbuf[NA'(rb_cnt * VPB + v)] <= m_axi_w_RDATA[v*BSB +: BSB];
                 rb_cnt <= rb_cnt + 1;
             end else if (m_axi_w_RVALID) begin
-                wbuf[ld_j[0]][r_row][r_part*AXI_BITS +: AXI_BITS] <= m_axi_w_RDATA;
-                if (32'(r_part) == BPR - 1) begin
-                    r_part <= '0;
-                    r_row <= 32'(r_row) == T_OUT - 1 ? '0 : r_row + 1'b1;
-                end else r_part <= r_part + 1'b1;
+                wbuf[ld_j[0]][r_beat*AXI_BITS +: AXI_BITS] <= m_axi_w_RDATA;
+                r_beat <= 32'(r_beat) == TILE_BEATS - 1 ? '0 : r_beat + 1'b1;
             end
             if (ld_fill) ld_j <= ld_j + 1;
         end
@@ -180,12 +200,12 @@ module linear_engine #(
     logic v1, first1, last1, end1, sel1;
     logic [15:0] r1, n1;
     logic [T_IN*WA-1:0] x1;
-    logic [T_OUT*ROW_BITS-1:0] w1;
+    logic [T_OUT*T_IN*WW-1:0] w1;   // the MAC tile's w[t][u] at bits [(t*T_IN+u)*WW +: WW]
     logic cp_free;                  // the pass that used buffer sel1 has fed its last row to the MACs
     assign cp_free = v1 && end1;
 
     always_comb
-        for (int t = 0; t < T_OUT; t++) w1[t*ROW_BITS +: ROW_BITS] = wbuf[sel1][t];
+        for (int c = 0; c < T_OUT * T_IN; c++) w1[c*WW +: WW] = wbuf[sel1][c*WSB +: WW];
 
     always_ff @(posedge clk) begin
         if (rst || start) begin

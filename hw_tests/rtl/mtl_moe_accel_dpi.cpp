@@ -10,6 +10,7 @@
 
 #include "svdpi.h"
 #include "top.cpp"
+#include "mtl_moe/csim_io.h"
 
 static const int BEAT_BYTES = cfg::AXI_BITS / 8;
 static std::vector<unsigned char> g_buf[3];
@@ -30,10 +31,11 @@ extern "C" void accel_get(int buf_id, int beat, svBitVecVal* data) {
 }
 
 extern "C" void accel_compute(int task, int n_images) {
-    const long n_out = (long)cfg::N_EMBD * cfg::N_PATCHES;
-    g_buf[2].assign((size_t)n_images * n_out * sizeof(act_raw) + BEAT_BYTES, 0);
+    using namespace mtl_moe::csim;
+    g_buf[2].assign((size_t)n_images * FEATURE_BYTES + BEAT_BYTES, 0);
     if (n_images == 0) return;
-    beat_ptr(1, 0);  // an image buffer exists even if nothing was fetched
-    mtl_moe_top(g_buf[0].data(), reinterpret_cast<const input_raw*>(g_buf[1].data()),
-                reinterpret_cast<act_raw*>(g_buf[2].data()), task, n_images);
+    beat_ptr(0, (int)words_for(WEIGHT_BLOB_BYTES) - 1);  // whole buffers even if fewer beats were fetched
+    beat_ptr(1, (int)words_for(IMAGE_BYTES * n_images) - 1);
+    // the top's AXI-word ports on the fetched bytes (mtl_moe/csim_io.h packs them as the bus does)
+    mtl_moe_top_bytes(g_buf[0].data(), g_buf[1].data(), g_buf[2].data(), task, n_images);
 }

@@ -94,9 +94,9 @@ class CSimDevice:
         # the kernels' buffers are static: two devices of one library in a process share them, so
         # their runs take turns (one accelerator's datapath, as on the board)
         self._run_lock = _LIB_LOCKS.setdefault(so, threading.Lock())
-        self._top = lib.mtl_moe_top
+        self._top = lib.csim_top_bytes  # mtl_moe_top on DDR bytes (its AXI-word ports packed as the bus does)
         self._top.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int, ctypes.c_int]
-        self._top.restype = None
+        self._top.restype = ctypes.c_int
         _, cfg, hw = read_export(export_dir)
         self.sizes = rm.buffer_sizes(cfg, hw, Path(export_dir, "weights.bin").stat().st_size)
         self._lock = threading.Lock()

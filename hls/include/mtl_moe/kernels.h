@@ -1,275 +1,763 @@
 // The accelerator's kernels for one image, parameterised by the generated config.h (namespace cfg).
 //
 // Every op follows mtl_moe/ARITHMETIC.md on integer codes, so C-simulation equals the golden model
-// bit for bit. Edge-MoE's techniques, generalised:
-//  - one shared linear unit (T_OUT x T_IN weight tiles, each tile read once per call and applied to
-//    every row: weights stream from DDR once per layer, into ping-pong tile buffers so loading the
-//    next tile overlaps computing with this one) serves patch embedding, QKV, projection, MLP,
-//    router and experts;
-//  - attention processes ATTN_P query rows together: each K/V row is read once per group and used by
-//    the P rows (Edge-MoE's reordering keeps the bandwidth constant), with the single-pass softmax
-//    (running max, rescaled running sum) and 1/sum applied once per row in A.V;
-//  - MoE runs expert by expert over per-expert token queues built from the task's gate; an expert's
-//    weights are loaded once per layer;
+// bit for bit. Vitis HLS idiom throughout (STYLE.md 2b): codes at their types' widths (fixed.h),
+// feature maps as on-chip memories of words (vec.h: T_IN codes a word, so a pipelined iteration
+// reads one word), one shared linear unit (ALLOCATION limit 1) whose load -> MAC -> store stages
+// form a DATAFLOW region joined by hls::streams, attention as a dataflow of K/V read -> Q.K^T ->
+// single-pass softmax -> A.V with ATTN_P query rows interleaved, weights in DDR tile-major
+// (mtl_moe/layout.py: a T_OUT x T_IN tile is TILE_BEATS contiguous AXI words, the tiles of a matrix
+// one burst in the order the MAC array consumes them). Edge-MoE's techniques, generalised:
+//  - the shared linear unit serves patch embedding, QKV, projection, MLP, router and experts; each
+//    weight tile is read from DDR once per call and applied to every row (weight-stationary);
+//  - attention: each K/V beat is read once per group of ATTN_P query rows and used by all of them;
+//  - MoE runs expert by expert over per-expert token queues; an expert's weights stream once;
 //  - GELU, exp, 1/x and 1/sqrt(x) are our table approximations (nonlinear.h), never hls_math.
-// Feature maps live in on-chip buffers of raw codes (ap_int of the act width).
+// Every pipelined loop states the II it is written for; every variable-bound loop has a
+// LOOP_TRIPCOUNT from the config. On-chip buffers and their BRAM/URAM cost: mtl_moe/onchip.py.
 #pragma once
-#include <string.h>
+#include <hls_stream.h>
 
 #include "fixed.h"
 #include "nonlinear.h"
+#include "vec.h"
 
 namespace mtl_moe {
 
 using namespace cfg;
 
-typedef ap_int<act_t::W> act_raw;
+// ---- codes, words and buffer shapes ----------------------------------------------------------
+typedef ap_uint<AXI_BITS> axi_word;  // one beat of an m_axi port
+typedef ap_int<FM_W> fm_raw;          // a feature-map code (input or act)
+typedef act_t::raw act_raw;
+typedef weight_t::raw weight_raw;
+typedef bias_t::raw bias_raw;
+typedef score_t::raw score_raw;
+typedef gate_t::raw gate_raw;
+typedef ap_int<ACC_W> acc_raw;  // the linear unit's exact sums (config.h: ACC_W)
+const int LU_OUT_W = cmax<act_t::W, router_logit_t::W>::v;
+typedef ap_int<LU_OUT_W> lu_out_raw;
 
-// ---- weight memory: one packed blob, tensors at byte offsets from config.h -------------------
-static inline i64 rd(const unsigned char* mem, long off, long i, int bytes) {
-    const unsigned char* p = mem + off + i * bytes;
-    if (bytes == 1) { signed char v; memcpy(&v, p, 1); return v; }
-    if (bytes == 2) { short v; memcpy(&v, p, 2); return v; }
-    if (bytes == 4) { int v; memcpy(&v, p, 4); return v; }
-    long long v; memcpy(&v, p, 8); return v;
+typedef vec<fm_raw, T_IN> fm_word;                 // T_IN consecutive codes of a feature row
+typedef vec<weight_raw, T_OUT * T_IN> w_tile;      // one weight tile, row-major (t * T_IN + u)
+typedef vec<acc_raw, T_OUT> acc_vec;               // the T_OUT partial sums of one row
+typedef vec<lu_out_raw, T_OUT> out_vec;            // the T_OUT outputs of one row
+
+const int WORD_BYTES = AXI_BITS / 8;
+template <int N>
+struct words_of { static const int v = (N + T_IN - 1) / T_IN; };
+const int D_WORDS = words_of<N_EMBD>::v, QKV_WORDS = words_of<3 * N_EMBD>::v;
+const int KP = IN_CHANS * PATCH * PATCH, KP_WORDS = words_of<KP>::v;  // patch embedding K
+const int IMG_ELEMS = IN_CHANS * IMG_H * IMG_W, N_OUT = N_EMBD * N_PATCHES;
+const int HID_WORDS = cmax<cmax<N_PATCHES * KP_WORDS, N_TOKENS * words_of<MLP_HIDDEN_MAX>::v>::v,
+                           N_TOKENS * words_of<EXPERT_HIDDEN>::v>::v;  // im2col rows, MLP/expert hidden
+const int K_TILES_MAX = (K_MAX + T_IN - 1) / T_IN, N_TILES_MAX = (N_MAX + T_OUT - 1) / T_OUT;
+const int LU_BEATS_MAX = K_TILES_MAX * N_TILES_MAX * TILE_BEATS;
+const int E_TILES = (N_EXPERTS + T_OUT - 1) / T_OUT;
+// output words one T_OUT-wide tile of a row touches (it starts at a multiple of T_OUT)
+const int STORE_WORDS = T_OUT % T_IN == 0 ? T_OUT / T_IN : (T_OUT + T_IN - 2) / T_IN + 1;
+const int FP_ACT = act_t::F + weight_t::F, FP_INPUT = input_t::F + weight_t::F;  // product grids
+const int WSB = 8 * WEIGHT_BYTES, W_PER_BEAT = AXI_BITS / WSB;  // weight codes in one beat
+const int BSB = 8 * BIAS_BYTES, B_PER_BEAT = AXI_BITS / BSB;
+const bool LU_PACK2 = FM_W <= MAC_PACK2_MAX_IN_W;  // two MACs per DSP48E2 (mtl_moe.hw.mac_pack2)
+enum LuIn { LU_IN_ACT = 0, LU_IN_INPUT = 1 };     // the linear unit's runtime input format
+enum LuOut { LU_OUT_ACT = 0, LU_OUT_LOGIT = 1 };  // ... and output format
+
+// Code `lane` of an AXI word whose codes are SB bits apart (the low W bits of its storage field).
+template <int W, int SB>
+static inline ap_uint<W> beat_field(const axi_word& w, int lane) {
+#ifdef MTL_MOE_FAST_CSIM
+    const int bit = lane * SB;  // SB is 8, 16, 32 or 64: a field lies within one 64-bit limb
+    return ap_uint<W>(w.V.get_pVal()[bit / 64] >> (bit % 64));
+#else
+    return w.range(lane * SB + W - 1, lane * SB);
+#endif
 }
-static inline i64 rdw(const unsigned char* mem, long off, long i) { return rd(mem, off, i, WEIGHT_BYTES); }
-static inline i64 rdb(const unsigned char* mem, long off, long i) { return rd(mem, off, i, BIAS_BYTES); }
 
-// ---- the shared linear unit ------------------------------------------------------------------
-// out[r][n] = requant<OUT>(sum_k in[r][k] * W[n][k] + bias[n]) for r < rows; W is (N x K) row-major
-// at w_off, bias at b_off (-1: none). IN is the input type. Weight tiles (T_OUT x T_IN) are
-// double-buffered: while the MAC array applies tile i to every row (weight-stationary, each tile
-// read from DDR once), tile i+1 loads into the other buffer (ping-pong), so weight streaming
-// overlaps compute. The partial sums of all rows are kept in acc.
-typedef ap_int<weight_t::W> weight_raw;
+// ---- the shared linear unit --------------------------------------------------------------------
+// out[r][n] = requant(sum_k in[r][k] * W[n][k] + bias[n]) for r < rows; W (N x K) tile-major at byte
+// offset w_off, bias at b_off (-1: none). Four dataflow stages joined by streams: weight tiles (one
+// burst), bias (one burst), the MAC array, the store; the tile stream (depth 2) is the ping-pong
+// buffer that lets the next tile load while the MAC array applies this one to every row.
 
-static void load_tile(const unsigned char* mem, long w_off, int K, int n0, int k0, int nt, int kt,
-                      weight_raw wt[T_OUT][T_IN]) {
-    for (int t = 0; t < nt; t++)
-        for (int u = 0; u < kt; u++) {
+// Weights: all n_tiles x k_tiles tiles as one burst of AXI words; a tile is complete after
+// TILE_BEATS beats and goes to the MAC stage.
+static void lu_load_weights(const axi_word* mem, int w_off, int K, int N, hls::stream<w_tile>& tiles) {
+    const int n_beats = ((K + T_IN - 1) / T_IN) * ((N + T_OUT - 1) / T_OUT) * TILE_BEATS;
+    const int base = w_off / WORD_BYTES;
+    w_tile t;
+#pragma HLS ARRAY_PARTITION variable = t.v complete
+    int b = 0;
+    // II=1: one AXI beat a cycle (W_PER_BEAT codes into the partitioned tile)
+    for (int i = 0; i < n_beats; i++) {
 #pragma HLS PIPELINE II = 1
-            wt[t][u] = rdw(mem, w_off, (long)(n0 + t) * K + k0 + u);
+#pragma HLS LOOP_TRIPCOUNT min = TILE_BEATS max = LU_BEATS_MAX
+        const axi_word beat = mem[base + i];
+        for (int l = 0; l < W_PER_BEAT; l++) {
+            const int e = b * W_PER_BEAT + l;
+            if (e < T_OUT * T_IN) t[e] = weight_raw(beat_field<weight_t::W, WSB>(beat, l));
         }
+        if (++b == TILE_BEATS) {
+            tiles.write(t);
+            b = 0;
+        }
+    }
+}
+
+// Bias: the N codes rounded onto the product grid of the input format (bias type's own rounding),
+// T_OUT per output tile (zero beyond N and without a bias).
+static void lu_load_bias(const axi_word* mem, int b_off, int N, int in_fmt, hls::stream<acc_vec>& biases) {
+    const int n_all = ((N + T_OUT - 1) / T_OUT) * T_OUT;
+    const int base = b_off / WORD_BYTES;
+    axi_word beat = 0;
+    acc_vec v;
+#pragma HLS ARRAY_PARTITION variable = v.v complete
+    int t = 0;
+    // II=1: one bias code a cycle, one AXI beat every B_PER_BEAT codes (one burst over the row)
+    for (int n = 0; n < n_all; n++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = T_OUT max = N_TILES_MAX * T_OUT
+        acc_raw g = 0;
+        if (b_off >= 0 && n < N) {
+            const int l = n % B_PER_BEAT;
+            if (l == 0) beat = mem[base + n / B_PER_BEAT];
+            const bias_raw b = beat_field<bias_t::W, BSB>(beat, l);
+            g = in_fmt == LU_IN_INPUT ? acc_raw(shift_round<bias_t::F - FP_INPUT, bias_t::Q>(b))
+                                      : acc_raw(shift_round<bias_t::F - FP_ACT, bias_t::Q>(b));
+        }
+        v[t] = g;
+        if (++t == T_OUT) {
+            biases.write(v);
+            t = 0;
+        }
+    }
 }
 
 // Two MACs in one DSP48E2 multiply (mtl_moe.hw.mac_pack2): x * ((w_hi << PACK_SHIFT) + w_lo) is a
 // 27 x 18 product whose low PACK_SHIFT bits, read as a signed number, are x * w_lo (it is narrower
 // than the field) and whose rest, once that low part is taken off, is x * w_hi.
-static inline void mul_pack2(ap_int<18> x, ap_int<27> w_hi, ap_int<27> w_lo, i64& p_hi, i64& p_lo) {
-    ap_int<27> wp = (w_hi << PACK_SHIFT) + w_lo;
-    ap_int<45> p = wp * x;
-    ap_int<PACK_SHIFT> lo = p.range(PACK_SHIFT - 1, 0);
-    p_lo = lo.to_int64();
-    p_hi = ((p - lo) >> PACK_SHIFT).to_int64();
+static inline void mul_pack2(const ap_int<18>& x, const ap_int<27>& w_hi, const ap_int<27>& w_lo,
+                             ap_int<45>& p_hi, ap_int<PACK_SHIFT>& p_lo) {
+    const ap_int<27> wp = (w_hi << PACK_SHIFT) + w_lo;
+    const ap_int<45> p = mul(wp, x);
+    p_lo = p.range(PACK_SHIFT - 1, 0);
+    p_hi = (p - p_lo) >> PACK_SHIFT;
 }
 
-// One tile on every row, one row per pipelined iteration. The loops have the tile's fixed bounds
-// (unrolled under the row pipeline: T_OUT x T_IN multipliers, or half as many where two MACs share
-// one) and skip a partial tile's missing rows/columns; the multiplies are at the operands' own
-// widths, so synthesis maps them to DSP48E2s as the perf model counts them (_dsp_per_mac). The
-// first pass over a group of output rows starts from the bias, the last one requantises and writes
-// the outputs instead of keeping partial sums — no separate initialise / write-out loops, the
-// schedule of hw_tests/rtl/linear_engine.sv.
-template <class IN, class OUT>
-static void mac_tile(const i64* in, int rows, int K, int k0, int nt, int kt, const weight_raw wt[T_OUT][T_IN],
-                     i64 acc[MAX_ROWS][T_OUT], const i64 bias0[T_OUT], bool first, bool last, i64* out,
-                     int N, int n0) {
-    const bool pack = IN::W <= MAC_PACK2_MAX_IN_W;
-    const int FP = IN::F + weight_t::F;
-    for (int r = 0; r < rows; r++) {
-#pragma HLS PIPELINE II = 1
-        i64 s[T_OUT];
-        for (int t = 0; t < T_OUT; t++) s[t] = first ? bias0[t] : acc[r][t];
-        for (int u = 0; u < T_IN; u++) {
-            if (u >= kt) continue;
-            const ap_int<IN::W> x = in[(long)r * K + k0 + u];
-            for (int j = 0; j < (T_OUT + 1) / 2; j++) {
-                const int t0 = 2 * j, t1 = 2 * j + 1;
-                if (t0 >= nt) continue;
-                if (pack) {
-                    i64 hi, lo;
-                    mul_pack2(x, wt[t0][u], t1 < nt ? wt[t1][u] : weight_raw(0), hi, lo);
-                    s[t0] += hi;
-                    if (t1 < nt) s[t1] += lo;
-                } else {
-                    s[t0] += (x * wt[t0][u]).to_int64();
-                    if (t1 < nt) s[t1] += (x * wt[t1][u]).to_int64();
-                }
-            }
-        }
-        for (int t = 0; t < T_OUT; t++) {
-            if (t >= nt) continue;
-            if (last) {
-                fit<accum_t>(shift_round(s[t], FP - accum_t::F, TRN));  // range check only
-                out[(long)r * N + n0 + t] = requant<OUT>(s[t], FP);
+// The T_OUT x T_IN MACs of one input word against one tile (unrolled: the MAC array). Padded tile
+// entries are zero, so input lanes beyond K and outputs beyond N contribute nothing.
+static inline void mac_tile(const fm_word& x, const w_tile& wt, acc_vec& s) {
+    for (int u = 0; u < T_IN; u++) {
+#pragma HLS UNROLL
+        for (int j = 0; j < (T_OUT + 1) / 2; j++) {
+#pragma HLS UNROLL
+            const int t0 = 2 * j, t1 = 2 * j + 1;
+            if (LU_PACK2) {
+                ap_int<45> hi;
+                ap_int<PACK_SHIFT> lo;
+                mul_pack2(x[u], wt[t0 * T_IN + u], t1 < T_OUT ? wt[t1 * T_IN + u] : weight_raw(0), hi, lo);
+                s[t0] += hi;
+                if (t1 < T_OUT) s[t1] += lo;
             } else {
-                acc[r][t] = s[t];
+                s[t0] += mul(x[u], wt[t0 * T_IN + u]);
+                if (t1 < T_OUT) s[t1] += mul(x[u], wt[t1 * T_IN + u]);
             }
         }
     }
 }
 
-template <class IN, class OUT>
-static void linear_unit(const i64* in, int rows, int K, int N, const unsigned char* mem, long w_off,
-                        long b_off, i64* out) {
-    const int FP = IN::F + weight_t::F;
-    static i64 acc[MAX_ROWS][T_OUT];
-    static weight_raw wt[2][T_OUT][T_IN];  // ping-pong weight tiles
-#pragma HLS ARRAY_PARTITION variable = wt complete dim = 2
-#pragma HLS ARRAY_PARTITION variable = wt complete dim = 3
-#pragma HLS ARRAY_PARTITION variable = acc complete dim = 2
-    i64 bias0[T_OUT];
-    const int n_kt = (K + T_IN - 1) / T_IN;
-    int buf = 0;
-    load_tile(mem, w_off, K, 0, 0, N < T_OUT ? N : T_OUT, K < T_IN ? K : T_IN, wt[0]);
-    for (int n0 = 0; n0 < N; n0 += T_OUT) {
-        int nt = N - n0 < T_OUT ? N - n0 : T_OUT;
-        for (int t = 0; t < T_OUT; t++)
-            bias0[t] = (b_off < 0 || t >= nt) ? 0 : shift_round(rdb(mem, b_off, n0 + t), bias_t::F - FP, bias_t::Q);
-        for (int kb = 0; kb < n_kt; kb++) {
-            int k0 = kb * T_IN, kt = K - k0 < T_IN ? K - k0 : T_IN;
-            // the next tile in (n0, k0) order loads into the other buffer while this one computes
-            int nk0 = k0 + T_IN, nn0 = n0;
-            if (nk0 >= K) { nk0 = 0; nn0 = n0 + T_OUT; }
-            if (nn0 < N)
-                load_tile(mem, w_off, K, nn0, nk0, N - nn0 < T_OUT ? N - nn0 : T_OUT,
-                          K - nk0 < T_IN ? K - nk0 : T_IN, wt[buf ^ 1]);
-            mac_tile<IN, OUT>(in, rows, K, k0, nt, kt, wt[buf], acc, bias0, kb == 0, kb == n_kt - 1, out,
-                              N, n0);
-            buf ^= 1;
+#ifndef __SYNTHESIS__
+// C-simulation only: golden's range check of the exact sum against the accumulator type.
+static inline void check_accum(const acc_raw& s, int in_fmt) {
+    if (accum_t::O != WRAP) return;
+    const long long v = s.to_int64();  // ACC_W <= 64
+    const bool bad = in_fmt == LU_IN_INPUT ? (v < ACC_LO_INPUT || v > ACC_HI_INPUT)
+                                           : (v < ACC_LO_ACT || v > ACC_HI_ACT);
+    if (bad) g_wrap_overflows++;
+}
+#endif
+
+// One rounding of the T_OUT sums to the output format (a mux of the three constant requantisers).
+static inline out_vec lu_requant(const acc_vec& s, int in_fmt, int out_fmt) {
+    out_vec y;
+    for (int t = 0; t < T_OUT; t++) {
+#pragma HLS UNROLL
+#ifndef __SYNTHESIS__
+        check_accum(s[t], in_fmt);
+#endif
+        if (out_fmt == LU_OUT_LOGIT) y[t] = requant<router_logit_t, FP_ACT>(s[t]);
+        else if (in_fmt == LU_IN_INPUT) y[t] = requant<act_t, FP_INPUT>(s[t]);
+        else y[t] = requant<act_t, FP_ACT>(s[t]);
+    }
+    return y;
+}
+
+// The MAC array: for each output tile, each input tile is applied to every row; the first pass
+// starts from the bias, the last one requantises and streams the row out instead of keeping its
+// partial sums (the schedule of hw_tests/rtl/linear_engine.sv).
+static void lu_compute(const fm_word* in, int rows, int K, int N, int in_fmt, int out_fmt,
+                       hls::stream<w_tile>& tiles, hls::stream<acc_vec>& biases, hls::stream<out_vec>& outs) {
+    const int k_tiles = (K + T_IN - 1) / T_IN, n_tiles = (N + T_OUT - 1) / T_OUT;
+    static acc_vec acc[MAX_ROWS];  // partial sums of every row: one T_OUT-wide word a row
+    for (int nb = 0; nb < n_tiles; nb++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_TILES_MAX
+        const acc_vec b = biases.read();
+        for (int kb = 0; kb < k_tiles; kb++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = K_TILES_MAX
+#pragma HLS LOOP_FLATTEN off
+            const w_tile wt = tiles.read();
+#pragma HLS ARRAY_PARTITION variable = wt.v complete
+            const bool first = kb == 0, last = kb == k_tiles - 1;
+            int a = kb;  // word kb of row r: r * k_tiles + kb
+#ifdef MTL_MOE_FAST_CSIM
+            long long wl[T_OUT * T_IN];  // C-sim: the same MACs in host integers (sums fit ACC_W <= 64)
+            for (int e = 0; e < T_OUT * T_IN; e++) wl[e] = wt[e].to_int64();
+            for (int r = 0; r < rows; r++) {
+                const fm_word x = in[a];
+                a += k_tiles;
+                long long xl[T_IN], sl[T_OUT];
+                for (int u = 0; u < T_IN; u++) xl[u] = x[u].to_int64();
+                for (int t = 0; t < T_OUT; t++) {
+                    long long v = first ? b[t].to_int64() : acc[r][t].to_int64();
+                    for (int u = 0; u < T_IN; u++) v += xl[u] * wl[t * T_IN + u];
+                    sl[t] = v;
+                }
+                acc_vec s;
+                for (int t = 0; t < T_OUT; t++) s[t] = sl[t];
+                if (last) outs.write(lu_requant(s, in_fmt, out_fmt));
+                else acc[r] = s;
+            }
+            continue;
+#endif
+            // II=1: one input word and one row of partial sums a cycle, T_OUT x T_IN MACs (half as
+            // many DSPs where two share one). acc[r] is read and written once per pass; passes do
+            // not overlap (LOOP_FLATTEN off), hence no inter-iteration dependence.
+            for (int r = 0; r < rows; r++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ROWS
+#pragma HLS DEPENDENCE variable = acc inter false
+                const fm_word x = in[a];
+                a += k_tiles;
+                acc_vec s = first ? b : acc[r];
+                mac_tile(x, wt, s);
+                if (last) outs.write(lu_requant(s, in_fmt, out_fmt));
+                else acc[r] = s;
+            }
         }
     }
 }
 
-// ---- LayerNorm of one row of D act codes (gamma, beta of the bias type) ---------------------
-static void layer_norm(const i64* x, int D, const unsigned char* mem, long g_off, long b_off, i64* y) {
-    const int FA = act_t::F, FS = ln_stat_t::F, FB = bias_t::F;
-    i64 sum = 0;
-    for (int d = 0; d < D; d++) sum += x[d];
-    i64 mean = floor_div(sum, D);
-    static i64 c[N_EMBD];
-    i64 sq = 0;
-    for (int d = 0; d < D; d++) {
-        c[d] = fit<act_t>(x[d] - mean);
-        sq += shift_round(c[d] * c[d], 2 * FA - FS, TRN);
-    }
-    i64 var = fit<ln_stat_t>(floor_div(sq, D));
-    var = fit<ln_stat_t>(var + (LN_EPS_CODE > 1 ? LN_EPS_CODE : 1));
-    i64 r = rsqrt<ln_stat_t, rsqrt_t, rsqrt_entry_t, RSQRT_STEP_LOG2, RSQRT_N>(var, RSQRT_TAB);
-    for (int d = 0; d < D; d++) {
-        i64 n = requant<act_t>(c[d] * r, FA + rsqrt_t::F);
-        i64 v = n * rdb(mem, g_off, d) + shl(rdb(mem, b_off, d), FA);
-        y[d] = requant<act_t>(v, FA + FB);
-    }
-}
-
-static inline i64 expn(i64 x) {
-    return exp_neg<score_t, exp_t, exp_entry_t, log2e_t, EXP_STEP_LOG2, EXP_N>(x, EXP_TAB, LOG2E_CODE);
-}
-
-// ---- attention: qkv (T x 3D, Q pre-scaled) -> o (T x D) before the projection ---------------
-// K and V stream one AXI beat (LANES act values of a row) per step, keys in order, each beat read
-// once per group of ATTN_P query rows and used by all of them (hw_tests/rtl/attn_addr_gen.sv
-// generates the same reads): phase 0 accumulates the P dot products beat by beat and updates the
-// single-pass softmax once a key's last beat is in; phase 1 weights each V beat by the P rows'
-// e^(score - max) (computed once per key and row) and accumulates; 1/sum is applied once per output.
-static void attention_core(const i64* qkv, i64* o) {
-    const int T = N_TOKENS, D = N_EMBD, HD = HEAD_DIM, FA = act_t::F;
-    const int L = AXI_BITS / act_t::W > 0 ? AXI_BITS / act_t::W : 1;  // values per beat
-    const int NB = (HD + L - 1) / L;                                   // beats per head row
-    static i64 scores[ATTN_P][N_TOKENS];
-    static i64 acc[ATTN_P][HEAD_DIM];
-    for (int h = 0; h < N_HEAD; h++) {
-        for (int i0 = 0; i0 < T; i0 += ATTN_P) {  // a group of P query rows shares each K/V read
-            int np = T - i0 < ATTN_P ? T - i0 : ATTN_P;
-            i64 m[ATTN_P], s[ATTN_P], r[ATTN_P], dot[ATTN_P], e[ATTN_P];
-            for (int j = 0; j < T; j++) {  // single pass over the keys, in order
-                for (int b = 0; b < NB; b++) {  // one beat of key row j
-                    const i64* kj = qkv + (long)j * 3 * D + D + h * HD;
-                    for (int p = 0; p < np; p++) {
-                        const i64* qi = qkv + (long)(i0 + p) * 3 * D + h * HD;
-                        if (b == 0) dot[p] = 0;
-                        for (int l = 0; l < L; l++) {
-                            const int d = b * L + l;
-                            if (d < HD) dot[p] += qi[d] * kj[d];
-                        }
-                    }
+// The store: each row's T_OUT outputs into the output feature map (read-modify-write of the
+// STORE_WORDS words the tile touches; other lanes keep their codes), or into the logit buffer.
+static void lu_store(hls::stream<out_vec>& outs, int rows, int N, int out_fmt, fm_word* out, out_vec* logits) {
+    const int n_tiles = (N + T_OUT - 1) / T_OUT, n_words = (N + T_IN - 1) / T_IN;
+    for (int nb = 0; nb < n_tiles; nb++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_TILES_MAX
+        const int n0 = nb * T_OUT;
+        out_vec y;
+        int r = 0, j = 0;
+        // II=1: one output word a cycle (consecutive iterations touch different words)
+        for (int i = 0; i < rows * STORE_WORDS; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = STORE_WORDS max = MAX_ROWS * STORE_WORDS
+#pragma HLS DEPENDENCE variable = out inter false
+            if (j == 0) y = outs.read();
+            const int w = n0 / T_IN + j;
+            if (out_fmt == LU_OUT_LOGIT) {
+                if (j == 0) logits[r * E_TILES + nb] = y;
+            } else if (w < n_words) {
+                fm_word v = out[r * n_words + w];
+                for (int l = 0; l < T_IN; l++) {
+                    const int n = w * T_IN + l - n0;
+                    if (n >= 0 && n < T_OUT && n0 + n < N) v[l] = y[n];
                 }
-                for (int p = 0; p < np; p++) {
-                    i64 sc = requant<score_t>(dot[p], 2 * FA);
-                    scores[p][j] = sc;
-                    if (j == 0) {
-                        m[p] = sc;
-                        s[p] = requant<exp_sum_t>(expn(0), exp_t::F);
-                    } else {
-                        i64 mn = sc > m[p] ? sc : m[p];
-                        s[p] = requant<exp_sum_t>(s[p] * expn(m[p] - mn), exp_sum_t::F + exp_t::F);
-                        s[p] = fit<exp_sum_t>(s[p] + shift_round(expn(sc - mn), exp_t::F - exp_sum_t::F,
-                                                                 exp_sum_t::Q));
-                        m[p] = mn;
-                    }
-                }
+                out[r * n_words + w] = v;
             }
-            for (int p = 0; p < np; p++) {
-                r[p] = reciprocal<exp_sum_t, recip_t, recip_entry_t, RECIP_STEP_LOG2, RECIP_N>(s[p], RECIP_TAB);
-                for (int d = 0; d < HD; d++) acc[p][d] = 0;
+            if (++j == STORE_WORDS) {
+                j = 0;
+                r++;
             }
-            for (int j = 0; j < T; j++) {  // each V beat read once per group
-                for (int p = 0; p < np; p++) e[p] = expn(scores[p][j] - m[p]);
-                for (int b = 0; b < NB; b++) {
-                    const i64* vj = qkv + (long)j * 3 * D + 2 * D + h * HD;
-                    for (int p = 0; p < np; p++)
-                        for (int l = 0; l < L; l++) {
-                            const int d = b * L + l;
-                            if (d < HD) acc[p][d] += e[p] * vj[d];
-                        }
-                }
-            }
-            for (int p = 0; p < np; p++)
-                for (int d = 0; d < HD; d++) {
-                    i64 av = shift_round(acc[p][d], exp_t::F, TRN);  // act grid, wide integer part
-                    o[(long)(i0 + p) * D + h * HD + d] = requant<act_t>(av * r[p], FA + recip_t::F);
-                }
         }
     }
 }
 
-static inline i64 gelu_act(i64 x) {
+// in: rows x ceil(K / T_IN) words; out: rows x ceil(N / T_IN) words (or logits for LU_OUT_LOGIT).
+static void linear_unit(const fm_word* in, int rows, int K, int N, const axi_word* mem, int w_off, int b_off,
+                        int in_fmt, int out_fmt, fm_word* out, out_vec* logits) {
+#pragma HLS INLINE off
+#pragma HLS DATAFLOW
+    hls::stream<w_tile> tiles("lu_tiles");
+    hls::stream<acc_vec> biases("lu_bias");
+    hls::stream<out_vec> outs("lu_out");
+#pragma HLS STREAM variable = tiles depth = 2
+#pragma HLS STREAM variable = biases depth = 2
+#pragma HLS STREAM variable = outs depth = MAX_ROWS
+    lu_load_weights(mem, w_off, K, N, tiles);
+    lu_load_bias(mem, b_off, N, in_fmt, biases);
+    lu_compute(in, rows, K, N, in_fmt, out_fmt, tiles, biases, outs);
+    lu_store(outs, rows, N, out_fmt, out, logits);
+}
+
+// ---- per-layer parameters: row vectors of the bias type, loaded once into on-chip arrays --------
+template <int N>
+static void load_row(const axi_word* mem, int off, bias_raw dst[N]) {
+    const int base = off / WORD_BYTES;
+    axi_word beat = 0;
+    // II=1: one code a cycle, one AXI beat every B_PER_BEAT codes (one burst)
+    for (int i = 0; i < N; i++) {
+#pragma HLS PIPELINE II = 1
+        const int l = i % B_PER_BEAT;
+        if (l == 0) beat = mem[base + i / B_PER_BEAT];
+        dst[i] = bias_raw(beat_field<bias_t::W, BSB>(beat, l));
+    }
+}
+
+// ---- LayerNorm of every token row (N_EMBD act codes; gamma, beta of the bias type) ---------------
+static void layer_norm_row(const fm_word* x, const bias_raw gamma[N_EMBD], const bias_raw beta[N_EMBD],
+                           fm_word* y) {
+#pragma HLS INLINE off
+    const int FA = act_t::F, FS = ln_stat_t::F, FB = bias_t::F, LD = clog2<N_EMBD + 1>::v;
+    const int SQ_S = 2 * FA - FS;  // squares truncated to the ln_stat grid
+    const int SQW = shift_round_w<2 * act_t::W, SQ_S>::v + LD;
+    ap_int<act_t::W + LD + 1> sum = 0;
+    // II=1: one word (T_IN codes) a cycle
+    for (int w = 0; w < D_WORDS; w++) {
+#pragma HLS PIPELINE II = 1
+        const fm_word v = x[w];
+        for (int l = 0; l < T_IN; l++)
+            if (w * T_IN + l < N_EMBD) sum += act_raw(v[l]);
+    }
+    const ap_int<act_t::W + LD + 1> mean = floor_div<N_EMBD>(sum);  // D a constant: no runtime divide
+    act_raw c[D_WORDS][T_IN];  // centred codes of the row
+#pragma HLS ARRAY_PARTITION variable = c complete dim = 2
+    ap_int<SQW> sq = 0;
+    // II=1: one word a cycle
+    for (int w = 0; w < D_WORDS; w++) {
+#pragma HLS PIPELINE II = 1
+        const fm_word v = x[w];
+        for (int l = 0; l < T_IN; l++) {
+            const act_raw cc = w * T_IN + l < N_EMBD ? fit<act_t>(act_raw(v[l]) - mean) : act_raw(0);
+            c[w][l] = cc;
+            sq += shift_round<SQ_S, TRN>(mul(cc, cc));
+        }
+    }
+    typename ln_stat_t::raw var = fit<ln_stat_t>(floor_div<N_EMBD>(sq));
+    var = fit<ln_stat_t>(ap_int<ln_stat_t::W + 1>(var) + (LN_EPS_CODE > 1 ? LN_EPS_CODE : 1));
+    const rsqrt_t::raw r = rsqrt<ln_stat_t, rsqrt_t, rsqrt_entry_t, RSQRT_STEP_LOG2, RSQRT_N>(var, RSQRT_TAB);
+    // II=1: one output word a cycle (T_IN multiplies by r, by gamma)
+    for (int w = 0; w < D_WORDS; w++) {
+#pragma HLS PIPELINE II = 1
+        fm_word o;
+        for (int l = 0; l < T_IN; l++) {
+            const int d = w * T_IN + l;
+            if (d < N_EMBD) {
+                const act_raw n = requant<act_t, FA + rsqrt_t::F>(c[w][l] * r);
+                const ap_int<bias_t::W + FA + 1> bs = ap_int<bias_t::W + FA + 1>(beta[d]) << FA;
+                o[l] = requant<act_t, FA + FB>(n * gamma[d] + bs);
+            } else {
+                o[l] = 0;
+            }
+        }
+        y[w] = o;
+    }
+}
+
+static void layer_norm(const fm_word* x, const axi_word* mem, int g_off, int b_off, fm_word* y) {
+    static bias_raw gamma[N_EMBD], beta[N_EMBD];  // this layer's parameters, loaded once
+#pragma HLS ARRAY_PARTITION variable = gamma cyclic factor = T_IN
+#pragma HLS ARRAY_PARTITION variable = beta cyclic factor = T_IN
+    load_row<N_EMBD>(mem, g_off, gamma);
+    load_row<N_EMBD>(mem, b_off, beta);
+    for (int t = 0; t < N_TOKENS; t++) layer_norm_row(x + t * D_WORDS, gamma, beta, y + t * D_WORDS);
+}
+
+// ---- elementwise kernels over feature-map words ---------------------------------------------------
+// x = fit(x + f) over rows x D codes (the residual add).
+static void residual(fm_word* x, const fm_word* f) {
+    // II=1: one word of each a cycle
+    for (int i = 0; i < N_TOKENS * D_WORDS; i++) {
+#pragma HLS PIPELINE II = 1
+        fm_word v = x[i];
+        const fm_word g = f[i];
+        for (int l = 0; l < T_IN; l++)
+            if ((i % D_WORDS) * T_IN + l < N_EMBD) v[l] = fit<act_t>(act_raw(v[l]) + act_raw(g[l]));
+        x[i] = v;
+    }
+}
+
+static inline act_raw gelu_act(const act_raw& x) {
     return gelu<act_t, act_t, gelu_entry_t, GELU_STEP_LOG2, GELU_N>(x, GELU_TAB);
 }
 
-// ---- router: gate of every token for the task, top-k with ties to the lower expert -------------
-static void router(const i64* x, int task, const unsigned char* mem, int layer, int* idx, i64* gate) {
-    const int T = N_TOKENS, D = N_EMBD, E = N_EXPERTS;
-    static i64 xin[N_TOKENS * N_EMBD];
-    static i64 logits[N_TOKENS * N_EXPERTS];
-    const i64* src = x;
+// GELU in place on rows x cols codes (T_IN table units, one word a cycle).
+static void gelu_rows(fm_word* h, int rows, int cols) {
+    const int n_words = (cols + T_IN - 1) / T_IN;
+    int w = 0;
+    // II=1: one word a cycle
+    for (int i = 0; i < rows * n_words; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HID_WORDS
+        fm_word v = h[i];
+        for (int l = 0; l < T_IN; l++)
+            if (w * T_IN + l < cols) v[l] = gelu_act(act_raw(v[l]));
+        h[i] = v;
+        if (++w == n_words) w = 0;
+    }
+}
+
+// ---- patch embedding input and the class/position embedding --------------------------------------
+// The image of batch entry b (C, H, W) from DDR: one code a cycle from one burst.
+static void read_image(const axi_word* images, int b, fm_raw img[IMG_ELEMS]) {
+    const int SB = 8 * IN_BYTES, PER = AXI_BITS / SB;
+    const int g0 = b * IMG_ELEMS;
+    axi_word beat = 0;
+    // II=1: one pixel code a cycle, one AXI beat every PER codes
+    for (int i = 0; i < IMG_ELEMS; i++) {
+#pragma HLS PIPELINE II = 1
+        const int g = g0 + i, l = g % PER;
+        if (i == 0 || l == 0) beat = images[g / PER];
+        img[i] = input_t::raw(beat_field<input_t::W, SB>(beat, l));
+    }
+}
+
+// im2col rows in (channel, ky, kx) order: word w of patch p holds its codes k = w*T_IN .. + T_IN-1.
+static void im2col(const fm_raw img[IMG_ELEMS], fm_word* cols) {
+    // II=1 when PATCH is a multiple of T_IN (a word is T_IN pixels of one patch row: one per bank of
+    // img's cyclic partition); a smaller patch gathers a word from T_IN / PATCH pixel rows, whose
+    // bank conflicts raise the II of this once-per-image loop
+    for (int p = 0; p < N_PATCHES; p++)
+        for (int w = 0; w < KP_WORDS; w++) {
+#pragma HLS PIPELINE II = 1
+            const int gy = p / GRID_W, gx = p % GRID_W;
+            fm_word v;
+            for (int l = 0; l < T_IN; l++) {
+                const int k = w * T_IN + l;
+                const int c = k / (PATCH * PATCH), ky = (k / PATCH) % PATCH, kx = k % PATCH;
+                v[l] = k < KP ? img[(c * IMG_H + gy * PATCH + ky) * IMG_W + gx * PATCH + kx] : fm_raw(0);
+            }
+            cols[p * KP_WORDS + w] = v;
+        }
+}
+
+// x = rq([cls; patch embeddings] + pos) on the finer grid; cls and one pos row a token on chip.
+static void embed(const fm_word* pe, const axi_word* mem, fm_word* x) {
+    const int FA = act_t::F, FB = bias_t::F, FE = FA > FB ? FA : FB;
+    const int EW = cmax<act_t::W + FE - FA, bias_t::W + FE - FB>::v + 1;
+    static bias_raw cls[N_EMBD], pos[N_EMBD];
+#pragma HLS ARRAY_PARTITION variable = cls cyclic factor = T_IN
+#pragma HLS ARRAY_PARTITION variable = pos cyclic factor = T_IN
+    load_row<N_EMBD>(mem, OFF_CLS, cls);
+    for (int t = 0; t < N_TOKENS; t++) {
+        load_row<N_EMBD>(mem, OFF_POS + t * POS_ROW_BYTES, pos);
+        // II=1: one word a cycle
+        for (int w = 0; w < D_WORDS; w++) {
+#pragma HLS PIPELINE II = 1
+            const fm_word p = t > 0 ? pe[(t - 1) * D_WORDS + w] : fm_word::zero();
+            fm_word o;
+            for (int l = 0; l < T_IN; l++) {
+                const int d = w * T_IN + l;
+                if (d < N_EMBD) {
+                    const act_raw tok = t == 0 ? requant<act_t, FB>(cls[d]) : act_raw(p[l]);
+                    const ap_int<EW> s = (ap_int<EW>(tok) << (FE - FA)) + (ap_int<EW>(pos[d]) << (FE - FB));
+                    o[l] = requant<act_t, FE>(s);
+                } else {
+                    o[l] = 0;
+                }
+            }
+            x[t * D_WORDS + w] = o;
+        }
+    }
+}
+
+// ---- attention: qkv (T x 3D, Q pre-scaled) -> o (T x D) before the projection --------------------
+// A dataflow of four processes: K/V of all heads into on-chip buffers (one beat of ATTN_LANES
+// values a cycle) and Q in consumption order; Q.K^T with the ATTN_P rows of a group sharing each K
+// beat; the single-pass softmax statistics (running max, rescaled running sum) with the rows
+// interleaved; A.V with each V beat shared by the P rows and 1/sum applied once per output.
+typedef vec<act_raw, ATTN_LANES> kv_word;
+typedef vec<score_raw, ATTN_P> score_vec;
+struct attn_stat {
+    score_raw m[ATTN_P];
+    recip_t::raw r[ATTN_P];
+};
+const int HD_BEATS = (HEAD_DIM + ATTN_LANES - 1) / ATTN_LANES;  // beats of one head row
+const int N_GROUPS = (N_TOKENS + ATTN_P - 1) / ATTN_P;
+const int KV_WORDS = N_HEAD * N_TOKENS * HD_BEATS;
+
+static inline exp_t::raw expn(const ap_int<score_t::W + 1>& x) {
+    return exp_neg<score_t, exp_t, exp_entry_t, log2e_t, EXP_STEP_LOG2, EXP_N>(x, EXP_TAB, LOG2E_CODE);
+}
+
+// qkv words one beat spans: ATTN_LANES / T_IN of them when beats and head columns are aligned to
+// the words (m3vit-tiny: 1 for w16a32, 2 for int8), one more otherwise
+const bool KV_ALIGNED = (T_IN % ATTN_LANES == 0 || ATTN_LANES % T_IN == 0) && N_EMBD % ATTN_LANES == 0 &&
+                        HEAD_DIM % ATTN_LANES == 0 &&
+                        (ATTN_LANES <= T_IN || (N_EMBD % T_IN == 0 && HEAD_DIM % T_IN == 0));
+const int KV_SPAN = KV_ALIGNED ? (ATTN_LANES + T_IN - 1) / T_IN : (ATTN_LANES + T_IN - 2) / T_IN + 1;
+
+// One beat: columns [c0, c0 + ATTN_LANES) of a qkv row (KV_SPAN word reads), zero from column lim on.
+static inline kv_word qkv_beat(const fm_word* row, int c0, int lim) {
+    fm_word wd[KV_SPAN];
+#pragma HLS ARRAY_PARTITION variable = wd complete
+    const int w0 = c0 / T_IN;
+    for (int s = 0; s < KV_SPAN; s++) wd[s] = w0 + s < QKV_WORDS ? row[w0 + s] : fm_word::zero();
+    kv_word v;
+    for (int l = 0; l < ATTN_LANES; l++) {
+        const int c = c0 + l, s = c / T_IN - w0;
+        v[l] = c < lim && s < KV_SPAN ? act_raw(wd[s][c % T_IN]) : act_raw(0);
+    }
+    return v;
+}
+
+static void attn_read(const fm_word* qkv, kv_word kbuf[KV_WORDS], kv_word vbuf[KV_WORDS],
+                      hls::stream<kv_word>& q_s) {
+    // II=1 (KV_SPAN <= 2, dual-port qkv): one K beat a cycle, then one V beat a cycle
+    for (int kv = 1; kv <= 2; kv++)
+        for (int j = 0; j < N_TOKENS; j++)
+            for (int h = 0; h < N_HEAD; h++)
+                for (int b = 0; b < HD_BEATS; b++) {
+#pragma HLS PIPELINE II = 1
+                    const int c0 = kv * N_EMBD + h * HEAD_DIM + b * ATTN_LANES;
+                    const kv_word v = qkv_beat(qkv + j * QKV_WORDS, c0, kv * N_EMBD + (h + 1) * HEAD_DIM);
+                    if (kv == 1) kbuf[(h * N_TOKENS + j) * HD_BEATS + b] = v;
+                    else vbuf[(h * N_TOKENS + j) * HD_BEATS + b] = v;
+                }
+    // II=1 (KV_SPAN <= 2): Q beats in the order the score stage takes them (head, group, row,
+    // beat); rows past the last token pad the last group with zeros
+    for (int h = 0; h < N_HEAD; h++)
+        for (int g = 0; g < N_GROUPS; g++)
+            for (int p = 0; p < ATTN_P; p++)
+                for (int b = 0; b < HD_BEATS; b++) {
+#pragma HLS PIPELINE II = 1
+                    const int i = g * ATTN_P + p;
+                    const int c0 = h * HEAD_DIM + b * ATTN_LANES, lim = (h + 1) * HEAD_DIM;
+                    q_s.write(i < N_TOKENS ? qkv_beat(qkv + i * QKV_WORDS, c0, lim) : kv_word::zero());
+                }
+}
+
+static void attn_qk(const kv_word kbuf[KV_WORDS], hls::stream<kv_word>& q_s, hls::stream<score_vec>& sc_s) {
+    for (int h = 0; h < N_HEAD; h++)
+        for (int g = 0; g < N_GROUPS; g++) {
+            kv_word q[ATTN_P][HD_BEATS];  // the group's query rows
+#pragma HLS ARRAY_PARTITION variable = q complete dim = 1
+            // II=1: one Q beat a cycle
+            for (int i = 0; i < ATTN_P * HD_BEATS; i++) {
+#pragma HLS PIPELINE II = 1
+                q[i / HD_BEATS][i % HD_BEATS] = q_s.read();
+            }
+            ap_int<DOT_W> dot[ATTN_P];
+#pragma HLS ARRAY_PARTITION variable = dot complete
+            // II=1: one K beat a cycle, used by the ATTN_P query rows at once (ATTN_P x ATTN_LANES MACs)
+            for (int j = 0; j < N_TOKENS; j++)
+                for (int b = 0; b < HD_BEATS; b++) {
+#pragma HLS PIPELINE II = 1
+                    const kv_word k = kbuf[(h * N_TOKENS + j) * HD_BEATS + b];
+                    for (int p = 0; p < ATTN_P; p++) {
+                        ap_int<DOT_W> d = b == 0 ? ap_int<DOT_W>(0) : dot[p];
+                        for (int l = 0; l < ATTN_LANES; l++) d += mul(q[p][b][l], k[l]);
+                        dot[p] = d;
+                    }
+                    if (b == HD_BEATS - 1) {
+                        score_vec sc;
+                        for (int p = 0; p < ATTN_P; p++) sc[p] = requant<score_t, 2 * act_t::F>(dot[p]);
+                        sc_s.write(sc);
+                    }
+                }
+        }
+}
+
+static void attn_softmax(hls::stream<score_vec>& sc_in, hls::stream<score_vec>& sc_out,
+                         hls::stream<attn_stat>& st_s) {
+    for (int h = 0; h < N_HEAD; h++)
+        for (int g = 0; g < N_GROUPS; g++) {
+            score_raw m[ATTN_P];       // running max of each row
+            exp_sum_t::raw s[ATTN_P];  // running sum of e^(score - max)
+            score_vec v;
+            int j = 0, p = 0;
+            // II=1: one (key, row) pair a cycle, the ATTN_P rows of the group in turn (p fastest).
+            // Row p's m[p], s[p] are read and written once every ATTN_P iterations, so the
+            // recurrence through exp, multiply and requantisation has distance ATTN_P: legal at II=1
+            // as long as its latency is at most ATTN_P cycles (more latency raises the II, it never
+            // changes the result); the keys of one row stay in order j = 0..T-1 as the spec requires.
+            for (int i = 0; i < N_TOKENS * ATTN_P; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = m inter RAW distance = ATTN_P true
+#pragma HLS DEPENDENCE variable = s inter RAW distance = ATTN_P true
+                if (p == 0) {
+                    v = sc_in.read();
+                    sc_out.write(v);
+                }
+                const score_raw sc = v[p];
+                if (j == 0) {
+                    m[p] = sc;
+                    s[p] = requant<exp_sum_t, exp_t::F>(expn(0));
+                } else {
+                    const score_raw mn = sc > m[p] ? sc : m[p];
+                    const exp_sum_t::raw r = requant<exp_sum_t, exp_sum_t::F + exp_t::F>(s[p] * expn(m[p] - mn));
+                    s[p] = fit<exp_sum_t>(r + shift_round<exp_t::F - exp_sum_t::F, exp_sum_t::Q>(expn(sc - mn)));
+                    m[p] = mn;
+                }
+                if (++p == ATTN_P) {
+                    p = 0;
+                    j++;
+                }
+            }
+            attn_stat st;
+            for (int q = 0; q < ATTN_P; q++) {  // 1/sum once per row
+                st.m[q] = m[q];
+                st.r[q] = reciprocal<exp_sum_t, recip_t, recip_entry_t, RECIP_STEP_LOG2, RECIP_N>(s[q], RECIP_TAB);
+            }
+            st_s.write(st);
+        }
+}
+
+typedef vec<ap_int<AV_W>, ATTN_LANES> av_word;
+
+// o[i][h*HD + d] = rq(shift(acc[d], F_exp) * r, act) for the head's columns of row i.
+static void attn_write_row(const av_word acc[HD_BEATS], const recip_t::raw& r, int h, fm_word* row) {
+    act_raw ov[HEAD_DIM];
+#pragma HLS ARRAY_PARTITION variable = ov complete
+    // II=1: one beat of ATTN_LANES outputs a cycle
+    for (int b = 0; b < HD_BEATS; b++) {
+#pragma HLS PIPELINE II = 1
+        for (int l = 0; l < ATTN_LANES; l++) {
+            const int d = b * ATTN_LANES + l;
+            if (d < HEAD_DIM) {
+                const ap_int<AV_W - exp_t::F + 2> av = shift_round<exp_t::F, TRN>(acc[b][l]);
+                ov[d] = requant<act_t, act_t::F + recip_t::F>(av * r);
+            }
+        }
+    }
+    const int c0 = h * HEAD_DIM, w0 = c0 / T_IN, w1 = (c0 + HEAD_DIM - 1) / T_IN;
+    // II=1: one output word read-modified-written a cycle
+    for (int w = w0; w <= w1; w++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HEAD_DIM / T_IN + 2
+        fm_word v = row[w];
+        for (int l = 0; l < T_IN; l++) {
+            const int d = w * T_IN + l - c0;
+            if (d >= 0 && d < HEAD_DIM) v[l] = ov[d];
+        }
+        row[w] = v;
+    }
+}
+
+static void attn_av(const kv_word vbuf[KV_WORDS], hls::stream<score_vec>& sc_s, hls::stream<attn_stat>& st_s,
+                    fm_word* o) {
+    static score_vec sc[N_TOKENS];  // the group's scores (the statistics come after the last key)
+    for (int h = 0; h < N_HEAD; h++)
+        for (int g = 0; g < N_GROUPS; g++) {
+            // II=1: one key's P scores a cycle
+            for (int j = 0; j < N_TOKENS; j++) {
+#pragma HLS PIPELINE II = 1
+                sc[j] = sc_s.read();
+            }
+            const attn_stat st = st_s.read();
+            av_word acc[ATTN_P][HD_BEATS];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
+            for (int b = 0; b < HD_BEATS; b++) {
+#pragma HLS PIPELINE II = 1
+                for (int p = 0; p < ATTN_P; p++) acc[p][b] = av_word::zero();
+            }
+            exp_t::raw e[ATTN_P];
+#pragma HLS ARRAY_PARTITION variable = e complete
+            // II=1: one V beat a cycle, shared by the ATTN_P rows (ATTN_P x ATTN_LANES MACs); the P
+            // weights e^(s - m) of key j are computed on its first beat (P exp units)
+            for (int j = 0; j < N_TOKENS; j++)
+                for (int b = 0; b < HD_BEATS; b++) {
+#pragma HLS PIPELINE II = 1
+                    if (b == 0)
+                        for (int p = 0; p < ATTN_P; p++) e[p] = expn(ap_int<score_t::W + 1>(sc[j][p]) - st.m[p]);
+                    const kv_word v = vbuf[(h * N_TOKENS + j) * HD_BEATS + b];
+                    for (int p = 0; p < ATTN_P; p++)
+                        for (int l = 0; l < ATTN_LANES; l++) acc[p][b][l] += mul(e[p], v[l]);
+                }
+            for (int p = 0; p < ATTN_P; p++) {
+                const int i = g * ATTN_P + p;
+                if (i < N_TOKENS) attn_write_row(acc[p], st.r[p], h, o + i * D_WORDS);
+            }
+        }
+}
+
+static void attention_core(const fm_word* qkv, fm_word* o) {
+#pragma HLS INLINE off
+#pragma HLS DATAFLOW
+#ifndef __SYNTHESIS__
+    static  // C-simulation: the channel buffers off the stack (synthesis: ping-pong channels)
+#endif
+        kv_word kbuf[KV_WORDS],
+        vbuf[KV_WORDS];  // K and V of every head, on chip
+    hls::stream<kv_word> q_s("attn_q");
+    hls::stream<score_vec> sc_qk("attn_scores"), sc_av("attn_scores_av");
+    hls::stream<attn_stat> st_s("attn_stats");
+#pragma HLS STREAM variable = q_s depth = ATTN_P * HD_BEATS
+#pragma HLS STREAM variable = sc_qk depth = N_TOKENS
+#pragma HLS STREAM variable = sc_av depth = N_TOKENS
+#pragma HLS STREAM variable = st_s depth = 2
+    attn_read(qkv, kbuf, vbuf, q_s);
+    attn_qk(kbuf, q_s, sc_qk);
+    attn_softmax(sc_qk, sc_av, st_s);
+    attn_av(vbuf, sc_av, st_s, o);
+}
+
+// ---- router: gate of every token for the task, top-k with ties to the lower expert ---------------
+static void router(const fm_word* x, int task, const axi_word* mem, int layer, fm_word* xin, out_vec* logits,
+                   int idx[N_TOKENS * TOP_K], gate_raw gate[N_TOKENS * TOP_K]) {
+#pragma HLS INLINE
+    const int w_off = OFF_ROUTER_W[layer] + (N_ROUTERS > 1 ? task * STRIDE_ROUTER_W : 0);
     if (ROUTER_KIND == 2) {  // task-conditioned: add the task embedding (bias type) first
         const int FA = act_t::F, FB = bias_t::F, F = FA > FB ? FA : FB;
-        for (int t = 0; t < T; t++)
-            for (int d = 0; d < D; d++)
-                xin[t * D + d] = requant<act_t>(shl(x[t * D + d], F - FA) +
-                                                    shl(rdb(mem, OFF_TASK_EMB[layer], (long)task * D + d), F - FB), F);
-        src = xin;
+        const int EW = cmax<act_t::W + F - FA, bias_t::W + F - FB>::v + 1;
+        static bias_raw temb[N_EMBD];
+#pragma HLS ARRAY_PARTITION variable = temb cyclic factor = T_IN
+        load_row<N_EMBD>(mem, OFF_TASK_EMB[layer] + task * STRIDE_TASK_EMB, temb);
+        // II=1: one word a cycle
+        for (int i = 0; i < N_TOKENS * D_WORDS; i++) {
+#pragma HLS PIPELINE II = 1
+            const fm_word v = x[i];
+            fm_word o;
+            for (int l = 0; l < T_IN; l++) {
+                const int d = (i % D_WORDS) * T_IN + l;
+                o[l] = d < N_EMBD ? fm_raw(requant<act_t, F>((ap_int<EW>(act_raw(v[l])) << (F - FA)) +
+                                                               (ap_int<EW>(temb[d]) << (F - FB))))
+                                  : fm_raw(0);
+            }
+            xin[i] = o;
+        }
+        linear_unit(xin, N_TOKENS, N_EMBD, N_EXPERTS, mem, w_off, -1, LU_IN_ACT, LU_OUT_LOGIT, xin, logits);
+    } else {
+        linear_unit(x, N_TOKENS, N_EMBD, N_EXPERTS, mem, w_off, -1, LU_IN_ACT, LU_OUT_LOGIT, xin, logits);
     }
-    long w_off = OFF_ROUTER_W[layer] + (N_ROUTERS > 1 ? (long)task * E * D * WEIGHT_BYTES : 0);
-    linear_unit<act_t, router_logit_t>(src, T, D, E, mem, w_off, -1, logits);
-    for (int t = 0; t < T; t++) {
-        i64 mx = logits[t * E], e[N_EXPERTS], g[N_EXPERTS], sum = 0;
-        for (int j = 1; j < E; j++) mx = logits[t * E + j] > mx ? logits[t * E + j] : mx;
-        for (int j = 0; j < E; j++) {
+    const int EXW = exp_t::W + clog2<N_EXPERTS + 1>::v;
+    // II=1: one token a cycle (E exponentials, one reciprocal, E gates, TOP_K x E compares)
+    for (int t = 0; t < N_TOKENS; t++) {
+#pragma HLS PIPELINE II = 1
+        router_logit_t::raw lg[N_EXPERTS];
+        exp_t::raw e[N_EXPERTS];
+        gate_raw g[N_EXPERTS];
+        bool taken[N_EXPERTS];
+#pragma HLS ARRAY_PARTITION variable = lg complete
+#pragma HLS ARRAY_PARTITION variable = e complete
+#pragma HLS ARRAY_PARTITION variable = g complete
+#pragma HLS ARRAY_PARTITION variable = taken complete
+        for (int j = 0; j < N_EXPERTS; j++) {
+            lg[j] = router_logit_t::raw(logits[t * E_TILES + j / T_OUT][j % T_OUT]);
+            taken[j] = false;
+        }
+        router_logit_t::raw mx = lg[0];
+        for (int j = 1; j < N_EXPERTS; j++) mx = lg[j] > mx ? lg[j] : mx;
+        ap_uint<EXW> sum = 0;
+        for (int j = 0; j < N_EXPERTS; j++) {
             e[j] = exp_neg<router_logit_t, exp_t, exp_entry_t, log2e_t, EXP_STEP_LOG2, EXP_N>(
-                logits[t * E + j] - mx, EXP_TAB, LOG2E_CODE);
+                ap_int<router_logit_t::W + 1>(lg[j]) - mx, EXP_TAB, LOG2E_CODE);
             sum += e[j];
         }
-        i64 s = requant<exp_sum_t>(sum, exp_t::F);
-        i64 r = reciprocal<exp_sum_t, recip_t, recip_entry_t, RECIP_STEP_LOG2, RECIP_N>(s, RECIP_TAB);
-        for (int j = 0; j < E; j++) g[j] = requant<gate_t>(e[j] * r, exp_t::F + recip_t::F);
-        bool taken[N_EXPERTS] = {false};
+        const exp_sum_t::raw s = requant<exp_sum_t, exp_t::F>(sum);
+        const recip_t::raw r = reciprocal<exp_sum_t, recip_t, recip_entry_t, RECIP_STEP_LOG2, RECIP_N>(s, RECIP_TAB);
+        for (int j = 0; j < N_EXPERTS; j++) g[j] = requant<gate_t, exp_t::F + recip_t::F>(e[j] * r);
         for (int k = 0; k < TOP_K; k++) {
             int best = -1;
-            for (int j = 0; j < E; j++)  // strict '>' scanning upwards: ties go to the lower index
+            for (int j = 0; j < N_EXPERTS; j++)  // strict '>' scanning upwards: ties go to the lower index
                 if (!taken[j] && (best < 0 || g[j] > g[best])) best = j;
             taken[best] = true;
             idx[t * TOP_K + k] = best;
@@ -278,81 +766,146 @@ static void router(const i64* x, int task, const unsigned char* mem, int layer, 
     }
 }
 
-// ---- MoE: experts one after another over their token queues -----------------------------------
-static void moe(const i64* x, const int* idx, const i64* gate, const unsigned char* mem, int layer, i64* out) {
-    const int T = N_TOKENS, D = N_EMBD, H = EXPERT_HIDDEN, K = TOP_K;
-    static i64 xs[N_TOKENS * N_EMBD], hs[N_TOKENS * EXPERT_HIDDEN], ys[N_TOKENS * N_EMBD];
+// ---- MoE: experts one after another over their token queues ----------------------------------------
+// x: the LayerNorm output; xs, hs: the queue's rows and hidden rows; out: the block's output
+// (logits: the linear unit's logit port, unused by the experts' calls).
+static void moe(const fm_word* x, const int idx[N_TOKENS * TOP_K], const gate_raw gate[N_TOKENS * TOP_K],
+                const axi_word* mem, int layer, fm_word* xs, fm_word* hs, fm_word* out, out_vec* logits) {
+#pragma HLS INLINE
+    typedef vec<ap_int<MOE_SUM_W>, T_IN> sum_word;
+    static sum_word sum[N_TOKENS * D_WORDS];  // the gated sum of every token (exact)
     static int q_tok[N_TOKENS], q_slot[N_TOKENS];
-    static i64 sum[N_TOKENS * N_EMBD];
-    for (int i = 0; i < T * D; i++) sum[i] = 0;
-    for (int e = 0; e < N_EXPERTS; e++) {
-        int n = 0;
-        for (int t = 0; t < T; t++)  // the expert's queue, in token order
-            for (int k = 0; k < K; k++)
-                if (idx[t * K + k] == e) { q_tok[n] = t; q_slot[n] = k; n++; }
-        if (n == 0) continue;
-        for (int i = 0; i < n; i++)
-            for (int d = 0; d < D; d++) xs[i * D + d] = x[q_tok[i] * D + d];
-        long w1 = OFF_EXP_W1[layer] + (long)e * H * D * WEIGHT_BYTES, b1 = OFF_EXP_B1[layer] + (long)e * H * BIAS_BYTES;
-        long w2 = OFF_EXP_W2[layer] + (long)e * D * H * WEIGHT_BYTES, b2 = OFF_EXP_B2[layer] + (long)e * D * BIAS_BYTES;
-        linear_unit<act_t, act_t>(xs, n, D, H, mem, w1, b1, hs);
-        for (int i = 0; i < n * H; i++) hs[i] = gelu_act(hs[i]);
-        linear_unit<act_t, act_t>(hs, n, H, D, mem, w2, b2, ys);
-        for (int i = 0; i < n; i++)
-            for (int d = 0; d < D; d++)
-                sum[q_tok[i] * D + d] += requant<act_t>(ys[i * D + d] * gate[q_tok[i] * K + q_slot[i]],
-                                                        act_t::F + gate_t::F);
+    // II=1: one word a cycle
+    for (int i = 0; i < N_TOKENS * D_WORDS; i++) {
+#pragma HLS PIPELINE II = 1
+        sum[i] = sum_word::zero();
     }
-    for (int i = 0; i < T * D; i++) out[i] = fit<act_t>(sum[i]);
+    for (int e = 0; e < N_EXPERTS; e++) {
+        int n = 0, t = 0, k = 0;
+        // II=1: one (token, slot) a cycle; the queue is in token order
+        for (int i = 0; i < N_TOKENS * TOP_K; i++) {
+#pragma HLS PIPELINE II = 1
+            if (idx[i] == e) {
+                q_tok[n] = t;
+                q_slot[n] = k;
+                n++;
+            }
+            if (++k == TOP_K) {
+                k = 0;
+                t++;
+            }
+        }
+        if (n == 0) continue;
+        int r = 0, w = 0;
+        // II=1: one word of a queued token a cycle
+        for (int i = 0; i < n * D_WORDS; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = D_WORDS max = N_TOKENS * D_WORDS
+            xs[i] = x[q_tok[r] * D_WORDS + w];
+            if (++w == D_WORDS) {
+                w = 0;
+                r++;
+            }
+        }
+        linear_unit(xs, n, N_EMBD, EXPERT_HIDDEN, mem, OFF_EXP_W1[layer] + e * STRIDE_EXP_W1,
+                    OFF_EXP_B1[layer] + e * STRIDE_EXP_B1, LU_IN_ACT, LU_OUT_ACT, hs, logits);
+        gelu_rows(hs, n, EXPERT_HIDDEN);
+        linear_unit(hs, n, EXPERT_HIDDEN, N_EMBD, mem, OFF_EXP_W2[layer] + e * STRIDE_EXP_W2,
+                    OFF_EXP_B2[layer] + e * STRIDE_EXP_B2, LU_IN_ACT, LU_OUT_ACT, out, logits);
+        r = 0;
+        w = 0;
+        // II=1: one word of a queued token a cycle; a token is in an expert's queue once, so no two
+        // iterations touch the same sum word
+        for (int i = 0; i < n * D_WORDS; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = D_WORDS max = N_TOKENS * D_WORDS
+#pragma HLS DEPENDENCE variable = sum inter false
+            const int tok = q_tok[r];
+            const gate_raw gv = gate[tok * TOP_K + q_slot[r]];
+            const fm_word y = out[i];
+            sum_word s = sum[tok * D_WORDS + w];
+            for (int l = 0; l < T_IN; l++)
+                if (w * T_IN + l < N_EMBD) s[l] += requant<act_t, act_t::F + gate_t::F>(act_raw(y[l]) * gv);
+            sum[tok * D_WORDS + w] = s;
+            if (++w == D_WORDS) {
+                w = 0;
+                r++;
+            }
+        }
+    }
+    // II=1: one word a cycle
+    for (int i = 0; i < N_TOKENS * D_WORDS; i++) {
+#pragma HLS PIPELINE II = 1
+        const sum_word s = sum[i];
+        fm_word o;
+        for (int l = 0; l < T_IN; l++) o[l] = (i % D_WORDS) * T_IN + l < N_EMBD ? fm_raw(fit<act_t>(s[l])) : fm_raw(0);
+        out[i] = o;
+    }
 }
 
-// ---- the backbone for one image: image codes (C, H, W) -> features (D, GRID_H, GRID_W) ------------
-static void backbone(const i64* image, int task, const unsigned char* mem, i64* features) {
-    const int T = N_TOKENS, D = N_EMBD, P = PATCH, FA = act_t::F, FB = bias_t::F;
-    static i64 cols[N_PATCHES * IN_CHANS * PATCH * PATCH];
-    static i64 pe[N_PATCHES * N_EMBD];
-    static i64 x[N_TOKENS * N_EMBD], h[N_TOKENS * N_EMBD], o[N_TOKENS * N_EMBD], f[N_TOKENS * N_EMBD];
-    static i64 qkv[N_TOKENS * 3 * N_EMBD];
-    static i64 hid[N_TOKENS * MLP_HIDDEN_MAX];  // dense MLP hidden (per layer: MLP_HIDDEN[l])
+// ---- features out: (D, GRID_H, GRID_W) act codes of batch entry b in DDR order -------------------
+// carry: the AXI word being filled (image b's first codes may share a word with image b-1's last).
+static void write_features(const fm_word* h, int b, axi_word* features, axi_word& carry) {
+    const int SB = 8 * OUT_BYTES, PER = AXI_BITS / SB;
+    const int g0 = b * N_OUT;
+    int d = 0, p = 0;
+    // II=1: one feature code a cycle, one AXI beat written every PER codes (one burst)
+    for (int i = 0; i < N_OUT; i++) {
+#pragma HLS PIPELINE II = 1
+        const int g = g0 + i, l = g % PER;
+        const act_raw v = act_raw(h[(p + 1) * D_WORDS + d / T_IN][d % T_IN]);  // token p + 1: no cls
+        ap_uint<SB> field = ap_int<SB>(v);  // sign-extended into its storage bytes
+        carry.range(l * SB + SB - 1, l * SB) = field;
+        if (l == PER - 1) features[g / PER] = carry;
+        if (++p == N_PATCHES) {
+            p = 0;
+            d++;
+        }
+    }
+}
+
+// ---- the backbone for one image of the batch -----------------------------------------------------
+static void backbone(const axi_word* mem, const axi_word* images, int b, int task, axi_word* features,
+                     axi_word& carry) {
+#pragma HLS ALLOCATION function instances = linear_unit limit = 1
+    static fm_raw img[IMG_ELEMS];
+#pragma HLS ARRAY_PARTITION variable = img cyclic factor = T_IN
+    static fm_word X[N_TOKENS * D_WORDS];  // the residual stream
+    static fm_word H[N_TOKENS * D_WORDS];  // LayerNorm outputs
+    static fm_word O[N_TOKENS * D_WORDS];  // attention output; router input; an expert's queue
+    static fm_word F[N_TOKENS * D_WORDS];  // patch embeddings; sublayer outputs
+    static fm_word QKV[N_TOKENS * QKV_WORDS];
+    static fm_word HID[HID_WORDS];  // im2col rows; MLP / expert hidden rows
+    static out_vec LOGITS[N_TOKENS * E_TILES];
     static int idx[N_TOKENS * TOP_K];
-    static i64 gate[N_TOKENS * TOP_K];
-    const int KP = IN_CHANS * P * P;
-    for (int gy = 0; gy < GRID_H; gy++)  // im2col in (channel, ky, kx) order
-        for (int gx = 0; gx < GRID_W; gx++)
-            for (int c = 0; c < IN_CHANS; c++)
-                for (int ky = 0; ky < P; ky++)
-                    for (int kx = 0; kx < P; kx++)
-                        cols[(gy * GRID_W + gx) * KP + (c * P + ky) * P + kx] =
-                            image[((long)c * IMG_H + gy * P + ky) * IMG_W + gx * P + kx];
-    linear_unit<input_t, act_t>(cols, N_PATCHES, KP, D, mem, OFF_PATCH_W, OFF_PATCH_B, pe);
-    const int FE = FA > FB ? FA : FB;
-    for (int t = 0; t < T; t++)
-        for (int d = 0; d < D; d++) {
-            i64 tok = t == 0 ? requant<act_t>(rdb(mem, OFF_CLS, d), FB) : pe[(t - 1) * D + d];
-            x[t * D + d] = requant<act_t>(shl(tok, FE - FA) + shl(rdb(mem, OFF_POS, (long)t * D + d), FE - FB), FE);
-        }
+    static gate_raw gate[N_TOKENS * TOP_K];
+    read_image(images, b, img);
+    im2col(img, HID);
+    linear_unit(HID, N_PATCHES, KP, N_EMBD, mem, OFF_PATCH_W, OFF_PATCH_B, LU_IN_INPUT, LU_OUT_ACT, F, LOGITS);
+    embed(F, mem, X);
     for (int l = 0; l < N_LAYER; l++) {
-        for (int t = 0; t < T; t++) layer_norm(x + t * D, D, mem, OFF_LN1_W[l], OFF_LN1_B[l], h + t * D);
-        linear_unit<act_t, act_t>(h, T, D, 3 * D, mem, OFF_QKV_W[l], OFF_QKV_B[l], qkv);
-        attention_core(qkv, o);
-        linear_unit<act_t, act_t>(o, T, D, D, mem, OFF_PROJ_W[l], OFF_PROJ_B[l], f);
-        for (int i = 0; i < T * D; i++) x[i] = fit<act_t>(x[i] + f[i]);
-        for (int t = 0; t < T; t++) layer_norm(x + t * D, D, mem, OFF_LN2_W[l], OFF_LN2_B[l], h + t * D);
+        layer_norm(X, mem, OFF_LN1_W[l], OFF_LN1_B[l], H);
+        linear_unit(H, N_TOKENS, N_EMBD, 3 * N_EMBD, mem, OFF_QKV_W[l], OFF_QKV_B[l], LU_IN_ACT, LU_OUT_ACT, QKV,
+                    LOGITS);
+        attention_core(QKV, O);
+        linear_unit(O, N_TOKENS, N_EMBD, N_EMBD, mem, OFF_PROJ_W[l], OFF_PROJ_B[l], LU_IN_ACT, LU_OUT_ACT, F,
+                    LOGITS);
+        residual(X, F);
+        layer_norm(X, mem, OFF_LN2_W[l], OFF_LN2_B[l], H);
         if (IS_MOE[l]) {
-            router(h, task, mem, l, idx, gate);
-            moe(h, idx, gate, mem, l, f);
+            router(H, task, mem, l, O, LOGITS, idx, gate);
+            moe(H, idx, gate, mem, l, O, HID, F, LOGITS);
         } else {
-            const int HID = MLP_HIDDEN[l];
-            linear_unit<act_t, act_t>(h, T, D, HID, mem, OFF_FC_W[l], OFF_FC_B[l], hid);
-            for (int i = 0; i < T * HID; i++) hid[i] = gelu_act(hid[i]);
-            linear_unit<act_t, act_t>(hid, T, HID, D, mem, OFF_FC2_W[l], OFF_FC2_B[l], f);
+            const int HIDN = MLP_HIDDEN[l];
+            linear_unit(H, N_TOKENS, N_EMBD, HIDN, mem, OFF_FC_W[l], OFF_FC_B[l], LU_IN_ACT, LU_OUT_ACT, HID, LOGITS);
+            gelu_rows(HID, N_TOKENS, HIDN);
+            linear_unit(HID, N_TOKENS, HIDN, N_EMBD, mem, OFF_FC2_W[l], OFF_FC2_B[l], LU_IN_ACT, LU_OUT_ACT, F,
+                        LOGITS);
         }
-        for (int i = 0; i < T * D; i++) x[i] = fit<act_t>(x[i] + f[i]);
+        residual(X, F);
     }
-    for (int t = 1; t < T; t++) {  // final LayerNorm; the class token is dropped
-        layer_norm(x + t * D, D, mem, OFF_LNF_W, OFF_LNF_B, h);
-        for (int d = 0; d < D; d++) features[(long)d * N_PATCHES + (t - 1)] = h[d];
-    }
+    layer_norm(X, mem, OFF_LNF_W, OFF_LNF_B, H);  // every token (the class token is dropped below)
+    write_features(H, b, features, carry);
 }
 
 }  // namespace mtl_moe
