@@ -25,30 +25,26 @@ from mtl_moe.deploy.protocol import AcceleratorError
 from mtl_moe.fixed import FixedOverflowError
 
 
-def _int_in(lo: int, hi: int) -> Any:
-    """argparse type: an integer in [lo, hi], else one line naming the range."""
-    def parse(text: str) -> int:
+def _number_in(kind: type, lo: float, hi: float) -> Any:
+    """argparse type: a ``kind`` (int or float) in [lo, hi], else one line naming the range."""
+    def parse(text: str) -> Any:
         try:
-            v = int(text)
+            v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"{v} is outside {lo}..{hi}")
-        return v
-    return parse
-
-
-def _float_in(lo: float, hi: float) -> Any:
-    """argparse type: a number in [lo, hi]."""
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+                                             ) from None
         if not lo <= v <= hi:
             raise argparse.ArgumentTypeError(f"{v:g} is outside {lo:g}..{hi:g}")
         return v
     return parse
+
+
+def _int_in(lo: int, hi: int) -> Any:
+    return _number_in(int, lo, hi)
+
+
+def _float_in(lo: float, hi: float) -> Any:
+    return _number_in(float, lo, hi)
 
 
 def _read_json(path: str) -> dict[str, Any]:

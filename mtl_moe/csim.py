@@ -83,8 +83,13 @@ def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitiz
         cmd = [_compiler(), *flags, f"-I{ex}", f"-I{inc}", f"-I{ap_types_dir()}", *map(str, main),
                "-o", str(out)]
         r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode:
-            raise RuntimeError(f"C-simulation build failed:\n{' '.join(cmd)}\n{r.stderr[-4000:]}")
+        if r.returncode:  # a hand-edited or incomplete export: the compiler's first error, log kept
+            from mtl_moe.errors import BuildError
+
+            log = out.with_suffix(".log")
+            log.write_text(" ".join(cmd) + "\n" + r.stderr)
+            first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[:200])
+            raise BuildError(f"the C-simulation build of {ex} failed: {first.strip()} (full log: {log})")
     return out
 
 
@@ -117,6 +122,10 @@ class CSim:
         if x.shape[1:] != (c.in_chans, *c.img_size):
             raise ValueError(f"expected images of shape (B, {c.in_chans}, {c.img_size[0]}, {c.img_size[1]}), "
                              f"got {x.shape}")
+        lo, hi = self.hw.input.min_code, self.hw.input.max_code
+        if x.size and (x.min() < lo or x.max() > hi):  # the C++ would wrap them silently
+            raise ValueError(f"image codes must lie in [{lo}, {hi}] ({self.hw.input}), "
+                             f"got [{x.min()}, {x.max()}]")
         out = np.zeros((x.shape[0], c.n_embd, *c.grid), dtype=np.int64)
         ovf = ctypes.c_longlong(0)
         rc = self.lib.csim_run(self._wbuf, x.ctypes.data_as(ctypes.c_void_p), t, x.shape[0],

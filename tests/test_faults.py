@@ -295,3 +295,20 @@ def test_export_design_refuses_what_the_kernels_cannot_build(design, needle, qmo
     rc, err = _cli(capsys, "export", "--checkpoint", "q", "--out", str(tmp_path / "e"), "--design", str(f))
     _one_line_error(rc, err, needle, "export")
     assert not (tmp_path / "e").exists()
+
+
+def test_csim_refuses_out_of_range_codes_and_a_broken_export_builds_to_one_line(qmodel, tmp_path, capsys):
+    import numpy as np
+
+    from mtl_moe.csim import CSim
+
+    ex = tmp_path / "export"
+    export(qmodel, ex)
+    t = qmodel.hw.input
+    with pytest.raises(ValueError, match=r"image codes must lie in \["):
+        CSim(ex).features(np.full((1, 3, *TINY.img_size), t.max_code + 1, np.int64), 0)
+    (ex / "include" / "mtl_moe" / "vec.h").unlink()  # a header missing from the export
+    (ex / "build").exists() and __import__("shutil").rmtree(ex / "build")
+    rc, err = _cli(capsys, "csim", str(ex), "--images", "1")
+    _one_line_error(rc, err, "the C-simulation build of", "csim")
+    assert "vec.h" in err and "full log:" in err
