@@ -27,7 +27,9 @@ MARGIN = 0.85  # use at most 85% of a resource: the rest is for routing, control
 # Only knobs the exported kernels implement (perf.KERNEL_KNOBS); axi_bits stays at 256 (HP ports are
 # 128-bit: a wider m_axi word only halves the beat rate). t_in, t_out within linear_engine.sv's
 # one-burst-per-tile limit (a tile's bytes divide 4 KiB).
-WEIGHT_PORTS = (1,)  # m_axi bundles the exported kernels read the weight blob through (2: not yet)
+# m_axi bundles the exported kernels read the weight tiles through: gmem_w (HP1), or gmem_w + gmem_w1
+# (HP1 + HP3, planes 0 and 1 of a matrix, mtl_moe/layout.py; every tile of SPACE is an even number of beats)
+WEIGHT_PORTS = (1, 2)
 SPACE: dict[str, list[Any]] = {
     "t_in": [8, 16, 32], "t_out": [8, 16, 32], "attn_p": [4, 8, 16, 32], "attn_lanes": [0, 8, 16, 32, 64],
     "weight_ports": list(WEIGHT_PORTS), "clock_mhz": [250.0, 300.0],

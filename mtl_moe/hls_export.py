@@ -35,6 +35,7 @@ from mtl_moe.config import ConfigError, MoEViTConfig
 from mtl_moe.deploy.regmap import buffer_sizes, register_map, storage_bytes
 from mtl_moe.fixed import Fixed
 from mtl_moe.hw import PACK_SHIFT, HardwareSpec, mac_pack2
+from mtl_moe.layout import TileLayout
 from mtl_moe.nonlinear import table
 from mtl_moe.outdir import staged
 
@@ -53,13 +54,13 @@ class KernelParams:
     axi_bits: int = 256  # m_axi data width; tensors in weights.bin are aligned to one AXI word
     attn_lanes: int = 0  # head-dim values per cycle per query row (0: one AXI beat of act values)
     clock_mhz: float = 300.0  # PL clock: run_hls.tcl's create_clock, build_vivado.tcl's PL0
-    weight_ports: int = 1  # m_axi bundles the weight tiles are read through (the kernels build 1)
+    weight_ports: int = 1  # m_axi bundles the weight tiles are read through: gmem_w, or gmem_w + gmem_w1
 
     def __post_init__(self) -> None:
         """A kernel parameter the kernels cannot build is refused here, where it enters (a tile of
         0 MACs compiled into config.h and crashed the C-sim; P = 0 hung it)."""
         for name, lo, hi in (("t_in", 1, 256), ("t_out", 1, 256), ("attn_p", 1, 64), ("attn_lanes", 0, 256),
-                             ("weight_ports", 1, 1)):
+                             ("weight_ports", 1, 2)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ConfigError(f"kernel parameter {name} = {v!r} is outside {lo}..{hi}")
@@ -102,12 +103,15 @@ def _linear_matrices(name: str, c: np.ndarray) -> np.ndarray | None:
 
 
 def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarray],
-                 axi_bits: int = 256, t_out: int = 16, t_in: int = 16) -> tuple[bytes, dict[str, Any]]:
+                 axi_bits: int = 256, t_out: int = 16, t_in: int = 16,
+                 ports: int = 1) -> tuple[bytes, dict[str, Any]]:
     """The weight blob and its manifest (name -> offset, shape, class, storage bytes, layout).
 
     Linear weights are tile-major (``mtl_moe.layout``: T_OUT x T_IN tiles, each one burst of
     ``tile_beats`` AXI words); a stack of them (experts, per-task routers) is one tile-major matrix
-    after another, ``stride`` bytes apart. Every other tensor (biases, LayerNorm, cls, pos, task
+    after another, ``stride`` bytes apart. With ``ports`` = 2 (``KernelParams.weight_ports``) each
+    matrix is two planes (``TileLayout.ports``: the first and the second half of every tile), one per
+    m_axi bundle, each read front to back in one burst. Every other tensor (biases, LayerNorm, cls, pos, task
     embeddings) is a row vector per last axis, each row padded to whole AXI words (``row_bytes``).
     """
     from mtl_moe.layout import TileLayout, pack_tiles
@@ -127,10 +131,10 @@ def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarra
                                  "type": t.ctype(), "bytes": nb}
         if m is not None:
             stack = m.reshape(-1, *m.shape[-2:])
-            lay = TileLayout(m.shape[-2], m.shape[-1], t_out, t_in, nb, axi_bits)
+            lay = TileLayout(m.shape[-2], m.shape[-1], t_out, t_in, nb, axi_bits, ports)
             entry.update(shape=list(m.shape), layout="tile-major", t_out=t_out, t_in=t_in,
                          tile_bytes=lay.tile_bytes, tile_beats=lay.tile_beats, n_tiles=lay.n_tiles,
-                         k_tiles=lay.k_tiles, stride=lay.nbytes)
+                         k_tiles=lay.k_tiles, stride=lay.nbytes, ports=ports, plane_bytes=lay.plane_bytes)
             for w in stack:
                 blob += pack_tiles(w, lay)
         else:
@@ -143,7 +147,8 @@ def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarra
         tensors[name] = entry
     blob += b"\0" * (-len(blob) % align)  # whole AXI words
     manifest = {"format": "mtl-moe weights v2 (tile-major)", "axi_bits": axi_bits, "t_out": t_out,
-                "t_in": t_in, "bytes": len(blob), "sha256": hashlib.sha256(bytes(blob)).hexdigest(),
+                "t_in": t_in, "ports": ports, "bytes": len(blob),
+                "sha256": hashlib.sha256(bytes(blob)).hexdigest(),
                 "tensors": tensors}
     return bytes(blob), manifest
 
@@ -155,7 +160,8 @@ def unpack_weight(blob: bytes, entry: dict[str, Any], axi_bits: int = 256) -> np
 
     nb, shape, off = entry["bytes"], entry["shape"], entry["offset"]
     if entry["layout"] == "tile-major":
-        lay = TileLayout(shape[-2], shape[-1], entry["t_out"], entry["t_in"], nb, axi_bits)
+        lay = TileLayout(shape[-2], shape[-1], entry["t_out"], entry["t_in"], nb, axi_bits,
+                         entry.get("ports", 1))  # an export before weight planes: one plane
         n = int(np.prod(shape[:-2], dtype=np.int64))
         mats = [unpack_tiles(blob[off + i * lay.nbytes: off + (i + 1) * lay.nbytes], lay) for i in range(n)]
         return np.stack(mats).reshape(shape)
@@ -219,6 +225,16 @@ def _width_lines(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> list[
     return lines
 
 
+def check_weight_ports(kp: KernelParams, tile_beats: int) -> None:
+    """Two weight bundles read a matrix as two planes (``TileLayout.ports``: gmem_w the first half of
+    every tile, gmem_w1 the second), so a tile must be an even number of beats: an odd one has no
+    halves of whole AXI words."""
+    if kp.weight_ports == 2 and tile_beats % 2:
+        raise ConfigError(f"weight_ports = 2 needs an even TILE_BEATS, but a {kp.t_out} x {kp.t_in} tile is "
+                          f"TILE_BEATS = {tile_beats} AXI words of {kp.axi_bits} bits; use weight_ports = 1 "
+                          "or a tile of an even number of beats")
+
+
 def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any], kp: KernelParams) -> str:
     """config.h: everything the kernels need to know about this model, nothing else."""
     nl, T = hw.nonlinear, manifest["tensors"]
@@ -280,6 +296,8 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
                   f"const {k}_entry_t::raw {u}_TAB[{u}_N] = {_arr(tab)};"]
     word = kp.axi_bits // 8
     tile = TileLayout(1, 1, kp.t_out, kp.t_in, storage_bytes(hw.weight.width), kp.axi_bits)
+    check_weight_ports(kp, tile.tile_beats)
+    tile = TileLayout(1, 1, kp.t_out, kp.t_in, tile.elem_bytes, kp.axi_bits, kp.weight_ports)
     n_in = cfg.in_chans * cfg.img_size[0] * cfg.img_size[1] * storage_bytes(hw.input.width)
     n_out = cfg.n_embd * cfg.n_patches * storage_bytes(hw.act.width)
 
@@ -292,6 +310,11 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
               f"FEAT_WORDS = {-(-n_out // word)};",
               f"const int TILE_BEATS = {tile.tile_beats};"
               "  // AXI words per T_OUT x T_IN weight tile",
+              f"const int WEIGHT_PORTS = {kp.weight_ports};"
+              "  // m_axi bundles the tiles are read through (2: plane 0 on gmem_w, plane 1 on gmem_w1)",
+              f"const int PLANE_BEATS = {tile.plane_beats};"
+              "  // beats of every tile in each weight plane (TileLayout.plane_beats): plane p of a",
+              "// matrix of n tiles starts p * n * PLANE_BEATS words into it (TileLayout.plane_offset)",
               "", "// byte offsets of the tensors in weights.bin (-1: not in this model); strides in bytes",
               f"const int OFF_PATCH_W = {off('patch_embed.weight')}, "
               f"OFF_PATCH_B = {off('patch_embed.bias')};",
@@ -329,13 +352,19 @@ unsigned mtl_moe::g_wrap_overflows = 0;  // C-simulation only (fixed.h)
 using namespace mtl_moe;
 
 // One call runs n_images images of one task: images (n, C, H, W) input codes in, backbone features
-// (n, D, GRID_H, GRID_W) act codes out; weights is weights.bin (tile-major linears, mtl_moe/layout.py).
+// (n, D, GRID_H, GRID_W) act codes out; weights is weights.bin (tile-major linears, mtl_moe/layout.py),
+// and so is weights1 (the host passes the same address twice): with WEIGHT_PORTS == 2 it is a second
+// m_axi bundle, gmem_w1 (HP3 in build_vivado.tcl, gmem_w on HP1), that reads plane 1 (the second
+// half of every weight tile) of each matrix front to back; with 1 it is in gmem_w too (one adapter,
+// its own offset register) and never read.
 // Every port is AXI_W bits wide; codes are packed little-endian at their storage bytes
 // (mtl_moe.deploy.regmap.storage_bytes), so the bytes in DDR are those the driver writes.
-extern "C" void mtl_moe_top(const ap_uint<AXI_W>* weights, const ap_uint<AXI_W>* images,
-                            ap_uint<AXI_W>* features, int task, int n_images) {
+extern "C" void mtl_moe_top(const ap_uint<AXI_W>* weights, const ap_uint<AXI_W>* weights1,
+                            const ap_uint<AXI_W>* images, ap_uint<AXI_W>* features, int task, int n_images) {
 #pragma HLS INTERFACE m_axi port = weights bundle = gmem_w offset = slave depth = @W_WORDS@ latency = 64 \\
     max_read_burst_length = 256 num_read_outstanding = 16 max_widen_bitwidth = AXI_W
+#pragma HLS INTERFACE m_axi port = weights1 bundle = @W1_BUNDLE@ offset = slave depth = @W_WORDS@ \\
+    latency = 64 max_read_burst_length = 256 num_read_outstanding = 16 max_widen_bitwidth = AXI_W
 #pragma HLS INTERFACE m_axi port = images bundle = gmem_io offset = slave depth = @IMG_WORDS@ latency = 64 \\
     max_read_burst_length = 256 max_widen_bitwidth = AXI_W
 #pragma HLS INTERFACE m_axi port = features bundle = gmem_io offset = slave depth = @FEAT_WORDS@ \\
@@ -347,7 +376,7 @@ extern "C" void mtl_moe_top(const ap_uint<AXI_W>* weights, const ap_uint<AXI_W>*
     axi_word carry = 0;                           // a feature word shared by two images
     for (int b = 0; b < n_images; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = BATCH_TRIP
-        backbone(weights, images, b, task, features, carry);
+        backbone(weights, weights1, images, b, task, features, carry);
     }
     const int PER = cfg::AXI_BITS / (8 * cfg::OUT_BYTES);
     const int n_codes = n_images * N_OUT;
@@ -356,11 +385,18 @@ extern "C" void mtl_moe_top(const ap_uint<AXI_W>* weights, const ap_uint<AXI_W>*
 """
 
 
+def weight1_bundle(weight_ports: int) -> str:
+    """The m_axi bundle of top.cpp's ``weights1``: gmem_w1 (its own adapter and HP port) with two
+    weight ports, else gmem_w (merged into the one weight adapter, so one port costs one adapter)."""
+    return "gmem_w1" if weight_ports == 2 else "gmem_w"
+
+
 def top_cpp(config_text: str, kp: KernelParams) -> str:
-    """top.cpp for a config.h: the AXI width and the m_axi depths (words of one image) filled in."""
+    """top.cpp for a config.h: the AXI width, the m_axi depths (words of one image) and the bundle of
+    the second weight pointer (its own, gmem_w1, only when the kernels read through two) filled in."""
     import re
 
-    text = TOP_CPP.replace("AXI_W", str(kp.axi_bits))
+    text = TOP_CPP.replace("AXI_W", str(kp.axi_bits)).replace("@W1_BUNDLE@", weight1_bundle(kp.weight_ports))
     for k in ("W_WORDS", "IMG_WORDS", "FEAT_WORDS"):
         text = text.replace(f"@{k}@", re.search(rf"\b{k} = (\d+)", config_text).group(1))
     return text
@@ -442,7 +478,9 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
 
     cfg, hw = qmodel.config, qmodel.hw
     codes = export_codes(qmodel)
-    blob, manifest = pack_weights(cfg, hw, codes, kp.axi_bits, kp.t_out, kp.t_in)
+    check_weight_ports(kp, TileLayout(1, 1, kp.t_out, kp.t_in, storage_bytes(hw.weight.width),
+                                      kp.axi_bits).tile_beats)  # before the layout refuses it
+    blob, manifest = pack_weights(cfg, hw, codes, kp.axi_bits, kp.t_out, kp.t_in, kp.weight_ports)
     (out / "weights.bin").write_bytes(blob)
     (out / "weights.json").write_text(json.dumps(manifest, indent=1) + "\n")
     config_text = config_header(cfg, hw, manifest, kp)

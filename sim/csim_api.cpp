@@ -7,10 +7,12 @@
 #include "top.cpp"
 #include "mtl_moe/csim_io.h"
 
-extern "C" int csim_top_bytes(const unsigned char* weights, const unsigned char* images, unsigned char* features,
-                              int task, int n_images) {
+// weights, weights1: the two weight pointers of the top (the same buffer, as the driver programs them)
+extern "C" int csim_top_bytes(const unsigned char* weights, const unsigned char* weights1,
+                              const unsigned char* images,
+                              unsigned char* features, int task, int n_images) {
     if (n_images < 1) return 1;
-    mtl_moe_top_bytes(weights, images, features, task, n_images);
+    mtl_moe_top_bytes(weights, weights1, images, features, task, n_images);
     return 0;
 }
 
@@ -23,7 +25,7 @@ extern "C" int csim_run(const unsigned char* weights, const long long* images, i
     std::vector<unsigned char> img(IMAGE_BYTES * n_images), feat(FEATURE_BYTES * n_images);
     for (long i = 0; i < n_in * n_images; i++) memcpy(&img[i * cfg::IN_BYTES], &images[i], cfg::IN_BYTES);
     mtl_moe::g_wrap_overflows = 0;
-    mtl_moe_top_bytes(weights, img.data(), feat.data(), task, n_images);
+    mtl_moe_top_bytes(weights, weights, img.data(), feat.data(), task, n_images);  // one blob, both ports
     for (long i = 0; i < n_out * n_images; i++) {  // sign-extend each stored code
         long long v = 0;
         memcpy(&v, &feat[i * cfg::OUT_BYTES], cfg::OUT_BYTES);

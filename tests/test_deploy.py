@@ -23,7 +23,7 @@ from mtl_moe.deploy.accelerator import Accelerator
 from mtl_moe.deploy.backends import CSimDevice
 from mtl_moe.deploy.check import run_and_check
 from mtl_moe.deploy.manifest import ManifestMismatch, check_overlay, write_manifest
-from mtl_moe.hls_export import export
+from mtl_moe.hls_export import export, weight1_bundle
 from mtl_moe.hw import get_hw
 from mtl_moe.quant import QuantM3ViT
 
@@ -45,8 +45,10 @@ def test_register_map_follows_vitis_layout():
     r = rm.register_map((rm.Arg("size", "u32"), rm.Arg("xval", "ptr"), rm.Arg("xcols", "ptr")))
     assert r["args"] == {"size": 0x10, "xval": 0x18, "xcols": 0x24}
     ours = rm.register_map()["args"]
-    assert ours == {"weights": 0x10, "images": 0x1C, "features": 0x28, "task": 0x34, "n_images": 0x3C}
-    assert rm.register_map()["addr_width"] == 7  # last register 0x40 needs 7 address bits
+    # the same rules on ours: the second weight pointer moves every later argument by 12 bytes
+    assert ours == {"weights": 0x10, "weights1": 0x1C, "images": 0x28, "features": 0x34, "task": 0x40,
+                    "n_images": 0x48}
+    assert rm.register_map()["addr_width"] == 7  # last register 0x4C needs 7 address bits
 
 
 def test_top_function_signature_is_the_register_map(demo_export):
@@ -55,8 +57,10 @@ def test_top_function_signature_is_the_register_map(demo_export):
     names = [re.split(r"[\s*]+", a.strip())[-1] for a in sig.split(",")]
     kinds = ["ptr" if "*" in a else "u32" for a in sig.split(",")]
     assert [(a.name, a.kind) for a in rm.TOP_ARGS] == list(zip(names, kinds, strict=True))
+    ports = json.loads((demo_export / "export.json").read_text())["kernel_params"]["weight_ports"]
     for a in rm.TOP_ARGS:
-        pragma = f"port = {a.name}" + (f" bundle = {a.bundle}" if a.kind == "ptr" else "")
+        bundle = weight1_bundle(ports) if a.name == "weights1" else a.bundle  # gmem_w1 only with 2 ports
+        pragma = f"port = {a.name}" + (f" bundle = {bundle}" if a.kind == "ptr" else "")
         assert pragma in top, pragma
 
 
@@ -110,7 +114,8 @@ class FakeMMIO:
         return True
 
 
-ARGS = {"weights": 0x1_2345_6000, "images": 0x2000, "features": 0x3000, "task": 2, "n_images": 1}
+ARGS = {"weights": 0x1_2345_6000, "weights1": 0x1_2345_6000, "images": 0x2000, "features": 0x3000, "task": 2,
+        "n_images": 1}
 
 
 def test_start_programs_arguments_then_raises_ap_start_last():

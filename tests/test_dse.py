@@ -23,7 +23,7 @@ from mtl_moe.perf import BOARDS, KERNEL_KNOBS, Design, PerfModel
 
 TINY = get_preset("m3vit-tiny")
 W16 = get_hw("w16a32")
-SMALL = {"t_in": [16, 32], "t_out": [8, 16], "attn_p": [4, 8], "attn_lanes": [0, 16], "weight_ports": [1]}
+SMALL = {"t_in": [16, 32], "t_out": [8, 16], "attn_p": [4, 8], "attn_lanes": [0, 16], "weight_ports": [1, 2]}
 
 
 def test_space_has_only_knobs_the_kernels_implement():
@@ -36,7 +36,6 @@ def test_space_has_only_knobs_the_kernels_implement():
 
 @pytest.mark.parametrize(("key", "value"), [
     ("n_linear", 2), ("fm_on_chip", False), ("kv_on_chip", False), ("weight_ports", 4), ("weight_ports", 0),
-    ("weight_ports", 2),
     ("overlap_weight_load", False), ("fused_qkv", False), ("gate_on_linear", False), ("frobnicate", 1),
     ("t_in", 0), ("attn_lanes", -1), ("clock_mhz", 0)])
 def test_design_to_kernel_params_refuses_each_unimplemented_knob_by_name(key, value):

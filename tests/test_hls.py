@@ -56,6 +56,78 @@ def test_synthesised_loop_bodies_equal_golden_too(demo_export):
     assert r.returncode == 0 and f"mismatches: 0 of {n}" in r.stdout, r.stdout + r.stderr[-3000:]
 
 
+@pytest.fixture(scope="module", params=["w16a32", "int8"])
+def two_port_export(request, tmp_path_factory) -> Path:
+    """The demo model exported with the weight tiles read through two m_axi bundles."""
+    from mtl_moe.hls_export import KernelParams
+    out = tmp_path_factory.mktemp(f"export2p-{request.param}")
+    export(QuantM3ViT(_scaled_model(get_preset("demo"), 1, 1.0), get_hw(request.param)), out, force=True,
+           kp=KernelParams(weight_ports=2))
+    return out
+
+
+def test_two_weight_ports_equal_golden_fast_and_synthesised_and_lint_clean(two_port_export):
+    """weight_ports = 2: plane 0 (the first half of every tile) through gmem_w and plane 1 through
+    gmem_w1, each read front to back, a tile in TILE_BEATS / 2 cycles; the bits are the golden
+    model's in the C-sim fast path and in the synthesised loop bodies, and the HLS lint
+    (narrow-maxi: widths and depth= of the new port) finds nothing."""
+    from mtl_moe.hls_lint import lint
+    top, conf = (two_port_export / "top.cpp").read_text(), (two_port_export / "config.h").read_text()
+    assert "port = weights1 bundle = gmem_w1" in top and "const int WEIGHT_PORTS = 2;" in conf
+    # the planes: recorded in weights.json, PLANE_BEATS in config.h from the same TileLayout, and
+    # weights.bin unpacks to the codes through the two-plane layout
+    from mtl_moe.hls_export import unpack_weight
+    from mtl_moe.layout import TileLayout
+    man = json.loads((two_port_export / "weights.json").read_text())
+    blob = (two_port_export / "weights.bin").read_bytes()
+    plane_beats = int(re.search(r"PLANE_BEATS = (\d+);", conf).group(1))
+    with np.load(two_port_export / "params.npz") as z:
+        params = {k: z[k] for k in z.files}
+    assert man["ports"] == 2
+    for name, e in man["tensors"].items():
+        if e["layout"] != "tile-major":
+            continue
+        lay = TileLayout(*e["shape"][-2:], e["t_out"], e["t_in"], e["bytes"], man["axi_bits"], e["ports"])
+        assert e["ports"] == 2 and plane_beats == lay.plane_beats == lay.tile_beats // 2
+        # the kernel's plane-1 base: n_tiles * PLANE_BEATS words past the matrix (lu_load_weights)
+        assert lay.plane_offset(1) == e["plane_bytes"] == lay.tiles * plane_beats * man["axi_bits"] // 8
+        want = params[name]
+        want = want.reshape(want.shape[0], -1) if name == "patch_embed.weight" else want
+        want = want.transpose(0, 2, 1) if name.endswith(("experts.w1", "experts.w2")) else want
+        assert np.array_equal(unpack_weight(blob, e, man["axi_bits"]), want), name
+    r = compare(two_port_export, n_images=2)
+    assert r["mismatches"] == 0 and r["max_abs_diff"] == 0.0, r
+    n = get_preset("demo").n_embd * get_preset("demo").n_patches
+    for defines in ((), ("MTL_MOE_NO_FAST_CSIM",)):
+        tb = run_testbench(two_port_export, "-O2", defines=defines)
+        assert tb.returncode == 0 and f"mismatches: 0 of {n}" in tb.stdout, (defines, tb.stderr[-3000:])
+    assert list(lint(two_port_export)) == []
+
+
+def test_second_weight_port_reading_the_wrong_beat_is_caught(two_port_export, tmp_path):
+    """A planted defect: gmem_w1 reads plane 0 (gmem_w's words) instead of plane 1; the testbench must
+    see it."""
+    bad = tmp_path / "bad"
+    shutil.copytree(two_port_export, bad)
+    k = bad / "include" / "mtl_moe" / "kernels.h"
+    src = k.read_text()
+    assert src.count("mem1[base1 + i]") == 1
+    k.write_text(src.replace("mem1[base1 + i]", "mem1[base + i]"))
+    tb = run_testbench(bad, "-O2")
+    m = re.search(r"mismatches: (\d+) of", tb.stdout)
+    assert tb.returncode == 1 and m and int(m.group(1)) > 0, tb.stdout + tb.stderr[-2000:]
+
+
+def test_two_weight_ports_refuse_an_odd_tile_beat_count(tmp_path):
+    """A 7 x 5 tile of 16-bit weights is 3 AXI words: a beat pair would straddle two tiles."""
+    from mtl_moe.hls_export import KernelParams
+    q = QuantM3ViT(_scaled_model(get_preset("demo"), 0, 1.0), get_hw("w16a32"))
+    with pytest.raises(ConfigError, match="weight_ports = 2 needs an even TILE_BEATS.*TILE_BEATS = 3"):
+        export(q, tmp_path / "odd", kp=KernelParams(t_in=5, t_out=7, weight_ports=2))
+    with pytest.raises(ConfigError, match="weight_ports = 3 is outside 1..2"):
+        KernelParams(weight_ports=3)
+
+
 def test_weights_are_tile_major_and_unpack_to_the_codes(demo_export):
     from mtl_moe.hls_export import unpack_weight
     from mtl_moe.layout import TileLayout

@@ -53,6 +53,58 @@ def test_tiles_are_stored_output_tile_outer_each_contiguous_row_major():
         lay.tile_offset(3, 0)
 
 
+def _pack_one_plane_as_before(w: np.ndarray, lay: TileLayout) -> bytes:
+    """The single-plane layout as it was before weight planes: tile after tile, each zero-padded."""
+    t = tile_major(w, lay.t_out, lay.t_in).reshape(lay.tiles, -1).astype(f"<i{lay.elem_bytes}")
+    return np.pad(t, ((0, 0), (0, lay.tile_bytes // lay.elem_bytes - t.shape[1]))).tobytes()
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 40), t_out=st.integers(1, 9), t_in=st.integers(1, 9),
+       elem=st.sampled_from([1, 2, 4, 8]), axi=st.sampled_from([64, 128, 256]), seed=st.integers(0, 99))
+def test_one_port_is_byte_identical_and_ports_only_reorder_whole_words(n, k, t_out, t_in, elem, axi, seed):
+    hi = 1 << (8 * elem - 1)
+    w = np.random.default_rng(seed).integers(-hi, hi, (n, k), dtype=np.int64)
+    one = TileLayout(n, k, t_out, t_in, elem, axi)
+    assert one.ports == 1 and one.plane_beats == one.tile_beats and one.plane_bytes == one.nbytes
+    data = pack_tiles(w, one)
+    assert data == _pack_one_plane_as_before(w, one)  # ports = 1: the bytes of today
+    wb = one.word_bytes
+    for p in (2, 4):
+        if one.tile_beats % p:
+            with pytest.raises(ValueError, match=f"ports = {p} must divide tile_beats"):
+                TileLayout(n, k, t_out, t_in, elem, axi, p)
+            continue
+        lay = TileLayout(n, k, t_out, t_in, elem, axi, p)
+        got = pack_tiles(w, lay)
+        assert len(got) == lay.nbytes == one.nbytes and np.array_equal(unpack_tiles(got, lay), w)
+        for t in range(lay.tiles):  # every word of the single plane, moved to where beat_offset says
+            for j in range(lay.tile_beats):
+                src = t * one.tile_bytes + j * wb
+                assert got[lay.beat_offset(t, j): lay.beat_offset(t, j) + wb] == data[src: src + wb]
+
+
+def test_two_ports_store_the_first_halves_then_the_second_halves():
+    n, k, t_out, t_in = 5, 7, 4, 4  # 2 x 2 tiles of 16 codes, 16-bit codes, 64-bit words: 4 beats a tile
+    lay = TileLayout(n, k, t_out, t_in, 2, 64, ports=2)
+    assert (lay.tiles, lay.tile_beats, lay.plane_beats, lay.word_bytes) == (4, 4, 2, 8)
+    assert (lay.plane_bytes, lay.plane_offset(1)) == (4 * 2 * 8, 64)
+    w = np.arange(n * k, dtype=np.int64).reshape(n, k) + 1
+    words = np.frombuffer(pack_tiles(w, lay), "<i2").reshape(2 * lay.tiles * lay.plane_beats, 4)
+    tiles = tile_major(w, t_out, t_in).reshape(lay.tiles, lay.tile_beats, 4)  # a beat = 4 codes
+    half = lay.plane_beats
+    # plane 0: beats 0, 1 of tile 0, beats 0, 1 of tile 1, ...; plane 1: beats 2, 3 of each, in order
+    want = np.concatenate([tiles[:, :half].reshape(-1, 4), tiles[:, half:].reshape(-1, 4)])
+    assert np.array_equal(words, want)
+    for t in range(lay.tiles):
+        for j in range(lay.tile_beats):  # beat j of tile t: plane j >= half, word t * half + j % half
+            assert lay.beat_offset(t, j) == (j >= half) * lay.plane_bytes + (t * half + j % half) * 8
+    i, j = 1, 1  # tile (1, 1) = tile 3: its part in each plane
+    assert lay.tile_offset(i, j) == 3 * half * 8 and lay.tile_offset(i, j, plane=1) == 64 + 3 * half * 8
+    with pytest.raises(ValueError, match="plane 2 outside the 2 plane"):
+        lay.plane_offset(2)
+
+
 def test_padding_is_zero_and_whole_axi_words():
     lay = TileLayout(3, 5, 4, 4, 1, 256)  # one 4 x 4 tile... of 16 bytes in a 32-byte word
     w = np.full((3, 5), 7, np.int64)

@@ -31,7 +31,8 @@ int main() {
     for (long i = 0; i < n_in; i++) memcpy(&img[i * cfg::IN_BYTES], &in[i], cfg::IN_BYTES);
     std::vector<word> wv = to_words(w, TB_WEIGHT_BYTES), iv = to_words(img.data(), IMAGE_BYTES);
     std::vector<word> fv(words_for(FEATURE_BYTES), word(0));
-    mtl_moe_top(wv.data(), iv.data(), fv.data(), TB_TASK, 1);  // the top itself, as cosim needs
+    // the top itself, as cosim needs; one weight buffer behind both weight pointers, as the host does
+    mtl_moe_top(wv.data(), wv.data(), iv.data(), fv.data(), TB_TASK, 1);
     from_words(fv, featb.data(), FEATURE_BYTES);
     long bad = 0;
     const int sh = 64 - 8 * cfg::OUT_BYTES;

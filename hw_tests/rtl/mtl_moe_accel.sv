@@ -9,14 +9,20 @@
 // protocol, memory layout, burst/strobe handling and bit-exactness are what a board would see; the
 // cycle count is the bus traffic's only (the C++ call takes no simulated time).
 //
+// The top's second weight pointer, weights1 (bundle gmem_w1 when the export has weight_ports = 2),
+// is a register pair like the others, written and read back; the host programs it with the weights
+// address. This shell still fetches the whole blob once through its one m_axi_gmem_w master and
+// hands that copy to both weight pointers of the C++ top: it has no m_axi_gmem_w1 master.
+//
 // Naming follows Vitis HLS IP ports (ap_clk, ap_rst_n, s_axi_control_*, m_axi_<bundle>_*, interrupt).
 module mtl_moe_accel #(
     parameter int CTRL_ADDR_W = 7,     // AXI-Lite address width (regmap addr_width)
     parameter int OFF_WEIGHTS = 'h10,  // argument offsets (regmap args)
-    parameter int OFF_IMAGES = 'h1c,
-    parameter int OFF_FEATURES = 'h28,
-    parameter int OFF_TASK = 'h34,
-    parameter int OFF_N_IMAGES = 'h3c,
+    parameter int OFF_WEIGHTS1 = 'h1c,
+    parameter int OFF_IMAGES = 'h28,
+    parameter int OFF_FEATURES = 'h34,
+    parameter int OFF_TASK = 'h40,
+    parameter int OFF_N_IMAGES = 'h48,
     parameter int AXI_BITS = 256,      // m_axi data width (KernelParams.axi_bits)
     parameter int WEIGHT_BYTES = 32,   // weights.bin size
     parameter int IMAGE_BYTES = 32,    // one image as stored (regmap buffer_sizes)
@@ -119,7 +125,7 @@ module mtl_moe_accel #(
     logic ap_start, ap_done, ap_idle, ap_ready;
     logic int_ap_done, int_ap_ready, int_auto_restart, int_gie;
     logic [1:0] int_ier, int_isr;
-    logic [63:0] arg_weights, arg_images, arg_features;
+    logic [63:0] arg_weights, arg_weights1, arg_images, arg_features;
     logic [31:0] arg_task, arg_n_images;
 
     typedef enum logic [1:0] {WR_IDLE, WR_DATA, WR_RESP} wstate_t;
@@ -158,7 +164,7 @@ module mtl_moe_accel #(
     always_ff @(posedge ap_clk) begin
         if (rst) begin
             ap_start <= 0; int_ap_done <= 0; int_ap_ready <= 0; int_auto_restart <= 0; int_gie <= 0;
-            int_ier <= 0; int_isr <= 0; arg_weights <= 0; arg_images <= 0; arg_features <= 0;
+            int_ier <= 0; int_isr <= 0; arg_weights <= 0; arg_weights1 <= 0; arg_images <= 0; arg_features <= 0;
             arg_task <= 0; arg_n_images <= 0;
         end else begin
             if (wr_ctrl && s_axi_control_WSTRB[0] && s_axi_control_WDATA[0]) ap_start <= 1;
@@ -176,6 +182,8 @@ module mtl_moe_accel #(
             if (w_hs) begin
                 if (waddr == CTRL_ADDR_W'(OFF_WEIGHTS)) arg_weights[31:0] <= merge(arg_weights[31:0]);
                 if (waddr == CTRL_ADDR_W'(OFF_WEIGHTS + 4)) arg_weights[63:32] <= merge(arg_weights[63:32]);
+                if (waddr == CTRL_ADDR_W'(OFF_WEIGHTS1)) arg_weights1[31:0] <= merge(arg_weights1[31:0]);
+                if (waddr == CTRL_ADDR_W'(OFF_WEIGHTS1 + 4)) arg_weights1[63:32] <= merge(arg_weights1[63:32]);
                 if (waddr == CTRL_ADDR_W'(OFF_IMAGES)) arg_images[31:0] <= merge(arg_images[31:0]);
                 if (waddr == CTRL_ADDR_W'(OFF_IMAGES + 4)) arg_images[63:32] <= merge(arg_images[63:32]);
                 if (waddr == CTRL_ADDR_W'(OFF_FEATURES)) arg_features[31:0] <= merge(arg_features[31:0]);
@@ -200,6 +208,8 @@ module mtl_moe_accel #(
                 CTRL_ADDR_W'('hc): s_axi_control_RDATA <= {30'b0, int_isr};
                 CTRL_ADDR_W'(OFF_WEIGHTS): s_axi_control_RDATA <= arg_weights[31:0];
                 CTRL_ADDR_W'(OFF_WEIGHTS + 4): s_axi_control_RDATA <= arg_weights[63:32];
+                CTRL_ADDR_W'(OFF_WEIGHTS1): s_axi_control_RDATA <= arg_weights1[31:0];
+                CTRL_ADDR_W'(OFF_WEIGHTS1 + 4): s_axi_control_RDATA <= arg_weights1[63:32];
                 CTRL_ADDR_W'(OFF_IMAGES): s_axi_control_RDATA <= arg_images[31:0];
                 CTRL_ADDR_W'(OFF_IMAGES + 4): s_axi_control_RDATA <= arg_images[63:32];
                 CTRL_ADDR_W'(OFF_FEATURES): s_axi_control_RDATA <= arg_features[31:0];

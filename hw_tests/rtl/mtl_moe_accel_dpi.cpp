@@ -36,6 +36,7 @@ extern "C" void accel_compute(int task, int n_images) {
     if (n_images == 0) return;
     beat_ptr(0, (int)words_for(WEIGHT_BLOB_BYTES) - 1);  // whole buffers even if fewer beats were fetched
     beat_ptr(1, (int)words_for(IMAGE_BYTES * n_images) - 1);
-    // the top's AXI-word ports on the fetched bytes (mtl_moe/csim_io.h packs them as the bus does)
-    mtl_moe_top_bytes(g_buf[0].data(), g_buf[1].data(), g_buf[2].data(), task, n_images);
+    // the top's AXI-word ports on the fetched bytes (mtl_moe/csim_io.h packs them as the bus does);
+    // the shell fetches the blob once through m_axi_gmem_w, so both weight pointers see that copy
+    mtl_moe_top_bytes(g_buf[0].data(), g_buf[0].data(), g_buf[1].data(), g_buf[2].data(), task, n_images);
 }

@@ -89,8 +89,11 @@ class Accelerator:
         for buf, nb, what in ((self.weights, sizes["weights"], "weights"), (self.images, n * sizes["image"],
                               "images"), (self.features_buf, n * sizes["features"], "features")):
             self._check_window(buf, nb, what)
-        args = {"weights": self.weights.address, "images": self.images.address,
-                "features": self.features_buf.address, "task": t, "n_images": n}
+        # both weight pointers at the one weight buffer: with two weight ports the kernels read plane 0
+        # of each matrix through gmem_w and plane 1 through gmem_w1 (mtl_moe/layout.py), of the same blob
+        args = {"weights": self.weights.address, "weights1": self.weights.address,
+                "images": self.images.address, "features": self.features_buf.address,
+                "task": t, "n_images": n}
         yield from proto.start(self.regs, args, self.irq)
         self.last_latency_s = yield from proto.wait_done(self.regs, self.timeout, self.irq, self.poll)
         raw = self.features_buf.read(n * sizes["features"])

@@ -95,7 +95,7 @@ class CSimDevice:
         # their runs take turns (one accelerator's datapath, as on the board)
         self._run_lock = _LIB_LOCKS.setdefault(so, threading.Lock())
         self._top = lib.csim_top_bytes  # mtl_moe_top on DDR bytes (its AXI-word ports packed as the bus does)
-        self._top.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int, ctypes.c_int]
+        self._top.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int, ctypes.c_int]
         self._top.restype = ctypes.c_int
         _, cfg, hw = read_export(export_dir)
         self.sizes = rm.buffer_sizes(cfg, hw, Path(export_dir, "weights.bin").stat().st_size)
@@ -190,7 +190,10 @@ class CSimDevice:
 
     def _run(self, a: dict[str, int]) -> None:
         n, s = a["n_images"], self.sizes
+        # weights1 is its own register and master (gmem_w1): a host that points it elsewhere has the
+        # kernels read those bytes, as the hardware would
         ptrs = [self._ptr(a["weights"], s["weights"], "weights"),
+                self._ptr(a["weights1"], s["weights"], "weights1"),
                 self._ptr(a["images"], n * s["image"], "images"),
                 self._ptr(a["features"], n * s["features"], "features")]
         if None in ptrs:
@@ -198,7 +201,8 @@ class CSimDevice:
         self.progress = (0, n, time.monotonic())
         for i in range(n):  # one image per call (the same bytes as one call for n): progress is known
             with self._run_lock:
-                self._top(ptrs[0], ptrs[1] + i * s["image"], ptrs[2] + i * s["features"], a["task"], 1)
+                self._top(ptrs[0], ptrs[1], ptrs[2] + i * s["image"], ptrs[3] + i * s["features"],
+                          a["task"], 1)
             self.progress = (i + 1, n, self.progress[2])
         with self._lock:
             self.runs += 1

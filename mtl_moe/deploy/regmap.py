@@ -39,6 +39,10 @@ class Arg:
 
 TOP_ARGS: tuple[Arg, ...] = (
     Arg("weights", "ptr", "gmem_w"),
+    # the same weight blob through a second bundle (HP3) when the export reads tiles through two weight
+    # ports (KernelParams.weight_ports = 2); with one it shares gmem_w (hls_export.weight1_bundle). The
+    # signature is the same either way, so one register map serves every export.
+    Arg("weights1", "ptr", "gmem_w1"),
     Arg("images", "ptr", "gmem_io"),
     Arg("features", "ptr", "gmem_io"),
     Arg("task", "u32"),

@@ -49,18 +49,22 @@ const long WEIGHT_BLOB_BYTES = (long)cfg::W_WORDS * WORD_BYTES;
 }  // namespace csim
 }  // namespace mtl_moe
 
-extern "C" void mtl_moe_top(const mtl_moe::csim::word* weights, const mtl_moe::csim::word* images,
-                            mtl_moe::csim::word* features, int task, int n_images);
+extern "C" void mtl_moe_top(const mtl_moe::csim::word* weights, const mtl_moe::csim::word* weights1,
+                            const mtl_moe::csim::word* images, mtl_moe::csim::word* features, int task,
+                            int n_images);
 
-// The top function on byte buffers: weights (weights.bin), images (n_images x IMAGE_BYTES),
-// features (n_images x FEATURE_BYTES, written).
-static inline void mtl_moe_top_bytes(const unsigned char* weights, const unsigned char* images,
-                                     unsigned char* features, int task, int n_images) {
+// The top function on byte buffers: weights and weights1 (weights.bin, as seen through gmem_w and
+// gmem_w1; the host passes one buffer for both, and then one copy of its words serves both ports),
+// images (n_images x IMAGE_BYTES), features (n_images x FEATURE_BYTES, written).
+static inline void mtl_moe_top_bytes(const unsigned char* weights, const unsigned char* weights1,
+                                     const unsigned char* images, unsigned char* features, int task,
+                                     int n_images) {
     using namespace mtl_moe::csim;
     const std::vector<word> w = to_words(weights, WEIGHT_BLOB_BYTES);
+    const std::vector<word> w1 = weights1 == weights ? std::vector<word>() : to_words(weights1, WEIGHT_BLOB_BYTES);
     const std::vector<word> img = to_words(images, IMAGE_BYTES * n_images);
     std::vector<word> feat = to_words(features, FEATURE_BYTES * n_images);
-    mtl_moe_top(w.data(), img.data(), feat.data(), task, n_images);
+    mtl_moe_top(w.data(), weights1 == weights ? w.data() : w1.data(), img.data(), feat.data(), task, n_images);
     from_words(feat, features, FEATURE_BYTES * n_images);
 }
 #endif

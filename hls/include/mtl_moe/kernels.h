@@ -6,8 +6,8 @@
 // reads one word), one shared linear unit (ALLOCATION limit 1) whose load -> MAC -> store stages
 // form a DATAFLOW region joined by hls::streams, attention as a dataflow of K/V read -> Q.K^T ->
 // single-pass softmax -> A.V with ATTN_P query rows interleaved, weights in DDR tile-major
-// (mtl_moe/layout.py: a T_OUT x T_IN tile is TILE_BEATS contiguous AXI words, the tiles of a matrix
-// one burst in the order the MAC array consumes them). Edge-MoE's techniques, generalised:
+// (mtl_moe/layout.py: a T_OUT x T_IN tile is TILE_BEATS AXI words, the tiles of a matrix in the
+// order the MAC array consumes them, each of the WEIGHT_PORTS planes of a matrix one burst). Edge-MoE's techniques, generalised:
 //  - the shared linear unit serves patch embedding, QKV, projection, MLP, router and experts; each
 //    weight tile is read from DDR once per call and applied to every row (weight-stationary);
 //  - attention: each K/V beat is read once per group of ATTN_P query rows and used by all of them;
@@ -80,26 +80,62 @@ static inline ap_uint<W> beat_field(const axi_word& w, int lane) {
 // burst), bias (one burst), the MAC array, the store; the tile stream (depth 2) is the ping-pong
 // buffer that lets the next tile load while the MAC array applies this one to every row.
 
-// Weights: all n_tiles x k_tiles tiles as one burst of AXI words; a tile is complete after
-// TILE_BEATS beats and goes to the MAC stage.
-static void lu_load_weights(const axi_word* mem, int w_off, int K, int N, hls::stream<w_tile>& tiles) {
-    const int n_beats = ((K + T_IN - 1) / T_IN) * ((N + T_OUT - 1) / T_OUT) * TILE_BEATS;
+// Weights: all n_tiles x k_tiles tiles of the matrix, one flat loop over contiguous AXI words per
+// weight bundle, so each bundle's reads are one burst (UG1399: consecutive addresses in a pipelined
+// loop); a tile is complete after TILE_BEATS beats and goes to the MAC stage.
+// With WEIGHT_PORTS == 1 the matrix is one plane (mtl_moe/layout.py): tile after tile, each its
+// TILE_BEATS words, all read through mem (gmem_w); mem1 is not read (it shares gmem_w's adapter).
+// With WEIGHT_PORTS == 2 it is two planes of n_tiles * PLANE_BEATS words each (TileLayout.ports):
+// plane 0 the first PLANE_BEATS beats of every tile, tile after tile, then plane 1 the second
+// halves. mem (gmem_w) reads plane 0 and mem1 (gmem_w1, the same weights.bin) plane 1, each from its
+// first word to its last, two beats a cycle: a tile in PLANE_BEATS = TILE_BEATS / 2 cycles.
+static void lu_load_weights(const axi_word* mem, const axi_word* mem1, int w_off, int K, int N,
+                            hls::stream<w_tile>& tiles) {
+    const int n_tiles = ((K + T_IN - 1) / T_IN) * ((N + T_OUT - 1) / T_OUT);
     const int base = w_off / WORD_BYTES;
     w_tile t;
 #pragma HLS ARRAY_PARTITION variable = t.v complete
     int b = 0;
-    // II=1: one AXI beat a cycle (W_PER_BEAT codes into the partitioned tile)
-    for (int i = 0; i < n_beats; i++) {
+    if (WEIGHT_PORTS == 2) {
+        const int n_plane = n_tiles * PLANE_BEATS;  // words of one plane
+        const int base1 = base + n_plane;          // plane 1 follows plane 0 (TileLayout.plane_offset)
+        // II=1: one beat from each bundle a cycle (2 x W_PER_BEAT codes into the partitioned tile).
+        // Contiguous: iteration i reads word base + i of plane 0 through gmem_w and word base1 + i
+        // of plane 1 through gmem_w1, both incrementing by one word, so each bundle is one burst
+        // of n_plane beats. Both belong to tile i / PLANE_BEATS: they are its beats b and
+        // PLANE_BEATS + b (b = i % PLANE_BEATS), so a tile is complete every PLANE_BEATS cycles.
+        for (int i = 0; i < n_plane; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = PLANE_BEATS max = LU_BEATS_MAX / 2
+            const axi_word beat0 = mem[base + i];
+            const axi_word beat1 = mem1[base1 + i];
+            for (int l = 0; l < W_PER_BEAT; l++) {
+                const int e0 = b * W_PER_BEAT + l, e1 = (PLANE_BEATS + b) * W_PER_BEAT + l;
+                if (e0 < T_OUT * T_IN) t[e0] = weight_raw(beat_field<weight_t::W, WSB>(beat0, l));
+                if (e1 < T_OUT * T_IN) t[e1] = weight_raw(beat_field<weight_t::W, WSB>(beat1, l));
+            }
+            if (++b == PLANE_BEATS) {
+                tiles.write(t);
+                b = 0;
+            }
+        }
+    } else {
+        const int n_beats = n_tiles * TILE_BEATS;
+        // II=1: one AXI beat a cycle (W_PER_BEAT codes into the partitioned tile). Contiguous:
+        // iteration i reads word base + i, the tiles being stored back to back, so the matrix is
+        // one burst of n_beats beats through gmem_w.
+        for (int i = 0; i < n_beats; i++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = TILE_BEATS max = LU_BEATS_MAX
-        const axi_word beat = mem[base + i];
-        for (int l = 0; l < W_PER_BEAT; l++) {
-            const int e = b * W_PER_BEAT + l;
-            if (e < T_OUT * T_IN) t[e] = weight_raw(beat_field<weight_t::W, WSB>(beat, l));
-        }
-        if (++b == TILE_BEATS) {
-            tiles.write(t);
-            b = 0;
+            const axi_word beat = mem[base + i];
+            for (int l = 0; l < W_PER_BEAT; l++) {
+                const int e = b * W_PER_BEAT + l;
+                if (e < T_OUT * T_IN) t[e] = weight_raw(beat_field<weight_t::W, WSB>(beat, l));
+            }
+            if (++b == TILE_BEATS) {
+                tiles.write(t);
+                b = 0;
+            }
         }
     }
 }
@@ -282,8 +318,10 @@ static void lu_store(hls::stream<out_vec>& outs, int rows, int N, int out_fmt, f
 }
 
 // in: rows x ceil(K / T_IN) words; out: rows x ceil(N / T_IN) words (or logits for LU_OUT_LOGIT).
-static void linear_unit(const fm_word* in, int rows, int K, int N, const axi_word* mem, int w_off, int b_off,
-                        int in_fmt, int out_fmt, fm_word* out, out_vec* logits) {
+// mem: the weight blob through gmem_w (bias, and the weight tiles' plane 0); mem1: the same blob
+// through gmem_w1 (plane 1 of the tiles, the second half of each, when WEIGHT_PORTS == 2).
+static void linear_unit(const fm_word* in, int rows, int K, int N, const axi_word* mem, const axi_word* mem1,
+                        int w_off, int b_off, int in_fmt, int out_fmt, fm_word* out, out_vec* logits) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
     hls::stream<w_tile> tiles("lu_tiles");
@@ -292,7 +330,7 @@ static void linear_unit(const fm_word* in, int rows, int K, int N, const axi_wor
 #pragma HLS STREAM variable = tiles depth = 2
 #pragma HLS STREAM variable = biases depth = 2
 #pragma HLS STREAM variable = outs depth = MAX_ROWS
-    lu_load_weights(mem, w_off, K, N, tiles);
+    lu_load_weights(mem, mem1, w_off, K, N, tiles);
     lu_load_bias(mem, b_off, N, in_fmt, biases);
     lu_compute(in, rows, K, N, in_fmt, out_fmt, tiles, biases, outs);
     lu_store(outs, rows, N, out_fmt, out, logits);
@@ -701,8 +739,8 @@ static void attention_core(const fm_word* qkv, fm_word* o) {
 }
 
 // ---- router: gate of every token for the task, top-k with ties to the lower expert ---------------
-static void router(const fm_word* x, int task, const axi_word* mem, int layer, fm_word* xin, out_vec* logits,
-                   int idx[N_TOKENS * TOP_K], gate_raw gate[N_TOKENS * TOP_K]) {
+static void router(const fm_word* x, int task, const axi_word* mem, const axi_word* mem1, int layer, fm_word* xin,
+                   out_vec* logits, int idx[N_TOKENS * TOP_K], gate_raw gate[N_TOKENS * TOP_K]) {
 #pragma HLS INLINE
     const int w_off = OFF_ROUTER_W[layer] + (N_ROUTERS > 1 ? task * STRIDE_ROUTER_W : 0);
     if (ROUTER_KIND == 2) {  // task-conditioned: add the task embedding (bias type) first
@@ -724,9 +762,9 @@ static void router(const fm_word* x, int task, const axi_word* mem, int layer, f
             }
             xin[i] = o;
         }
-        linear_unit(xin, N_TOKENS, N_EMBD, N_EXPERTS, mem, w_off, -1, LU_IN_ACT, LU_OUT_LOGIT, xin, logits);
+        linear_unit(xin, N_TOKENS, N_EMBD, N_EXPERTS, mem, mem1, w_off, -1, LU_IN_ACT, LU_OUT_LOGIT, xin, logits);
     } else {
-        linear_unit(x, N_TOKENS, N_EMBD, N_EXPERTS, mem, w_off, -1, LU_IN_ACT, LU_OUT_LOGIT, xin, logits);
+        linear_unit(x, N_TOKENS, N_EMBD, N_EXPERTS, mem, mem1, w_off, -1, LU_IN_ACT, LU_OUT_LOGIT, xin, logits);
     }
     const int EXW = exp_t::W + clog2<N_EXPERTS + 1>::v;
     // II=1: one token a cycle (E exponentials, one reciprocal, E gates, TOP_K x E compares)
@@ -770,7 +808,8 @@ static void router(const fm_word* x, int task, const axi_word* mem, int layer, f
 // x: the LayerNorm output; xs, hs: the queue's rows and hidden rows; out: the block's output
 // (logits: the linear unit's logit port, unused by the experts' calls).
 static void moe(const fm_word* x, const int idx[N_TOKENS * TOP_K], const gate_raw gate[N_TOKENS * TOP_K],
-                const axi_word* mem, int layer, fm_word* xs, fm_word* hs, fm_word* out, out_vec* logits) {
+                const axi_word* mem, const axi_word* mem1, int layer, fm_word* xs, fm_word* hs, fm_word* out,
+                out_vec* logits) {
 #pragma HLS INLINE
     typedef vec<ap_int<MOE_SUM_W>, T_IN> sum_word;
     static sum_word sum[N_TOKENS * D_WORDS];  // the gated sum of every token (exact)
@@ -807,10 +846,10 @@ static void moe(const fm_word* x, const int idx[N_TOKENS * TOP_K], const gate_ra
                 r++;
             }
         }
-        linear_unit(xs, n, N_EMBD, EXPERT_HIDDEN, mem, OFF_EXP_W1[layer] + e * STRIDE_EXP_W1,
+        linear_unit(xs, n, N_EMBD, EXPERT_HIDDEN, mem, mem1, OFF_EXP_W1[layer] + e * STRIDE_EXP_W1,
                     OFF_EXP_B1[layer] + e * STRIDE_EXP_B1, LU_IN_ACT, LU_OUT_ACT, hs, logits);
         gelu_rows(hs, n, EXPERT_HIDDEN);
-        linear_unit(hs, n, EXPERT_HIDDEN, N_EMBD, mem, OFF_EXP_W2[layer] + e * STRIDE_EXP_W2,
+        linear_unit(hs, n, EXPERT_HIDDEN, N_EMBD, mem, mem1, OFF_EXP_W2[layer] + e * STRIDE_EXP_W2,
                     OFF_EXP_B2[layer] + e * STRIDE_EXP_B2, LU_IN_ACT, LU_OUT_ACT, out, logits);
         r = 0;
         w = 0;
@@ -865,8 +904,8 @@ static void write_features(const fm_word* h, int b, axi_word* features, axi_word
 }
 
 // ---- the backbone for one image of the batch -----------------------------------------------------
-static void backbone(const axi_word* mem, const axi_word* images, int b, int task, axi_word* features,
-                     axi_word& carry) {
+static void backbone(const axi_word* mem, const axi_word* mem1, const axi_word* images, int b, int task,
+                     axi_word* features, axi_word& carry) {
 #pragma HLS ALLOCATION function instances = linear_unit limit = 1
     static fm_raw img[IMG_ELEMS];
 #pragma HLS ARRAY_PARTITION variable = img cyclic factor = T_IN
@@ -881,25 +920,26 @@ static void backbone(const axi_word* mem, const axi_word* images, int b, int tas
     static gate_raw gate[N_TOKENS * TOP_K];
     read_image(images, b, img);
     im2col(img, HID);
-    linear_unit(HID, N_PATCHES, KP, N_EMBD, mem, OFF_PATCH_W, OFF_PATCH_B, LU_IN_INPUT, LU_OUT_ACT, F, LOGITS);
+    linear_unit(HID, N_PATCHES, KP, N_EMBD, mem, mem1, OFF_PATCH_W, OFF_PATCH_B, LU_IN_INPUT, LU_OUT_ACT, F, LOGITS);
     embed(F, mem, X);
     for (int l = 0; l < N_LAYER; l++) {
         layer_norm(X, mem, OFF_LN1_W[l], OFF_LN1_B[l], H);
-        linear_unit(H, N_TOKENS, N_EMBD, 3 * N_EMBD, mem, OFF_QKV_W[l], OFF_QKV_B[l], LU_IN_ACT, LU_OUT_ACT, QKV,
+        linear_unit(H, N_TOKENS, N_EMBD, 3 * N_EMBD, mem, mem1, OFF_QKV_W[l], OFF_QKV_B[l], LU_IN_ACT, LU_OUT_ACT, QKV,
                     LOGITS);
         attention_core(QKV, O);
-        linear_unit(O, N_TOKENS, N_EMBD, N_EMBD, mem, OFF_PROJ_W[l], OFF_PROJ_B[l], LU_IN_ACT, LU_OUT_ACT, F,
+        linear_unit(O, N_TOKENS, N_EMBD, N_EMBD, mem, mem1, OFF_PROJ_W[l], OFF_PROJ_B[l], LU_IN_ACT, LU_OUT_ACT, F,
                     LOGITS);
         residual(X, F);
         layer_norm(X, mem, OFF_LN2_W[l], OFF_LN2_B[l], H);
         if (IS_MOE[l]) {
-            router(H, task, mem, l, O, LOGITS, idx, gate);
-            moe(H, idx, gate, mem, l, O, HID, F, LOGITS);
+            router(H, task, mem, mem1, l, O, LOGITS, idx, gate);
+            moe(H, idx, gate, mem, mem1, l, O, HID, F, LOGITS);
         } else {
             const int HIDN = MLP_HIDDEN[l];
-            linear_unit(H, N_TOKENS, N_EMBD, HIDN, mem, OFF_FC_W[l], OFF_FC_B[l], LU_IN_ACT, LU_OUT_ACT, HID, LOGITS);
+            linear_unit(H, N_TOKENS, N_EMBD, HIDN, mem, mem1, OFF_FC_W[l], OFF_FC_B[l], LU_IN_ACT, LU_OUT_ACT, HID,
+                        LOGITS);
             gelu_rows(HID, N_TOKENS, HIDN);
-            linear_unit(HID, N_TOKENS, HIDN, N_EMBD, mem, OFF_FC2_W[l], OFF_FC2_B[l], LU_IN_ACT, LU_OUT_ACT, F,
+            linear_unit(HID, N_TOKENS, HIDN, N_EMBD, mem, mem1, OFF_FC2_W[l], OFF_FC2_B[l], LU_IN_ACT, LU_OUT_ACT, F,
                         LOGITS);
         }
         residual(X, F);
