@@ -143,8 +143,21 @@ def _clean_partials(out: Path) -> None:
     if not parent.is_dir():
         return
     for p in parent.glob(_partial_name(out) + "*"):
-        if p.is_dir() and (p / MARKER).is_file():
+        pid = p.name[len(_partial_name(out)):]
+        # only a sibling staged() made (our record inside, a pid suffix) whose process is gone: an
+        # export still running in another process keeps its half-built folder
+        if p.is_dir() and (p / MARKER).is_file() and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(p)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_output(out_dir: str | Path, kind: str, force: bool = False) -> None:
