@@ -122,10 +122,7 @@ class CSim:
         if x.shape[1:] != (c.in_chans, *c.img_size):
             raise ValueError(f"expected images of shape (B, {c.in_chans}, {c.img_size[0]}, {c.img_size[1]}), "
                              f"got {x.shape}")
-        lo, hi = self.hw.input.min_code, self.hw.input.max_code
-        if x.size and (x.min() < lo or x.max() > hi):  # the C++ would wrap them silently
-            raise ValueError(f"image codes must lie in [{lo}, {hi}] ({self.hw.input}), "
-                             f"got [{x.min()}, {x.max()}]")
+        check_input_codes(x, self.hw)  # the C++ would wrap them silently
         out = np.zeros((x.shape[0], c.n_embd, *c.grid), dtype=np.int64)
         ovf = ctypes.c_longlong(0)
         rc = self.lib.csim_run(self._wbuf, x.ctypes.data_as(ctypes.c_void_p), t, x.shape[0],
@@ -153,6 +150,14 @@ def test_images(cfg: MoEViTConfig, n: int, seed: int = 0) -> np.ndarray:
         ds = build_dataset(cfg, "val", n, seed=seed)
         return np.stack([ds[i]["image"].numpy() for i in range(n)]).astype(np.float64)
     return np.random.default_rng(seed).normal(0, 1, (n, cfg.in_chans, *cfg.img_size))
+
+
+def check_input_codes(codes: np.ndarray, hw: Any) -> None:
+    """Refuse image codes outside hw.input (every path that hands codes to the accelerator)."""
+    lo, hi = hw.input.min_code, hw.input.max_code
+    if codes.size and (codes.min() < lo or codes.max() > hi):
+        raise ValueError(f"image codes must lie in [{lo}, {hi}] ({hw.input}), "
+                         f"got [{codes.min()}, {codes.max()}]")
 
 
 def input_codes(x: np.ndarray, hw: Any) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mtl_moe.csim import check_input_codes
 from mtl_moe.deploy import protocol as proto
 from mtl_moe.deploy.backends import Buffer, CSimDevice
 from mtl_moe.hls_export import read_export
@@ -81,10 +82,7 @@ class Accelerator:
         if not 1 <= n <= self.max_images:
             raise ValueError(f"{n} images per run; this Accelerator has buffers for 1..{self.max_images}")
         t = self.task_index(task)
-        lo, hi = self.hw.input.min_code, self.hw.input.max_code
-        if x.min() < lo or x.max() > hi:
-            raise ValueError(f"image codes must lie in [{lo}, {hi}] ({self.hw.input}), got "
-                             f"[{x.min()}, {x.max()}]")
+        check_input_codes(x, self.hw)
         self.images.write(x.astype(f"<i{sizes['image_elem']}").tobytes())
         for buf, nb, what in ((self.weights, sizes["weights"], "weights"), (self.images, n * sizes["image"],
                               "images"), (self.features_buf, n * sizes["features"], "features")):
