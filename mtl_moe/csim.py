@@ -10,8 +10,10 @@ golden model's integer arithmetic, so :meth:`CSim.predict` returns the full pred
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import importlib.util
+import os
 import shutil
 import subprocess
 import time
@@ -46,6 +48,35 @@ def _compiler() -> str:
     return cxx
 
 
+@functools.cache
+def _toolchain_key() -> bytes:
+    """What else decides the compiled code: the compiler (path and version) and the ap_types headers."""
+    cxx = _compiler()
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
+    h = hashlib.sha256(f"{cxx}\n{version}".encode())
+    for f in sorted(ap_types_dir().rglob("*.h")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.digest()
+
+
+def cache_dir() -> Path | None:
+    """The compile cache shared by every export on this machine: ``$MTL_MOE_CACHE`` (``off``: none),
+    else ``$XDG_CACHE_HOME/mtl-moe`` or ``~/.cache/mtl-moe``. Exports of the same model, types and
+    design point have identical sources, so a second export (a re-export, another test, another
+    folder) loads the library the first one compiled instead of spending g++'s seconds again."""
+    env = os.environ.get("MTL_MOE_CACHE")
+    if env is not None:
+        return None if env.lower() in ("", "0", "off", "no") else Path(env) / "csim"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mtl-moe" / "csim"
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
 def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitize: bool = False,
           defines: tuple[str, ...] = ()) -> Path:
     """Compile an export with g++ (cached by a hash of sources and flags).
@@ -74,10 +105,15 @@ def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitiz
         flags[1] = "-std=c++20"
         flags += ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                   "-fno-omit-frame-pointer"]
-    h = hashlib.sha256(" ".join(flags).encode())
+    h = hashlib.sha256(" ".join(flags).encode() + _toolchain_key())
     for s in srcs:
-        h.update(s.read_bytes())
-    out = ex / "build" / f"{target}-{h.hexdigest()[:12]}{'.so' if target == 'lib' else ''}"
+        h.update(s.name.encode() + s.read_bytes())
+    name = f"{target}-{h.hexdigest()[:16]}{'.so' if target == 'lib' else ''}"
+    out = ex / "build" / name
+    cache = cache_dir()
+    if not out.exists() and cache is not None and (cache / name).is_file():
+        out.parent.mkdir(exist_ok=True)
+        _copy_atomic(cache / name, out)  # the export keeps its own copy: self-contained, own dlopen handle
     if not out.exists():
         out.parent.mkdir(exist_ok=True)
         cmd = [_compiler(), *flags, f"-I{ex}", f"-I{inc}", f"-I{ap_types_dir()}", *map(str, main),
@@ -90,6 +126,12 @@ def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitiz
             log.write_text(" ".join(cmd) + "\n" + r.stderr)
             first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[:200])
             raise BuildError(f"the C-simulation build of {ex} failed: {first.strip()} (full log: {log})")
+        if cache is not None:
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+                _copy_atomic(out, cache / name)
+            except OSError:
+                pass  # a read-only or full cache only costs the next export a compile
     return out
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_golden import _scaled_model
 
 from mtl_moe.config import get_preset
 from mtl_moe.deploy import protocol as proto
@@ -23,18 +22,10 @@ from mtl_moe.deploy.accelerator import Accelerator
 from mtl_moe.deploy.backends import CSimDevice
 from mtl_moe.deploy.check import run_and_check
 from mtl_moe.deploy.manifest import ManifestMismatch, check_overlay, write_manifest
-from mtl_moe.hls_export import export, weight1_bundle
+from mtl_moe.hls_export import weight1_bundle
 from mtl_moe.hw import get_hw
-from mtl_moe.quant import QuantM3ViT
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module", params=["w16a32", "int8"])
-def demo_export(request, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp(f"deploy-{request.param}")
-    export(QuantM3ViT(_scaled_model(get_preset("demo"), 1, 1.0), get_hw(request.param)), out, force=True)
-    return out
 
 
 # ---- register map --------------------------------------------------------------------------------

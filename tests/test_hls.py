@@ -25,14 +25,6 @@ from mtl_moe.hw import get_hw
 from mtl_moe.quant import QuantM3ViT
 
 
-@pytest.fixture(scope="module", params=["w16a32", "int8"])
-def demo_export(request, tmp_path_factory) -> Path:
-    cfg = get_preset("demo")
-    out = tmp_path_factory.mktemp(f"export-{request.param}")
-    export(QuantM3ViT(_scaled_model(cfg, 1, 1.0), get_hw(request.param)), out, force=True)
-    return out
-
-
 def test_csim_equals_golden_on_the_demo_model_every_task(demo_export):
     r = compare(demo_export, n_images=2)
     assert set(r["tasks"]) == {t.name for t in get_preset("demo").tasks}
@@ -327,3 +319,29 @@ def test_packed_multiply_is_exact_on_every_8bit_operand_triple(tmp_path):
                     f"-I{ap_types_dir()}", str(src), "-o", str(exe)], check=True)
     n, bad = map(int, subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split())
     assert n == 1 << 24 and bad == 0, f"{bad} wrong products of {2 * n}"
+
+
+def test_an_identical_export_reuses_the_compiled_library_and_an_edited_one_does_not(
+        demo_export_of, tmp_path, monkeypatch):
+    """The C-sim compile cache: a copy of an export loads the library the first one compiled (no
+    compiler run at all); one edited source byte, or the cache switched off, compiles anew."""
+    from mtl_moe import csim
+
+    first = csim.build(demo_export_of("w16a32"))
+    copy = tmp_path / "copy"
+    shutil.copytree(first.parent.parent, copy, ignore=shutil.ignore_patterns("build"))
+
+    def no_compiler(*a, **k):
+        raise AssertionError(f"the compiler ran: {a[0][:1]}")
+
+    monkeypatch.setattr(csim.subprocess, "run", no_compiler)
+    again = csim.build(copy)
+    assert again.parent == copy / "build" and again.read_bytes() == first.read_bytes()
+    (copy / "config.h").write_text((copy / "config.h").read_text() + "\n// edited by hand\n")
+    with pytest.raises(AssertionError, match="the compiler ran"):
+        csim.build(copy)
+    other = tmp_path / "uncached"
+    shutil.copytree(first.parent.parent, other, ignore=shutil.ignore_patterns("build"))
+    monkeypatch.setenv("MTL_MOE_CACHE", "off")
+    with pytest.raises(AssertionError, match="the compiler ran"):
+        csim.build(other)

@@ -9,12 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_golden import _scaled_model
-
-from mtl_moe.config import get_preset
-from mtl_moe.hls_export import export
-from mtl_moe.hw import get_hw
-from mtl_moe.quant import QuantM3ViT
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "zcu104_multitask.ipynb"  # the source
 
@@ -46,9 +40,8 @@ def _check_against_golden(export_dir: Path, out: Path) -> dict:
     return {"notebook_mismatches": res["mismatches"], "independent_mismatches": bad}
 
 
-def test_notebook_runs_on_the_sim_backend_bit_exact_without_torch(tmp_path):
-    ex = tmp_path / "export"
-    export(QuantM3ViT(_scaled_model(get_preset("demo"), 2, 1.0), get_hw("int8")), ex, force=True)
+def test_notebook_runs_on_the_sim_backend_bit_exact_without_torch(tmp_path, demo_export_of):
+    ex = demo_export_of("int8")
     out = tmp_path / "nb"
     blocker = tmp_path / "no_torch" / "torch"  # a PYNQ image has no torch: the kernel may not use it
     blocker.mkdir(parents=True)
