@@ -100,13 +100,18 @@ def quantize(checkpoint: str | Path, args: QuantizeArgs, out_dir: str | Path,
     val = build_dataset(cfg, "val", args.n_val, **ds_kw)
     t0 = time.time()
     result: dict[str, Any] = {"checkpoint": str(checkpoint), "hw": hw.name, "args": asdict(args)}
-    step_bar = tqdm(total=4, desc="quantize", disable=not progress, leave=False)
+    step_bar = tqdm(total=len(QUANTIZE_STAGES), desc="quantize", disable=not progress, leave=False)
 
+    def stage(i: int) -> None:  # name the stage that starts now, so "2/6" says what is running
+        step_bar.n = i
+        step_bar.set_description_str(f"quantize: {QUANTIZE_STAGES[i]}")
+
+    stage(0)
     result["float"] = evaluate(model, val, batch_size=args.batch_size, progress=False)
     q = QuantM3ViT(copy.deepcopy(model), hw)
-    step_bar.update()
+    stage(1)
     result["ptq"] = _exact_metrics(q, val, args.batch_size)
-    step_bar.update()
+    stage(2)
 
     train = build_dataset(cfg, "train", args.n_train, **ds_kw)
     torch.manual_seed(seed)
@@ -119,18 +124,20 @@ def quantize(checkpoint: str | Path, args: QuantizeArgs, out_dir: str | Path,
     with brevitas_fake_quant(quantizers(hw)):
         step, history = _qat_loop(net, cfg, loader, opt, args, total, progress, source=checkpoint)
     q.eval()
-    step_bar.update()
+    stage(3)
     result["qat"] = _exact_metrics(q, val, args.batch_size)
     result["qat_steps"] = step
-    step_bar.update()
-    step_bar.close()
+    stage(4)
 
     calib = torch.stack([train[i]["image"] for i in range(min(args.n_calib, len(train)))]).double()
     golden = GoldenModel(cfg, hw, export_codes(q))
     rows = analyse(golden, input_codes(calib.numpy(), hw))
     result["ranges"] = write_report(rows, out, len(calib))
+    stage(5)
     checked = torch.stack([val[i]["image"] for i in range(min(args.n_check, len(val)))])
     result["bit_exact"] = bit_exact_check(q, checked)
+    step_bar.n = len(QUANTIZE_STAGES)
+    step_bar.close()
     result["comparison"] = compare(result, TARGET_POINTS.get(hw.name), {t.name: t.type for t in cfg.tasks})
     result["seconds"] = round(time.time() - t0, 1)
 
@@ -144,6 +151,11 @@ def quantize(checkpoint: str | Path, args: QuantizeArgs, out_dir: str | Path,
     if msg:
         raise FixedOverflowError(msg + f"\n(full table: {out / 'ranges.md'})")
     return result
+
+
+# The stages of `mtl-moe quantize`, in order, as its progress bar names them.
+QUANTIZE_STAGES = ("float metrics", "PTQ metrics (exact path)", "QAT", "QAT metrics (exact path)",
+                   "range analysis", "golden vs torch check")
 
 
 def _qat_loop(net: MultitaskNet, cfg: Any, loader: DataLoader, opt: torch.optim.Optimizer,

@@ -22,7 +22,9 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
     if p.is_dir():
         p = p / "metrics.json"
     if not p.is_file():
-        raise FileNotFoundError(f"baseline metrics not found: {p} (run `mtl-moe eval --out` first)")
+        run = p.parent
+        raise FileNotFoundError(f"baseline metrics not found: {p} (evaluate the baseline first: "
+                                f"`mtl-moe eval --checkpoint {run} --out {run}`, then pass --baseline {run})")
     return json.loads(p.read_text())
 
 
