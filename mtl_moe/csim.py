@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib.util
+import json
 import shutil
 import subprocess
 import time
@@ -22,9 +23,22 @@ import numpy as np
 
 from mtl_moe.config import MoEViTConfig
 from mtl_moe.golden import GoldenModel
-from mtl_moe.hls_export import REPO, read_export
+from mtl_moe.hw import HardwareSpec
 
+REPO = Path(__file__).resolve().parents[1]
 SIM_DIR = REPO / "sim"
+
+
+def read_export(export_dir: str | Path) -> tuple[dict[str, Any], MoEViTConfig, HardwareSpec]:
+    """An export folder's export.json, model config and hardware spec (what :func:`export` wrote)."""
+    from mtl_moe.hw import get_hw
+
+    d = Path(export_dir)
+    for f in ("export.json", "model_config.json"):
+        if not (d / f).is_file():
+            raise FileNotFoundError(f"{d / f} is missing: is {d} an mtl-moe export folder?")
+    meta = json.loads((d / "export.json").read_text())
+    return meta, MoEViTConfig.from_dict(json.loads((d / "model_config.json").read_text())), get_hw(meta["hw"])
 
 
 def ap_types_dir() -> Path:
