@@ -10,6 +10,7 @@ step reads (the bug of issue 18: ``eval --baseline`` before the baseline was eva
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import shlex
 import subprocess
@@ -55,19 +56,43 @@ def runnable_commands(text: str) -> list[str]:
             for ln in b.splitlines() if ln.startswith("$ ")]
 
 
-def _argv(cmd: str) -> list[str]:
-    argv = shlex.split(cmd)
-    if argv[0] == "mtl-moe":  # the console script may not be on PATH; the module is the same program
-        return [sys.executable, "-m", "mtl_moe", *argv[1:]]
-    if argv[0] == "python":
-        return [sys.executable, *argv[1:]]
-    return argv
-
-
 def _run_all(cmds: list[str], cwd: Path) -> None:
-    for cmd in cmds:
-        p = subprocess.run(_argv(cmd), cwd=cwd, capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, f"`{cmd}` failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    """Run each command in ``cwd``; stop at the first that fails, showing its output.
+
+    ``mtl-moe ...`` runs in this process through ``mtl_moe.cli.main`` — the function the ``mtl-moe``
+    console script calls (pyproject.toml) — which saves a Python + torch start per command (most of
+    the tour's time on 2 cores); torch's thread count, which train/quantize set, is restored after.
+    Anything else (``python ...``) runs as a subprocess."""
+    import contextlib
+    import io
+    import os
+
+    import torch
+
+    from mtl_moe.cli import main
+
+    threads, here = torch.get_num_threads(), Path.cwd()
+    try:
+        os.chdir(cwd)
+        for cmd in cmds:
+            argv = shlex.split(cmd)
+            if argv[0] == "mtl-moe":
+                out, err = io.StringIO(), io.StringIO()
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    try:
+                        rc = main(argv[1:])
+                    except SystemExit as e:  # argparse: a bad option
+                        rc = e.code if isinstance(e.code, int) else 2
+                text = out.getvalue()[-2000:] + "\n" + err.getvalue()[-3000:]
+            else:
+                if argv[0] == "python":
+                    argv[0] = sys.executable
+                p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+                rc, text = p.returncode, p.stdout[-2000:] + "\n" + p.stderr[-3000:]
+            assert rc == 0, f"`{cmd}` failed ({rc}):\n{text}"
+    finally:
+        os.chdir(here)
+        torch.set_num_threads(threads)
 
 
 def test_readme_fits_budget() -> None:
@@ -95,6 +120,11 @@ def test_readme_tour_runs_as_written(tour_dir: Path) -> None:
     for f in ("runs/demo/checkpoint.pt", "runs/demo/metrics.json", "runs/demo-w16a32/report.md",
               "runs/export-w16a32/csim.json", "runs/perf-demo-zcu104/perf.json"):
         assert (tour_dir / f).is_file(), f
+    # a short run logs every step, so its loss.png has a curve, not one point (issue 18)
+    hist = json.loads((tour_dir / "runs/demo/history.json").read_text())
+    rows = hist["history"] if isinstance(hist, dict) else hist
+    steps = [h["step"] for h in rows if "loss" in h]
+    assert len(steps) >= 2 and steps == list(range(1, len(steps) + 1)), steps
 
 
 def test_docs_runnable_blocks_run(tour_dir: Path) -> None:
