@@ -187,3 +187,19 @@ print([d.dim_value for d in m.graph.output[0].type.tensor_type.shape.dim])
     assert r.returncode == 0, r.stderr[-2000:]
     assert "shape inference of mtl_moe.qonnx_ops::TableGelu type is missing" not in r.stderr, r.stderr
     assert r.stdout.strip() == "[1, 3, 4]"
+
+
+def test_a_missing_baseline_is_refused_before_the_evaluation(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: `eval --baseline` on an unevaluated baseline failed only after a full evaluation."""
+    import mtl_moe.report as report
+    from mtl_moe.config import get_preset
+
+    monkeypatch.setattr(report, "load_model", lambda ck: (None, get_preset("demo"), {}))
+
+    def evaluate(*a: object, **k: object) -> None:
+        raise AssertionError("evaluated before the baseline was checked")
+
+    monkeypatch.setattr(report, "evaluate", evaluate)
+    with pytest.raises(FileNotFoundError, match="evaluate the baseline first"):
+        report.evaluate_run("ck", baseline=tmp_path / "dense", progress=False)
