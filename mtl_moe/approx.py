@@ -126,9 +126,14 @@ def write_report(hw: HardwareSpec, out_dir: str | Path, n_tokens: int = 1025) ->
     out.mkdir(parents=True, exist_ok=True)
     fig, grid = plt.subplots(2, max(len(res), len(ops)), figsize=(4 * max(len(res), len(ops)), 6.4),
                              squeeze=False)
+    from matplotlib.ticker import MaxNLocator
+
     for ax, (name, r) in zip(grid[1], ops.items(), strict=False):
         ax.hist(r["_err"], bins=80, log=True)
         ax.set(title=name, xlabel="hardware − float64", ylabel="count")
+        # errors of 1e-6..1e-4: a shared power of ten and few ticks, or the labels run into each other
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
     for ax in grid[1][len(ops):]:
         ax.axis("off")
     for ax, (name, r) in zip(grid[0], res.items(), strict=False):
@@ -137,6 +142,7 @@ def write_report(hw: HardwareSpec, out_dir: str | Path, n_tokens: int = 1025) ->
                ylabel="hardware − float64")
         if name in ("reciprocal", "rsqrt"):
             ax.set_xscale("log")
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     fig.suptitle(f"nonlinear approximations, hardware spec {hw.name}")
     fig.tight_layout()
     fig.savefig(out / "approx.png", dpi=110)

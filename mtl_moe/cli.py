@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mtl_moe import __version__
 from mtl_moe.config import PRESETS, ConfigError, MoEViTConfig, resolve_config
 from mtl_moe.deploy.protocol import AcceleratorError
 from mtl_moe.fixed import FixedOverflowError
@@ -41,6 +42,32 @@ def _number_in(kind: type, lo: float, hi: float) -> Any:
 
 def _int_in(lo: int, hi: int) -> Any:
     return _number_in(int, lo, hi)
+
+
+def _at_least(lo: float, kind: type = int) -> Any:
+    """argparse type: a ``kind`` >= lo; argparse adds the option's name to the message:
+    ``argument --n-val: must be >= 1, got 0``."""
+    def parse(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+                                             ) from None
+        if not v >= lo or v != v or v in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"must be >= {lo:g}, got {text}")
+        return v
+    return parse
+
+
+def _positive(text: str) -> float:
+    """argparse type: a finite number > 0 (a learning rate)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {text}")
+    return v
 
 
 def _float_in(lo: float, hi: float) -> Any:
@@ -214,7 +241,16 @@ def _export_qonnx(args: argparse.Namespace, ck: dict[str, Any]) -> int:
         q.config.task_index(t)
     ds = build_dataset(q.config, "val", max(args.n_verify, 1), seed=q.config.seed)
     images = torch.stack([ds[i]["image"] for i in range(args.n_verify)])
-    r = export_and_verify(q, args.out, images, tasks)
+    # one task at a time, so a bar can show it (each task's export + qonnx run takes tens of seconds);
+    # the merged report is what one export_and_verify call over all tasks writes
+    from tqdm import tqdm
+
+    names = tasks or [s.name for s in q.config.tasks]
+    r: dict[str, Any] = {}
+    for name in tqdm(names, desc="QONNX export + verify", unit="task", disable=args.no_progress, leave=False):
+        one = export_and_verify(q, args.out, images, [name])
+        r = {**one, "tasks": {**r.get("tasks", {}), **one["tasks"]}}
+    (Path(args.out) / "qonnx.json").write_text(json.dumps(r, indent=1) + "\n")
     print(json.dumps(r, indent=2))
     return 0
 
@@ -224,7 +260,8 @@ def cmd_csim(args: argparse.Namespace) -> int:
     from mtl_moe.integrity import verify_export
 
     verify_export(args.export_dir)
-    r = compare(args.export_dir, n_images=args.images, tasks=args.tasks or None)
+    r = compare(args.export_dir, n_images=args.images, tasks=args.tasks or None,
+                progress=not args.no_progress)
     (Path(args.export_dir) / "csim.json").write_text(json.dumps(r, indent=1) + "\n")
     if args.report:
         with open(args.report, "a") as f:
@@ -232,13 +269,15 @@ def cmd_csim(args: argparse.Namespace) -> int:
                     f"g++ build of the exported kernels vs the golden model, {r['images']} image(s) x "
                     f"{len(r['tasks'])} task(s): **{r['mismatches']} mismatching values** (backbone "
                     f"features and final outputs), {r['wrap_overflows']} wrap overflows, "
-                    f"{r['seconds_per_image']:.3f} s per image and task.\n")
+                    f"{r['seconds_per_image']:.3f} s per image per task (`seconds_per_image` in "
+                    "csim.json).\n")
     if args.json:
         print(json.dumps({k: r[k] for k in ("images", "mismatches", "max_abs_diff", "seconds_per_image")}
                          | {"wrap_overflows": r["wrap_overflows"], "tasks": r["tasks"]}))
     else:
         print(f"{r['images']} image(s) x {len(r['tasks'])} task(s): {r['mismatches']} mismatching values "
-              f"(max abs diff {r['max_abs_diff']:g}), {r['seconds_per_image']:.3f} s per image-task")
+              f"(max abs diff {r['max_abs_diff']:g}), seconds_per_image {r['seconds_per_image']:.3f} "
+              "(C-sim time of one image for one task)")
     return 0 if r["mismatches"] == 0 else 1
 
 
@@ -295,7 +334,8 @@ def cmd_dse(args: argparse.Namespace) -> int:
     from mtl_moe.dse import format_summary, run
     from mtl_moe.hw import get_hw
 
-    s = run(resolve_config(args.model), get_hw(args.preset), args.board, args.out)
+    s = run(resolve_config(args.model), get_hw(args.preset), args.board, args.out,
+            progress=not args.no_progress)
     print(format_summary(s, args.out, as_json=args.json))
     return 0
 
@@ -306,12 +346,38 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return lint_main([args.export_dir, *(["--json"] if args.json else [])])
 
 
-DATASET_HELP = ("synthetic (default, generated), nyudv2 or pascal_context (the multi-task layouts of "
+DATASET_HELP = ("synthetic (generated), nyudv2 or pascal_context (the multi-task layouts of "
                 "MTI-Net / ASTMT; with --data-root)")
+DATA_ROOT_HELP = "the dataset's folder, NYUD_MT/ or PASCAL_MT/ (default: none; the synthetic data needs none)"
+NO_PROGRESS_HELP = "no progress bars (for logs)"
+ROUTERS = ["per_task", "shared", "task_conditioned"]
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, or says it is required: ``(default: 4)``, ``(default:
+    off)`` for a flag. An option whose default is ``None`` says in its own words what unset means
+    (``default: the config's seed``); tests/test_cli.py checks every option of every command."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        h = action.help or ""
+        if "default" in h or action.default is argparse.SUPPRESS or not action.option_strings:
+            return h
+        if action.required:
+            return f"{h} (required)"
+        if action.default is False and action.nargs == 0:
+            return f"{h} (default: off)"
+        if action.default is None:
+            return h
+        return f"{h} (default: %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option in one line (with where to look), not usage + error."""
+    """argparse that reports a bad option in one line (with where to look), not usage + error, and
+    shows every option's default in ``--help``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
@@ -320,14 +386,15 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mtl-moe", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show the traceback of an error (for bug reports)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     cfg_help = f"preset ({', '.join(PRESETS)}) or a .json/.yaml config file"
 
     c = sub.add_parser("config", help="print a config with its derived sizes, or save it")
     c.add_argument("config", nargs="?", default="demo", help=cfg_help)
     c.add_argument("--dense", action="store_true", help="dense baseline of equal active FLOPs")
-    c.add_argument("--router", choices=["per_task", "shared", "task_conditioned"])
-    c.add_argument("--out", help="write the config to this .json/.yaml file")
+    c.add_argument("--router", choices=ROUTERS, help="router kind (default: the config's)")
+    c.add_argument("--out", help="write the config to this .json/.yaml file (default: print it as JSON)")
     c.set_defaults(func=cmd_config)
 
     t = sub.add_parser("train", help="train a model on every task at once")
@@ -336,56 +403,60 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true",
                    help="replace an earlier mtl-moe run in --out (only the files mtl-moe wrote there)")
     t.add_argument("--dense", action="store_true", help="dense baseline of equal active FLOPs")
-    t.add_argument("--router", choices=["per_task", "shared", "task_conditioned"])
-    t.add_argument("--name", help="rename the config (recorded in the checkpoint)")
-    t.add_argument("--epochs", type=int, default=4,
-                   help="epochs to train (a --resume may raise it) (default: %(default)s)")
-    t.add_argument("--batch-size", type=int, default=32,
-                   help="global batch, split across DDP ranks (default: %(default)s)")
-    t.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate (default: %(default)s)")
-    t.add_argument("--seed", type=int, help="overrides the config's seed")
-    t.add_argument("--n-train", type=int, default=4096, help="training images (default: %(default)s)")
-    t.add_argument("--n-val", type=int, default=512, help="validation images (default: %(default)s)")
+    t.add_argument("--router", choices=ROUTERS, help="router kind (default: the config's)")
+    t.add_argument("--name", help="rename the config, recorded in the checkpoint (default: the config's "
+                   "name)")
+    t.add_argument("--epochs", type=_at_least(1), default=4,
+                   help="epochs to train (a --resume may raise it)")
+    t.add_argument("--batch-size", type=_at_least(1), default=32,
+                   help="global batch, split across DDP ranks")
+    t.add_argument("--lr", type=_positive, default=2e-3, help="AdamW peak learning rate")
+    t.add_argument("--seed", type=int, help="random seed of data and initialisation (default: the "
+                   "config's seed)")
+    t.add_argument("--n-train", type=_at_least(1), default=4096, help="training images")
+    t.add_argument("--n-val", type=_at_least(1), default=512, help="validation images")
     t.add_argument("--dataset", default="synthetic", help=DATASET_HELP)
-    t.add_argument("--data-root", help="the dataset's folder (NYUD_MT/ or PASCAL_MT/)")
-    t.add_argument("--max-steps", type=int,
+    t.add_argument("--data-root", help=DATA_ROOT_HELP)
+    t.add_argument("--max-steps", type=_at_least(1),
                    help="stop after this many steps in all (default: the --epochs' steps)")
-    t.add_argument("--eval-every", type=int, default=1,
-                   help="epochs between validations; the last is always evaluated (default: %(default)s)")
-    t.add_argument("--checkpoint-every", type=int, metavar="N",
+    t.add_argument("--eval-every", type=_at_least(1), default=1,
+                   help="epochs between validations; the last is always evaluated")
+    t.add_argument("--checkpoint-every", type=_at_least(1), metavar="N",
                    help="also write the checkpoint every N steps, mid-epoch; a resume from it is exact "
                         "(default: at each epoch end only). SIGINT/SIGTERM always write one and exit")
-    t.add_argument("--threads", type=int, default=1,
+    t.add_argument("--threads", type=_at_least(1), default=1,
                    help="torch threads per process (default 1: bit-reproducible across runs; more is "
                         "faster but oneDNN then makes the last bits depend on memory addresses)")
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from this checkpoint (or run folder), exactly: same config and "
                         "training arguments (--epochs, --max-steps, --n-val, --eval-every, "
-                        "--checkpoint-every, --threads may change)")
+                        "--checkpoint-every, --threads may change; default: start afresh)")
     t.add_argument("--override", action="append", nargs="?", const="all", metavar="FIELD",
                    help="with --resume: accept a changed training argument FIELD (lr, batch_size, "
                         "n_train, dataset, ...; repeat it or use commas); bare --override accepts every "
                         "change (default: a changed one is refused, naming it)")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="per-task metrics of a checkpoint (and Δm against a baseline)")
     e.add_argument("--checkpoint", required=True, help="checkpoint.pt or its run folder")
-    e.add_argument("--out", help="write metrics.json and plots here")
-    e.add_argument("--baseline", help="metrics.json (or run folder) of the baseline for Δm")
-    e.add_argument("--n-val", type=int, default=512)
-    e.add_argument("--split", default="val", choices=["val", "test"])
+    e.add_argument("--out", help="write metrics.json and plots here (default: print the metrics only)")
+    e.add_argument("--baseline", help="metrics.json (or run folder) of the baseline for Δm; evaluate the "
+                   "baseline with --out first, so its metrics.json exists (default: no Δm)")
+    e.add_argument("--n-val", type=_at_least(1), default=512, help="evaluation images")
+    e.add_argument("--split", default="val", choices=["val", "test"], help="dataset split")
     e.add_argument("--dataset", default="synthetic", help=DATASET_HELP)
-    e.add_argument("--data-root", help="the dataset's folder (NYUD_MT/ or PASCAL_MT/)")
+    e.add_argument("--data-root", help=DATA_ROOT_HELP)
     e.add_argument("--routing-stats", action="store_true",
                    help="also save which experts each task selects per MoE block (routing.json/.png)")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     e.set_defaults(func=cmd_eval)
 
     a = sub.add_parser("approx", help="error of the hardware nonlinearities against float64")
     a.add_argument("--hw", default="w16a32", help="hardware preset (w16a32, int8)")
     a.add_argument("--out", required=True, help="folder for approx.json, approx.md, approx.png")
-    a.add_argument("--n-tokens", type=int, default=1025, help="largest softmax row (reciprocal range)")
+    a.add_argument("--n-tokens", type=_at_least(1), default=1025,
+                   help="largest softmax row (reciprocal range)")
     a.set_defaults(func=cmd_approx)
 
     q = sub.add_parser("quantize", help="PTQ + QAT of a float checkpoint to a hardware preset, "
@@ -395,17 +466,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="folder for the quantized run")
     q.add_argument("--force", action="store_true",
                    help="replace an earlier mtl-moe run in --out (only the files mtl-moe wrote there)")
-    q.add_argument("--epochs", type=int, default=1, help="QAT epochs")
-    q.add_argument("--lr", type=float, default=2e-4)
-    q.add_argument("--batch-size", type=int, default=32)
-    q.add_argument("--n-train", type=int, default=4096)
-    q.add_argument("--n-val", type=int, default=512)
+    q.add_argument("--epochs", type=_at_least(1), default=1, help="QAT epochs")
+    q.add_argument("--lr", type=_positive, default=2e-4, help="QAT AdamW learning rate")
+    q.add_argument("--batch-size", type=_at_least(1), default=32, help="QAT batch")
+    q.add_argument("--n-train", type=_at_least(1), default=4096, help="QAT training images")
+    q.add_argument("--n-val", type=_at_least(1), default=512,
+                   help="validation images for the float, PTQ and QAT metrics")
     q.add_argument("--n-calib", type=_int_in(1, 100_000), default=16, help="range-analysis images")
     q.add_argument("--n-check", type=_int_in(1, 100_000), default=4,
                    help="images per task in the bit-exact check")
-    q.add_argument("--max-steps", type=int)
-    q.add_argument("--threads", type=int, default=1)
-    q.add_argument("--no-progress", action="store_true")
+    q.add_argument("--max-steps", type=_at_least(1), help="stop QAT after this many steps (default: the "
+                   "--epochs' steps)")
+    q.add_argument("--threads", type=_at_least(1), default=1, help="torch threads (1: bit-reproducible)")
+    q.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     q.set_defaults(func=cmd_quantize)
 
     x = sub.add_parser("export", help="export a quantized checkpoint: an HLS project (default), or "
@@ -414,46 +487,54 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="export folder")
     x.add_argument("--force", action="store_true",
                    help="replace an earlier export in --out (only the files that export wrote)")
-    x.add_argument("--hw", help="hardware preset (QONNX export of a float checkpoint)")
+    x.add_argument("--hw", help="hardware preset, for a QONNX export of a float checkpoint (default: the "
+                   "checkpoint's)")
     x.add_argument("--t-in", type=_int_in(1, 256), default=16, help="linear unit: input tile (MACs per row)")
     x.add_argument("--t-out", type=_int_in(1, 256), default=16, help="linear unit: output tile")
     x.add_argument("--attn-p", type=_int_in(1, 64), default=4, help="attention: query rows per K/V pass")
-    x.add_argument("--axi-bits", type=int, default=256, choices=[32, 64, 128, 256, 512])
+    x.add_argument("--axi-bits", type=int, default=256, choices=[32, 64, 128, 256, 512],
+                   help="width of the m_axi ports")
     x.add_argument("--design", help="design.json from `mtl-moe dse`: its kernel parameters (overrides "
-                   "--t-in, --t-out, --attn-p, --axi-bits); a knob the kernels do not implement is refused")
+                   "--t-in, --t-out, --attn-p, --axi-bits); a knob the kernels do not implement is refused "
+                   "(default: the options above)")
     x.add_argument("--any-model", action="store_true",
                    help="accept a --design explored for another model (its latency then does not apply)")
     x.add_argument("--qonnx", action="store_true", help="QONNX via Brevitas' exporter instead of HLS")
     x.add_argument("--tasks", nargs="*", help="QONNX: tasks to export (default: all)")
-    x.add_argument("--n-verify", type=int, default=1, help="QONNX: validation images run through qonnx")
+    x.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
+    x.add_argument("--n-verify", type=_at_least(1), default=1,
+                   help="QONNX: validation images run through qonnx")
     x.set_defaults(func=cmd_export)
 
     cs = sub.add_parser("csim", help="C-simulate an HLS export with g++ and compare with the golden model")
-    cs.add_argument("export_dir")
+    cs.add_argument("export_dir", help="an export folder (from mtl-moe export)")
     cs.add_argument("--images", type=_int_in(1, 10_000), default=2, help="validation images (every task)")
-    cs.add_argument("--tasks", nargs="*")
+    cs.add_argument("--tasks", nargs="*", help="tasks to simulate (default: every task)")
     cs.add_argument("--json", action="store_true", help="one JSON line")
-    cs.add_argument("--report", help="append the result to this markdown report")
+    cs.add_argument("--report", help="append the result to this markdown report (default: none)")
+    cs.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     cs.set_defaults(func=cmd_csim)
 
     r = sub.add_parser("run", help="run an export through the deployment driver (C-sim device or board) "
                        "and compare every task with the golden model")
-    r.add_argument("export_dir")
+    r.add_argument("export_dir", help="an export folder (from mtl-moe export)")
     r.add_argument("--backend", default="auto", help="auto, sim or pynq")
-    r.add_argument("--overlay", help="the .bit (with .hwh and .json beside it) for the pynq backend")
+    r.add_argument("--overlay", help="the .bit (with .hwh and .json beside it) for the pynq backend "
+                   "(default: the export's bitstream/mtl_moe.bit)")
     r.add_argument("--images", type=_int_in(1, 10_000), default=1, help="validation images per run")
-    r.add_argument("--tasks", nargs="*")
+    r.add_argument("--tasks", nargs="*", help="tasks to run (default: every task)")
     r.add_argument("--irq", action="store_true", help="wait for the interrupt instead of polling")
     r.add_argument("--timeout", type=_float_in(0.001, 1e6), default=30.0,
                    help="seconds before a run counts as hung")
-    r.add_argument("--json", action="store_true")
+    r.add_argument("--json", action="store_true", help="the result as one JSON line")
     r.set_defaults(func=cmd_run)
 
     mf = sub.add_parser("manifest", help="write the overlay manifest beside a bitstream built from an export")
-    mf.add_argument("export_dir")
+    mf.add_argument("export_dir", help="the export the bitstream was built from")
     mf.add_argument("--bit", required=True, help="the .bit (its .hwh beside it)")
     mf.add_argument("--pynq", required=True, help="PYNQ image version the overlay is for (3.1 or 4.0)")
-    mf.add_argument("--tool-version", help="Vivado release that built it (checked against --pynq)")
+    mf.add_argument("--tool-version", help="Vivado release that built it, checked against --pynq "
+                   "(default: not recorded)")
     mf.set_defaults(func=cmd_manifest)
 
     pf = sub.add_parser("perf", help="modeled latency/resources of an export or a preset on a board")
@@ -462,22 +543,24 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--design", default="ours", help="ours or edge-moe (the published design)")
     pf.add_argument("--hw", help="hardware preset (default: the export's, or w16a32)")
     pf.add_argument("--clock-mhz", type=_float_in(1.0, 1000.0), help="PL clock (default: the design's)")
-    pf.add_argument("--out", help="folder for perf.json, perf.md, perf.png (with the Edge-MoE validation)")
-    pf.add_argument("--json", action="store_true")
+    pf.add_argument("--out", help="folder for perf.json, perf.md, perf.png, with the Edge-MoE validation "
+                   "(default: print only)")
+    pf.add_argument("--json", action="store_true", help="the result as one JSON line")
     pf.set_defaults(func=cmd_perf)
 
     ds = sub.add_parser("dse", help="design-space exploration on the performance model (modeled)")
-    ds.add_argument("--board", default="zcu104")
+    ds.add_argument("--board", default="zcu104", help="zcu104 or zcu102")
     ds.add_argument("--preset", default="w16a32", help="hardware preset (w16a32, int8)")
     ds.add_argument("--model", default="m3vit-tiny", help="model preset or config file")
     ds.add_argument("--out", required=True, help="folder for dse.json, dse.md, dse.png, design.json")
     ds.add_argument("--json", action="store_true", help="the summary as one JSON line")
+    ds.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     ds.set_defaults(func=cmd_dse)
 
     li = sub.add_parser("lint", help="static HLS checks of an export's C++ (clang AST): array ports per "
                         "pipelined loop, widths, trip counts, DATAFLOW, m_axi widths")
-    li.add_argument("export_dir")
-    li.add_argument("--json", action="store_true")
+    li.add_argument("export_dir", help="an export folder (from mtl-moe export)")
+    li.add_argument("--json", action="store_true", help="the findings as JSON")
     li.set_defaults(func=cmd_lint)
     return p
 
@@ -530,6 +613,10 @@ def main(argv: list[str] | None = None) -> int:
     ``--debug`` shows the traceback instead (for a bug report)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    import warnings
+
+    # Brevitas warns on import that an optional package it never needs here is missing: noise to a user
+    warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
     args = build_parser().parse_args([a for a in argv if a != "--debug"])
     try:
         return _run(args)

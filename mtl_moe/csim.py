@@ -13,6 +13,7 @@ import ctypes
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -24,9 +25,22 @@ import numpy as np
 
 from mtl_moe.config import MoEViTConfig
 from mtl_moe.golden import GoldenModel
-from mtl_moe.hls_export import REPO, read_export
+from mtl_moe.hw import HardwareSpec
 
+REPO = Path(__file__).resolve().parents[1]
 SIM_DIR = REPO / "sim"
+
+
+def read_export(export_dir: str | Path) -> tuple[dict[str, Any], MoEViTConfig, HardwareSpec]:
+    """An export folder's export.json, model config and hardware spec (what :func:`export` wrote)."""
+    from mtl_moe.hw import get_hw
+
+    d = Path(export_dir)
+    for f in ("export.json", "model_config.json"):
+        if not (d / f).is_file():
+            raise FileNotFoundError(f"{d / f} is missing: is {d} an mtl-moe export folder?")
+    meta = json.loads((d / "export.json").read_text())
+    return meta, MoEViTConfig.from_dict(json.loads((d / "model_config.json").read_text())), get_hw(meta["hw"])
 
 
 def ap_types_dir() -> Path:
@@ -210,22 +224,31 @@ def input_codes(x: np.ndarray, hw: Any) -> np.ndarray:
     return hw.input.from_float(np.asarray(x, np.float64), "input image")
 
 
-def compare(export_dir: str | Path, n_images: int = 2, seed: int = 0, tasks: list[str] | None = None
-            ) -> dict[str, Any]:
+def compare(export_dir: str | Path, n_images: int = 2, seed: int = 0, tasks: list[str] | None = None,
+            progress: bool = False) -> dict[str, Any]:
     """C-sim vs the golden model on n_images validation images, every task: mismatching values of
-    the backbone features and of the final (host-head) outputs."""
+    the backbone features and of the final (host-head) outputs. ``progress`` shows a bar per image and
+    task (one image of m3vit-tiny takes seconds); the C++ runs one image per call either way."""
+    from tqdm import tqdm
+
     sim = CSim(export_dir)
     cfg, hw = sim.config, sim.hw
     x = input_codes(test_images(cfg, n_images, seed), hw)
     golden = GoldenModel(cfg, hw, sim.params)
     res: dict[str, Any] = {"images": n_images, "mismatches": 0, "max_abs_diff": 0.0, "tasks": {}}
     t_sim = 0.0
-    for spec in cfg.tasks if tasks is None else [cfg.tasks[cfg.task_index(t)] for t in tasks]:
+    specs = cfg.tasks if tasks is None else [cfg.tasks[cfg.task_index(t)] for t in tasks]
+    bar = tqdm(total=len(specs) * n_images, desc="csim", unit="image", disable=not progress, leave=False)
+    for spec in specs:
         f_gold = golden.features(x, spec.name)
         y_gold = golden._head(f_gold, spec.name)
-        t0 = time.perf_counter()
-        feats = sim.features(x, spec.name)
-        t_sim += time.perf_counter() - t0
+        feats = np.empty_like(f_gold)
+        bar.set_postfix_str(spec.name)
+        for i in range(n_images):
+            t0 = time.perf_counter()
+            feats[i:i + 1] = sim.features(x[i:i + 1], spec.name)
+            t_sim += time.perf_counter() - t0
+            bar.update()
         y_sim = golden._head(feats, spec.name)
         bad_f = int((feats != f_gold).sum())
         bad_y = int((y_sim != y_gold).sum())
@@ -234,6 +257,7 @@ def compare(export_dir: str | Path, n_images: int = 2, seed: int = 0, tasks: lis
                                    "max_abs_diff": diff}
         res["mismatches"] += bad_f + bad_y
         res["max_abs_diff"] = max(res["max_abs_diff"], diff)
+    bar.close()
     n_tasks = len(res["tasks"])
     res["seconds_per_image"] = t_sim / (n_images * n_tasks)
     res["wrap_overflows"] = sim.wrap_overflows

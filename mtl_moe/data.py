@@ -22,33 +22,15 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from mtl_moe.config import TASK_TYPES, MoEViTConfig, TaskSpec
+from mtl_moe.datasets import IMAGE_MEAN, IMAGE_STD, MultiTaskDataset  # the house reads data -> datasets
 
-IMAGE_MEAN = (0.45, 0.45, 0.45)  # normalisation of the rendered images (measured on the scenes)
-IMAGE_STD = (0.25, 0.25, 0.25)
 SPLITS = {"train": 0, "val": 1, "test": 2}
 LIGHT = np.array([-0.45, -0.55, 0.70]) / np.linalg.norm([-0.45, -0.55, 0.70])  # from top-left, front
 FOG = 0.12  # attenuation per depth unit beyond the nearest plane
 WALL_DEPTH = (7.0, 9.0)
 OBJECT_DEPTH = (2.0, 6.0)
-
-
-class MultiTaskDataset(Dataset):
-    """Base class: ``ds[i]`` is ``{"image": (3, H, W) float, <task name>: target, ...}``.
-
-    Targets by task type: semseg int64 (H, W) with 255 = ignore; depth float (1, H, W), 0 = invalid;
-    normals float (3, H, W) unit vectors (x right, y down, z towards the camera), 0 = invalid;
-    edges and saliency float (1, H, W) in {0, 1}.
-    """
-
-    task_specs: tuple[TaskSpec, ...]
-    img_size: tuple[int, int]
-
-    def __repr__(self) -> str:
-        tasks = ", ".join(f"{t.name}:{t.type}" for t in self.task_specs)
-        return f"{type(self).__name__}({len(self)} images {self.img_size}, tasks [{tasks}])"
 
 
 class SyntheticScenes(MultiTaskDataset):

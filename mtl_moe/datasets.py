@@ -43,9 +43,31 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from mtl_moe.config import IGNORE_INDEX, PASCAL_TASKS, MoEViTConfig, TaskSpec
-from mtl_moe.data import IMAGE_MEAN, IMAGE_STD, MultiTaskDataset
+
+# The base class and the image normalisation every dataset shares live here, below mtl_moe.data (which
+# builds the synthetic scenes and the registry on top): the house reads data -> datasets, never back.
+IMAGE_MEAN = (0.45, 0.45, 0.45)  # normalisation of the rendered images (measured on the scenes)
+IMAGE_STD = (0.25, 0.25, 0.25)
+
+
+class MultiTaskDataset(Dataset):
+    """Base class: ``ds[i]`` is ``{"image": (3, H, W) float, <task name>: target, ...}``.
+
+    Targets by task type: semseg int64 (H, W) with 255 = ignore; depth float (1, H, W), 0 = invalid;
+    normals float (3, H, W) unit vectors (x right, y down, z towards the camera), 0 = invalid;
+    edges and saliency float (1, H, W) in {0, 1}.
+    """
+
+    task_specs: tuple[TaskSpec, ...]
+    img_size: tuple[int, int]
+
+    def __repr__(self) -> str:
+        tasks = ", ".join(f"{t.name}:{t.type}" for t in self.task_specs)
+        return f"{type(self).__name__}({len(self)} images {self.img_size}, tasks [{tasks}])"
+
 
 PERSON_CLASS = 15  # PASCAL VOC class_ind of "person" in the PASCAL-Part annotations
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -89,9 +90,12 @@ def _redundant(p: dict[str, Any], hw: HardwareSpec) -> bool:
 
 
 def sweep(cfg: MoEViTConfig, hw: HardwareSpec, board: str, space: dict[str, list[Any]] | None = None,
-          units: Units | None = None) -> list[dict[str, Any]]:
+          units: Units | None = None, progress: bool = False) -> list[dict[str, Any]]:
     """Every combination of the space, evaluated; ``fits`` says whether it fits the board.
-    ``units``: Yosys rows of the RTL units (default ``hw_tests/results/units.json``)."""
+    ``units``: Yosys rows of the RTL units (default ``hw_tests/results/units.json``); ``progress``: a
+    bar per point (the full space takes most of a minute)."""
+    from tqdm import tqdm
+
     b = BOARDS[board]
     space = space or SPACE
     unknown = set(space) - set(KERNEL_KNOBS)
@@ -99,7 +103,9 @@ def sweep(cfg: MoEViTConfig, hw: HardwareSpec, board: str, space: dict[str, list
         raise ValueError(f"not knobs the kernels implement: {sorted(unknown)} (perf.KERNEL_KNOBS)")
     keys = list(space)
     out = []
-    for values in itertools.product(*(space[k] for k in keys)):
+    total = math.prod(len(space[k]) for k in keys)
+    for values in tqdm(itertools.product(*(space[k] for k in keys)), total=total, desc="dse", unit="point",
+                       disable=not progress, leave=False):
         p = dict(zip(keys, values, strict=True))
         if _redundant(p, hw):
             continue
@@ -156,12 +162,13 @@ def _sensitivity(cfg: MoEViTConfig, hw: HardwareSpec, board: str, d: dict[str, A
 
 
 def run(cfg: MoEViTConfig, hw: HardwareSpec, board: str, out_dir: str | Path,
-        space: dict[str, list[Any]] | None = None, units: Units | None = None) -> dict[str, Any]:
+        space: dict[str, list[Any]] | None = None, units: Units | None = None, progress: bool = False
+        ) -> dict[str, Any]:
     """Sweep, Pareto fronts, chosen point → dse.json, dse.md, dse.png, design.json; returns the
     summary (:func:`cli_summary` is what ``mtl-moe dse`` prints of it)."""
     if board not in BOARDS:
         raise ValueError(f"unknown board {board!r}; available: {sorted(BOARDS)}")
-    pts = sweep(cfg, hw, board, space, units)
+    pts = sweep(cfg, hw, board, space, units, progress=progress)
     fit = [p for p in pts if p["fits"]]
     if not fit:
         raise ValueError(f"no design point of the sweep fits {board} "

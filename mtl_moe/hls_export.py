@@ -32,14 +32,15 @@ from typing import Any
 import numpy as np
 
 from mtl_moe.config import ConfigError, MoEViTConfig
+from mtl_moe.csim import REPO, read_export  # noqa: F401 (read_export: the export's reader, re-exported)
 from mtl_moe.deploy.regmap import buffer_sizes, register_map, storage_bytes
 from mtl_moe.fixed import Fixed
 from mtl_moe.hw import PACK_SHIFT, HardwareSpec, mac_pack2
 from mtl_moe.layout import TileLayout
 from mtl_moe.nonlinear import table
+from mtl_moe.onchip import kernel_widths
 from mtl_moe.outdir import staged
 
-REPO = Path(__file__).resolve().parents[1]
 HLS_INCLUDE = REPO / "hls" / "include"
 ROUTER_KIND = {"per_task": 0, "shared": 1, "task_conditioned": 2}
 
@@ -170,36 +171,6 @@ def unpack_weight(blob: bytes, entry: dict[str, Any], axi_bits: int = 256) -> np
     rb = entry["row_bytes"]
     rows = [np.frombuffer(blob[off + i * rb: off + i * rb + width * nb], f"<i{nb}") for i in range(n_rows)]
     return np.stack(rows).astype(np.int64).reshape(shape)
-
-
-def _bits(v: int) -> int:
-    """Width of a signed integer holding -v..v."""
-    return int(v).bit_length() + 1
-
-
-def kernel_widths(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> dict[str, int]:
-    """The widths (bits) the kernels compute at, derived from the types and the model's sizes.
-
-    A dot product's exact sum needs the product width plus log2(terms) guard bits (golden's range
-    check compares the exact sum with the accumulator type); none needs more than 64 bits, since the
-    golden model refuses any sum that could reach 2^62 (``golden._bound_check``)."""
-    from mtl_moe.rtl import beat_lanes
-
-    x_w = max(hw.input.width, hw.act.width)
-    k_max = max(cfg.in_chans * cfg.patch_size**2, cfg.n_embd, cfg.mlp_hidden, cfg.expert_hidden)
-    n_max = max(3 * cfg.n_embd, cfg.mlp_hidden, cfg.expert_hidden, cfg.n_experts)
-    bias_max = 0
-    for x in (hw.input, hw.act):
-        sh = hw.bias.frac_bits - (x.frac_bits + hw.weight.frac_bits)
-        b = 1 << (hw.bias.width - 1)
-        bias_max = max(bias_max, (b >> sh) + 1 if sh > 0 else b << -sh)
-    a, e = hw.act, hw.exp
-    return {"fm": x_w, "k_max": k_max, "n_max": n_max,
-            "acc": min(_bits(k_max * (1 << (x_w - 1)) * (1 << (hw.weight.width - 1)) + bias_max), 64),
-            "dot": min(_bits(cfg.head_dim << (2 * a.width - 2)), 64),
-            "av": min(_bits(cfg.n_tokens * ((1 << e.width) - 1) * (1 << (a.width - 1))), 64),
-            "moe_sum": min(_bits(cfg.top_k << (a.width - 1)), 64),
-            "attn_lanes": getattr(kp, "attn_lanes", 0) or beat_lanes(kp.axi_bits, a.width)}
 
 
 def _width_lines(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> list[str]:
@@ -400,18 +371,6 @@ def top_cpp(config_text: str, kp: KernelParams) -> str:
     for k in ("W_WORDS", "IMG_WORDS", "FEAT_WORDS"):
         text = text.replace(f"@{k}@", re.search(rf"\b{k} = (\d+)", config_text).group(1))
     return text
-
-
-def read_export(export_dir: str | Path) -> tuple[dict[str, Any], MoEViTConfig, HardwareSpec]:
-    """An export folder's export.json, model config and hardware spec (what :func:`export` wrote)."""
-    from mtl_moe.hw import get_hw
-
-    d = Path(export_dir)
-    for f in ("export.json", "model_config.json"):
-        if not (d / f).is_file():
-            raise FileNotFoundError(f"{d / f} is missing: is {d} an mtl-moe export folder?")
-    meta = json.loads((d / "export.json").read_text())
-    return meta, MoEViTConfig.from_dict(json.loads((d / "model_config.json").read_text())), get_hw(meta["hw"])
 
 
 IP = {"vendor": "mtl-moe.org", "library": "hls", "ipname": "mtl_moe", "version": "1.0"}  # fixed VLNV

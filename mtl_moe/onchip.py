@@ -17,10 +17,13 @@ BRAM36 and 96 URAM) and writes into export.json ("onchip").
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mtl_moe.config import MoEViTConfig
 from mtl_moe.hw import HardwareSpec
+
+if TYPE_CHECKING:  # annotations only: hls_export imports this module (the house reads hls_export -> onchip)
+    from mtl_moe.hls_export import KernelParams
 
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
 URAM_SHAPE = (4096, 72)
@@ -42,9 +45,37 @@ def uram_count(depth: int, width: int) -> int:
     return _cdiv(width, w) * _cdiv(depth, d)
 
 
-def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any) -> list[dict[str, Any]]:
-    from mtl_moe.hls_export import kernel_widths
+def _bits(v: int) -> int:
+    """Width of a signed integer holding -v..v."""
+    return int(v).bit_length() + 1
 
+
+def kernel_widths(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> dict[str, int]:
+    """The widths (bits) the kernels compute at, derived from the types and the model's sizes.
+
+    A dot product's exact sum needs the product width plus log2(terms) guard bits (golden's range
+    check compares the exact sum with the accumulator type); none needs more than 64 bits, since the
+    golden model refuses any sum that could reach 2^62 (``golden._bound_check``)."""
+    from mtl_moe.rtl import beat_lanes
+
+    x_w = max(hw.input.width, hw.act.width)
+    k_max = max(cfg.in_chans * cfg.patch_size**2, cfg.n_embd, cfg.mlp_hidden, cfg.expert_hidden)
+    n_max = max(3 * cfg.n_embd, cfg.mlp_hidden, cfg.expert_hidden, cfg.n_experts)
+    bias_max = 0
+    for x in (hw.input, hw.act):
+        sh = hw.bias.frac_bits - (x.frac_bits + hw.weight.frac_bits)
+        b = 1 << (hw.bias.width - 1)
+        bias_max = max(bias_max, (b >> sh) + 1 if sh > 0 else b << -sh)
+    a, e = hw.act, hw.exp
+    return {"fm": x_w, "k_max": k_max, "n_max": n_max,
+            "acc": min(_bits(k_max * (1 << (x_w - 1)) * (1 << (hw.weight.width - 1)) + bias_max), 64),
+            "dot": min(_bits(cfg.head_dim << (2 * a.width - 2)), 64),
+            "av": min(_bits(cfg.n_tokens * ((1 << e.width) - 1) * (1 << (a.width - 1))), 64),
+            "moe_sum": min(_bits(cfg.top_k << (a.width - 1)), 64),
+            "attn_lanes": getattr(kp, "attn_lanes", 0) or beat_lanes(kp.axi_bits, a.width)}
+
+
+def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any) -> list[dict[str, Any]]:
     w = kernel_widths(cfg, hw, kp)
     ti, to, P, L = kp.t_in, kp.t_out, kp.attn_p, w["attn_lanes"]
     T, D, E, K = cfg.n_tokens, cfg.n_embd, cfg.n_experts, cfg.top_k

@@ -39,24 +39,36 @@ def plot_losses(history: list[dict[str, Any]], path: str | Path) -> Path:
     if not rows:
         raise ValueError("history has no training-loss rows (keys 'loss', 'loss/<task>'); nothing to plot")
     has_bal = any(h.get("balance_loss", 0) > 0 for h in rows)  # a dense model logs 0 throughout
-    fig, axes = plt.subplots(1, 2 if has_bal else 1, figsize=(12 if has_bal else 7, 4.2), squeeze=False)
-    x = [h.get("epoch", h.get("step")) for h in rows]
-    xlabel = "epoch" if "epoch" in rows[0] else "step"
+    fig, axes = plt.subplots(1, 2 if has_bal else 1, figsize=(13.5 if has_bal else 8.5, 4.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.25, 1]} if has_bal else None)
+    # short runs: steps on the x axis, and markers, so a run of one logged step is a visible point
+    few = len(rows) < FEW_POINTS
+    xlabel = "step" if few or "epoch" not in rows[0] else "epoch"
+    x = [h.get(xlabel, h.get("step")) for h in rows]
+    mk = {"marker": "o", "ms": 4} if few else {}
     ax = axes[0, 0]
-    ax.plot(x, [h["loss"] for h in rows], "k-", lw=2.2, label="total (weighted sum)")
+    ax.plot(x, [h["loss"] for h in rows], "k-", lw=2.2, label="total (weighted sum)", **mk)
     for i, key in enumerate(sorted({k for h in rows for k in h if k.startswith("loss/")})):
-        ax.plot(x, [h.get(key, math.nan) for h in rows], color=f"C{i}", lw=1.2, label=key[5:])
+        ax.plot(x, [h.get(key, math.nan) for h in rows], color=f"C{i}", lw=1.2, label=key[5:], **mk)
     ax.set(xlabel=xlabel, ylabel="training loss (log scale)", yscale="log",
            title="training loss (tasks unweighted)")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, ncols=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the curves
     if has_bal:
         bx = axes[0, 1]
-        bx.plot(x, [h.get("balance_loss", math.nan) for h in rows], "C3-")
-        bx.set(xlabel=xlabel, ylabel="cv²(importance) + cv²(load), summed over MoE blocks",
+        bx.plot(x, [h.get("balance_loss", math.nan) for h in rows], "C3-", **mk)
+        bx.set(xlabel=xlabel, ylabel="cv²(importance) + cv²(load)\nsummed over MoE blocks",
                title="MoE load-balance loss (unweighted)")
         bx.grid(True, alpha=0.3)
+    if xlabel == "step":
+        from matplotlib.ticker import MaxNLocator
+
+        for a in axes[0]:
+            a.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, path)
+
+
+FEW_POINTS = 15  # fewer logged steps than this: markers on every point and steps on the x axis
 
 
 # ---------------------------------------------------------------------------------------------

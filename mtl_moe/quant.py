@@ -210,10 +210,14 @@ class _TableGelu(torch.autograd.Function):
     @staticmethod
     def symbolic(g, x, hw):  # type: ignore[no-untyped-def]
         a, ts = hw.act, hw.nonlinear.gelu
-        return g.op("mtl_moe.qonnx_ops::TableGelu", x, act_width_i=a.width, act_int_bits_i=a.int_bits,
-                    act_rounding_s=a.rounding, act_overflow_s=a.overflow, x_max_f=ts.hi,
-                    step_log2_i=ts.step_log2, entry_width_i=ts.entry.width,
-                    entry_int_bits_i=ts.entry.int_bits, entry_rounding_s=ts.entry.rounding)
+        y = g.op("mtl_moe.qonnx_ops::TableGelu", x, act_width_i=a.width, act_int_bits_i=a.int_bits,
+                 act_rounding_s=a.rounding, act_overflow_s=a.overflow, x_max_f=ts.hi,
+                 step_log2_i=ts.step_log2, entry_width_i=ts.entry.width,
+                 entry_int_bits_i=ts.entry.int_bits, entry_rounding_s=ts.entry.rounding)
+        # elementwise: the output has the input's shape and dtype. Saying so is what torch's exporter
+        # asks for (it warns "shape inference of ...TableGelu is missing" once per GELU otherwise)
+        y.setType(x.type())
+        return y
 
     @staticmethod
     def forward(ctx, x: Tensor, hw: HardwareSpec) -> Tensor:  # type: ignore[override]

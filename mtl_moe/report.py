@@ -22,7 +22,9 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
     if p.is_dir():
         p = p / "metrics.json"
     if not p.is_file():
-        raise FileNotFoundError(f"baseline metrics not found: {p} (run `mtl-moe eval --out` first)")
+        run = p.parent
+        raise FileNotFoundError(f"baseline metrics not found: {p} (evaluate the baseline first: "
+                                f"`mtl-moe eval --checkpoint {run} --out {run}`, then pass --baseline {run})")
     return json.loads(p.read_text())
 
 
@@ -35,12 +37,12 @@ def evaluate_run(checkpoint: str | Path, out_dir: str | Path | None = None,
     ``routing_stats`` adds the experts each task selects per MoE block (routing.json/.png).
     """
     model, cfg, ck = load_model(checkpoint)
+    base = load_metrics(baseline) if baseline else None  # a missing baseline fails before the work
     ds = build_dataset(cfg, split, n_val, name=dataset, root=data_root)
     metrics = evaluate(model, ds, progress=progress)
     result: dict[str, Any] = {"config": cfg.name, "config_hash": cfg.hash(),
                               "checkpoint": str(checkpoint), "step": ck.get("step"),
                               "split": split, "images": len(ds), "metrics": metrics}
-    base = load_metrics(baseline) if baseline else None
     if base is not None:
         result["baseline"] = str(baseline)
         result["delta_m_percent"] = delta_m(metrics, base["metrics"], cfg.tasks)

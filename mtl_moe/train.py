@@ -103,6 +103,12 @@ class TrainArgs:
 # checkpointing. Every other one (lr and its schedule, batch size, data, seed) changes what the
 # remaining steps compute, so a resume refuses a changed value unless it is overridden by name.
 # (A longer run re-stretches the cosine schedule over the new length from the current step on.)
+def history_interval(total_steps: int, log_every: int) -> int:
+    """Steps between history rows: ``log_every``, or every step when that would give a short run fewer
+    than 20 rows (a loss curve of one or two points tells nothing)."""
+    return log_every if total_steps >= 20 * log_every else 1
+
+
 RESUME_SAFE = frozenset({"epochs", "max_steps", "eval_every", "log_every", "threads", "checkpoint_every",
                          "n_val"})
 
@@ -394,6 +400,7 @@ def train(cfg: MoEViTConfig, args: TrainArgs, out_dir: str | Path, resume: str |
             save(epoch, done)
         return TrainingInterrupted(signum, step, ckpt_path, saved=True)
 
+    log_every = history_interval(total_steps, args.log_every)
     with _stop_signals() as stop:
         try:
             for epoch in range(start_epoch, args.epochs):
@@ -427,7 +434,7 @@ def train(cfg: MoEViTConfig, args: TrainArgs, out_dir: str | Path, resume: str |
                     step += 1
                     done += 1
                     bar.set_postfix(loss=f"{parts['loss']:.3f}")
-                    if step % args.log_every == 0 or step == 1:
+                    if step % log_every == 0 or step == 1:
                         history.append({"step": step, "epoch": step / steps_per_epoch, **parts,
                                         "lr": opt.param_groups[0]["lr"]})
                     if step >= total_steps or done >= steps_per_epoch:
