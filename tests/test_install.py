@@ -133,6 +133,9 @@ def test_unpacked_wheel_runs_from_an_unrelated_folder_and_refuses_a_missing_unit
     init, root, found = json.loads(r.stdout)
     assert Path(init).is_relative_to(site) and root is None
     assert all(Path(p).is_relative_to(site / "mtl_moe") for p in found.values()), found
+    r = _run([sys.executable, "-m", "mtl_moe.resources", "bitstreams"], cwd, env)  # for make -C
+    assert r.returncode == 0 and (Path(r.stdout.strip()) / "Makefile").is_file(), r.stdout + r.stderr
+    assert Path(r.stdout.strip()).is_relative_to(site)
 
     def perf(e: dict[str, str]) -> subprocess.CompletedProcess:
         return _run([sys.executable, "-m", "mtl_moe", "perf", "m3vit-tiny", "--json"], cwd, e)
