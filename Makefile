@@ -15,7 +15,7 @@ QAT_ARGS ?= --epochs 1 --n-train 1024
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[dev,quant,hls,rtl]'
+	$(PY) -m pip install --disable-pip-version-check -q -c requirements/constraints.txt -e '.[dev,train,hls,rtl]'
 	touch $@
 
 venv: $(STAMP)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,28 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+
+# Every @cocotb.test has a bound in simulated time: a handshake that never completes would otherwise
+# simulate forever (the clock keeps running) until pytest's wall-clock timeout kills the whole run
+# without naming the test. The bound is TIMEOUT_FACTOR x the longest simulated time measured for that
+# test over all its pytest parameters (results.xml sim_time_duration of a full hw_tests run), at least
+# TIMEOUT_FLOOR_US; a test that grows past it fails as a cocotb SimTimeoutError naming itself.
+TIMEOUT_FACTOR = 5
+TIMEOUT_FLOOR_US = 100
+
+
+def sim_timeout(measured_us: float) -> dict[str, Any]:
+    """``@cocotb.test(**sim_timeout(us))``: the keyword arguments of that bound."""
+    us = max(TIMEOUT_FLOOR_US, math.ceil(TIMEOUT_FACTOR * measured_us))
+    return {"timeout_time": us, "timeout_unit": "us"}
+
+
+def waves_dir() -> Path | None:
+    """``MTL_MOE_WAVES=DIR``: run_unit records a VCD of each unit run into DIR as
+    ``<unit>-<test>.vcd`` (off by default: tracing makes the Verilator build and run slower and the
+    files are large). Use this, not cocotb's own WAVES variable: the build cache is keyed on it."""
+    d = os.environ.get("MTL_MOE_WAVES")
+    return Path(d).expanduser().resolve() if d else None
 
 
 async def reset(dut, cycles: int = 3) -> None:
@@ -70,8 +94,8 @@ INCLUDES = sorted((HERE / "rtl").glob("*.svh"))  # `included by the units: part 
 BUILD_CACHE = HERE / "build"  # git-ignored; one folder per (sources, parameters, tables, flags)
 
 
-def cached_build(top: str, params: dict[str, Any], files: list[Path], build_args: tuple[str, ...] | list[str]
-                 ) -> tuple[Path, dict[str, Any]]:
+def cached_build(top: str, params: dict[str, Any], files: list[Path], build_args: tuple[str, ...] | list[str],
+                 waves: bool = False) -> tuple[Path, dict[str, Any]]:
     """The build folder for this exact design, shared by every test (and run) that builds it: keyed
     by the sources' and table files' contents, the parameters and the flags. A parameter naming a
     table file (a quoted path) is copied into the folder and re-pointed there, so a cached model
@@ -79,7 +103,8 @@ def cached_build(top: str, params: dict[str, Any], files: list[Path], build_args
     import shutil
     import sys
 
-    h = hashlib.sha256(f"{top} {sorted(build_args)} {sys.version_info[:2]}".encode())
+    trace = " waves" if waves else ""  # a traced model is another build (VM_TRACE=1)
+    h = hashlib.sha256(f"{top} {sorted(build_args)} {sys.version_info[:2]}{trace}".encode())
     for f in files:
         h.update(Path(f).read_bytes())
     tables: dict[str, Path] = {}
@@ -110,13 +135,20 @@ def run_unit(top: str, params: dict[str, Any], test_module: str, env: dict[str, 
     src = HERE / "rtl" / f"{top}.sv"
     extra = [HERE / "rtl" / f"{name}.sv" for name in extra_sources]
     build_args = (*build_args, f"-I{HERE / 'rtl'}")  # the shared `include files (fx_round.svh)
-    build, params = cached_build(top, params, [src, *extra, *INCLUDES], build_args)
+    waves = waves_dir()
+    build, params = cached_build(top, params, [src, *extra, *INCLUDES], build_args, waves=waves is not None)
     runner.build(sources=[src, *extra], hdl_toplevel=top, parameters=params, build_dir=build,
-                 build_args=list(build_args))
+                 build_args=list(build_args), waves=waves is not None)
     report = tmp_path / "report.json"
-    results = runner.test(hdl_toplevel=top, test_module=test_module, test_dir=HERE, build_dir=build,
-                          results_xml=str(tmp_path / "results.xml"),  # not into the source tree
-                          extra_env={**env, "MTL_MOE_REPORT": str(report)})
+    # with waves the simulator runs in tmp_path, where Verilator writes dump.vcd (not the sources)
+    results = runner.test(hdl_toplevel=top, test_module=test_module, test_dir=tmp_path if waves else HERE,
+                          build_dir=build, results_xml=str(tmp_path / "results.xml"),  # not into the sources
+                          extra_env={**env, "MTL_MOE_REPORT": str(report)}, waves=waves is not None)
+    if waves is not None:
+        import shutil
+
+        waves.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "dump.vcd", waves / f"{top}-{tmp_path.name}.vcd")
     assert get_results(results)[1] == 0, f"a cocotb test of {test_module} failed"
     r = json.loads(report.read_text())
     from synth_report import LATENCY  # the resource report's latency column must be what we measure

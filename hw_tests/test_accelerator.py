@@ -26,6 +26,7 @@ from pathlib import Path
 import cocotb
 import pytest
 from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb_util import sim_timeout
 
 from mtl_moe.deploy import protocol as proto
 from mtl_moe.deploy import regmap as rm
@@ -68,7 +69,7 @@ def report(**kw) -> None:
     path.write_text(json.dumps(r, indent=1))
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(972.5))  # measured 972.5 us of simulated time
 async def every_task_bit_exact_with_weights_loaded_once(dut):
     be, acc = await setup(dut)
     w_hash = hashlib.sha256(acc.weights.read()).hexdigest()
@@ -95,7 +96,7 @@ async def every_task_bit_exact_with_weights_loaded_once(dut):
     assert same_weights, "the weights in DDR changed between tasks"
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(194.3))  # measured 194.3 us of simulated time
 async def interrupt_signals_done(dut):
     be, acc = await setup(dut)
     acc.irq = True
@@ -109,7 +110,7 @@ async def interrupt_signals_done(dut):
     assert ("W", acc.regs["gie"], 1) in be.log and ("W", acc.regs["ier"], rm.IRQ_DONE) in be.log
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(214.2))  # measured 214.2 us of simulated time
 async def start_while_busy_is_refused_and_ignored(dut):
     be, acc = await setup(dut)
     x, want = golden_features(acc, 1)
@@ -150,7 +151,7 @@ def _rest(run):
             return stop.value
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(0.1))  # measured 0.1 us of simulated time
 async def buffer_outside_memory_is_refused(dut):
     from mtl_moe.deploy.backends import Buffer
 
@@ -165,7 +166,7 @@ async def buffer_outside_memory_is_refused(dut):
     assert len(be.log) == n_log, "registers were touched before the address was refused"
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(51.2))  # measured 51.2 us of simulated time
 async def memory_that_never_answers_times_out(dut):
     import itertools
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb_util import reset, run_unit
+from cocotb_util import reset, run_unit, sim_timeout
 
 from mtl_moe.config import get_preset
 from mtl_moe.hls_export import KernelParams
@@ -104,7 +104,7 @@ def check_properties(r: np.ndarray, T: int, HD: int, NH: int, P: int, L: int) ->
     return errs
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(2043.5))  # measured 2043.5 us of simulated time
 async def reads_follow_kernel_order(dut):
     from cocotb.triggers import FallingEdge
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb_util import reset, run_unit, stream
+from cocotb_util import reset, run_unit, sim_timeout, stream
 
 from mtl_moe.hw import get_hw
 from mtl_moe.nonlinear import gelu
@@ -37,7 +37,7 @@ def vectors(hw_name: str, seed: int = 0) -> np.ndarray:
     return v[(v >= a.min_code) & (v <= a.max_code)]
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(110.8))  # measured 110.8 us of simulated time
 async def gelu_matches_golden(dut):
     hw_name = os.environ["MTL_MOE_HW"]
     hw = get_hw(hw_name)

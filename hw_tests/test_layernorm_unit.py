@@ -38,7 +38,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb_util import reset, run_unit
+from cocotb_util import reset, run_unit, sim_timeout
 
 from mtl_moe.config import get_preset
 from mtl_moe.fixed import FixedOverflowError
@@ -123,7 +123,7 @@ def unpack(word: int, width: int, lanes: int) -> list[int]:
     return [((word >> (i * width)) & mask) - ((word >> (i * width)) & top) * 2 for i in range(lanes)]
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(2058))  # measured 2058 us of simulated time
 async def layernorm_matches_golden(dut):
     from cocotb.triggers import FallingEdge
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb_util import pack, reset, run_unit, stream, unpack
+from cocotb_util import pack, reset, run_unit, sim_timeout, stream, unpack
 
 from mtl_moe.hw import get_hw
 from mtl_moe.rtl import mac_tile_parameters
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(4.4))  # measured 4.4 us of simulated time
 async def mac_tile_matches_exact_sums(dut):
     hw = get_hw(os.environ["MTL_MOE_HW"])
     t_in, t_out = int(os.environ["T_IN"]), int(os.environ["T_OUT"])

@@ -24,7 +24,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb_util import reset, run_unit, stream
+from cocotb_util import reset, run_unit, sim_timeout, stream
 
 from mtl_moe.fixed import FixedOverflowError
 from mtl_moe.hw import HardwareSpec, get_hw
@@ -81,7 +81,7 @@ def golden(v: np.ndarray, hw: HardwareSpec) -> tuple[np.ndarray, np.ndarray]:
     return kind, code
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(219.5))  # measured 219.5 us of simulated time
 async def rsqrt_matches_golden(dut):
     from cocotb.simtime import get_sim_time
 

@@ -27,7 +27,7 @@ import cocotb
 import numpy as np
 import pytest
 from cocotb.utils import get_sim_time
-from cocotb_util import reset, run_unit, stream
+from cocotb_util import reset, run_unit, sim_timeout, stream
 
 from mtl_moe.fixed import FixedOverflowError
 from mtl_moe.golden import softmax_stats
@@ -99,7 +99,7 @@ def golden(rows: list[np.ndarray], hw: HardwareSpec) -> tuple[np.ndarray, np.nda
     return m, s, reciprocal(s, hw.exp_sum, hw.recip, hw.nonlinear, "recip")
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(2600.7))  # measured 2600.7 us of simulated time
 async def softmax_matches_golden(dut):
     hw_name = os.environ["MTL_MOE_HW"]
     hw = get_hw(hw_name)

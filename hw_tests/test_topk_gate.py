@@ -12,7 +12,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb_util import reset, run_unit, stream
+from cocotb_util import reset, run_unit, sim_timeout, stream
 
 from mtl_moe.golden import router_gates, top_k
 from mtl_moe.hw import get_hw
@@ -31,7 +31,7 @@ def gate_vectors(hw_name: str, E: int, n: int = 2000, seed: int = 0) -> np.ndarr
     return np.concatenate([real, ties, corners.astype(np.int64)]).astype(np.int64)
 
 
-@cocotb.test()
+@cocotb.test(**sim_timeout(20.1))  # computed: 2,003 vectors + reset and drain at 10 ns of simulated time
 async def topk_matches_golden(dut):
     hw_name, E, K = os.environ["MTL_MOE_HW"], int(os.environ["E"]), int(os.environ["K"])
     g = get_hw(hw_name).gate

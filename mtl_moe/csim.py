@@ -23,12 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from mtl_moe import resources
 from mtl_moe.config import MoEViTConfig
 from mtl_moe.golden import GoldenModel
 from mtl_moe.hw import HardwareSpec
-
-REPO = Path(__file__).resolve().parents[1]
-SIM_DIR = REPO / "sim"
 
 
 def read_export(export_dir: str | Path) -> tuple[dict[str, Any], MoEViTConfig, HardwareSpec]:
@@ -101,7 +99,7 @@ def build(export_dir: str | Path, opt: str = "-O2", target: str = "lib", sanitiz
     bodies instead of their 64-bit C-simulation shortcuts, fixed.h)."""
     ex = Path(export_dir)
     inc = ex / "include"
-    main = [SIM_DIR / "csim_api.cpp"] if target == "lib" else [ex / "tb.cpp", ex / "top.cpp"]
+    main = [resources.path("sim", "csim_api.cpp")] if target == "lib" else [ex / "tb.cpp", ex / "top.cpp"]
     srcs = [ex / "config.h", ex / "top.cpp", *main, *sorted(inc.rglob("*.h"))]
     for s in srcs:
         if not s.is_file():

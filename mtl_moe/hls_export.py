@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from mtl_moe import resources
 from mtl_moe.config import ConfigError, MoEViTConfig
-from mtl_moe.csim import REPO, read_export  # noqa: F401 (read_export: the export's reader, re-exported)
+from mtl_moe.csim import read_export  # noqa: F401 (read_export: the export's reader, re-exported)
 from mtl_moe.deploy.regmap import buffer_sizes, register_map, storage_bytes
 from mtl_moe.fixed import Fixed
 from mtl_moe.hw import PACK_SHIFT, HardwareSpec, mac_pack2
@@ -41,7 +42,6 @@ from mtl_moe.nonlinear import table
 from mtl_moe.onchip import kernel_widths
 from mtl_moe.outdir import staged
 
-HLS_INCLUDE = REPO / "hls" / "include"
 ROUTER_KIND = {"per_task": 0, "shared": 1, "task_conditioned": 2}
 
 
@@ -375,7 +375,6 @@ def top_cpp(config_text: str, kp: KernelParams) -> str:
 
 IP = {"vendor": "mtl-moe.org", "library": "hls", "ipname": "mtl_moe", "version": "1.0"}  # fixed VLNV
 BOARD = {"part": "xczu7ev-ffvc1156-2-e", "board": "xilinx.com:zcu104:part0:1.1", "clock_mhz": 300}
-TEMPLATES = REPO / "hls" / "templates"
 
 
 def _testbench(qmodel: Any, codes: dict[str, np.ndarray], out: Path, blob: bytes, task: int) -> None:
@@ -387,7 +386,7 @@ def _testbench(qmodel: Any, codes: dict[str, np.ndarray], out: Path, blob: bytes
     x = input_codes(test_images(cfg, 1, cfg.seed), hw)
     x.astype("<i8").tofile(out / "tb_input.i64")
     GoldenModel(cfg, hw, codes).features(x, task).astype("<i8").tofile(out / "tb_expected.i64")
-    shutil.copy(TEMPLATES / "tb.cpp", out / "tb.cpp")
+    shutil.copy(resources.path("hls", "templates", "tb.cpp"), out / "tb.cpp")
 
 
 def _samples(cfg: MoEViTConfig, out: Path, n: int = 4, seed: int = 0) -> None:
@@ -414,7 +413,7 @@ def _tcl(out: Path, cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams, n_byt
             "@CLOCK_NS@": f"{1000 / mhz:.3f}",
             **{f"@{k.upper()}@": v for k, v in IP.items()}}
     for name in ("run_hls.tcl", "build_vivado.tcl"):
-        text = (TEMPLATES / name).read_text()
+        text = resources.path("hls", "templates", name).read_text()
         for k, v in subs.items():
             text = text.replace(k, v)
         (out / name).write_text(text)
@@ -425,6 +424,8 @@ def export(qmodel: Any, out_dir: str | Path, force: bool = False, kp: KernelPara
     """Write the HLS project for a QuantM3ViT into out_dir. An existing export there is replaced
     only with ``force``; a folder mtl-moe did not make is refused (:mod:`mtl_moe.outdir`)."""
     check_limits(qmodel.config)
+    for f in ("templates/tb.cpp", "templates/run_hls.tcl", "templates/build_vivado.tcl", "include/mtl_moe"):
+        resources.path("hls", *f.split("/"))  # a broken install is refused before any file is written
     # written into a hidden sibling and moved in when complete: a failure or kill half-way leaves
     # the previous export as it was; --force replaces only the files an earlier export wrote
     with staged(out_dir, "export", force=force) as out:
@@ -447,7 +448,7 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
     (out / "top.cpp").write_text(top_cpp(config_text, kp))
     inc = out / "include" / "mtl_moe"  # the kernel library travels with the project
     inc.mkdir(parents=True)
-    for h in sorted((HLS_INCLUDE / "mtl_moe").glob("*.h")):
+    for h in sorted(resources.path("hls", "include", "mtl_moe").glob("*.h")):
         shutil.copy(h, inc / h.name)
     _testbench(qmodel, codes, out, blob, tb_task)
     _samples(cfg, out)

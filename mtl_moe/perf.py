@@ -176,7 +176,6 @@ DESIGNS = {
 }
 
 
-UNITS_JSON = Path(__file__).resolve().parents[1] / "hw_tests" / "results" / "units.json"
 LUT_FF_SCOPE = ("datapath units only (Yosys synth_xilinx estimates; FF also the ping-pong weight-tile "
                 "registers): excludes control, AXI adapters, "
                 "buffer addressing and the PS interconnect; a lower bound, not a full-design estimate")
@@ -193,11 +192,16 @@ HLS_MAX_BURST = 16  # Vitis HLS max_read_burst_length default (UG1399): Edge-MoE
 
 
 @functools.lru_cache(maxsize=4)
-def load_units(path: str = str(UNITS_JSON)) -> Units:
-    """Yosys rows of ``hw_tests/synth_report.py`` keyed by (unit, preset); empty if the file is missing."""
-    f = Path(path)
+def load_units(path: str | None = None) -> Units:
+    """Yosys rows of ``hw_tests/synth_report.py`` keyed by (unit, preset); ``path`` None: the
+    ``units.json`` mtl-moe ships (:mod:`mtl_moe.resources`). A missing file is an error naming it:
+    without it LUT/FF and the MAC latency would silently be other numbers."""
+    from mtl_moe import resources
+
+    f = resources.path("results", "units.json") if path is None else Path(path)
     if not f.is_file():
-        return {}
+        raise resources.ResourceMissing(f"{f} is missing: the LUT/FF of the RTL units come from it "
+                                        "(hw_tests/synth_report.py writes it)")
     return {(r["unit"], r["preset"]): r for r in json.loads(f.read_text())["units"]}
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 
 def _default_notebook() -> Path:
-    import mtl_moe.notebooks  # notebooks/ in a checkout, the package's copy in an installed wheel
+    from mtl_moe import resources  # notebooks/ in a checkout, the package's copy in an installed wheel
 
-    return Path(mtl_moe.notebooks.__file__).resolve().parent / "zcu104_multitask.ipynb"
+    return resources.path("notebooks", "zcu104_multitask.ipynb")
 
 
 def execute(out_dir: str | Path, env: dict[str, str], notebook: Path | None = None, timeout: int = 900
