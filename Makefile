@@ -57,7 +57,7 @@ demo: $(STAMP)
 
 ## test: lint + the CI test suite (slow tests have fast variants that run here).
 test: $(STAMP)
-	$(PY) -m ruff check mtl_moe tests bench sim hw_tests conftest.py
+	$(PY) -m ruff check mtl_moe tests bench sim hw_tests
 	$(PY) -m pytest -m "not slow and not vivado and not board" -q
 
 ## test-all: everything that can run on this machine, slow tests included.
@@ -65,7 +65,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check mtl_moe tests bench sim hw_tests conftest.py
+	$(PY) -m ruff check mtl_moe tests bench sim hw_tests
 
 clean:
 	rm -rf $(VENV) $(RUNS) .pytest_cache .ruff_cache

@@ -12,6 +12,13 @@ import pytest
 HW_TESTS = Path(__file__).resolve().parent
 RTL = HW_TESTS / "rtl"
 
+sys.path.insert(0, str(HW_TESTS.parent / "tests"))
+from shared_exports import demo_export, demo_export_of, session_cache  # noqa: E402, F401  (fixtures)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    session_cache()
+
 
 def _verilator_on_path() -> bool:
     try:

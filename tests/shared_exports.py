@@ -1,4 +1,5 @@
-"""What the unit tests (tests/) and the hardware tests (hw_tests/) share, made once per test session.
+"""What the unit tests (tests/) and the hardware tests (hw_tests/) share, made once per test session
+(both conftest.py files import these fixtures; pytest keeps one instance per folder).
 
 The demo model's exports are read by the C-sim, the lint, the deployment driver, the notebook and the
 RTL shell tests alike; exporting and compiling them once per session instead of once per test file is
@@ -8,6 +9,7 @@ that edits an export copies it first.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -17,24 +19,20 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent / "tests"
+TESTS = Path(__file__).resolve().parent
 
 
 _SESSION_CACHE: str | None = None
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # One C-sim compile cache for the session (and the CLI subprocesses it starts), not the user's
-    # ~/.cache: every run compiles from scratch once, as CI does, and leaves nothing behind.
+def session_cache() -> None:
+    """One C-sim compile cache for the session (and the CLI subprocesses it starts), not the user's
+    ~/.cache: every run compiles from scratch once, as CI does, and leaves nothing behind."""
     global _SESSION_CACHE
     if "MTL_MOE_CACHE" not in os.environ:
         _SESSION_CACHE = tempfile.mkdtemp(prefix="mtl-moe-test-cache-")
         os.environ["MTL_MOE_CACHE"] = _SESSION_CACHE
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if _SESSION_CACHE is not None:
-        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)  # the folder mkdtemp made above, nothing else
+        atexit.register(shutil.rmtree, _SESSION_CACHE, True)  # the folder mkdtemp made, nothing else
 
 
 @pytest.fixture(scope="session")
