@@ -93,13 +93,13 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mtl_moe.plots import plot_losses
-    from mtl_moe.train import TrainArgs, TrainingInterrupted, train
+    from mtl_moe.train import TrainingInterrupted, recipe_args, train
 
     cfg = _model_config(args)
-    targs = TrainArgs(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      n_train=args.n_train, n_val=args.n_val, dataset=args.dataset,
-                      data_root=args.data_root, max_steps=args.max_steps, threads=args.threads,
-                      eval_every=args.eval_every, checkpoint_every=args.checkpoint_every)
+    targs = recipe_args(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        n_train=args.n_train, n_val=args.n_val, dataset=args.dataset,
+                        data_root=args.data_root, max_steps=args.max_steps, threads=args.threads,
+                        eval_every=args.eval_every, checkpoint_every=args.checkpoint_every)
     try:
         result = train(cfg, targs, args.out, resume=args.resume, progress=not args.no_progress,
                        override=args.override or False)
@@ -338,11 +338,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dense", action="store_true", help="dense baseline of equal active FLOPs")
     t.add_argument("--router", choices=["per_task", "shared", "task_conditioned"])
     t.add_argument("--name", help="rename the config (recorded in the checkpoint)")
-    t.add_argument("--epochs", type=int, default=4,
-                   help="epochs to train (a --resume may raise it) (default: %(default)s)")
-    t.add_argument("--batch-size", type=int, default=32,
-                   help="global batch, split across DDP ranks (default: %(default)s)")
-    t.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate (default: %(default)s)")
+    from mtl_moe.recipes import RECIPES
+
+    t.add_argument("--recipe", choices=sorted(RECIPES), default="default",
+                   help="optimizer/schedule/epochs/batch to start from: 'default' (AdamW, warmup + "
+                        "cosine) or 'm3vit' (M3ViT's: "
+                        + ", ".join(f"{k} {v}" for k, v in RECIPES["m3vit"].items())
+                        + "); --epochs/--batch-size/--lr still override (default: %(default)s)")
+    t.add_argument("--epochs", type=int,
+                   help="epochs to train (a --resume may raise it) (default: the recipe's)")
+    t.add_argument("--batch-size", type=int,
+                   help="global batch, split across DDP ranks (default: the recipe's)")
+    t.add_argument("--lr", type=float,
+                   help="peak learning rate (default: the recipe's)")
     t.add_argument("--seed", type=int, help="overrides the config's seed")
     t.add_argument("--n-train", type=int, default=4096, help="training images (default: %(default)s)")
     t.add_argument("--n-val", type=int, default=512, help="validation images (default: %(default)s)")
