@@ -80,6 +80,7 @@ class TrainArgs:
     momentum: float = 0.9  # SGD only
     schedule: str = "cosine"  # one of SCHEDULES
     poly_power: float = 0.9  # "poly" only: lr · (1 − epoch/epochs)^power
+    init: str | None = None  # start from this checkpoint's weights (e.g. `mtl-moe import` of ImageNet ViT-S)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "n_train", "n_val", "eval_every", "log_every", "threads"):
@@ -125,7 +126,7 @@ def recipe_args(recipe: str = "default", **given: Any) -> TrainArgs:
 # remaining steps compute, so a resume refuses a changed value unless it is overridden by name.
 # (A longer run re-stretches the cosine schedule over the new length from the current step on.)
 RESUME_SAFE = frozenset({"epochs", "max_steps", "eval_every", "log_every", "threads", "checkpoint_every",
-                         "n_val"})
+                         "n_val", "init"})  # init: a resume takes its weights from the checkpoint
 
 
 class TrainingDiverged(ValueError):
@@ -377,6 +378,8 @@ def train(cfg: MoEViTConfig, args: TrainArgs, out_dir: str | Path, resume: str |
 
     torch.manual_seed(seed)
     model = M3ViT(cfg)
+    if args.init is not None and ck is None:  # same config required: an imported backbone, a warm start
+        model.load_state_dict(load_checkpoint(args.init, cfg)["model"])
     opt = make_optimizer(model, args)
     start_epoch, done, step, history = 0, 0, 0, []
     resumes: list[dict[str, Any]] = []
