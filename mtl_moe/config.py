@@ -114,6 +114,10 @@ class MoEViTConfig:
     router: str = "per_task"  # one of ROUTER_KINDS
     renormalize: bool = False  # M³ViT keeps the raw softmax weights of the top-k experts
     noisy_gating: bool = False  # Shazeer-style learned noise on the router logits (training only)
+    # M³ViT's gate noise (models/gate_funs/noisy_gate_vmoe.py NoisyGate_VMoE, --vmoe_noisy_std): N(0, σ²)
+    # with σ = gate_noise_std / n_experts added to the logits in training. 0 = off; M³ViT's README
+    # launch uses --vmoe_noisy_std 0, its argparse default is 1.
+    gate_noise_std: float = 0.0
     balance_loss_weight: float = 0.01  # weight of cv²(importance) + cv²(load), summed over blocks
     decoder: str = "pup"  # "pup": progressive conv+2x upsampling (SETR-PUP-like); "linear": 1x1 + bilinear
     decoder_channels: int = 32
@@ -166,6 +170,12 @@ class MoEViTConfig:
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ConfigError(f"task names must be unique, got {names}")
+        if not 0 <= self.gate_noise_std < float("inf"):
+            raise ConfigError(f"gate_noise_std must be >= 0 and finite (0: no noise), "
+                              f"got {self.gate_noise_std}")
+        if self.gate_noise_std > 0 and self.noisy_gating:
+            raise ConfigError("gate_noise_std (M3ViT's fixed noise) and noisy_gating (learned noise) are two "
+                              "kinds of router noise; choose one")
         if self.balance_loss_weight < 0:
             raise ConfigError(f"balance_loss_weight must be >= 0, got {self.balance_loss_weight}")
         if not 0 < self.ln_eps < 1:
