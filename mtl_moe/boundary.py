@@ -21,9 +21,9 @@ label map (M3ViT data/pascal_context.py PASCALContext._load_edge, from ASTMT).
 
 The correspondence is ours: BSDS's correspondPixels solves a min-cost assignment with an outlier
 cost far above any match cost, so the number of pairs it finds is a maximum matching within the
-distance; we compute that maximum matching exactly (Hopcroft–Karp,
-``scipy.sparse.csgraph.maximum_bipartite_matching``) and do not minimise the pairs' total distance,
-which changes no count. Thinning is Lam, Lee & Suen's two-subiteration algorithm (the one behind
+distance; we compute that maximum matching exactly (as a unit-capacity max flow,
+``scipy.sparse.csgraph.maximum_flow`` with Dinic's method) and do not minimise the pairs' total
+distance, which changes no count. Thinning is Lam, Lee & Suen's two-subiteration algorithm (the one behind
 MATLAB's ``bwmorph(…, 'thin', inf)``), our code. numpy + scipy only.
 """
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
+from scipy.sparse.csgraph import maximum_flow
 from scipy.spatial import cKDTree
 
 MAX_DIST = 0.0075  # fraction of the image diagonal (edgesEvalImg's maxDist, BSDS/PASCAL-Context)
@@ -119,14 +119,23 @@ def correspond(pred: np.ndarray, gt: np.ndarray, max_dist: float = MAX_DIST) -> 
     if not len(pp) or not len(gp):
         return mp, mg
     radius = max_dist * math.hypot(*pred.shape)
-    pairs = cKDTree(pp).sparse_distance_matrix(cKDTree(gp), radius, output_type="coo_matrix")
-    if pairs.nnz == 0:
+    near = cKDTree(pp).query_ball_tree(cKDTree(gp), radius)  # distance <= radius, 0 included
+    rows = np.repeat(np.arange(len(pp)), [len(n) for n in near])
+    if not len(rows):
         return mp, mg
-    graph = csr_matrix((np.ones(pairs.nnz, dtype=np.int8), (pairs.row, pairs.col)), shape=(len(pp), len(gp)))
-    match = maximum_bipartite_matching(graph, perm_type="column")  # [i] = gt index of pred i, or -1
-    hit = match >= 0
-    mp[tuple(pp[hit].T)] = True
-    mg[tuple(gp[match[hit]].T)] = True
+    cols = np.concatenate([np.asarray(n, dtype=np.int64) for n in near])
+    # Maximum matching as a unit-capacity max flow source → pred → true → sink (Dinic, O(E √V)).
+    # Not csgraph.maximum_bipartite_matching: its Hopcroft–Karp takes exponential time on layered
+    # graphs such as pixels along a line (scipy issue 26147).
+    n_p, n_g = len(pp), len(gp)
+    s_, t_ = n_p + n_g, n_p + n_g + 1
+    src = np.concatenate([np.full(n_p, s_), rows, n_p + np.arange(n_g)])
+    dst = np.concatenate([np.arange(n_p), n_p + cols, np.full(n_g, t_)])
+    graph = csr_matrix((np.ones(len(src), dtype=np.int32), (src, dst)), shape=(n_p + n_g + 2,) * 2)
+    flow = maximum_flow(graph, s_, t_, method="dinic").flow.tocoo()
+    used = (flow.data > 0) & (flow.row < n_p) & (flow.col >= n_p) & (flow.col < s_)
+    mp[tuple(pp[flow.row[used]].T)] = True
+    mg[tuple(gp[flow.col[used] - n_p].T)] = True
     return mp, mg
 
 

@@ -282,6 +282,7 @@ def _vline(hw: tuple[int, int], col: int) -> np.ndarray:
 def test_a_one_pixel_shift_is_matched_and_a_shift_beyond_max_dist_is_not() -> None:
     hw = (100, 100)  # diagonal 141.4 → tolerance 0.0075 · 141.4 = 1.06 pixels
     gt = _vline(hw, 50)
+    assert boundary.correspond(gt, gt)[1].sum() == gt.sum()  # distance 0 is a match
     mp, mg = boundary.correspond(_vline(hw, 51), gt)
     assert mp.sum() == mg.sum() == gt.sum()  # recall = precision = 1
     mp, mg = boundary.correspond(_vline(hw, 52), gt)  # 2 pixels > 1.06
@@ -493,3 +494,17 @@ def test_m3vit_protocol_refuses_a_synthetic_dataset() -> None:
     cfg = PRESETS["demo"]
     with pytest.raises(ValueError, match="original size.*pascal_context"):
         evaluate_m3vit_protocol(M3ViT(cfg), build_dataset(cfg, "val", 2), progress=False)
+
+
+@pytest.mark.timeout(60)
+def test_matching_finishes_on_the_layered_graphs_of_thinned_noisy_predictions() -> None:
+    # scipy's maximum_bipartite_matching (Hopcroft–Karp) does not return on this graph within minutes
+    # (scipy issue 26147: no dead-end marking in its DFS); the max-flow matching takes ~0.1 s.
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)
+    gt = boundary.laplacian_edges((gaussian_filter(rng.random((375, 500)), 6) * 12).astype(int))
+    prob = np.clip(gaussian_filter(gt.astype(float), 1.5) * 4 + rng.normal(0, 0.05, gt.shape), 0, 1)
+    pred = boundary.thin(prob >= 0.2)
+    mp, mg = boundary.correspond(pred, gt)
+    assert mp.sum() == mg.sum() and mg.sum() > 0.95 * gt.sum()  # a blurred copy of the truth: recall ~1
