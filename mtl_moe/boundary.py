@@ -16,8 +16,11 @@ eval_edge_predictions → jponttuset/seism), which calls Piotr Dollár's ``edges
 Recall = matched true / all true, precision = matched predicted / all predicted, both pooled over
 the dataset per threshold; odsF is the best F over thresholds (seism src/scripts/general_ods.m:
 the maximum over the parameter grid, no interpolation), oisF pools each image at its own best
-threshold (general_ois.m). The ground truth is ASTMT's: the thinned non-zero |Laplacian| of the
-label map (M3ViT data/pascal_context.py PASCALContext._load_edge, from ASTMT).
+threshold (general_ois.m). The ground truth is SEISM's: the PASCAL-Context ``LabelMap`` as a
+segmentation (seism src/gt_wrappers/db_gt.m, 'PASCALContext'), turned into 1-pixel boundaries by
+BSDS's ``seg2bmap`` inside edgesEvalImg (:func:`seg2bmap`). ASTMT's thinned |Laplacian| of the same
+map (M3ViT data/pascal_context.py _load_edge, :func:`laplacian_edges`) is the *training* target
+and the edge loss M³ViT's EdgeMeter reports during training, not what SEISM scores against.
 
 The correspondence is ours: BSDS's correspondPixels solves a min-cost assignment with an outlier
 cost far above any match cost, so the number of pairs it finds is a maximum matching within the
@@ -90,8 +93,27 @@ def thin(mask: np.ndarray) -> np.ndarray:
             return m
 
 
+def seg2bmap(labels: np.ndarray) -> np.ndarray:
+    """BSDS's boundary map of a segmentation (David Martin's ``seg2bmap``, as edgesEvalImg applies it
+    to SEISM's ground truth): a pixel is a boundary when its east, south or south-east neighbour
+    has another label — boundaries offset half a pixel towards the origin, 1 pixel wide. In the last
+    row only the east neighbour counts, in the last column only the south one, and the bottom-right
+    pixel is never a boundary."""
+    seg = np.asarray(labels).astype(np.int64)
+    if seg.ndim != 2:
+        raise ValueError(f"seg2bmap: expected a 2-D label map, got shape {seg.shape}")
+    outside = seg.min() - 1  # seg2bmap pads with 0 after relabelling to 1..k: a label no pixel has
+    e, s, se = (np.full_like(seg, outside) for _ in range(3))
+    e[:, :-1], s[:-1], se[:-1, :-1] = seg[:, 1:], seg[1:], seg[1:, 1:]
+    b = (seg != e) | (seg != s) | (seg != se)
+    b[-1, :] = seg[-1, :] != e[-1, :]
+    b[:, -1] = seg[:, -1] != s[:, -1]
+    b[-1, -1] = False
+    return b
+
+
 def laplacian_edges(labels: np.ndarray) -> np.ndarray:
-    """ASTMT's edge ground truth of a label map: ``thin(|Laplacian(labels)| > 0)``.
+    """ASTMT's edge *training* target of a label map: ``thin(|Laplacian(labels)| > 0)``.
 
     The Laplacian is OpenCV's default (3×3 kernel [[0,1,0],[1,-4,1],[0,1,0]], border reflected
     without repeating the edge pixel, BORDER_REFLECT_101), as ``cv2.Laplacian(LabelMap, CV_64F)`` in

@@ -61,7 +61,8 @@ def evaluate_m3vit_protocol(model: M3ViT, dataset: Dataset, progress: bool = Tru
     eval_all_results: semseg/human parts mIoU over all classes (eval_semseg.py, eval_human_parts.py;
     ``miou`` beside it is ours, absent classes left out), saliency per-image mIoU / maxF over 15
     thresholds (eval_sal.py), normals' pixel-pooled angle (eval_normals.py), edges' odsF/oisF with
-    BSDS correspondence on ASTMT's thinned |Laplacian| ground truth (:mod:`mtl_moe.boundary`).
+    BSDS correspondence against SEISM's ground truth, ``seg2bmap`` of the context LabelMap
+    (:mod:`mtl_moe.boundary`).
     Depth (NYUD) is scored unquantised, as M³ViT saves it to .mat. ``dataset``: a real dataset read
     from disk (mtl_moe.datasets, not augmented), whose original labels it reads again per image.
     Δm over M³ViT's task set: :func:`mtl_moe.metrics.delta_m_m3vit` of the result.
@@ -92,7 +93,7 @@ def evaluate_m3vit_protocol(model: M3ViT, dataset: Dataset, progress: bool = Tru
         for s in specs:
             kind = dataset.kinds[s.name]
             if s.type == "edges" and isinstance(dataset, PascalContext):
-                gt = torch.from_numpy(boundary.laplacian_edges(_label_map(paths[kind][0])).astype(np.float32))
+                gt = torch.from_numpy(boundary.seg2bmap(_label_map(paths[kind][0])).astype(np.float32))
                 target = gt[None]
             else:
                 target = torch.from_numpy(_channels_first(dataset._load(kind, paths[kind], hw)))
