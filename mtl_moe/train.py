@@ -223,8 +223,10 @@ def check_resume_args(saved: dict[str, Any] | None, new: TrainArgs,
     if refused:
         what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in refused.items())
         flags = " ".join(f"--override {k}" for k in refused)
+        hint = (f" (it was trained with --recipe {refused['recipe'][0]}: pass that again)"
+                if "recipe" in refused else "")
         raise ValueError(f"--resume: the checkpoint was trained with other arguments ({what}); rerun with "
-                         f"the checkpoint's values, or pass {flags} to change them on purpose")
+                         f"the checkpoint's values{hint}, or pass {flags} to change them on purpose")
     return changed
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,11 @@ def test_training_with_the_m3vit_recipe_uses_sgd_momentum_and_records_the_recipe
     assert "momentum_buffer" in state and "exp_avg" not in state  # SGD with momentum, not AdamW
     lrs = [h["lr"] for h in res["history"] if "lr" in h]
     assert lrs == pytest.approx([0.002, 0.002, 0.002 * 0.5 ** 0.9, 0.002 * 0.5 ** 0.9])  # 2 steps/epoch
+
+
+def test_resuming_an_m3vit_recipe_run_without_the_recipe_says_to_pass_it() -> None:
+    from mtl_moe.train import check_resume_args, recipe_args
+    saved = asdict(recipe_args("m3vit"))
+    with pytest.raises(ValueError, match="--recipe m3vit: pass that again"):
+        check_resume_args(saved, recipe_args("default", epochs=100))
+    assert check_resume_args(saved, recipe_args("m3vit", epochs=120)) == {"epochs": (100, 120)}
