@@ -120,13 +120,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mtl_moe.plots import plot_losses
-    from mtl_moe.train import TrainArgs, TrainingInterrupted, train
+    from mtl_moe.train import TrainingInterrupted, recipe_args, train
 
     cfg = _model_config(args)
-    targs = TrainArgs(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      n_train=args.n_train, n_val=args.n_val, dataset=args.dataset,
-                      data_root=args.data_root, max_steps=args.max_steps, threads=args.threads,
-                      eval_every=args.eval_every, checkpoint_every=args.checkpoint_every)
+    targs = recipe_args(args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        n_train=args.n_train, n_val=args.n_val, dataset=args.dataset,
+                        data_root=args.data_root, max_steps=args.max_steps, threads=args.threads,
+                        eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+                        init=args.init)
     try:
         result = train(cfg, targs, args.out, resume=args.resume, progress=not args.no_progress,
                        override=args.override or False)
@@ -140,6 +141,23 @@ def cmd_train(args: argparse.Namespace) -> int:
                    "val": {k: round(v, 4) for k, v in last[-1].items() if k.startswith("val/")}
                    if last else {}}
         print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from mtl_moe.checkpoint import save_checkpoint
+    from mtl_moe.import_ckpt import import_checkpoint
+
+    cfg = resolve_config(args.config)
+    model, report = import_checkpoint(args.checkpoint, args.format, cfg)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "checkpoint.pt", model, cfg, imported=report)
+    cfg.save(out / "config.json")
+    (out / "import.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({"out": str(out), "config": cfg.name, "format": report["format"],
+                      "loaded": len(report["loaded"]), "skipped": len(report["skipped"]),
+                      "initialised": len(report["initialised"])}, indent=2))
     return 0
 
 
@@ -406,11 +424,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--router", choices=ROUTERS, help="router kind (default: the config's)")
     t.add_argument("--name", help="rename the config, recorded in the checkpoint (default: the config's "
                    "name)")
-    t.add_argument("--epochs", type=_at_least(1), default=4,
-                   help="epochs to train (a --resume may raise it)")
-    t.add_argument("--batch-size", type=_at_least(1), default=32,
-                   help="global batch, split across DDP ranks")
-    t.add_argument("--lr", type=_positive, default=2e-3, help="AdamW peak learning rate")
+    from mtl_moe.recipes import RECIPES
+
+    t.add_argument("--recipe", choices=sorted(RECIPES), default="default",
+                   help="optimizer/schedule/epochs/batch to start from: 'default' (AdamW, warmup + "
+                        "cosine) or 'm3vit' (M3ViT's: "
+                        + ", ".join(f"{k} {v}" for k, v in RECIPES["m3vit"].items())
+                        + "); --epochs/--batch-size/--lr still override (default: %(default)s)")
+    t.add_argument("--epochs", type=_at_least(1),
+                   help="epochs to train; a --resume may raise it (default: the recipe's)")
+    t.add_argument("--batch-size", type=_at_least(1),
+                   help="global batch, split across DDP ranks (default: the recipe's)")
+    t.add_argument("--lr", type=_positive, help="peak learning rate (default: the recipe's)")
     t.add_argument("--seed", type=int, help="random seed of data and initialisation (default: the "
                    "config's seed)")
     t.add_argument("--n-train", type=_at_least(1), default=4096, help="training images")
@@ -427,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=_at_least(1), default=1,
                    help="torch threads per process (default 1: bit-reproducible across runs; more is "
                         "faster but oneDNN then makes the last bits depend on memory addresses)")
+    t.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from these weights (same config), e.g. an ImageNet backbone brought in by "
+                        "`mtl-moe import --format timm`")
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from this checkpoint (or run folder), exactly: same config and "
                         "training arguments (--epochs, --max-steps, --n-val, --eval-every, "
@@ -437,6 +465,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "change (default: a changed one is refused, naming it)")
     t.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     t.set_defaults(func=cmd_train)
+
+    im = sub.add_parser("import", help="an ImageNet ViT/DeiT (timm keys) or an M3ViT checkpoint as an "
+                                       "mtl-moe checkpoint (docs/reproducing-m3vit.md)")
+    im.add_argument("checkpoint", help="the .pth/.pt file (or M3ViT's folder of per-rank 0.pth, 1.pth, ...)")
+    im.add_argument("--format", required=True, metavar="{timm,m3vit}",
+                    help="timm: ViT/DeiT ImageNet weights (backbone only, pos-embed resized to the grid); "
+                         "m3vit: a checkpoint of M3ViT's train_fastmoe.py (backbone and per-task gates)")
+    im.add_argument("--preset", "--config", dest="config", default="m3vit-s", help=cfg_help)
+    im.add_argument("--out", required=True, help="folder for checkpoint.pt, config.json, import.json")
+    im.add_argument("--force", action="store_true", help="replace an earlier import in --out")
+    im.set_defaults(func=cmd_import)
 
     e = sub.add_parser("eval", help="per-task metrics of a checkpoint (and Δm against a baseline)")
     e.add_argument("--checkpoint", required=True, help="checkpoint.pt or its run folder")
@@ -569,7 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
 # did not make is refused, --force replaces only what an earlier run wrote — and every file written
 # is recorded as ours (eval's reports too, so a later `train --force` leaves no stale report behind).
 # `export` stages its folder itself; approx/perf/dse only (re)write their own report files.
-OUTPUTS = {"train": "train run", "quantize": "quantized run", "eval": "evaluation"}
+OUTPUTS = {"train": "train run", "quantize": "quantized run", "eval": "evaluation",
+           "import": "imported checkpoint"}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -584,7 +624,7 @@ def _run(args: argparse.Namespace) -> int:
         # mtl-moe did not train (imported, or from before folders were recorded) it just writes
         return int(args.func(args) or 0)
     # evaluations add to (or refresh) a folder of ours; runs need --force or --resume
-    reuse = args.command not in ("train", "quantize") or bool(getattr(args, "resume", None))
+    reuse = args.command not in ("train", "quantize", "import") or bool(getattr(args, "resume", None))
     with owned(out, kind, force=getattr(args, "force", False), reuse=reuse):
         return int(args.func(args) or 0)
 

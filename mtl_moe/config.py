@@ -114,6 +114,10 @@ class MoEViTConfig:
     router: str = "per_task"  # one of ROUTER_KINDS
     renormalize: bool = False  # M³ViT keeps the raw softmax weights of the top-k experts
     noisy_gating: bool = False  # Shazeer-style learned noise on the router logits (training only)
+    # M³ViT's gate noise (models/gate_funs/noisy_gate_vmoe.py NoisyGate_VMoE, --vmoe_noisy_std): N(0, σ²)
+    # with σ = gate_noise_std / n_experts added to the logits in training. 0 = off; M³ViT's README
+    # launch uses --vmoe_noisy_std 0, its argparse default is 1.
+    gate_noise_std: float = 0.0
     balance_loss_weight: float = 0.01  # weight of cv²(importance) + cv²(load), summed over blocks
     decoder: str = "pup"  # "pup": progressive conv+2x upsampling (SETR-PUP-like); "linear": 1x1 + bilinear
     decoder_channels: int = 32
@@ -166,6 +170,12 @@ class MoEViTConfig:
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ConfigError(f"task names must be unique, got {names}")
+        if not 0 <= self.gate_noise_std < float("inf"):
+            raise ConfigError(f"gate_noise_std must be >= 0 and finite (0: no noise), "
+                              f"got {self.gate_noise_std}")
+        if self.gate_noise_std > 0 and self.noisy_gating:
+            raise ConfigError("gate_noise_std (M3ViT's fixed noise) and noisy_gating (learned noise) are two "
+                              "kinds of router noise; choose one")
         if self.balance_loss_weight < 0:
             raise ConfigError(f"balance_loss_weight must be >= 0, got {self.balance_loss_weight}")
         if not 0 < self.ln_eps < 1:
@@ -328,14 +338,30 @@ SYNTHETIC_TASKS = (
     TaskSpec("saliency", "saliency"),
 )
 
+# Every preset cites the file it follows (also tabulated in docs/reproducing-m3vit.md):
+#   m3vit-s       VITA-Group/M3ViT configs/pascal/vit_moe/pup_moe_vit_small_multi_task_baseline.yml
+#                 (backbone_kwargs: img_size 512², patch 16, embed_dim 384, depth 12, num_heads 12,
+#                 mlp_ratio 4; head_kwargs: 256 decoder channels; loss_weights) with the MoE fields of
+#                 that repo's README.md launch command (--moe_experts 16 --moe_top_k 4
+#                 --moe_mlp_ratio 1 --multi_gate True), which override the yml's moe_top_k 2 /
+#                 moe_mlp_ratio 2 (train_fastmoe.py copies them into backbone_kwargs). MoE blocks: the
+#                 odd ones (models/vision_transformer_moe.py VisionTransformerMoE.__init__, i % 2 == 1).
+#   m3vit-s-deit6 the same with DeiT-S's 6 heads (head dim 64), the shape of timm's deit_small: not
+#                 M³ViT's, kept for comparison with earlier mtl-moe numbers.
+#   m3vit-tiny    sharc-lab/Edge-MoE include/model.hpp (128x256 input, 192 dim, 3 heads, 768 hidden,
+#                 384 expert hidden, 16 experts, top-2, 12 layers).
+#   demo          ours (synthetic scenes).
+_M3VIT_S = MoEViTConfig(
+    name="m3vit-s", img_size=(512, 512), patch_size=16, n_embd=384, n_layer=12, n_head=12,
+    mlp_hidden=1536, moe_blocks=_ODD_BLOCKS_12, n_experts=16, top_k=4, expert_hidden=384,
+    router="per_task", decoder="pup", decoder_channels=256, tasks=PASCAL_TASKS,
+)
+
 PRESETS: dict[str, MoEViTConfig] = {
-    # M³ViT (NeurIPS'22) ViT-S backbone. Input 512x512 is our choice (PASCAL-Context crops in
-    # multi-task learning work are commonly 512x512); the paper's backbone numbers are as published.
-    "m3vit-s": MoEViTConfig(
-        name="m3vit-s", img_size=(512, 512), patch_size=16, n_embd=384, n_layer=12, n_head=6,
-        mlp_hidden=1536, moe_blocks=_ODD_BLOCKS_12, n_experts=16, top_k=4, expert_hidden=384,
-        router="per_task", decoder="pup", decoder_channels=256, tasks=PASCAL_TASKS,
-    ),
+    # M³ViT (NeurIPS'22) ViT-S MoE, PASCAL-Context: 12 heads of dimension 32 (see the table above).
+    "m3vit-s": _M3VIT_S,
+    # DeiT-S-shaped variant (6 heads of 64): what mtl-moe called m3vit-s before it followed M³ViT's file.
+    "m3vit-s-deit6": _M3VIT_S.replace(name="m3vit-s-deit6", n_head=6),
     # Edge-MoE (ICCAD'23) "M³ViT-tiny": 128x256 input, 129 tokens, two tasks (NYUD-v2 classes).
     "m3vit-tiny": MoEViTConfig(
         name="m3vit-tiny", img_size=(128, 256), patch_size=16, n_embd=192, n_layer=12, n_head=3,

@@ -2,7 +2,9 @@
 
 The formulas follow the multi-task dense-prediction code M³ViT builds on (ASTMT → MTI-Net → ATRC):
 cross-entropy for semseg, L1 for depth, L1 on normalised normals, class-weighted BCE for edges and
-plain BCE for saliency. Shapes follow the conventions in :mod:`mtl_moe.metrics`.
+balanced (HED-style) BCE for saliency (VITA-Group/M3ViT losses/loss_functions.py
+BalancedCrossEntropyLoss, chosen per task in utils/common_config.py get_loss).
+Shapes follow the conventions in :mod:`mtl_moe.metrics`.
 
 Every loss is a mean over the pixels it is defined on. When a batch has no such pixel (all ignore
 / all invalid) the loss is 0, still attached to the graph so ``backward()`` works and the gradient
@@ -75,8 +77,17 @@ def edge_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def saliency_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Plain BCE with logits: salient regions are large enough not to need class weighting."""
-    return F.binary_cross_entropy_with_logits(pred, (target > 0.5).to(pred.dtype))
+    """Balanced (HED-style) BCE with logits, as M³ViT's saliency loss.
+
+    M³ViT (losses/loss_functions.py BalancedCrossEntropyLoss with pos_weight=None, size_average)
+    weights positives by w = #negatives / #pixels and negatives by 1 − w, both counted over the
+    whole batch, and divides the weighted sum by the number of pixels. On PASCAL-Context that is
+    several times smaller than plain BCE, which is what its loss weight (saliency: 5) was tuned for.
+    """
+    positive = target > 0.5
+    w = (~positive).sum().to(pred.dtype) / positive.numel()
+    weight = torch.where(positive, w, 1.0 - w).to(pred.dtype)
+    return F.binary_cross_entropy_with_logits(pred, positive.to(pred.dtype), weight=weight)
 
 
 def task_loss(spec: TaskSpec, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

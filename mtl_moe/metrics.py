@@ -49,6 +49,10 @@ class SegMeter:
     (punishing the model for a class it was never shown) or 100 (rewarding it for nothing).
     A class present in the targets but never predicted, or predicted but never present, has IoU 0
     and does count. Pixels labelled 255 count nowhere, whatever is predicted there.
+
+    :meth:`miou_all_classes` is M³ViT's convention (VITA-Group/M3ViT evaluation/eval_semseg.py
+    eval_semseg and eval_human_parts.py: ``tp / max(tp + fp + fn, 1e-8)`` averaged over every
+    class): an absent class counts as IoU 0.
     """
 
     def __init__(self, num_classes: int) -> None:
@@ -62,6 +66,20 @@ class SegMeter:
         p, t = pred.argmax(dim=1).flatten().cpu(), target.flatten().long().cpu()
         keep = t != IGNORE_INDEX
         p, t = p[keep], t[keep]
+        self._add(p, t)
+
+    def update_labels(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Predicted class ids (already argmax'ed, any shape) against targets of the same shape."""
+        if pred.shape != target.shape:
+            raise ValueError(f"semseg: predicted ids {tuple(pred.shape)} and targets {tuple(target.shape)} "
+                             "differ in shape")
+        p, t = pred.flatten().long().cpu(), target.flatten().long().cpu()
+        keep = t != IGNORE_INDEX
+        if p[keep].numel() and (p[keep].min() < 0 or p[keep].max() >= self.n):
+            raise ValueError(f"semseg: predicted class ids outside 0..{self.n - 1}")
+        self._add(p[keep], t[keep])
+
+    def _add(self, p: torch.Tensor, t: torch.Tensor) -> None:
         if t.numel() and (t.min() < 0 or t.max() >= self.n):
             bad = sorted(set(t[(t < 0) | (t >= self.n)].tolist()))[:5]
             raise ValueError(f"semseg: target class ids {bad} outside 0..{self.n - 1} (and not 255)")
@@ -76,6 +94,17 @@ class SegMeter:
         total = c.sum().item()
         acc = tp.sum().item() / total if total > 0 else math.nan
         return {"miou": 100 * miou, "pixel_acc": 100 * acc}
+
+    def miou_all_classes(self) -> float:
+        """mIoU (percent) in M³ViT's convention: every class averaged, an absent one as 0 (see above).
+
+        Reported by the M³ViT protocol only (:func:`mtl_moe.evaluate.evaluate_m3vit_protocol`), so
+        the default metrics and their consumers (QAT comparison, plots) are unchanged."""
+        c = self.conf.double()
+        if c.sum() == 0:
+            return math.nan
+        tp = c.diag()
+        return 100 * (tp / (c.sum(0) + c.sum(1) - tp).clamp(min=1e-8)).mean().item()
 
 
 class DepthMeter:
@@ -183,6 +212,83 @@ class BinaryFMeter:
             return {"max_f": math.nan, "f_at_0_5": math.nan}
         f = self.f_per_threshold()
         return {"max_f": 100 * f.max().item(), "f_at_0_5": 100 * f[49].item()}
+
+
+class PerImageSaliencyMeter:
+    """Saliency as M³ViT/ASTMT score it: per-image IoU and precision/recall at 15 thresholds.
+
+    VITA-Group/M3ViT evaluation/eval_sal.py (eval_sal, SaliencyMeter; from ASTMT) and
+    evaluation/jaccard.py: at each threshold t of ``linspace(0.2, 0.9, 15)`` the mask is
+    ``prob > t``; per image, IoU (1 when both the mask and the truth are empty), precision and
+    recall (``tp / (tp + fp + 1e-12)``); then mIoU = max over t of the mean IoU over images, and
+    maxF = max over t of F(mean precision, mean recall). Percent. Feed probabilities in [0, 1].
+    """
+
+    THRESHOLDS = torch.linspace(0.2, 0.9, 15, dtype=torch.float64)
+
+    def __init__(self) -> None:
+        self.jac: list[torch.Tensor] = []  # (15,) per image
+        self.prec: list[torch.Tensor] = []
+        self.rec: list[torch.Tensor] = []
+
+    def update_image(self, prob: torch.Tensor, target: torch.Tensor) -> None:
+        """One image: probabilities and the {0, 1} truth, same shape."""
+        _check_same_shape("saliency", prob, target)
+        gt = (target > 0.5).flatten().cpu()
+        masks = prob.double().flatten().cpu()[None, :] > self.THRESHOLDS[:, None]  # (15, P)
+        tp = (masks & gt).sum(1).double()
+        fp = (masks & ~gt).sum(1).double()
+        fn = (~masks & gt).sum(1).double()
+        union = tp + fp + fn
+        self.jac.append(torch.where(union > 0, tp / union.clamp(min=1), torch.ones_like(tp)))
+        self.prec.append(tp / (tp + fp + 1e-12))
+        self.rec.append(tp / (tp + fn + 1e-12))
+
+    def compute(self) -> dict[str, float]:
+        if not self.jac:
+            return {"miou": math.nan, "max_f": math.nan}
+        jac, p, r = (torch.stack(v).mean(0) for v in (self.jac, self.prec, self.rec))
+        f = 2 * p * r / (p + r + 1e-12)
+        return {"miou": 100 * jac.max().item(), "max_f": 100 * f.max().item()}
+
+
+# M³ViT's Δm on PASCAL-Context (VITA-Group/M3ViT evaluation/evaluate_utils.py eval_all_results and
+# calculate_multi_task_performance): semseg, human parts and saliency by mIoU, normals by the mean
+# angle; edges are left out (their odsF baseline is commented out there). The single-task baselines
+# are that file's single_task_test_dict for PASCALContext, in our units (percent, degrees).
+M3VIT_DELTA_TASKS: dict[str, tuple[str, bool]] = {  # task name → (metric key, lower is better)
+    "semseg": ("miou_all_classes", False),
+    "human_parts": ("miou_all_classes", False),
+    "saliency": ("miou", False),
+    "normals": ("mean_angle_err", True),
+}
+M3VIT_PASCAL_SINGLE_TASK: dict[str, dict[str, float]] = {
+    "semseg": {"miou_all_classes": 66.2}, "human_parts": {"miou_all_classes": 59.9},
+    "saliency": {"miou": 66.3}, "normals": {"mean_angle_err": 13.9},
+}
+
+
+def delta_m_m3vit(metrics: dict[str, dict[str, float]],
+                  baseline: dict[str, dict[str, float]] | None = None) -> float:
+    """Δm (percent) over M³ViT's PASCAL-Context task set and metrics (:data:`M3VIT_DELTA_TASKS`).
+
+    ``metrics`` are the M³ViT-protocol metrics (:func:`mtl_moe.evaluate.evaluate_m3vit_protocol`);
+    ``baseline`` defaults to M³ViT's own single-task numbers. Tasks missing from ``metrics`` are
+    left out, as eval_all_results drops baseline tasks the model does not have.
+    """
+    baseline = M3VIT_PASCAL_SINGLE_TASK if baseline is None else baseline
+    terms = []
+    for task, (key, lower) in M3VIT_DELTA_TASKS.items():
+        if task not in metrics:
+            continue
+        if key not in metrics[task] or key not in baseline.get(task, {}):
+            raise ValueError(f"Δm (M³ViT): task {task!r} needs {key!r} in both the metrics and the baseline")
+        m, b = metrics[task][key], baseline[task][key]
+        terms.append((-1.0 if lower else 1.0) * (m - b) / b)
+    if not terms:
+        raise ValueError(f"Δm (M³ViT): none of its tasks {sorted(M3VIT_DELTA_TASKS)} is in the metrics "
+                         f"(tasks {sorted(metrics)})")
+    return 100 * sum(terms) / len(terms)
 
 
 Meter = SegMeter | DepthMeter | NormalsMeter | BinaryFMeter

@@ -48,6 +48,7 @@ from mtl_moe.data import build_dataset
 from mtl_moe.evaluate import evaluate
 from mtl_moe.losses import task_loss
 from mtl_moe.model import M3ViT
+from mtl_moe.recipes import OPTIMIZERS, RECIPES, SCHEDULES
 
 
 @dataclass
@@ -74,6 +75,12 @@ class TrainArgs:
     # ~60 steps, then drift), in exchange for ~1.3x speed with 2 threads.
     threads: int = 1
     checkpoint_every: int | None = None  # steps between mid-epoch checkpoints (None: epoch ends only)
+    recipe: str = "default"  # the RECIPES entry these values started from (recorded with the run)
+    optimizer: str = "adamw"  # one of OPTIMIZERS
+    momentum: float = 0.9  # SGD only
+    schedule: str = "cosine"  # one of SCHEDULES
+    poly_power: float = 0.9  # "poly" only: lr · (1 − epoch/epochs)^power
+    init: str | None = None  # start from this checkpoint's weights (e.g. `mtl-moe import` of ImageNet ViT-S)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "n_train", "n_val", "eval_every", "log_every", "threads"):
@@ -90,13 +97,28 @@ class TrainArgs:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must be in 0..1, got {self.min_lr_ratio}")
-        if not 0 < self.grad_clip < math.inf:
-            raise ValueError(f"grad_clip must be > 0 and finite, got {self.grad_clip}")
+        if not 0 <= self.grad_clip < math.inf:
+            raise ValueError(f"grad_clip must be >= 0 (0: no clipping) and finite, got {self.grad_clip}")
+        for name, known in (("recipe", RECIPES), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+            if getattr(self, name) not in known:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {sorted(known)}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not 0 < self.poly_power < math.inf:
+            raise ValueError(f"poly_power must be > 0, got {self.poly_power}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainArgs:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def recipe_args(recipe: str = "default", **given: Any) -> TrainArgs:
+    """TrainArgs of a named recipe; ``given`` values (None: not given) override the recipe's."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; expected one of {sorted(RECIPES)}")
+    explicit = {k: v for k, v in given.items() if v is not None}
+    return TrainArgs(**{**RECIPES[recipe], **explicit, "recipe": recipe})
 
 
 # Training arguments a resume may change: the run's length, evaluation/logging cadence, threads and
@@ -110,7 +132,7 @@ def history_interval(total_steps: int, log_every: int) -> int:
 
 
 RESUME_SAFE = frozenset({"epochs", "max_steps", "eval_every", "log_every", "threads", "checkpoint_every",
-                         "n_val"})
+                         "n_val", "init"})  # init: a resume takes its weights from the checkpoint
 
 
 class TrainingDiverged(ValueError):
@@ -207,8 +229,10 @@ def check_resume_args(saved: dict[str, Any] | None, new: TrainArgs,
     if refused:
         what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in refused.items())
         flags = " ".join(f"--override {k}" for k in refused)
+        hint = (f" (it was trained with --recipe {refused['recipe'][0]}: pass that again)"
+                if "recipe" in refused else "")
         raise ValueError(f"--resume: the checkpoint was trained with other arguments ({what}); rerun with "
-                         f"the checkpoint's values, or pass {flags} to change them on purpose")
+                         f"the checkpoint's values{hint}, or pass {flags} to change them on purpose")
     return changed
 
 
@@ -269,12 +293,29 @@ def _dist_setup() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def lr_at(step: int, total: int, args: TrainArgs) -> float:
-    """Linear warmup, then cosine decay to lr * min_lr_ratio."""
+def lr_at(step: int, total: int, args: TrainArgs, steps_per_epoch: int = 1) -> float:
+    """Learning rate of optimizer step ``step`` (0-based) of ``total``.
+
+    ``cosine``: linear warmup, then cosine decay to lr * min_lr_ratio. ``poly``: after the warmup
+    (none in M³ViT's recipe), lr · (1 − epoch/epochs)^poly_power with the epoch counted from 0 and
+    held for the whole epoch, as M³ViT's adjust_learning_rate (utils/common_config.py) sets it once
+    at each epoch's start; ``epochs`` is the run's length in (possibly partial) epochs.
+    """
     if step < args.warmup_steps:
         return args.lr * (step + 1) / args.warmup_steps
+    if getattr(args, "schedule", "cosine") == "poly":  # QAT passes its own cosine-only settings
+        epochs = math.ceil(total / steps_per_epoch)
+        return args.lr * (1 - (step // steps_per_epoch) / epochs) ** args.poly_power
     progress = min(1.0, (step - args.warmup_steps) / max(1, total - args.warmup_steps))
     return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model: torch.nn.Module, args: TrainArgs) -> torch.optim.Optimizer:
+    """One parameter group over every parameter (M³ViT's get_optimizer default branch; ours too)."""
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                               weight_decay=args.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 
 
 def multitask_loss(net: torch.nn.Module, cfg: MoEViTConfig, batch: dict[str, torch.Tensor]
@@ -345,7 +386,9 @@ def train(cfg: MoEViTConfig, args: TrainArgs, out_dir: str | Path, resume: str |
 
     torch.manual_seed(seed)
     model = M3ViT(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    if args.init is not None and ck is None:  # same config required: an imported backbone, a warm start
+        model.load_state_dict(load_checkpoint(args.init, cfg)["model"])
+    opt = make_optimizer(model, args)
     start_epoch, done, step, history = 0, 0, 0, []
     resumes: list[dict[str, Any]] = []
     last_good: Path | None = None  # the newest checkpoint this run can fall back on
@@ -370,6 +413,8 @@ def train(cfg: MoEViTConfig, args: TrainArgs, out_dir: str | Path, resume: str |
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.json")
+        # the recipe and every training argument, readable without torch (also inside the checkpoint)
+        (out / "train_args.json").write_text(json.dumps(asdict(args), indent=2) + "\n")
         ckpt_path.with_name(ckpt_path.name + ".tmp").unlink(missing_ok=True)  # torn by a killed write
     net: torch.nn.Module = DDP(MultitaskNet(model)) if world > 1 else MultitaskNet(model)
     t0 = time.time()
@@ -419,14 +464,15 @@ def train(cfg: MoEViTConfig, args: TrainArgs, out_dir: str | Path, resume: str |
                            desc=f"epoch {epoch + 1}/{args.epochs}", disable=not progress or rank != 0)
                 for batch in bar:
                     for g in opt.param_groups:
-                        g["lr"] = lr_at(step, total_steps, args)
+                        g["lr"] = lr_at(step, total_steps, args, steps_per_epoch)
                     loss, parts = multitask_loss(net, cfg, batch)
                     why = nonfinite_step(parts)
                     if _any_rank(why is not None, world):  # before backward: no rank is left waiting
                         raise diverged(why or "non-finite loss on another process", epoch, parts)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip))
+                    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                                      args.grad_clip or math.inf))
                     why = nonfinite_step(parts, grad_norm)  # the same on every rank (all-reduced grads)
                     if why is not None:
                         raise diverged(why, epoch, parts)

@@ -17,13 +17,23 @@ def test_m3vit_tiny_matches_edge_moe_published_shape() -> None:
     assert [t.type for t in c.tasks] == ["semseg", "depth"]
 
 
-def test_m3vit_s_matches_published_backbone() -> None:
+def test_m3vit_s_matches_m3vits_vit_small_moe_config() -> None:
+    # VITA-Group/M3ViT configs/pascal/vit_moe/pup_moe_vit_small_multi_task_baseline.yml (img_size 512²,
+    # patch 16, embed 384, depth 12, num_heads 12, mlp_ratio 4, head channels 256) + its README launch
+    # command (16 experts, top-4, moe_mlp_ratio 1); MoE in the odd blocks.
     c = PRESETS["m3vit-s"]
-    assert (c.n_embd, c.n_layer, c.n_head, c.mlp_hidden) == (384, 12, 6, 1536)
-    assert (c.n_experts, c.top_k, c.expert_hidden) == (16, 4, 384)
-    assert len(c.moe_blocks) == 6 and all(b % 2 == 1 for b in c.moe_blocks)
+    assert (c.img_size, c.patch_size, c.n_embd, c.n_layer, c.mlp_hidden) == ((512, 512), 16, 384, 12, 1536)
+    assert (c.n_head, c.head_dim) == (12, 32)
+    assert (c.n_experts, c.top_k, c.expert_hidden, c.router) == (16, 4, 384, "per_task")
+    assert c.moe_blocks == (1, 3, 5, 7, 9, 11) and c.decoder_channels == 256
     assert {t.name: t.loss_weight for t in c.tasks} == {
         "semseg": 1.0, "human_parts": 2.0, "saliency": 5.0, "normals": 10.0, "edges": 50.0}
+
+
+def test_deit_shaped_variant_differs_from_m3vit_s_only_in_heads() -> None:
+    s, d = PRESETS["m3vit-s"], PRESETS["m3vit-s-deit6"]
+    assert (d.n_head, d.head_dim) == (6, 64)
+    assert s.replace(name=d.name, n_head=6) == d
 
 
 def test_dense_equivalent_hidden_is_k_experts() -> None:

@@ -83,9 +83,29 @@ def test_edge_loss_is_a_mean_over_all_pixels() -> None:
     assert task_loss(EDGES, _px(0.0, 0.0), _px(1.0, 0.0)).item() == pytest.approx(math.log(2) / 2)
 
 
-def test_saliency_loss_is_unweighted_bce() -> None:
-    # −ln σ(1) for the positive and −ln(1 − σ(−1)) = −ln σ(1) for the negative: both ln(1 + e^−1)
-    assert task_loss(SAL, _px(1.0, -1.0), _px(1.0, 0.0)).item() == pytest.approx(math.log1p(math.exp(-1)))
+def test_saliency_loss_is_balanced_bce_weighted_by_the_batch_class_frequencies() -> None:
+    # M³ViT's BalancedCrossEntropyLoss (pos_weight None): 1 positive of 4 pixels, all logits 0 (BCE ln 2
+    # each). w = #neg/#all = 3/4 on the positive, 1/4 on each of the 3 negatives, sum / 4 pixels:
+    # (3/4 + 3/4) ln 2 / 4 = 0.375 ln 2. Plain BCE would give ln 2.
+    assert task_loss(SAL, _px(0.0, 0.0, 0.0, 0.0), _px(1.0, 0.0, 0.0, 0.0)).item() == \
+        pytest.approx(0.375 * math.log(2))
+
+
+def test_saliency_balance_weight_is_counted_over_the_whole_batch_not_per_image() -> None:
+    # image 0: both pixels positive, image 1: both negative → w = 2/4 for everyone, loss = ln2 / 2.
+    # Per-image weights would give w = 0 in image 0 and 1 - w = 0 in image 1: a loss of 0.
+    pred, target = torch.zeros(2, 1, 1, 2), torch.tensor([1.0, 1.0, 0.0, 0.0]).view(2, 1, 1, 2)
+    assert task_loss(SAL, pred, target).item() == pytest.approx(math.log(2) / 2)
+
+
+def test_saliency_loss_matches_an_independent_sum_form_on_random_maps() -> None:
+    # The formula as M³ViT writes it: w·Σ_pos bce + (1 − w)·Σ_neg bce, divided by the pixel count.
+    torch.manual_seed(1)
+    p, t = torch.randn(3, 1, 5, 7), (torch.rand(3, 1, 5, 7) > 0.7).float()
+    bce = -(t * torch.log(torch.sigmoid(p)) + (1 - t) * torch.log(1 - torch.sigmoid(p)))
+    w = (1 - t).sum() / t.numel()
+    ref = (w * (bce * t).sum() + (1 - w) * (bce * (1 - t)).sum()) / t.numel()
+    torch.testing.assert_close(task_loss(SAL, p, t), ref)
 
 
 def test_unknown_task_type_is_a_value_error() -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,52 @@ def test_ddp_two_processes_keep_parameters_identical(tmp_path: Path) -> None:
     torch.manual_seed(TINY.seed)
     init = M3ViT(TINY).state_dict()
     assert not torch.equal(init["pos_embed"], r0["pos_embed"]), "DDP run did not train"
+
+
+def test_m3vit_recipe_is_their_sgd_poly_setup_and_given_arguments_win() -> None:
+    from mtl_moe.train import recipe_args
+    # VITA-Group/M3ViT pup_moe_vit_small_multi_task_baseline.yml: sgd lr 0.002 momentum 0.9 wd 1e-4,
+    # poly, 100 epochs, 8 images on each of the README's 2 processes.
+    a = recipe_args("m3vit")
+    assert (a.optimizer, a.lr, a.momentum, a.weight_decay, a.schedule, a.poly_power) == \
+        ("sgd", 0.002, 0.9, 1e-4, "poly", 0.9)
+    assert (a.epochs, a.batch_size, a.warmup_steps, a.grad_clip, a.recipe) == (100, 16, 0, 0.0, "m3vit")
+    b = recipe_args("m3vit", epochs=3, lr=None)  # None: not given on the command line
+    assert (b.epochs, b.lr) == (3, 0.002)
+    assert recipe_args("default") == TrainArgs()
+    with pytest.raises(ValueError, match=r"unknown recipe 'adam'.*'m3vit'"):
+        recipe_args("adam")
+    with pytest.raises(ValueError, match=r"unknown optimizer 'rmsprop'"):
+        TrainArgs(optimizer="rmsprop")
+
+
+def test_poly_schedule_is_held_per_epoch_as_m3vits_adjust_learning_rate() -> None:
+    # adjust_learning_rate: lr · (1 − epoch/epochs)^0.9 at each epoch's start (epoch from 0).
+    a = TrainArgs(schedule="poly", lr=0.002, warmup_steps=0, poly_power=0.9, epochs=4)
+    per_epoch, total = 5, 20
+    lrs = [train_mod.lr_at(s, total, a, per_epoch) for s in range(total)]
+    assert lrs[:5] == [0.002] * 5
+    assert lrs[10] == pytest.approx(0.002 * 0.5 ** 0.9) and lrs[14] == lrs[10]
+    assert lrs[19] == pytest.approx(0.002 * 0.25 ** 0.9)
+
+
+def test_training_with_the_m3vit_recipe_uses_sgd_momentum_and_records_the_recipe(tmp_path: Path) -> None:
+    from mtl_moe.train import recipe_args
+    args = recipe_args("m3vit", epochs=2, batch_size=16, n_train=32, n_val=16, log_every=1)
+    res = train(TINY, args, tmp_path, progress=False)
+    saved = json.loads((tmp_path / "train_args.json").read_text())
+    assert (saved["recipe"], saved["optimizer"], saved["schedule"]) == ("m3vit", "sgd", "poly")
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ck["train_args"]["recipe"] == "m3vit"
+    state = next(iter(ck["optimizer"]["state"].values()))
+    assert "momentum_buffer" in state and "exp_avg" not in state  # SGD with momentum, not AdamW
+    lrs = [h["lr"] for h in res["history"] if "lr" in h]
+    assert lrs == pytest.approx([0.002, 0.002, 0.002 * 0.5 ** 0.9, 0.002 * 0.5 ** 0.9])  # 2 steps/epoch
+
+
+def test_resuming_an_m3vit_recipe_run_without_the_recipe_says_to_pass_it() -> None:
+    from mtl_moe.train import check_resume_args, recipe_args
+    saved = asdict(recipe_args("m3vit"))
+    with pytest.raises(ValueError, match="--recipe m3vit: pass that again"):
+        check_resume_args(saved, recipe_args("default", epochs=100))
+    assert check_resume_args(saved, recipe_args("m3vit", epochs=120)) == {"epochs": (100, 120)}
