@@ -431,11 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "cosine) or 'm3vit' (M3ViT's: "
                         + ", ".join(f"{k} {v}" for k, v in RECIPES["m3vit"].items())
                         + "); --epochs/--batch-size/--lr still override (default: %(default)s)")
+
+    def by_recipe(key: str) -> str:
+        return "default: the recipe's, " + ", ".join(f"{RECIPES[r][key]:g} for {r}" for r in sorted(RECIPES))
+
     t.add_argument("--epochs", type=_at_least(1),
-                   help="epochs to train; a --resume may raise it (default: the recipe's)")
+                   help=f"epochs to train; a --resume may raise it ({by_recipe('epochs')})")
     t.add_argument("--batch-size", type=_at_least(1),
-                   help="global batch, split across DDP ranks (default: the recipe's)")
-    t.add_argument("--lr", type=_positive, help="peak learning rate (default: the recipe's)")
+                   help=f"global batch, split across DDP ranks ({by_recipe('batch_size')})")
+    t.add_argument("--lr", type=_positive, help=f"peak learning rate ({by_recipe('lr')})")
     t.add_argument("--seed", type=int, help="random seed of data and initialisation (default: the "
                    "config's seed)")
     t.add_argument("--n-train", type=_at_least(1), default=4096, help="training images")
@@ -454,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "faster but oneDNN then makes the last bits depend on memory addresses)")
     t.add_argument("--init", metavar="CHECKPOINT",
                    help="start from these weights (same config), e.g. an ImageNet backbone brought in by "
-                        "`mtl-moe import --format timm`")
+                        "`mtl-moe import --format timm` (default: random initialisation)")
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from this checkpoint (or run folder), exactly: same config and "
                         "training arguments (--epochs, --max-steps, --n-val, --eval-every, "

@@ -13,8 +13,10 @@ SCHEDULES = ("cosine", "poly")
 
 # Named starting points for TrainArgs; an explicitly given argument still wins (see recipe_args).
 RECIPES: dict[str, dict[str, Any]] = {
-    # TrainArgs' own defaults: AdamW, linear warmup + cosine, from scratch (the synthetic demo).
-    "default": {},
+    # AdamW, linear warmup + cosine, from scratch: the demo preset reaches useful metrics in 4 epochs
+    # of 4096 scenes (~2 min). TrainArgs takes its defaults from here (one place for the numbers the
+    # CLI's help shows).
+    "default": {"epochs": 4, "batch_size": 32, "lr": 2e-3},
     # M³ViT's PASCAL-Context recipe. VITA-Group/M3ViT
     # configs/pascal/vit_moe/pup_moe_vit_small_multi_task_baseline.yml: optimizer sgd, lr 0.002,
     # momentum 0.9, weight_decay 0.0001, scheduler poly, epochs 100, trBatch 8 per process; its

@@ -55,9 +55,9 @@ from mtl_moe.recipes import OPTIMIZERS, RECIPES, SCHEDULES
 class TrainArgs:
     """Training hyper-parameters (the model's shape lives in MoEViTConfig)."""
 
-    epochs: int = 4  # the demo preset reaches useful metrics in 4 epochs of 4096 scenes (~2 min)
-    batch_size: int = 32  # global batch: split evenly across DDP processes
-    lr: float = 2e-3  # AdamW peak (from scratch on synthetic data; M³ViT fine-tunes with SGD 0.002)
+    epochs: int = RECIPES["default"]["epochs"]
+    batch_size: int = RECIPES["default"]["batch_size"]  # global batch: split evenly across DDP processes
+    lr: float = RECIPES["default"]["lr"]  # AdamW peak (from scratch on synthetic data; M³ViT: SGD 0.002)
     weight_decay: float = 0.05
     warmup_steps: int = 50
     min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio

@@ -115,7 +115,8 @@ def test_train_help_shows_defaults_as_a_user_sees_them() -> None:
     for opt in ("--epochs EPOCHS epochs to train", "--lr LR", "--batch-size", "--n-train", "--n-val",
                 "--max-steps", "--seed"):
         assert opt in text
-    assert "(default: 4)" in text and "(default: 0.002)" in text and "(default: 4096)" in text
+    assert "(default: the recipe's, 4 for default, 100 for m3vit)" in text
+    assert "(default: the recipe's, 0.002 for default, 0.002 for m3vit)" in text and "(default: 4096)" in text
     assert "--out OUT run folder (checkpoint, history, plots) (required)" in text
 
 
