@@ -127,8 +127,12 @@ def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarra
             continue  # heads run on the host; noise weights are training-only
         t = param_type(name, hw)
         nb = storage_bytes(t.width)
-        blob += b"\0" * (-len(blob) % align)
         m = _linear_matrices(name, codes[name])
+        # a tile-major matrix starts on a tile boundary when tiles divide 4 KiB: then no tile burst
+        # crosses a 4 KiB boundary (AXI4; linear_engine.sv refuses such an address, an HLS m_axi
+        # adapter would split the burst); other tensors on an AXI word
+        tb = TileLayout(t_out, t_in, t_out, t_in, nb, axi_bits).tile_bytes if m is not None else align
+        blob += b"\0" * (-len(blob) % (tb if 4096 % tb == 0 else align))
         entry: dict[str, Any] = {"offset": len(blob), "class": "weight" if t == hw.weight else "bias",
                                  "type": t.ctype(), "bytes": nb}
         if m is not None:
