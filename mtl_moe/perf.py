@@ -338,7 +338,11 @@ class PerfModel:
         first-beat latency) and ``compute``; ``stall``: cycles the MAC array waits for tiles."""
         d, hw = self.design, self.hw
         tiles = _cdiv(N, d.t_out) * _cdiv(K, d.t_in)
-        stream = max(self.beats(rows * K, hw.act.width), self.beats(rows * N, hw.act.width))
+        # feature maps in DDR (Edge-MoE): the rows stream in and out at one AXI beat a cycle; on chip,
+        # lu_compute reads one T_IN-value word a row-cycle, already the rows x tiles count below (the
+        # RTL's router step, N = E < T_OUT, showed the beat bound wrongly capping it, issue 21)
+        stream = (0 if d.fm_on_chip else
+                  max(self.beats(rows * K, hw.act.width), self.beats(rows * N, hw.act.width)))
         bias_beats = self.beats(N, hw.bias.width)
         fm_beats = 0 if d.fm_on_chip else (self.beats(rows * K, hw.act.width)
                                            + self.beats(rows * N, hw.act.width))
