@@ -11,6 +11,7 @@ Timing of one read port (:class:`PortTiming`), in PL cycles:
   data of the ones before it, as the model assumes);
 - bursts on one port follow each other with ``burst_overhead`` idle cycles between the last beat of
   one and the first of the next;
+- the port takes up to AFI_READ_COMMANDS read requests before it holds ARREADY low;
 - beats of a burst come one every ``beat_cycles`` (the port's share of the DDR bandwidth: an
   ``axi_bits`` beat through a 128-bit HP port at most every 2 cycles, less when the DDR efficiency or
   an XPI shared with another port is the limit). Fractional rates round each beat's due cycle up.
@@ -29,6 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mtl_moe.perf import IO_HP, PerfModel
+
+# read requests an HP port accepts before it stops taking ARs: "the AFI accepts 8 read commands"
+# (UG1085 'AXI Interface Programming', as perf.BURST_NOTE cites for the hidden first-beat latency);
+# cocotbext-axi's slave would otherwise hold only 2 in its AR queue
+AFI_READ_COMMANDS = 8
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ def board_read_slave(bus: Any, clock: Any, reset: Any, target: Any, timing: Port
             self._free: float | None = None  # when the port may start its next burst
             self.timing = timing  # may be replaced between runs (the test's cases)
             super().__init__(bus, clock, reset, target)
+            self.ar_channel.queue_occupancy_limit = AFI_READ_COMMANDS
             cocotb.start_soon(self._count())
 
         async def _count(self) -> None:

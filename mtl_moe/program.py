@@ -80,14 +80,16 @@ class Step:
     flags: int = 0
 
 
-# program.bin: a header of HEADER_WORDS little-endian 32-bit words, then one record of STEP_WORDS
-# signed 32-bit words per step, in this field order
+# program.bin: a header of HEADER_WORDS little-endian 32-bit words (magic, version, number of steps,
+# words per step, then zeros: the header is one record long, so record i starts (i + 1) x 64 bytes
+# in, whole AXI words for a 32..512-bit bus), then one record of STEP_WORDS signed 32-bit words per
+# step, in this field order
 MAGIC = 0x504C544D  # b"MTLP" little-endian
 VERSION = 1
-HEADER_WORDS = 4  # magic, version, number of steps, words per step
 STEP_FIELDS = ("opcode", "layer", "rows", "k", "n", "src", "dst", "w_off", "w_task_stride", "b_off",
                "b_task_stride", "n_tiles", "k_tiles", "expert", "flags", "reserved")
 STEP_WORDS = len(STEP_FIELDS)
+HEADER_WORDS = STEP_WORDS
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -231,7 +233,7 @@ def _record(s: Step) -> list[int]:
 
 def encode(steps: list[Step]) -> bytes:
     """program.bin: the header, then each step as STEP_WORDS little-endian int32 words."""
-    words = [MAGIC, VERSION, len(steps), STEP_WORDS]
+    words = [MAGIC, VERSION, len(steps), STEP_WORDS] + [0] * (HEADER_WORDS - 4)
     out = struct.pack(f"<{HEADER_WORDS}I", *words)
     for s in steps:
         out += struct.pack(f"<{STEP_WORDS}i", *_record(s))
@@ -243,7 +245,7 @@ def decode(data: bytes) -> list[dict[str, int]]:
     that is not a program of this version."""
     if len(data) < 4 * HEADER_WORDS:
         raise ValueError(f"program of {len(data)} bytes is shorter than its {4 * HEADER_WORDS}-byte header")
-    magic, version, n, sw = struct.unpack_from(f"<{HEADER_WORDS}I", data)
+    magic, version, n, sw = struct.unpack_from("<4I", data)
     if magic != MAGIC or version != VERSION or sw != STEP_WORDS:
         raise ValueError(f"not an mtl-moe program v{VERSION} (magic {magic:#x}, version {version}, "
                          f"{sw} words a step; expected {MAGIC:#x}, {VERSION}, {STEP_WORDS})")
@@ -258,7 +260,8 @@ def describe(data: bytes) -> dict[str, Any]:
     steps = decode(data)
     return {"file": "program.bin", "format": f"mtl-moe program v{VERSION}",
             "sha256": hashlib.sha256(data).hexdigest(),
-            "header_words": ["magic", "version", "n_steps", "step_words"], "magic": MAGIC,
+            "header": ["magic", "version", "n_steps", "step_words"], "header_words": HEADER_WORDS,
+            "magic": MAGIC,
             "n_steps": len(steps), "step_words": STEP_WORDS, "step_fields": list(STEP_FIELDS),
             "word": "little-endian int32", "opcodes": {k: v[0] for k, v in OPS.items()}, "buffers": BUFFERS,
             "flags": {"in_input": F_IN_INPUT, "per_task": F_PER_TASK, "task_emb": F_TASK_EMB, "gelu": F_GELU},
