@@ -187,3 +187,35 @@ def test_kernels_are_the_sum_of_the_programs_steps():
         assert v == pytest.approx(sum(c for s, c in zip(prog, m.step_cycles, strict=True) if s.kind == kind))
     empty = [c for s, c in zip(prog, m.step_cycles, strict=True) if s.layer == 1 and s.expert > 0]
     assert empty and not any(empty)
+
+
+@pytest.fixture(scope="module")
+def w16_export(tmp_path_factory) -> Path:
+    """The demo model, w16a32, 16 x 16 tiles of 512 bytes: its biases of 768 bytes would leave a
+    matrix on a word that is not a tile boundary."""
+    out = tmp_path_factory.mktemp("export-program-w16")
+    export(QuantM3ViT(_scaled_model(DEMO, 1, 1.0), W16), out, force=True)
+    return out
+
+
+@pytest.mark.parametrize("which", ["int8-8x32-2ports", "w16a32-16x16"])
+def test_no_weight_tile_burst_crosses_4kib(demo_export, w16_export, which):
+    """Every tile part a weight port reads (one burst) lies inside one 4 KiB page of weights.bin, as
+    AXI4 requires of a burst: the export aligns each tile-major matrix to a whole tile (what
+    linear_engine.sv requires of w_addr), so with tiles dividing 4 KiB none can cross."""
+    ex, hw, kp = ((demo_export, get_hw("int8"), KernelParams(t_in=8, t_out=32, weight_ports=2))
+                  if which.startswith("int8") else (w16_export, W16, KernelParams()))
+    prog = build_program(DEMO, hw, kp, json.loads((ex / "weights.json").read_text()))
+    n = 0
+    for s in (s for s in prog if s.op == "linear"):
+        lay = TileLayout(s.n, s.k, kp.t_out, kp.t_in, 1 if hw.weight.width <= 8 else 2, 256, kp.weight_ports)
+        part = lay.plane_beats * lay.word_bytes
+        assert s.w_off % lay.tile_bytes == 0, (s.weight, s.w_off, lay.tile_bytes)
+        for task in range(len(DEMO.tasks)) if s.w_task_stride else [0]:
+            for i in range(s.n_tiles):
+                for j in range(s.k_tiles):
+                    for p in range(kp.weight_ports):
+                        a = s.w_off + task * s.w_task_stride + lay.tile_offset(i, j, p)
+                        assert a // 4096 == (a + part - 1) // 4096, (s.weight, i, j, p, hex(a))
+                        n += 1
+    assert n > 100
