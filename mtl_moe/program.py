@@ -21,6 +21,7 @@ the expert's token queue, known only when the router has run (the perf model tak
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import asdict, dataclass, fields
@@ -206,7 +207,14 @@ def build_program(cfg: MoEViTConfig, hw: HardwareSpec, design: Any,
     fused QKV, router on the linear unit, feature maps on chip). ``manifest``: weights.json, for the
     byte offsets (without it every offset is NO_OFFSET: the schedule alone, what the perf model
     needs)."""
+    if manifest is None:  # the perf model's case, once per design point (the DSE asks many times)
+        return list(_schedule(cfg, hw, _Shape.of(design)))
     return _Builder(cfg, hw, _Shape.of(design), manifest).build()
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule(cfg: MoEViTConfig, hw: HardwareSpec, shape: _Shape) -> tuple[Step, ...]:
+    return tuple(_Builder(cfg, hw, shape, None).build())
 
 
 @dataclass(frozen=True)
