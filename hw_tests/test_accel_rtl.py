@@ -31,8 +31,10 @@ TOLERANCE = 0.05  # cycles: RTL vs the performance model's step_cost, per step
 
 
 def _golden_name(s) -> str:
-    """The name golden.linear is called with for a program step's weight."""
+    """The name golden.linear (golden.layer_norm) is called with for a program step's weight."""
     w = s.weight
+    if s.op == "layernorm":
+        return w.removesuffix(".weight")
     pre = w.rsplit(".", 2)[0]
     if w.endswith("attn.c_attn.weight"):
         return w.replace("c_attn.weight", "qkv")
@@ -71,12 +73,19 @@ def golden_linears(export_dir: Path, task: int) -> tuple[dict, dict]:
         if name.endswith(".router.idx"):
             queues[int(name.split(".")[1])] = [int((codes == e).sum()) for e in range(cfg.n_experts)]
 
-    golden.linear = rec
+    real_ln = golden.layer_norm
+
+    def rec_ln(x, gamma, beta, hw_, eps, name, log=None):
+        y = real_ln(x, gamma, beta, hw_, eps, name, log)
+        calls[name] = (np.asarray(x).reshape(-1, cfg.n_embd), np.asarray(y).reshape(-1, cfg.n_embd))
+        return y
+
+    golden.linear, golden.layer_norm = rec, rec_ln
     try:
         x = input_codes(test_images(cfg, 1, cfg.seed), hw)
         golden.GoldenModel(cfg, hw, params, trace=trace).features(x, task)
     finally:
-        golden.linear = real
+        golden.linear, golden.layer_norm = real, real_ln
     return calls, queues
 
 
@@ -106,9 +115,12 @@ async def accel_seq_runs_the_linear_steps(dut):
     P_BASE, W_BASE = 0x1000, 0x100000
     ram.write(P_BASE, (ex / "program.bin").read_bytes())
     ram.write(W_BASE, (ex / "weights.bin").read_bytes())
-    for port, timing in (("m_axi_w", PortTiming.weight_port(model)), ("m_axi_p", PortTiming.io_port(model))):
+    for port, timing in (("m_axi_w", PortTiming.weight_port(model)), ("m_axi_p", PortTiming.io_port(model)),
+                         ("m_axi_l", PortTiming.weight_port(model))):
         board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, ram, timing)
-    dut.rst.value, dut.start.value, dut.step_go.value, dut.x_we.value = 1, 0, 0, 0
+    dut.rst.value, dut.start.value, dut.step_go.value, dut.x_we.value, dut.ln_x_we.value = 1, 0, 0, 0, 0
+    lanes = int(os.environ["LN_L"])
+    ln_beats = cfg.n_embd // lanes
     for _ in range(3):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
@@ -135,6 +147,10 @@ async def accel_seq_runs_the_linear_steps(dut):
         if s.kind == "patch_embed":
             rows = 0  # im2col addressing: not in this slice
         x = y = None
+        if s.op == "layernorm":
+            steps.append(await _layernorm_step(dut, s, i, calls[_golden_name(s)], lanes, ln_beats, hw, model))
+            ran += 1
+            continue
         if rows:
             x, y = calls[_golden_name(s)]
             assert x.shape == (rows, s.k) and y.shape == (rows, s.n), (s, x.shape, y.shape)
@@ -172,9 +188,44 @@ async def accel_seq_runs_the_linear_steps(dut):
                       "mismatches": mism, "checked": rows * s.n if check else 0})
         ran += 1
     wall = time.perf_counter() - wall0
+    from cocotb.utils import get_sim_time
+    cycles = int(get_sim_time("ns") // 10)  # every cycle simulated (10 ns clock), bench writes included
     Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps({
         "hw": hw.name, "steps": steps, "sim_cycles": cycles, "wall_s": wall,
         "cycles_per_second": cycles / wall, "error": int(dut.error.value)}))
+
+
+async def _layernorm_step(dut, s, i: int, xy: tuple, lanes: int, beats: int, hw, model) -> dict:
+    """One LayerNorm step: golden's input rows into accel_ln's buffer, go, outputs against golden's."""
+    from cocotb_util import pack, unpack
+
+    x, y = xy
+    rows = x.shape[0]
+    for r in range(rows):  # not timed
+        for b in range(beats):
+            await FallingEdge(dut.clk)
+            dut.ln_x_we.value = 1
+            dut.ln_x_addr.value = r * beats + b
+            dut.ln_x_data.value = pack(x[r, b * lanes:(b + 1) * lanes], hw.act.width)
+    await FallingEdge(dut.clk)
+    dut.ln_x_we.value = 0
+    dut.step_go.value, dut.go_rows.value = 1, rows
+    await FallingEdge(dut.clk)
+    dut.step_go.value = 0
+    got = np.zeros_like(y)
+    flags = 0
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        if dut.ln_out_valid.value == 1:
+            r, b = divmod(int(dut.ln_out_index.value), beats)
+            got[r, b * lanes:(b + 1) * lanes] = unpack(int(dut.ln_out_y.value), lanes, hw.act.width)
+            flags += bin(int(dut.ln_out_ovf.value)).count("1")
+        if dut.step_done.value == 1:
+            break
+    return {"step": i, "weight": s.weight, "kind": s.kind, "rows": rows, "k": 0, "n": s.n,
+            "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s)["cycles"],
+            "mismatches": int((got != y).sum()) + flags, "checked": rows * s.n}
 
 
 def _run(tmp_path: Path, hw_name: str, max_steps: int | None, task: int) -> dict:
@@ -199,12 +250,13 @@ def _run(tmp_path: Path, hw_name: str, max_steps: int | None, task: int) -> dict
     kt_max, nt_max = max(s.k_tiles for s in lin), max(s.n_tiles for s in lin)
     model = PerfModel(cfg, hw, Design(**export_design_params(kp.__dict__)), BOARDS["zcu104"])
     nbuf = tile_buffers(model.read_latency_cycles, model.tile_load_cycles)  # the memory the bench has
-    params = accel_seq_parameters(hw, kp, cfg.n_tokens, kt_max, nt_max, nbuf)
-    env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TASK": str(task), "KT_MAX": str(kt_max)}
+    params = accel_seq_parameters(hw, kp, cfg, tmp_path, cfg.n_tokens, kt_max, nt_max, nbuf)
+    env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TASK": str(task), "KT_MAX": str(kt_max),
+           "LN_L": str(params["LN_L"])}
     if max_steps:
         env["MTL_MOE_MAX_STEPS"] = str(max_steps)
     rep = run_unit("accel_seq", params, "test_accel_rtl", env, tmp_path, ("-Wno-WIDTH",),
-                   extra_sources=("linear_engine", "mac_tile"))
+                   extra_sources=("linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit"))
     (tmp_path / "accel_rtl.json").write_text(json.dumps(rep, indent=1))
     return rep
 

@@ -13,6 +13,8 @@
 //   b_addr = w_base + b_off, has_bias = b_off != NO_OFFSET,
 // and reports the cycles from the engine's start to its done (step_done, step_cycles): what
 // hw_tests/test_accel_rtl.py compares with the performance model's cycles of the same step.
+// A layernorm step (accel_ln.sv: gamma at w_base + w_off, beta at w_base + b_off, over m_axi_l)
+// runs its rows the same way, its input rows written through the ln_x port.
 // Any other op is skipped (step_skip) in this slice: the units that run them are composed next.
 // A header that is not an mtl-moe program of this version stops the run with error set.
 module accel_seq #(
@@ -46,6 +48,7 @@ module accel_seq #(
     parameter int MAGIC = 32'h504C544D,
     parameter int VERSION = 1,
     parameter int OP_LINEAR = 3,
+    parameter int OP_LAYERNORM = 5,
     parameter int NO_OFFSET = -1,
     // word index of each field in a record (mtl_moe.program.STEP_FIELDS)
     parameter int F_OPCODE = 0,
@@ -54,7 +57,30 @@ module accel_seq #(
     parameter int F_W_TASK_STRIDE = 8,
     parameter int F_B_OFF = 9,
     parameter int F_N_TILES = 11,
-    parameter int F_K_TILES = 12
+    parameter int F_K_TILES = 12,
+    // the LayerNorm unit's (mtl_moe.rtl.layernorm_parameters, prefixed LN_)
+    parameter int LN_D = 64,
+    parameter int LN_L = 8,
+    parameter int LN_W = 32,
+    parameter int LN_F = 22,
+    parameter int LN_A_ROUND = 0,
+    parameter int LN_A_SAT = 0,
+    parameter int LN_BW = 32,
+    parameter int LN_BF = 22,
+    parameter int LN_SW = 48,
+    parameter int LN_SF = 32,
+    parameter int LN_S_SAT = 0,
+    parameter int LN_EPS = 1,
+    parameter int LN_RW = 32,
+    parameter int LN_RF = 21,
+    parameter int LN_R_SIGNED = 0,
+    parameter int LN_R_ROUND = 1,
+    parameter int LN_R_SAT = 0,
+    parameter int LN_N = 97,
+    parameter int LN_STEP = 5,
+    parameter int LN_EW = 18,
+    parameter int LN_EF = 17,
+    parameter LN_TABLE = "rsqrt_table.mem"
 ) (
     input  logic clk,
     input  logic rst,
@@ -83,6 +109,28 @@ module accel_seq #(
     output logic [15:0] out_ntile,
     output logic [T_OUT*OW-1:0] out_y,
     output logic [T_OUT-1:0] out_ovf,
+    // the LayerNorm step's input buffer and results (accel_ln.sv)
+    input  logic ln_x_we,
+    input  logic [$clog2(ROWS_MAX*(LN_D/LN_L))-1:0] ln_x_addr,
+    input  logic [LN_L*LN_W-1:0] ln_x_data,
+    output logic ln_out_valid,
+    output logic [31:0] ln_out_index,
+    output logic [LN_L*LN_W-1:0] ln_out_y,
+    output logic [LN_L-1:0] ln_out_ovf,
+    // AXI4 read master: LayerNorm's gamma / beta
+    output logic [0:0] m_axi_l_ARID,
+    output logic [63:0] m_axi_l_ARADDR,
+    output logic [7:0] m_axi_l_ARLEN,
+    output logic [2:0] m_axi_l_ARSIZE,
+    output logic [1:0] m_axi_l_ARBURST,
+    output logic m_axi_l_ARVALID,
+    input  logic m_axi_l_ARREADY,
+    input  logic [0:0] m_axi_l_RID,
+    input  logic m_axi_l_RLAST,
+    input  logic [AXI_BITS-1:0] m_axi_l_RDATA,
+    input  logic [1:0] m_axi_l_RRESP,
+    input  logic m_axi_l_RVALID,
+    output logic m_axi_l_RREADY,
     // AXI4 read master: the program
     output logic [0:0] m_axi_p_ARID,
     output logic [63:0] m_axi_p_ARADDR,
@@ -129,6 +177,8 @@ module accel_seq #(
     logic [15:0] e_rows, e_kt, e_nt;
     logic [63:0] e_waddr, e_baddr;
     logic e_bias, e_start, e_done, e_busy, e_err;
+    logic is_ln, ln_start, ln_done;
+    logic [63:0] ln_g, ln_b;
     logic [31:0] cyc;
 
     function automatic logic [31:0] field(input logic [REC_BITS-1:0] r, input int i);
@@ -152,6 +202,7 @@ module accel_seq #(
         step_done <= 1'b0;
         step_skip <= 1'b0;
         e_start <= 1'b0;
+        ln_start <= 1'b0;
         if (rst) begin
             st <= S_IDLE;
             error <= 1'b0;
@@ -184,7 +235,10 @@ module accel_seq #(
                         blk <= 1;
                         st <= S_AR;
                     end
-                end else if (field(rec, F_OPCODE) == OP_LINEAR) st <= S_WAIT_GO;
+                end else if (field(rec, F_OPCODE) == OP_LINEAR || field(rec, F_OPCODE) == OP_LAYERNORM) begin
+                    is_ln <= field(rec, F_OPCODE) == OP_LAYERNORM;
+                    st <= S_WAIT_GO;
+                end
                 else begin
                     step_skip <= 1'b1;
                     st <= blk == n_steps ? S_IDLE : S_AR;
@@ -198,6 +252,13 @@ module accel_seq #(
                     st <= blk == n_steps ? S_IDLE : S_AR;
                     done <= blk == n_steps;
                     blk <= blk + 1;
+                end else if (is_ln) begin
+                    e_rows <= go_rows;
+                    ln_g <= w_base + 64'(field(rec, F_W_OFF));
+                    ln_b <= w_base + 64'(field(rec, F_B_OFF));
+                    ln_start <= 1'b1;
+                    cyc <= '0;
+                    st <= S_RUN;
                 end else begin
                     e_rows <= go_rows;
                     e_kt <= 16'(field(rec, F_K_TILES));
@@ -215,7 +276,7 @@ module accel_seq #(
             S_RUN: begin
                 cyc <= cyc + 1;
                 if (e_err) error <= 1'b1;
-                if (e_done) begin
+                if (is_ln ? ln_done : e_done) begin
                     step_done <= 1'b1;
                     step_cycles <= cyc;
                     st <= blk == n_steps ? S_IDLE : S_AR;
@@ -243,4 +304,18 @@ module accel_seq #(
         .m_axi_w_ARID, .m_axi_w_ARADDR, .m_axi_w_ARLEN, .m_axi_w_ARSIZE, .m_axi_w_ARBURST, .m_axi_w_ARVALID,
         .m_axi_w_ARREADY, .m_axi_w_RID, .m_axi_w_RLAST, .m_axi_w_RDATA, .m_axi_w_RRESP, .m_axi_w_RVALID,
         .m_axi_w_RREADY);
+
+    accel_ln #(.D(LN_D), .L(LN_L), .W(LN_W), .F(LN_F), .A_ROUND(LN_A_ROUND), .A_SAT(LN_A_SAT), .BW(LN_BW),
+               .BF(LN_BF), .SW(LN_SW), .SF(LN_SF), .S_SAT(LN_S_SAT), .EPS(LN_EPS), .RW(LN_RW), .RF(LN_RF),
+               .R_SIGNED(LN_R_SIGNED), .R_ROUND(LN_R_ROUND), .R_SAT(LN_R_SAT), .N(LN_N), .STEP(LN_STEP),
+               .EW(LN_EW), .EF(LN_EF), .TABLE(LN_TABLE), .BSB(BSB), .AXI_BITS(AXI_BITS),
+               .ROWS_MAX(ROWS_MAX)) ln (
+        .clk, .rst, .start(ln_start), .rows(e_rows), .g_addr(ln_g), .b_addr(ln_b), .done(ln_done),
+        .x_we(ln_x_we), .x_addr(ln_x_addr), .x_data(ln_x_data), .out_valid(ln_out_valid),
+        .out_index(ln_out_index), .out_y(ln_out_y), .out_ovf(ln_out_ovf),
+        .m_axi_ARID(m_axi_l_ARID), .m_axi_ARADDR(m_axi_l_ARADDR), .m_axi_ARLEN(m_axi_l_ARLEN),
+        .m_axi_ARSIZE(m_axi_l_ARSIZE), .m_axi_ARBURST(m_axi_l_ARBURST), .m_axi_ARVALID(m_axi_l_ARVALID),
+        .m_axi_ARREADY(m_axi_l_ARREADY), .m_axi_RID(m_axi_l_RID), .m_axi_RLAST(m_axi_l_RLAST),
+        .m_axi_RDATA(m_axi_l_RDATA), .m_axi_RRESP(m_axi_l_RRESP), .m_axi_RVALID(m_axi_l_RVALID),
+        .m_axi_RREADY(m_axi_l_RREADY));
 endmodule
