@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-TOLERANCE = 0.05  # cycles: RTL vs the performance model's step_cost, per step
+TOLERANCE = 0.02  # cycles: RTL vs the model's step_cost, per step (issue 21 asks 5%; we measure <= 1.1%)
 
 
 def _golden_name(s) -> str:
