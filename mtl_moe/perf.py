@@ -162,6 +162,7 @@ class Design:
     kv_on_chip: bool = True  # attention reads K/V from on-chip buffers (Edge-MoE: re-streamed from DDR)
     fm_on_chip: bool = True  # feature maps stay on chip between kernels (Edge-MoE: DDR scratch)
     gate_on_linear: bool = True  # router logits on the shared linear unit (Edge-MoE: own MAC lanes)
+    gelu_pass: bool = True  # GELU a pass over the hidden rows (kernels.h gelu_rows; Edge-MoE: taken as fused)
 
 
 KERNEL_KNOBS = ("t_in", "t_out", "attn_p", "axi_bits", "attn_lanes", "clock_mhz", "weight_ports")
@@ -172,7 +173,7 @@ DESIGNS = {
     # function calls load_linear_weights and compute_linear one after the other, computes Q, K, V
     # with three separate linears, and moves feature maps through DDR scratch buffers.
     "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, overlap_weight_load=False, fused_qkv=False,
-                       gate_on_linear=False, kv_on_chip=False, fm_on_chip=False),
+                       gate_on_linear=False, kv_on_chip=False, fm_on_chip=False, gelu_pass=False),
     "ours": Design(),
 }
 
@@ -333,6 +334,12 @@ class PerfModel:
         units = self.units if self.units is not None else load_units()
         return int(units.get(("mac_tile", self.hw.name), {}).get("latency_cycles", 2))
 
+    @property
+    def gelu_latency(self) -> int:
+        """The GELU unit's register stages, as its cocotb test measures them (units.json), else 2."""
+        units = self.units if self.units is not None else load_units()
+        return int(units.get(("gelu_unit", self.hw.name), {}).get("latency_cycles", 2))
+
     def linear(self, rows: int, K: int, N: int) -> dict[str, float]:
         """Cycles of one call of the linear unit: ``load`` (exposed weight loading: bias, first tile,
         first-beat latency) and ``compute``; ``stall``: cycles the MAC array waits for tiles."""
@@ -398,6 +405,9 @@ class PerfModel:
         model has no formula for them yet (their kernels.h loops do take cycles; see the docs)."""
         c, d, hw = self.config, self.design, self.hw
         r = s.rows if rows is None else rows
+        if r == ROWS_QUEUE:
+            raise ValueError(f"step {s.op} of expert {s.expert} (layer {s.layer}) runs on its token queue: "
+                             "pass rows= (the queue's length)")
         T, D, E = c.n_tokens, c.n_embd, c.n_experts
         ab = d.axi_bits / 8
         fb = beat_lanes(d.axi_bits, hw.act.width)
@@ -457,6 +467,13 @@ class PerfModel:
             # kernels.h router: per token the softmax over E experts (II = 3: max, exp, sum) and the
             # top-k insertion (E compares)
             return {"cycles": T * (3 * E + E), "macs": 0, "bytes": 0.0}
+        if s.op == "gelu" and not d.gelu_pass:  # Edge-MoE: GELU on the linear's output stream, as published
+            return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
+        if s.op == "gelu":
+            # kernels.h gelu_rows: one pass over the hidden rows, a word of T_IN values a cycle
+            # (PIPELINE II=1, trip rows x ceil(n / T_IN)), then the GELU pipeline drains (its register
+            # stages, units.json, and the done stage); the model once took GELU as fused into fc1's store
+            return {"cycles": r * _cdiv(s.n, d.t_in) + self.gelu_latency + 1, "macs": 0, "bytes": 0.0}
         if s.op in UNMODELED_OPS:
             return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
         raise ValueError(f"program step {s.op!r} has no cycle formula")

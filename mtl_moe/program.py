@@ -50,10 +50,9 @@ F_PER_TASK = 2  # weight offset advances by w_task_stride per task (per-task rou
 F_TASK_EMB = 4  # router input gets the task embedding at b_off + task * b_task_stride added first
 F_GELU = 8  # a gelu step's rows x n on its buffer
 # steps kernels.h runs but the performance model has no cycle formula for yet (it counts them 0):
-# im2col and embed (patch embedding's input and the cls/pos add), gelu_rows (a separate pass over the
-# hidden rows; the model took GELU as fused into fc1's store), the MoE's gather/scatter of an expert's
-# token queue and the gated accumulation
-UNMODELED_OPS = ("im2col", "embed", "gelu", "expert_combine")
+# im2col and embed (patch embedding's input and the cls/pos add), the MoE's gather/scatter of an
+# expert's token queue and the gated accumulation
+UNMODELED_OPS = ("im2col", "embed", "expert_combine")
 
 
 @dataclass(frozen=True)
