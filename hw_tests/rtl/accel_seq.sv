@@ -15,7 +15,8 @@
 // hw_tests/test_accel_rtl.py compares with the performance model's cycles of the same step.
 // A layernorm step (accel_ln.sv: gamma at w_base + w_off, beta at w_base + b_off, over m_axi_l)
 // runs its rows the same way, its input rows written through the ln_x port.
-// Any other op is skipped (step_skip) in this slice: the units that run them are composed next.
+// A gelu step runs rows x ceil(n / T_IN) words of its buffer (ge_x port) through T_IN gelu_units
+// (accel_gelu.sv). Any other op is skipped (step_skip) in this slice: the units that run them are composed next.
 // A header that is not an mtl-moe program of this version stops the run with error set.
 module accel_seq #(
     // linear_engine's parameters (mtl_moe.rtl.linear_engine_parameters)
@@ -49,10 +50,12 @@ module accel_seq #(
     parameter int VERSION = 1,
     parameter int OP_LINEAR = 3,
     parameter int OP_LAYERNORM = 5,
+    parameter int OP_GELU = 11,
     parameter int NO_OFFSET = -1,
     // word index of each field in a record (mtl_moe.program.STEP_FIELDS)
     parameter int F_OPCODE = 0,
     parameter int F_ROWS = 2,
+    parameter int F_N = 4,
     parameter int F_W_OFF = 7,
     parameter int F_W_TASK_STRIDE = 8,
     parameter int F_B_OFF = 9,
@@ -80,7 +83,18 @@ module accel_seq #(
     parameter int LN_STEP = 5,
     parameter int LN_EW = 18,
     parameter int LN_EF = 17,
-    parameter LN_TABLE = "rsqrt_table.mem"
+    parameter LN_TABLE = "rsqrt_table.mem",
+    // the GELU lanes' (mtl_moe.rtl.gelu_parameters, prefixed GE_; T_IN lanes, one word a cycle)
+    parameter int GE_W = 32,
+    parameter int GE_F = 22,
+    parameter int GE_OUT_ROUND = 0,
+    parameter int GE_OUT_SAT = 0,
+    parameter int GE_N = 177,
+    parameter int GE_STEP = 5,
+    parameter int GE_EW = 18,
+    parameter int GE_EF = 18,
+    parameter GE_TABLE = "gelu_table.mem",
+    parameter int GE_WORDS_MAX = 64
 ) (
     input  logic clk,
     input  logic rst,
@@ -117,6 +131,14 @@ module accel_seq #(
     output logic [31:0] ln_out_index,
     output logic [LN_L*LN_W-1:0] ln_out_y,
     output logic [LN_L-1:0] ln_out_ovf,
+    // the gelu step's buffer and results (accel_gelu.sv)
+    input  logic ge_x_we,
+    input  logic [$clog2(GE_WORDS_MAX)-1:0] ge_x_addr,
+    input  logic [T_IN*GE_W-1:0] ge_x_data,
+    output logic ge_out_valid,
+    output logic [31:0] ge_out_index,
+    output logic [T_IN*GE_W-1:0] ge_out_y,
+    output logic [T_IN-1:0] ge_out_ovf,
     // AXI4 read master: LayerNorm's gamma / beta
     output logic [0:0] m_axi_l_ARID,
     output logic [63:0] m_axi_l_ARADDR,
@@ -177,7 +199,8 @@ module accel_seq #(
     logic [15:0] e_rows, e_kt, e_nt;
     logic [63:0] e_waddr, e_baddr;
     logic e_bias, e_start, e_done, e_busy, e_err;
-    logic is_ln, ln_start, ln_done;
+    logic is_ln, ln_start, ln_done, is_ge, ge_start, ge_done;
+    logic [31:0] ge_words;
     logic [63:0] ln_g, ln_b;
     logic [31:0] cyc;
 
@@ -203,6 +226,7 @@ module accel_seq #(
         step_skip <= 1'b0;
         e_start <= 1'b0;
         ln_start <= 1'b0;
+        ge_start <= 1'b0;
         if (rst) begin
             st <= S_IDLE;
             error <= 1'b0;
@@ -235,8 +259,10 @@ module accel_seq #(
                         blk <= 1;
                         st <= S_AR;
                     end
-                end else if (field(rec, F_OPCODE) == OP_LINEAR || field(rec, F_OPCODE) == OP_LAYERNORM) begin
+                end else if (field(rec, F_OPCODE) == OP_LINEAR || field(rec, F_OPCODE) == OP_LAYERNORM
+                             || field(rec, F_OPCODE) == OP_GELU) begin
                     is_ln <= field(rec, F_OPCODE) == OP_LAYERNORM;
+                    is_ge <= field(rec, F_OPCODE) == OP_GELU;
                     st <= S_WAIT_GO;
                 end
                 else begin
@@ -252,6 +278,11 @@ module accel_seq #(
                     st <= blk == n_steps ? S_IDLE : S_AR;
                     done <= blk == n_steps;
                     blk <= blk + 1;
+                end else if (is_ge) begin
+                    ge_words <= 32'(go_rows) * ((field(rec, F_N) + T_IN - 1) / T_IN);
+                    ge_start <= 1'b1;
+                    cyc <= '0;
+                    st <= S_RUN;
                 end else if (is_ln) begin
                     e_rows <= go_rows;
                     ln_g <= w_base + 64'(field(rec, F_W_OFF));
@@ -276,7 +307,7 @@ module accel_seq #(
             S_RUN: begin
                 cyc <= cyc + 1;
                 if (e_err) error <= 1'b1;
-                if (is_ln ? ln_done : e_done) begin
+                if (is_ge ? ge_done : is_ln ? ln_done : e_done) begin
                     step_done <= 1'b1;
                     step_cycles <= cyc;
                     st <= blk == n_steps ? S_IDLE : S_AR;
@@ -304,6 +335,12 @@ module accel_seq #(
         .m_axi_w_ARID, .m_axi_w_ARADDR, .m_axi_w_ARLEN, .m_axi_w_ARSIZE, .m_axi_w_ARBURST, .m_axi_w_ARVALID,
         .m_axi_w_ARREADY, .m_axi_w_RID, .m_axi_w_RLAST, .m_axi_w_RDATA, .m_axi_w_RRESP, .m_axi_w_RVALID,
         .m_axi_w_RREADY);
+
+    accel_gelu #(.W(GE_W), .F(GE_F), .OUT_ROUND(GE_OUT_ROUND), .OUT_SAT(GE_OUT_SAT), .N(GE_N), .STEP(GE_STEP),
+                 .EW(GE_EW), .EF(GE_EF), .TABLE(GE_TABLE), .LANES(T_IN), .WORDS_MAX(GE_WORDS_MAX)) gelu (
+        .clk, .rst, .start(ge_start), .n_words(ge_words), .done(ge_done), .x_we(ge_x_we), .x_addr(ge_x_addr),
+        .x_data(ge_x_data), .out_valid(ge_out_valid), .out_index(ge_out_index), .out_y(ge_out_y),
+        .out_ovf(ge_out_ovf));
 
     accel_ln #(.D(LN_D), .L(LN_L), .W(LN_W), .F(LN_F), .A_ROUND(LN_A_ROUND), .A_SAT(LN_A_SAT), .BW(LN_BW),
                .BF(LN_BF), .SW(LN_SW), .SF(LN_SF), .S_SAT(LN_S_SAT), .EPS(LN_EPS), .RW(LN_RW), .RF(LN_RF),
