@@ -1,14 +1,15 @@
 """The RTL accelerator's first slices (hw_tests/rtl/accel_seq.sv): the layer-program sequencer
 reads the export's program.bin from memory and runs its linear steps on linear_engine.sv, its
-LayerNorm steps on accel_ln.sv (layernorm_unit.sv) and its GELU steps on accel_gelu.sv, the weights
+LayerNorm steps on accel_ln.sv (layernorm_unit.sv), its GELU steps on accel_gelu.sv and its residual
+adds on accel_add.sv, the weights
 read from the export's weights.bin through the board-timed memory (hw_tests/board_memory.py, the
 ZCU104 weight port's figures of the performance model). For every linear step of the demo model's
 image (QKV, projection, MLP fc / fc2, router logits, every expert's W1 / W2 over its token queue),
-every LayerNorm (ln_1, ln_2, ln_f) and every GELU pass (dense and per expert):
+every LayerNorm (ln_1, ln_2, ln_f), every GELU pass (dense and per expert) and every residual add:
 
 1. the outputs equal the golden model's codes of that step for the same image (its input rows
    are golden's too, written into the unit's buffer by the bench: the units that produce them in
-   RTL - attention, residual adds, the router's top-k - are not composed yet); mismatches
+   RTL - attention, the router's top-k, the expert combine - are not composed yet); mismatches
    counted, 0 expected;
 2. the cycles from the unit's start to its done are within TOLERANCE (2%; the issue asks 5%) of
    the performance model's ``step_cost`` of the same program step on the same memory figures (no
