@@ -12,6 +12,8 @@ export fills in only what depends on the model:
   word, with offsets, shapes, formats, layouts and a SHA-256;
 - ``top.cpp``: the top function (``s_axilite`` control: task id, image count, buffer addresses;
   ``m_axi`` ports for weights, images and features);
+- ``program.bin``: the layer program (``mtl_moe.program``: op, sizes, buffers and weights.bin offsets
+  of every step), described in export.json's ``program``;
 - ``regmap.json``: the AXI-Lite register map of the top function (``ap_ctrl_hs``) and the byte
   size of each DDR buffer (``mtl_moe.deploy.regmap``), read by the driver and the RTL shell.
 
@@ -126,8 +128,12 @@ def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarra
             continue  # heads run on the host; noise weights are training-only
         t = param_type(name, hw)
         nb = storage_bytes(t.width)
-        blob += b"\0" * (-len(blob) % align)
         m = _linear_matrices(name, codes[name])
+        # a tile-major matrix starts on a tile boundary when tiles divide 4 KiB: then no tile burst
+        # crosses a 4 KiB boundary (AXI4; linear_engine.sv refuses such an address, an HLS m_axi
+        # adapter would split the burst); other tensors on an AXI word
+        tb = TileLayout(t_out, t_in, t_out, t_in, nb, axi_bits).tile_bytes if m is not None else align
+        blob += b"\0" * (-len(blob) % (tb if 4096 % tb == 0 else align))
         entry: dict[str, Any] = {"offset": len(blob), "class": "weight" if t == hw.weight else "bias",
                                  "type": t.ctype(), "bytes": nb}
         if m is not None:
@@ -443,6 +449,10 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
     blob, manifest = pack_weights(cfg, hw, codes, kp.axi_bits, kp.t_out, kp.t_in, kp.weight_ports)
     (out / "weights.bin").write_bytes(blob)
     (out / "weights.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    from mtl_moe.program import build_program, describe, encode
+
+    program = encode(build_program(cfg, hw, kp, manifest))  # the steps a sequencer runs (mtl_moe.program)
+    (out / "program.bin").write_bytes(program)
     config_text = config_header(cfg, hw, manifest, kp)
     (out / "config.h").write_text(config_text)
     (out / "top.cpp").write_text(top_cpp(config_text, kp))
@@ -458,7 +468,7 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
     cfg.save(out / "model_config.json")
     np.savez_compressed(out / "params.npz", **codes)  # every code incl. the heads (host side)
     meta = {"hw": hw.name, "config_hash": cfg.hash(), "kernel_params": kp.__dict__,
-            "weights_sha256": manifest["sha256"],
+            "weights_sha256": manifest["sha256"], "program": describe(program),
             "config_h_sha256": hashlib.sha256((out / "config.h").read_bytes()).hexdigest(),
             "testbench_task": cfg.tasks[tb_task].name,
             "ip_vlnv": f"{IP['vendor']}:{IP['library']}:{IP['ipname']}:{IP['version']}",

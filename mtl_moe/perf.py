@@ -48,6 +48,7 @@ from typing import Any
 from mtl_moe.config import MoEViTConfig
 from mtl_moe.hw import HardwareSpec, mac_pack2
 from mtl_moe.layout import TileLayout
+from mtl_moe.program import ROWS_QUEUE, UNMODELED_OPS, Step, build_program
 from mtl_moe.rtl import beat_lanes, layernorm_lanes, layernorm_timing
 
 MODELED_NOTE = "modeled; schedule not verified by Vitis here"
@@ -161,6 +162,7 @@ class Design:
     kv_on_chip: bool = True  # attention reads K/V from on-chip buffers (Edge-MoE: re-streamed from DDR)
     fm_on_chip: bool = True  # feature maps stay on chip between kernels (Edge-MoE: DDR scratch)
     gate_on_linear: bool = True  # router logits on the shared linear unit (Edge-MoE: own MAC lanes)
+    gelu_pass: bool = True  # GELU a pass over the hidden rows (kernels.h gelu_rows; Edge-MoE: taken as fused)
 
 
 KERNEL_KNOBS = ("t_in", "t_out", "attn_p", "axi_bits", "attn_lanes", "clock_mhz", "weight_ports")
@@ -171,7 +173,7 @@ DESIGNS = {
     # function calls load_linear_weights and compute_linear one after the other, computes Q, K, V
     # with three separate linears, and moves feature maps through DDR scratch buffers.
     "edge-moe": Design("edge-moe", 16, 16, 4, 256, 300.0, overlap_weight_load=False, fused_qkv=False,
-                       gate_on_linear=False, kv_on_chip=False, fm_on_chip=False),
+                       gate_on_linear=False, kv_on_chip=False, fm_on_chip=False, gelu_pass=False),
     "ours": Design(),
 }
 
@@ -336,12 +338,22 @@ class PerfModel:
         units = self.units if self.units is not None else load_units()
         return int(units.get(("mac_tile", self.hw.name), {}).get("latency_cycles", 2))
 
+    @property
+    def gelu_latency(self) -> int:
+        """The GELU unit's register stages, as its cocotb test measures them (units.json), else 2."""
+        units = self.units if self.units is not None else load_units()
+        return int(units.get(("gelu_unit", self.hw.name), {}).get("latency_cycles", 2))
+
     def linear(self, rows: int, K: int, N: int) -> dict[str, float]:
         """Cycles of one call of the linear unit: ``load`` (exposed weight loading: bias, first tile,
         first-beat latency) and ``compute``; ``stall``: cycles the MAC array waits for tiles."""
         d, hw = self.design, self.hw
         tiles = _cdiv(N, d.t_out) * _cdiv(K, d.t_in)
-        stream = max(self.beats(rows * K, hw.act.width), self.beats(rows * N, hw.act.width))
+        # feature maps in DDR (Edge-MoE): the rows stream in and out at one AXI beat a cycle; on chip,
+        # lu_compute reads one T_IN-value word a row-cycle, already the rows x tiles count below (the
+        # RTL's router step, N = E < T_OUT, showed the beat bound wrongly capping it, issue 21)
+        stream = (0 if d.fm_on_chip else
+                  max(self.beats(rows * K, hw.act.width), self.beats(rows * N, hw.act.width)))
         bias_beats = self.beats(N, hw.bias.width)
         fm_beats = 0 if d.fm_on_chip else (self.beats(rows * K, hw.act.width)
                                            + self.beats(rows * N, hw.act.width))
@@ -377,109 +389,125 @@ class PerfModel:
         return sum(p["load"] + p["compute"] for p in parts)
 
     # ---- kernels ----------------------------------------------------------------------------
-    def kernels(self) -> dict[str, float]:
-        """Cycles per kernel kind for one image (one task), summed over the blocks. Also fills
-        ``self.traffic`` (per kind: multiply-accumulates and DDR bytes, for the roofline) and
-        ``self.stalls`` (per kind: cycles the linear unit waits for weight tiles)."""
+    def program(self) -> list[Step]:
+        """The layer program of this design point (``mtl_moe.program``): the steps whose cycles
+        :meth:`kernels` sums, the same list the export writes as program.bin and the RTL runs."""
+        return build_program(self.config, self.hw, self.design)
+
+    def expert_rows(self) -> dict[int, list[int]]:
+        """Per MoE block (layer index): the token count of each expert's queue, from
+        ``tokens_per_expert`` (in MoE-block order) or a uniform split of T x top_k."""
+        c = self.config
+        moe = [i for i in range(c.n_layer) if c.is_moe_block(i)]
+        return {i: (self.tokens_per_expert[j] if self.tokens_per_expert
+                    else _uniform(c.n_tokens * c.top_k, c.n_experts)) for j, i in enumerate(moe)}
+
+    def step_cost(self, s: Step, rows: int | None = None) -> dict[str, float]:
+        """Modeled ``cycles`` of one program step, its ``macs`` and DDR ``bytes`` (roofline) and
+        ``wait`` (cycles the linear unit waits for weights: exposed loads + stalls; linears only).
+        ``rows`` replaces an expert step's ROWS_QUEUE. Steps of :data:`UNMODELED_OPS` cost 0: the
+        model has no formula for them yet (their kernels.h loops do take cycles; see the docs)."""
         c, d, hw = self.config, self.design, self.hw
-        ab = d.axi_bits / 8
-        tr: dict[str, list[float]] = {}
-        stalls: dict[str, float] = {}
-
-        def add(kind: str, macs: float, nbytes: float) -> None:
-            m, b = tr.get(kind, [0.0, 0.0])
-            tr[kind] = [m + macs, b + nbytes]
-
-        def add_lin(kind: str, parts: list[dict[str, float]]) -> None:
-            for p in parts:
-                add(kind, p["macs"], p["bytes"])
-                stalls[kind] = stalls.get(kind, 0.0) + p["stall"] + p["load"]
-
+        r = s.rows if rows is None else rows
+        if r == ROWS_QUEUE:
+            raise ValueError(f"step {s.op} of expert {s.expert} (layer {s.layer}) runs on its token queue: "
+                             "pass rows= (the queue's length)")
         T, D, E = c.n_tokens, c.n_embd, c.n_experts
+        ab = d.axi_bits / 8
         fb = beat_lanes(d.axi_bits, hw.act.width)
         tok_beats = T * _cdiv(D, fb)
-        groups = attention_groups(T, d.attn_p)
         fm_bytes = 0.0 if d.fm_on_chip else tok_beats * ab
-        out: dict[str, float] = {"io": 0.0, "patch_embed": 0.0, "layernorm": 0.0, "attn_linear": 0.0,
-                                 "attn_qk_softmax": 0.0, "attn_av": 0.0, "mlp": 0.0, "gate": 0.0,
-                                 "experts": 0.0, "add": 0.0}
-        if d.fm_on_chip:
-            # top: the image read into the on-chip patch buffer, the features written back, through the
-            # io bundle (one burst each, II=1 loops of beats) — not overlapped with compute
+        io = self.read_latency_cycles + self.burst_overhead_cycles
+        if s.op == "linear" or (s.op == "router_logits" and d.gate_on_linear):
+            p = self.linear(r, s.k, s.n)
+            return {"cycles": p["load"] + p["compute"], "macs": p["macs"], "bytes": p["bytes"],
+                    "wait": p["stall"] + p["load"]}
+        if s.op == "read_image":
+            # top: the image read into the on-chip patch buffer through the io bundle (one burst, II=1
+            # loop of beats), not overlapped with compute
             img = self.beats(c.n_patches * c.in_chans * c.patch_size**2, hw.act.width)
+            return {"cycles": img * self.beat_cycles + io, "macs": 0, "bytes": img * ab}
+        if s.op == "write_features":
+            # the features back through the io bundle; counted for T rows (the class token too)
+            # although write_features writes N_PATCHES: kept so the published figures stand
             feat = self.beats(T * D, hw.act.width)
-            out["io"] = (img + feat) * self.beat_cycles + 2 * (self.read_latency_cycles
-                                                               + self.burst_overhead_cycles)
-            add("io", 0, (img + feat) * ab)
-        pe = self.linear(c.n_patches, c.in_chans * c.patch_size**2, D)
-        add_lin("patch_embed", [pe])
-        out["patch_embed"] = pe["compute"] + pe["load"]
-        # LayerNorm row unit (kernels.h layer_norm = layernorm_unit.sv's schedule): rows one at a time,
-        # per row 3 passes of D / L words (input, centring, output; PIPELINE II=1) + 8 cycles
-        # (mtl_moe.rtl.layernorm_timing); with feature maps in DDR bounded by the row's read + write.
-        ln_row = layernorm_timing(D, self.ln_lanes)[1]
-        if d.fm_on_chip:  # gamma and beta loaded once per call into on-chip arrays (one burst each)
-            ln_par = 2 * (self.beats(D, hw.bias.width) * self.weight_beat_cycles + self.burst_overhead_cycles)
-            ln = T * ln_row + ln_par + self.read_latency_cycles
-        else:
-            ln = T * max(ln_row, 2 * _cdiv(D, fb) * self.fm_cycles)
-        out["layernorm"] += ln  # the final LayerNorm (ln_f)
-        add("layernorm", 0, 2 * fm_bytes)
-        moe_i = 0
-        for i in range(c.n_layer):
-            out["layernorm"] += 2 * ln
-            add("layernorm", 0, 2 * 2 * fm_bytes)
-            # residual add, twice a block: ours one pass over the on-chip rows, a word of T_IN values a
-            # cycle (PIPELINE II=1, trip T * ceil(D / T_IN)); Edge-MoE: two streams in, one out of DDR
-            out["add"] += 2 * (T * _cdiv(D, d.t_in) if d.fm_on_chip else tok_beats * self.fm_cycles)
-            add("add", 0, 2 * 3 * fm_bytes)
-            qkv = ([self.linear(T, D, 3 * D)] if d.fused_qkv else [self.linear(T, D, D)] * 3)
-            out["attn_linear"] += self._seq(qkv + [self.linear(T, D, D)])
-            add_lin("attn_linear", qkv + [self.linear(T, D, D)])
-            lanes = self.attn_lanes
+            return {"cycles": feat * self.beat_cycles + io, "macs": 0, "bytes": feat * ab}
+        if s.op == "layernorm":
+            # LayerNorm row unit (kernels.h layer_norm = layernorm_unit.sv's schedule): rows one at a
+            # time, per row 3 passes of D / L words (input, centring, output; PIPELINE II=1) + 8 cycles
+            # (mtl_moe.rtl.layernorm_timing); with feature maps in DDR bounded by the row's read + write.
+            ln_row = layernorm_timing(D, self.ln_lanes)[1]
+            if d.fm_on_chip:  # gamma and beta loaded once per call into on-chip arrays (one burst each)
+                par = 2 * (self.beats(D, hw.bias.width) * self.weight_beat_cycles
+                           + self.burst_overhead_cycles)
+                cyc = T * ln_row + par + self.read_latency_cycles
+            else:
+                cyc = T * max(ln_row, 2 * _cdiv(D, fb) * self.fm_cycles)
+            return {"cycles": cyc, "macs": 0, "bytes": 2 * fm_bytes}
+        if s.op == "residual":
+            # ours one pass over the on-chip rows, a word of T_IN values a cycle (PIPELINE II=1, trip
+            # T * ceil(D / T_IN)); Edge-MoE: two streams in, one out of DDR
+            cyc = T * _cdiv(D, d.t_in) if d.fm_on_chip else tok_beats * self.fm_cycles
+            return {"cycles": cyc, "macs": 0, "bytes": 3 * fm_bytes}
+        if s.op in ("attn_qk_softmax", "attn_av"):
+            groups = attention_groups(T, d.attn_p)
             if d.kv_on_chip:
                 # kernels.h attention: for each group of P query rows (trip ceil(T / P)), each head,
                 # Q.K^T + running softmax then A.V, each a PIPELINE II=1 loop over the T key (value) rows x
                 # ceil(head_dim / lanes) words, one word read from the on-chip K (V) buffer a cycle and
                 # used by all P rows (P x lanes MACs a cycle). The phases run one after the other.
-                kv = groups * c.n_head * T * _cdiv(c.head_dim, lanes)
+                kv = groups * c.n_head * T * _cdiv(c.head_dim, self.attn_lanes)
                 if not d.fm_on_chip:  # K and V read from DDR into the on-chip buffers first
                     kv += tok_beats * self.fm_cycles
             else:  # Edge-MoE: each K (V) beat of a head's row streamed from DDR once per group
                 kv = groups * T * c.n_head * _cdiv(c.head_dim, fb) * self.beat_cycles
-            out["attn_qk_softmax"] += kv
-            out["attn_av"] += kv
             kv_beats = c.n_head * _cdiv(c.head_dim, fb)
             kv_bytes = (fm_bytes if d.kv_on_chip else groups * T * kv_beats * ab) + fm_bytes
-            add("attn_qk_softmax", T * T * D, kv_bytes)
-            add("attn_av", T * T * D, kv_bytes)
-            if c.is_moe_block(i):
-                if d.gate_on_linear:
-                    # kernels.h router: logits on the linear unit, then per token the softmax over E
-                    # experts (II = 3: max, exp, sum) and the top-k insertion (E compares)
-                    g = self.linear(T, D, E)
-                    out["gate"] += g["load"] + g["compute"] + T * (3 * E + E)
-                    add_lin("gate", [g])
-                else:  # Edge-MoE: own E x f_per_beat MAC lanes, one token beat per cycle
-                    out["gate"] += T * (max(_cdiv(D, fb) * self.fm_cycles, _cdiv(D, fb)) + 3 * E + E)
-                    add("gate", T * D * E, fm_bytes + E * D * hw.weight.width / 8)
-                # kernels.h moe: expert by expert (active ones only), W1 then W2 on the linear unit
-                # over the expert's token queue; each call pays its first tile and latency
-                counts = (self.tokens_per_expert[moe_i] if self.tokens_per_expert
-                          else _uniform(T * c.top_k, E))
-                parts = []
-                for n in counts:
-                    if n:
-                        parts += [self.linear(n, D, c.expert_hidden), self.linear(n, c.expert_hidden, D)]
-                out["experts"] += self._seq(parts) if parts else 0.0
-                add_lin("experts", parts)
-                moe_i += 1
-            else:
-                hidden = c.dense_equiv_hidden if i in c.moe_blocks else c.mlp_hidden
-                mlp = [self.linear(T, D, hidden), self.linear(T, hidden, D)]  # GELU fused in fc1's store
-                out["mlp"] += self._seq(mlp)
-                add_lin("mlp", mlp)
-        if not d.fm_on_chip:
+            return {"cycles": kv, "macs": T * T * D, "bytes": kv_bytes}
+        if s.op == "router_logits":  # Edge-MoE: own E x f_per_beat MAC lanes, one token beat per cycle
+            return {"cycles": T * max(_cdiv(D, fb) * self.fm_cycles, _cdiv(D, fb)), "macs": T * D * E,
+                    "bytes": fm_bytes + E * D * hw.weight.width / 8}
+        if s.op == "router_topk":
+            # kernels.h router: per token the softmax over E experts (II = 3: max, exp, sum) and the
+            # top-k insertion (E compares)
+            return {"cycles": T * (3 * E + E), "macs": 0, "bytes": 0.0}
+        if s.op == "gelu" and not d.gelu_pass:  # Edge-MoE: GELU on the linear's output stream, as published
+            return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
+        if s.op == "gelu":
+            # kernels.h gelu_rows: one pass over the hidden rows, a word of T_IN values a cycle
+            # (PIPELINE II=1, trip rows x ceil(n / T_IN)), then the GELU pipeline drains (its register
+            # stages, units.json, and the done stage); the model once took GELU as fused into fc1's store
+            return {"cycles": r * _cdiv(s.n, d.t_in) + self.gelu_latency + 1, "macs": 0, "bytes": 0.0}
+        if s.op in UNMODELED_OPS:
+            return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
+        raise ValueError(f"program step {s.op!r} has no cycle formula")
+
+    def kernels(self) -> dict[str, float]:
+        """Cycles per kernel kind for one image (one task): the sum of :meth:`step_cost` over the
+        steps of :meth:`program`. Also fills ``self.traffic`` (per kind: multiply-accumulates and DDR
+        bytes, for the roofline), ``self.stalls`` (per kind: cycles the linear unit waits for weight
+        tiles) and ``self.step_cycles`` (each step's modeled cycles, what the RTL tests compare).
+        Expert steps take their rows from :meth:`expert_rows`; an expert with no tokens is skipped."""
+        tr: dict[str, list[float]] = {}
+        stalls: dict[str, float] = {}
+        out: dict[str, float] = {"io": 0.0, "patch_embed": 0.0, "layernorm": 0.0, "attn_linear": 0.0,
+                                 "attn_qk_softmax": 0.0, "attn_av": 0.0, "mlp": 0.0, "gate": 0.0,
+                                 "experts": 0.0, "add": 0.0}
+        queues = self.expert_rows()
+        self.step_cycles = []
+        for s in self.program():
+            rows = queues[s.layer][s.expert] if s.rows == ROWS_QUEUE else None
+            if rows == 0:
+                self.step_cycles.append(0.0)
+                continue
+            p = self.step_cost(s, rows)
+            self.step_cycles.append(p["cycles"])
+            out[s.kind] += p["cycles"]
+            m, b = tr.get(s.kind, [0.0, 0.0])
+            tr[s.kind] = [m + p["macs"], b + p["bytes"]]
+            if "wait" in p:
+                stalls[s.kind] = stalls.get(s.kind, 0.0) + p["wait"]
+        if not self.design.fm_on_chip:
             del out["io"]
         self.traffic = {k: {"macs": v[0], "ddr_bytes": v[1]} for k, v in tr.items()}
         self.stalls = stalls

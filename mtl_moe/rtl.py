@@ -36,7 +36,7 @@ def mac_tile_parameters(hw: HardwareSpec, t_in: int, t_out: int) -> dict[str, An
 
 
 def linear_engine_parameters(hw: HardwareSpec, t_in: int, t_out: int, axi_bits: int, rows_max: int,
-                             kt_max: int, nt_max: int, in_t: Any = None) -> dict[str, Any]:
+                             kt_max: int, nt_max: int, in_t: Any = None, nbuf: int = 2) -> dict[str, Any]:
     """Parameters of ``linear_engine.sv``: the MAC tile's, the AXI width and buffer limits, the
     tile-major weight layout of ``mtl_moe.layout.TileLayout`` (WSB-bit codes, one burst of
     TILE_BEATS beats per tile, tiles TILE_BYTES apart), and the bias / accumulator / output
@@ -62,7 +62,7 @@ def linear_engine_parameters(hw: HardwareSpec, t_in: int, t_out: int, axi_bits: 
                          f"divide 4096, so an aligned tile never crosses 4 KiB)")
     fp = x.frac_bits + w.frac_bits
     return {**mac, "WSB": 8 * lay.elem_bytes, "AXI_BITS": axi_bits, "TILE_BEATS": lay.tile_beats,
-            "TILE_BYTES": lay.tile_bytes, "ROWS_MAX": rows_max,
+            "TILE_BYTES": lay.tile_bytes, "ROWS_MAX": rows_max, "NBUF": nbuf,
             "KT_MAX": kt_max, "NT_MAX": nt_max, "BSB": 8 * storage_bytes(b.width), "BW": b.width,
             "B_SHIFT": b.frac_bits - fp, "B_ROUND": ROUND_CODE[b.rounding], "ACC_SHIFT": fp - acc.frac_bits,
             "OW": o.width, "O_SHIFT": fp - o.frac_bits, "O_ROUND": ROUND_CODE[o.rounding],
@@ -190,3 +190,43 @@ def layernorm_parameters(hw: HardwareSpec, cfg: MoEViTConfig, dir: str | Path, l
     return {"D": cfg.n_embd, "L": lanes, "W": a.width, "F": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
             "A_SAT": int(a.overflow == "SAT"), "BW": b.width, "BF": b.frac_bits,
             "S_SAT": int(s.overflow == "SAT"), "EPS": eps, **{rename.get(k, k): v for k, v in r.items()}}
+
+
+def tile_buffers(latency_cycles: float, tile_load_cycles: float) -> int:
+    """Weight-tile buffers the linear engine needs so a memory's first-beat latency is paid once per
+    layer (the performance model's schedule): while one tile is applied, enough tiles must be in
+    flight to cover the latency plus a tile's load at the load-bound rate, one tile a
+    ``tile_load_cycles``: 1 + ceil((latency + tile load) / tile load), rounded up to a power of two
+    (at least 2, the ping-pong pair)."""
+    import math
+
+    n = 1 + math.ceil((latency_cycles + tile_load_cycles) / tile_load_cycles)
+    return max(2, 1 << (n - 1).bit_length())
+
+
+def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, dir: str | Path,
+                         rows_max: int, kt_max: int, nt_max: int, nbuf: int = 2, gelu_words: int = 64,
+                         add_words: int = 64) -> dict[str, Any]:
+    """Parameters of ``accel_seq.sv``: its linear engine's (:func:`linear_engine_parameters` at the
+    export's tile sizes and AXI width), its LayerNorm unit's (:func:`layernorm_parameters` with the
+    lanes the design instantiates, :func:`layernorm_lanes`; prefixed ``LN_``, its table in ``dir``),
+    its GELU lanes' (:func:`gelu_parameters`, prefixed ``GE_``, a buffer of ``gelu_words`` T_IN-value
+    words), the residual adder's (act's overflow mode, ``add_words`` words) and the program format
+    of ``mtl_moe.program`` (record size, magic, version, opcodes, the word index of each field it
+    reads)."""
+    from mtl_moe import program as pg
+
+    if kp.weight_ports != 1:
+        raise ValueError(f"accel_seq's linear engine reads weights through one port; weight_ports = "
+                         f"{kp.weight_ports} is not built in RTL yet")
+    ln = layernorm_parameters(hw, cfg, dir, layernorm_lanes(cfg.n_embd, kp.axi_bits, hw.act.width))
+    ge = {**gelu_parameters(hw, Path(dir) / "gelu_table.mem"), "WORDS_MAX": gelu_words}
+    at = {f"F_{k.upper()}": pg.STEP_FIELDS.index(k) for k in ("opcode", "rows", "n", "w_off", "w_task_stride",
+                                                              "b_off", "n_tiles", "k_tiles")}
+    return {**linear_engine_parameters(hw, kp.t_in, kp.t_out, kp.axi_bits, rows_max, kt_max, nt_max,
+                                       nbuf=nbuf),
+            "STEP_WORDS": pg.STEP_WORDS, "MAGIC": pg.MAGIC, "VERSION": pg.VERSION,
+            **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual")},
+            "AD_SAT": int(hw.act.overflow == "SAT"), "AD_WORDS_MAX": add_words,
+            "NO_OFFSET": pg.NO_OFFSET,
+            **at, **{f"LN_{k}": v for k, v in ln.items()}, **{f"GE_{k}": v for k, v in ge.items()}}

@@ -44,6 +44,7 @@ module linear_engine #(
     parameter int ROWS_MAX = 256,
     parameter int KT_MAX = 64,        // ceil(K / T_IN) at most
     parameter int NT_MAX = 64,        // ceil(N / T_OUT) at most
+    parameter int NBUF = 2,           // weight-tile buffers (a power of two >= 2): tiles requested ahead
     parameter int BSB = 32,           // bias storage bits (an element of weights.bin)
     parameter int BW = 32,            // bias width (signed)
     parameter int B_SHIFT = -14,      // bias grid -> products' grid: shift_round(b, B_SHIFT, B_ROUND)
@@ -108,6 +109,8 @@ module linear_engine #(
 
     // the layout's invariants (mtl_moe.layout.TileLayout; linear_engine_parameters checks the same)
     initial begin
+        if (NBUF < 2 || (NBUF & (NBUF - 1)) != 0)
+            $error("linear_engine: NBUF = %0d tile buffers must be a power of two >= 2", NBUF);
         if (WW > WSB || AXI_BITS % WSB != 0)
             $error("linear_engine: %0d-bit weights in %0d-bit codes must fill %0d-bit AXI words whole",
                    WW, WSB, AXI_BITS);
@@ -124,17 +127,20 @@ module linear_engine #(
     logic [T_IN*WA-1:0] xmem [ROWS_MAX*KT_MAX];
     always_ff @(posedge clk) if (x_we) xmem[x_addr] <= x_data;
 
-    logic [BUF_BITS-1:0] wbuf [2];   // flat: code c of the tile at bits [c*WSB +: WSB]
+    localparam int BI = NBUF > 2 ? $clog2(NBUF) : 1;  // buffer index: tile j in buffer j % NBUF
+    logic [BUF_BITS-1:0] wbuf [NBUF];  // flat: code c of the tile at bits [c*WSB +: WSB]
     logic [BSB-1:0] bbuf [N_MAX];     // the layer's bias
     logic [31:0] nbb;                 // bias beats of this layer (0 without bias)
-    logic [1:0] full;               // buffer b holds a loaded tile not yet applied
+    logic [NBUF-1:0] full;          // buffer b holds a loaded tile not yet applied
     logic running;
     logic [31:0] total;             // tiles in this layer
 
-    // ---- loader: the request for tile rq_j, data into buffer ld_j[0] ----------------------
-    // The read request of the next tile goes out as soon as its buffer is free, before the data of
-    // this one has all arrived (AXI reads are pipelined), so the memory's latency is paid once per
-    // layer, not once per tile; data arrives in request order. One burst per tile.
+    // ---- loader: the request for tile rq_j, data into buffer ld_j % NBUF ------------------
+    // The read request of a tile goes out as soon as its buffer is free, before the data of the
+    // ones before it has all arrived (AXI reads are pipelined): up to NBUF tiles in flight or
+    // waiting, so a memory whose first-beat latency exceeds a tile's pass is still paid once per
+    // layer, not once per tile, once NBUF covers it (2: ping-pong, enough only when the latency
+    // hides behind one pass); data arrives in request order. One burst per tile.
     logic [31:0] rq_j, ld_j;
     logic [BCW-1:0] r_beat;         // beat of tile ld_j arriving next
     logic ld_fill;                  // the last beat of tile ld_j arrives this cycle
@@ -158,7 +164,7 @@ module linear_engine #(
     assign m_axi_w_ARLEN = bias_rq ? 8'(b_len - 1) : 8'(TILE_BEATS - 1);
     assign m_axi_w_ARSIZE = 3'($clog2(AXI_BITS / 8));
     assign m_axi_w_ARBURST = 2'b01;  // INCR
-    assign m_axi_w_ARVALID = running && (bias_rq || (rq_j < total && rq_j <= ld_j + 1 && !full[rq_j[0]]));
+    assign m_axi_w_ARVALID = running && (bias_rq || (rq_j < total && rq_j < ld_j + NBUF && !full[BI'(rq_j)]));
     assign m_axi_w_ARADDR = bias_rq ? b_next
                           : w_addr + 64'(rq_j) * 64'(TILE_BYTES);  // tile (i, j): t = i * k_tiles + j
     assign m_axi_w_RREADY = 1'b1;
@@ -185,19 +191,20 @@ module linear_engine #(
                     if (rb_cnt * VPB + v < N_MAX) bbuf[NA'(rb_cnt * VPB + v)] <= m_axi_w_RDATA[v*BSB +: BSB];
                 rb_cnt <= rb_cnt + 1;
             end else if (m_axi_w_RVALID) begin
-                wbuf[ld_j[0]][r_beat*AXI_BITS +: AXI_BITS] <= m_axi_w_RDATA;
+                wbuf[BI'(ld_j)][r_beat*AXI_BITS +: AXI_BITS] <= m_axi_w_RDATA;
                 r_beat <= 32'(r_beat) == TILE_BEATS - 1 ? '0 : r_beat + 1'b1;
             end
             if (ld_fill) ld_j <= ld_j + 1;
         end
     end
 
-    // ---- compute: pass over the rows with tile cp_j (buffer cp_j[0]) ------------------------
+    // ---- compute: pass over the rows with tile cp_j (buffer cp_j % NBUF) --------------------
     logic [31:0] cp_j;
     logic [15:0] cp_n, cp_kb, cp_r;
     logic cp_active;
     // stage 0 -> 1: input row read, tile buffer selected
-    logic v1, first1, last1, end1, sel1;
+    logic v1, first1, last1, end1;
+    logic [BI-1:0] sel1;
     logic [15:0] r1, n1;
     logic [T_IN*WA-1:0] x1;
     logic [T_OUT*T_IN*WW-1:0] w1;   // the MAC tile's w[t][u] at bits [(t*T_IN+u)*WW +: WW]
@@ -216,21 +223,21 @@ module linear_engine #(
             v1 <= 1'b0;
         end else begin
             v1 <= 1'b0;
-            if (running && !cp_active && cp_j < total && full[cp_j[0]]) begin
+            if (running && !cp_active && cp_j < total && full[BI'(cp_j)]) begin
                 cp_active <= 1'b1;
                 cp_r <= '0;
             end
             if (cp_active) begin
                 v1 <= 1'b1;
                 x1 <= xmem[XA'(32'(cp_r) * KT_MAX + 32'(cp_kb))];
-                sel1 <= cp_j[0];
+                sel1 <= BI'(cp_j);
                 r1 <= cp_r;
                 n1 <= cp_n;
                 first1 <= cp_kb == 0;
                 last1 <= cp_kb == k_tiles - 1;
                 end1 <= cp_r == rows - 1;
                 if (cp_r == rows - 1) begin  // next tile: straight on if it is loaded (no bubble)
-                    cp_active <= cp_j + 1 < total && full[~cp_j[0]];
+                    cp_active <= cp_j + 1 < total && full[BI'(cp_j + 1)];
                     cp_r <= '0;
                     cp_j <= cp_j + 1;
                     if (cp_kb == k_tiles - 1) begin
@@ -245,7 +252,7 @@ module linear_engine #(
     always_ff @(posedge clk) begin
         if (rst || start) full <= '0;
         else begin
-            if (ld_fill) full[ld_j[0]] <= 1'b1;
+            if (ld_fill) full[BI'(ld_j)] <= 1'b1;
             if (cp_free) full[sel1] <= 1'b0;
         end
     end
