@@ -31,7 +31,8 @@ PENDING = {"docs/rtl-accelerator.md"}
 # (runs/ and exports/ are what commands write, so they are not checked; nor are build caches).
 REPO_DIRS = ("mtl_moe/", "hls/", "sim/", "bench/", "hw_tests/", "tests/", "bitstreams/", "notebooks/",
              "requirements/", "docs/", ".ci/")
-GENERATED = ("hw_tests/build/", "mtl_moe/_data/", "mtl_moe/notebooks/")  # + the wheel's layout (docs/install.md)
+# build caches, and the wheel's layout of the shipped folders (docs/install.md)
+GENERATED = ("hw_tests/build/", "mtl_moe/_data/", "mtl_moe/notebooks/")
 
 
 def _blocks(text: str) -> list[tuple[str, str, bool]]:
