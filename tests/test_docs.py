@@ -25,7 +25,7 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 README_MAX_BYTES = 12 * 1024
 
 # Pages other engineers write in parallel; the lead empties this list once they are merged.
-PENDING = {"docs/rtl-accelerator.md"}
+PENDING: set[str] = set()  # pages linked before they were written (none now)
 
 # Backticked paths starting with one of these folders are repository paths and must exist
 # (runs/ and exports/ are what commands write, so they are not checked; nor are build caches).
