@@ -153,6 +153,49 @@ def test_unpacked_wheel_runs_from_an_unrelated_folder_and_refuses_a_missing_unit
     assert len(r.stderr.strip().splitlines()) == 1 and "hw_tests/results/units.json is missing" in r.stderr
 
 
+EXPORT_CSIM = """
+import json, sys
+import torch
+from mtl_moe.config import get_preset
+from mtl_moe.csim import compare
+from mtl_moe.hls_export import export
+from mtl_moe.hw import get_hw
+from mtl_moe.model import M3ViT
+from mtl_moe.quant import QuantM3ViT
+
+torch.manual_seed(0)
+cfg = get_preset("demo").replace(n_layer=1, moe_blocks=(0,))
+export(QuantM3ViT(M3ViT(cfg), get_hw("int8")), sys.argv[1])
+print(json.dumps(compare(sys.argv[1], n_images=1, tasks=["depth"])))
+"""
+
+
+def test_unpacked_wheel_exports_csims_and_perfs_with_the_checkouts_numbers(wheel, tmp_path):
+    """The pipeline's hardware half from the wheel's files alone, in an unrelated folder (CI's fast
+    variant of the fresh-venv test below, which installs the wheel and its dependencies): export
+    (templates and kernel headers from the wheel), C-sim (csim_api.cpp from the wheel) equal to
+    golden, and perf of that export equal to what the checkout's code says of the same folder."""
+    site, cwd = tmp_path / "site", tmp_path / "elsewhere"
+    cwd.mkdir()
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(site)
+    env = _clean_env(PYTHONPATH=str(site))
+    r = _run([sys.executable, "-c", EXPORT_CSIM, "export"], cwd, env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["mismatches"] == 0 and res["tasks"]["depth"]["feature_mismatches"] == 0, res
+    meta = json.loads((cwd / "export" / "export.json").read_text())
+    assert not any(str(REPO) in str(v) for v in meta.values()), meta  # nothing points into the checkout
+
+    def perf(e: dict[str, str]) -> dict:
+        out = _run([sys.executable, "-m", "mtl_moe", "perf", "export", "--json"], cwd, e)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    ours, checkout = perf(env), perf(_clean_env(PYTHONPATH=str(REPO)))
+    assert ours == checkout and ours["lut"] and ours["dsp"] > 0, (ours, checkout)
+
+
 def test_export_refuses_a_broken_install_before_writing_anything(tmp_path, monkeypatch):
     from test_golden import _scaled_model
 
