@@ -77,12 +77,16 @@ static inline ap_uint<W> beat_field(const axi_word& w, int lane) {
 // ---- the shared linear unit --------------------------------------------------------------------
 // out[r][n] = requant(sum_k in[r][k] * W[n][k] + bias[n]) for r < rows; W (N x K) tile-major at byte
 // offset w_off, bias at b_off (-1: none). Four dataflow stages joined by streams: weight tiles (one
-// burst), bias (one burst), the MAC array, the store; the tile stream (depth 2) is the ping-pong
-// buffer that lets the next tile load while the MAC array applies this one to every row.
+// burst), bias (one burst), the MAC array, the store; the tile stream (LU_TILE_DEPTH = 2) is the
+// ping-pong buffer that lets the next tile load while the MAC array applies this one to every row.
 
 // Weights: all n_tiles x k_tiles tiles of the matrix, one flat loop over contiguous AXI words per
-// weight bundle, so each bundle's reads are one burst (UG1399: consecutive addresses in a pipelined
-// loop); a tile is complete after TILE_BEATS beats and goes to the MAC stage.
+// weight bundle, so each bundle's reads are one burst request (UG1399: consecutive addresses in a
+// pipelined loop), which the m_axi adapter issues as AXI bursts of RD_BURST beats (one tile per
+// port), up to RD_OUTSTANDING of them ahead, AXI_LATENCY cycles early (top.cpp's pragmas, config.h):
+// the adapter's read buffer holds the RD_AHEAD_BEATS the board's first-beat latency needs, so the
+// load runs ahead of the MAC array by that much and the latency is paid once per call (the perf
+// model's schedule); a tile is complete after TILE_BEATS beats and goes to the MAC stage.
 // With WEIGHT_PORTS == 1 the matrix is one plane (mtl_moe/layout.py): tile after tile, each its
 // TILE_BEATS words, all read through mem (gmem_w); mem1 is not read (it shares gmem_w's adapter).
 // With WEIGHT_PORTS == 2 it is two planes of n_tiles * PLANE_BEATS words each (TileLayout.ports):
@@ -327,7 +331,7 @@ static void linear_unit(const fm_word* in, int rows, int K, int N, const axi_wor
     hls::stream<w_tile> tiles("lu_tiles");
     hls::stream<acc_vec> biases("lu_bias");
     hls::stream<out_vec> outs("lu_out");
-#pragma HLS STREAM variable = tiles depth = 2
+#pragma HLS STREAM variable = tiles depth = LU_TILE_DEPTH
 #pragma HLS STREAM variable = biases depth = 2
 #pragma HLS STREAM variable = outs depth = MAX_ROWS
     lu_load_weights(mem, mem1, w_off, K, N, tiles);
