@@ -255,6 +255,28 @@ def axi_readahead(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams, board: 
             "write_outstanding": WRITE_OUTSTANDING}
 
 
+def im2col_ii(cfg: MoEViTConfig, t_in: int) -> int:
+    """The II kernels.h ``im2col`` can reach: one iteration gathers the T_IN codes of one word of a
+    patch's (channel, ky, kx) row from ``img``, cyclically partitioned into T_IN banks over its flat
+    (c, y, x) index, each bank a RAM of 2 ports (UG1399: a true dual-port BRAM serves two accesses a
+    cycle). II = ceil(most lanes of one word in one bank / 2) over every (patch, word): 1 when PATCH is a
+    multiple of T_IN (a word is T_IN consecutive pixels of one row, all banks distinct), more when a word
+    spans several pixel rows whose starts fall in the same banks (the demo: 4 rows of 4 pixels, IMG_W a
+    multiple of 16, so 4 reads of each of 4 banks: II 2)."""
+    P, (H, W), C = cfg.patch_size, cfg.img_size, cfg.in_chans
+    kp = C * P * P
+    k = np.arange(-(-kp // t_in) * t_in).reshape(-1, t_in)  # (word, lane) -> k
+    c, ky, kx = k // (P * P), (k // P) % P, k % P
+    gy, gx = np.divmod(np.arange(cfg.n_patches), cfg.grid[1])
+    offs = np.unique((gy * P * W + gx * P) % t_in)  # a patch's start only shifts the banks (mod T_IN)
+    base = (c * H + ky) * W + kx  # (word, lane): the pixel of patch (0, 0)
+    worst = 0
+    for o in offs:
+        for kw, bw in zip(k, (base + o) % t_in, strict=True):
+            worst = max(worst, int(np.bincount(bw[kw < kp], minlength=t_in).max(initial=0)))
+    return max(1, -(-worst // 2))
+
+
 def _axi_lines(ra: dict[str, int]) -> list[str]:
     """config.h: :func:`axi_readahead`'s settings (top.cpp's m_axi pragmas and run_hls.tcl carry the same)."""
     return ["// m_axi read-ahead (hls_export.axi_readahead): the board's first-beat latency as the perf",
@@ -314,6 +336,8 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
         "  // router kind: 0 per_task, 1 shared, 2 task_conditioned",
         f"const int T_IN = {kp.t_in}, T_OUT = {kp.t_out}, ATTN_P = {kp.attn_p}, AXI_BITS = {kp.axi_bits};",
         "const int MAX_ROWS = N_TOKENS;",
+        f"const int IM2COL_II = {im2col_ii(cfg, kp.t_in)};"
+        "  // kernels.h im2col's II: its reads per bank of img over 2 RAM ports (hls_export.im2col_ii)",
         "const int BATCH_TRIP = 1;  // images per call in the latency report (LOOP_TRIPCOUNT)",
         f"const int PACK_SHIFT = {PACK_SHIFT}, MAC_PACK2_MAX_IN_W = {pack_w};"
         "  // linear-unit inputs this narrow share a DSP48E2 by twos (mtl_moe.hw.mac_pack2)", "",

@@ -50,6 +50,11 @@ def _bits(v: int) -> int:
     return int(v).bit_length() + 1
 
 
+def _ubits(n: int) -> int:
+    """Width of an unsigned index 0..n-1, at least 1 bit (kernels.h: cmax<clog2<n>::v, 1>::v)."""
+    return max((n - 1).bit_length(), 1)
+
+
 def kernel_widths(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> dict[str, int]:
     """The widths (bits) the kernels compute at, derived from the types and the model's sizes.
 
@@ -98,7 +103,7 @@ def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any) -> list[dict[str, Any
         ("backbone::QKV", T * words(3 * D), ti * fm, 1, "-", "Q, K, V (T x 3D)", 1),
         ("backbone::HID", hid, ti * fm, 1, "-", "im2col rows / MLP and expert hidden rows", 1),
         ("backbone::LOGITS", T * _cdiv(E, to), to * lu_out, 1, "-", "router logits", 1),
-        ("backbone::idx", T * K, 32, 1, "-", "top-k expert ids", 1),
+        ("backbone::idx", T * K, _ubits(E), 1, "-", "top-k expert ids (kernels.h expert_id)", 1),
         ("backbone::gate", T * K, hw.gate.width, 1, "-", "top-k gates", 1),
         ("lu_compute::acc", T, to * w["acc"], 1, "-", "partial sums of every row", 1),
         ("linear_unit::tiles", LU_TILE_DEPTH, to * ti * hw.weight.width, 1, f"stream depth {LU_TILE_DEPTH}",
@@ -120,7 +125,8 @@ def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any) -> list[dict[str, Any
         ("layer_norm_row::c", words(D), a, ti, "complete dim 2", "centred row", 1),
         ("embed::cls+pos", _cdiv(D, ti), hw.bias.width, ti, f"cyclic {ti}", "class token, a pos row", 2),
         ("moe::sum", T * words(D), ti * w["moe_sum"], 1, "-", "gated expert sums", 1),
-        ("moe::q_tok+q_slot", T, 32, 1, "-", "an expert's token queue", 2),
+        ("moe::q_tok", T, _ubits(T), 1, "-", "an expert's token queue: token indices (token_id)", 1),
+        ("moe::q_slot", T, _ubits(K), 1, "-", "... and their top-k slots (slot_id)", 1),
         ("attention_core::kbuf+vbuf", cfg.n_head * T * hd_beats, L * a, 1, "PIPO x2",
          "K and V of every head (dataflow ping-pong)", 4),
         ("attention_core::sc_qk+sc_av", T, P * hw.score.width, 1, f"stream depth {T}", "score streams", 2),

@@ -91,7 +91,8 @@ READ_LATENCY_NOTE = ("assumed 64 PL cycles at 300 MHz = 213 ns: Vitis HLS schedu
 BURST_NOTE = ("assumed 10 ns (3 PL cycles at 300 MHz) per AXI burst: AR handshake and AFI command "
               "acceptance, "
               "with read requests pipelined (UG1085 'AXI Interface Programming': the AFI accepts 8 read "
-              "commands and issues up to 16; UG1399: num_read_outstanding 16 by default), so the next tile's "
+              "commands and issues up to 16; the export's num_read_outstanding covers latency x rate, "
+              "hls_export.axi_readahead), so the next tile's "
               "first-beat latency is hidden behind the current one; no published figure. dse.md gives the "
               "fastest point's latency if every tile burst paid the full read latency instead")
 

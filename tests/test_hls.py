@@ -206,6 +206,25 @@ def test_export_writes_the_readahead_into_config_top_and_tcl(demo_export):
     assert fifo["depth"] == ra["outstanding"] * ra["burst"]
     assert fifo["width"] == meta["kernel_params"]["axi_bits"]
     assert rows["linear_unit::tiles"]["depth"] == 2 and "lu_compute::wt" in rows
+    # the demo's im2col runs at II 2 (test_im2col_ii_counts_the_bank_conflicts_of_a_word), not 1
+    assert "const int IM2COL_II = 2;" in header
+    assert "#pragma HLS PIPELINE II = IM2COL_II" in (demo_export / "include/mtl_moe/kernels.h").read_text()
+
+
+def test_im2col_ii_counts_the_bank_conflicts_of_a_word():
+    """By hand: img is cyclically partitioned into T_IN banks of 2 ports. m3vit-tiny (PATCH 16 = T_IN):
+    a word is 16 consecutive pixels, one per bank: II 1. The demo (PATCH 4, IMG_W 32): a 16-lane word is
+    4 pixel rows 32 apart, all starting in the same bank, so 4 reads of each of 4 banks: II 2; with
+    T_IN 32 a word is 2 channels x 4 rows (offsets multiples of 32): 8 reads a bank, II 4. The export
+    writes it into config.h and kernels.h's im2col pipelines at it."""
+    from mtl_moe.hls_export import im2col_ii
+
+    assert im2col_ii(get_preset("m3vit-tiny"), 16) == 1
+    assert [im2col_ii(get_preset("demo"), t) for t in (4, 8, 16, 32)] == [1, 1, 2, 4]
+    # IMG_W 36: the 4 rows of a word start 36 = 4 (mod 16) banks apart, so its 16 pixels hit 16 banks
+    assert im2col_ii(get_preset("demo").replace(img_size=(32, 36)), 16) == 1
+    # IMG_W 40 = 8 (mod 16): rows 0 and 2 (and 1 and 3) share banks, 2 reads a bank fit the 2 ports
+    assert im2col_ii(get_preset("demo").replace(img_size=(32, 40)), 16) == 1
 
 
 def test_a_design_too_big_for_the_board_is_refused_naming_its_buffers():
