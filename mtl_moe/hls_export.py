@@ -212,6 +212,89 @@ def check_weight_ports(kp: KernelParams, tile_beats: int) -> None:
                           "or a tile of an even number of beats")
 
 
+# num_write_outstanding of gmem_io: features are written once an image, nothing waits on the write
+# responses, so one burst fills while one drains (UG1399 'Controlling AXI4 Burst Behavior')
+WRITE_OUTSTANDING = 2
+LU_TILE_DEPTH = 2  # linear_unit's tile stream: ping-pong (the read-ahead is in the m_axi adapter)
+IO_BURST = 256  # max_read/write_burst_length of gmem_io: image and features are long runs (AXI4's limit)
+
+
+def axi_readahead(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams, board: str = "zcu104"
+                  ) -> dict[str, int]:
+    """The m_axi settings that let the weight load run ahead of the MAC array by the board's first-beat
+    latency, from the figures the performance model and the RTL use (one source: ``perf.Board`` on the
+    export's board, at the design's clock):
+
+    - ``latency``: the m_axi ``latency`` pragma, the board's read latency in PL cycles (rounded up);
+      UG1399 ('Controlling AXI4 Burst Behavior'): the adapter issues a request that many cycles before
+      the data are needed;
+    - ``ahead_beats``: beats a weight port must have requested and not yet received to keep delivering
+      while a request's latency runs, latency / (cycles per beat on that port): latency x rate;
+    - ``burst``: ``max_read_burst_length`` of the weight bundles, one tile's share per port
+      (PLANE_BEATS): one AXI burst per tile per port, the burst count ``perf.tile_load_cycles`` charges
+      its per-burst overhead on (and the RTL's, one request per tile);
+    - ``outstanding``: ``num_read_outstanding``, the RTL's tile-buffer count
+      (``mtl_moe.rtl.tile_buffers``: linear_engine.sv's NBUF) or more if that does not cover
+      ``ahead_beats`` + one burst in flight. UG1399: this "implies internal storage in the design, a FIFO
+      of size num_read_outstanding*max_read_burst_length*word_size" (the adapter's read buffer,
+      mtl_moe.onchip counts it);
+    - ``io_outstanding``: the same need for gmem_io's reads in bursts of IO_BURST beats."""
+    from mtl_moe.perf import BOARDS, Design, PerfModel
+
+    d = Design(t_in=kp.t_in, t_out=kp.t_out, attn_p=kp.attn_p, axi_bits=kp.axi_bits, attn_lanes=kp.attn_lanes,
+               clock_mhz=float(kp.clock_mhz), weight_ports=kp.weight_ports)
+    m = PerfModel(cfg, hw, d, BOARDS[board])
+    lat = m.read_latency_cycles
+    ahead = int(np.ceil(lat / m.weight_beat_cycles - 1e-9))
+    burst, nbuf = m.read_burst_beats, m.tile_buffers
+    outstanding = max(nbuf, 1 + -(-ahead // burst))
+    io_ahead = int(np.ceil(lat / m.beat_cycles - 1e-9))
+    return {"latency": int(np.ceil(lat - 1e-9)), "ahead_beats": ahead, "burst": burst,
+            "outstanding": outstanding,
+            "tile_buffers": nbuf, "io_burst": IO_BURST, "io_outstanding": 1 + -(-io_ahead // IO_BURST),
+            "write_outstanding": WRITE_OUTSTANDING}
+
+
+def im2col_ii(cfg: MoEViTConfig, t_in: int) -> int:
+    """The II kernels.h ``im2col`` can reach: one iteration gathers the T_IN codes of one word of a
+    patch's (channel, ky, kx) row from ``img``, cyclically partitioned into T_IN banks over its flat
+    (c, y, x) index, each bank a RAM of 2 ports (UG1399: a true dual-port BRAM serves two accesses a
+    cycle). II = ceil(most lanes of one word in one bank / 2) over every (patch, word): 1 when PATCH is a
+    multiple of T_IN (a word is T_IN consecutive pixels of one row, all banks distinct), more when a word
+    spans several pixel rows whose starts fall in the same banks (the demo: 4 rows of 4 pixels, IMG_W a
+    multiple of 16, so 4 reads of each of 4 banks: II 2)."""
+    P, (H, W), C = cfg.patch_size, cfg.img_size, cfg.in_chans
+    kp = C * P * P
+    k = np.arange(-(-kp // t_in) * t_in).reshape(-1, t_in)  # (word, lane) -> k
+    c, ky, kx = k // (P * P), (k // P) % P, k % P
+    gy, gx = np.divmod(np.arange(cfg.n_patches), cfg.grid[1])
+    offs = np.unique((gy * P * W + gx * P) % t_in)  # a patch's start only shifts the banks (mod T_IN)
+    base = (c * H + ky) * W + kx  # (word, lane): the pixel of patch (0, 0)
+    worst = 0
+    for o in offs:
+        for kw, bw in zip(k, (base + o) % t_in, strict=True):
+            worst = max(worst, int(np.bincount(bw[kw < kp], minlength=t_in).max(initial=0)))
+    return max(1, -(-worst // 2))
+
+
+def _axi_lines(ra: dict[str, int]) -> list[str]:
+    """config.h: :func:`axi_readahead`'s settings (top.cpp's m_axi pragmas and run_hls.tcl carry the same)."""
+    return ["// m_axi read-ahead (hls_export.axi_readahead): the board's first-beat latency as the perf",
+            "// model and the RTL take it; top.cpp's INTERFACE pragmas carry these numbers",
+            "// (hls_lint rule readahead checks them)",
+            f"const int AXI_LATENCY = {ra['latency']};  // PL cycles from a read request to its first beat",
+            f"const int RD_AHEAD_BEATS = {ra['ahead_beats']};"
+            "  // beats a weight port keeps requested ahead: latency x beats per cycle",
+            f"const int RD_BURST = {ra['burst']};  // max_read_burst_length of gmem_w*: one tile per port",
+            f"const int RD_OUTSTANDING = {ra['outstanding']};"
+            f"  // num_read_outstanding of gmem_w*: >= 1 + RD_AHEAD_BEATS / RD_BURST, and the RTL's"
+            f" {ra['tile_buffers']} tile buffers",
+            f"const int IO_BURST = {ra['io_burst']}, IO_RD_OUTSTANDING = {ra['io_outstanding']}, "
+            f"IO_WR_OUTSTANDING = {ra['write_outstanding']};  // gmem_io",
+            f"const int LU_TILE_DEPTH = {LU_TILE_DEPTH};"
+            "  // linear_unit's tile stream: ping-pong; the read-ahead is the adapter's"]
+
+
 def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any], kp: KernelParams) -> str:
     """config.h: everything the kernels need to know about this model, nothing else."""
     nl, T = hw.nonlinear, manifest["tensors"]
@@ -253,6 +336,8 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
         "  // router kind: 0 per_task, 1 shared, 2 task_conditioned",
         f"const int T_IN = {kp.t_in}, T_OUT = {kp.t_out}, ATTN_P = {kp.attn_p}, AXI_BITS = {kp.axi_bits};",
         "const int MAX_ROWS = N_TOKENS;",
+        f"const int IM2COL_II = {im2col_ii(cfg, kp.t_in)};"
+        "  // kernels.h im2col's II: its reads per bank of img over 2 RAM ports (hls_export.im2col_ii)",
         "const int BATCH_TRIP = 1;  // images per call in the latency report (LOOP_TRIPCOUNT)",
         f"const int PACK_SHIFT = {PACK_SHIFT}, MAC_PACK2_MAX_IN_W = {pack_w};"
         "  // linear-unit inputs this narrow share a DSP48E2 by twos (mtl_moe.hw.mac_pack2)", "",
@@ -292,6 +377,7 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
               f"const int PLANE_BEATS = {tile.plane_beats};"
               "  // beats of every tile in each weight plane (TileLayout.plane_beats): plane p of a",
               "// matrix of n tiles starts p * n * PLANE_BEATS words into it (TileLayout.plane_offset)",
+              "", *_axi_lines(axi_readahead(cfg, hw, kp)),
               "", "// byte offsets of the tensors in weights.bin (-1: not in this model); strides in bytes",
               f"const int OFF_PATCH_W = {off('patch_embed.weight')}, "
               f"OFF_PATCH_B = {off('patch_embed.bias')};",
@@ -338,14 +424,18 @@ using namespace mtl_moe;
 // (mtl_moe.deploy.regmap.storage_bytes), so the bytes in DDR are those the driver writes.
 extern "C" void mtl_moe_top(const ap_uint<AXI_W>* weights, const ap_uint<AXI_W>* weights1,
                             const ap_uint<AXI_W>* images, ap_uint<AXI_W>* features, int task, int n_images) {
-#pragma HLS INTERFACE m_axi port = weights bundle = gmem_w offset = slave depth = @W_WORDS@ latency = 64 \\
-    max_read_burst_length = 256 num_read_outstanding = 16 max_widen_bitwidth = AXI_W
+#pragma HLS INTERFACE m_axi port = weights bundle = gmem_w offset = slave depth = @W_WORDS@ \\
+    latency = @AXI_LATENCY@ max_read_burst_length = @RD_BURST@ num_read_outstanding = @RD_OUTSTANDING@ \\
+    max_widen_bitwidth = AXI_W
 #pragma HLS INTERFACE m_axi port = weights1 bundle = @W1_BUNDLE@ offset = slave depth = @W_WORDS@ \\
-    latency = 64 max_read_burst_length = 256 num_read_outstanding = 16 max_widen_bitwidth = AXI_W
-#pragma HLS INTERFACE m_axi port = images bundle = gmem_io offset = slave depth = @IMG_WORDS@ latency = 64 \\
-    max_read_burst_length = 256 max_widen_bitwidth = AXI_W
+    latency = @AXI_LATENCY@ max_read_burst_length = @RD_BURST@ num_read_outstanding = @RD_OUTSTANDING@ \\
+    max_widen_bitwidth = AXI_W
+#pragma HLS INTERFACE m_axi port = images bundle = gmem_io offset = slave depth = @IMG_WORDS@ \\
+    latency = @AXI_LATENCY@ max_read_burst_length = @IO_BURST@ num_read_outstanding = @IO_RD_OUTSTANDING@ \\
+    max_widen_bitwidth = AXI_W
 #pragma HLS INTERFACE m_axi port = features bundle = gmem_io offset = slave depth = @FEAT_WORDS@ \\
-    latency = 64 max_write_burst_length = 256 max_widen_bitwidth = AXI_W
+    latency = @AXI_LATENCY@ max_write_burst_length = @IO_BURST@ num_write_outstanding = @IO_WR_OUTSTANDING@ \\
+    max_widen_bitwidth = AXI_W
 #pragma HLS INTERFACE s_axilite port = task
 #pragma HLS INTERFACE s_axilite port = n_images
 #pragma HLS INTERFACE s_axilite port = return
@@ -369,12 +459,14 @@ def weight1_bundle(weight_ports: int) -> str:
 
 
 def top_cpp(config_text: str, kp: KernelParams) -> str:
-    """top.cpp for a config.h: the AXI width, the m_axi depths (words of one image) and the bundle of
-    the second weight pointer (its own, gmem_w1, only when the kernels read through two) filled in."""
+    """top.cpp for a config.h: the AXI width, the m_axi depths (words of one image), the read-ahead
+    settings (config.h's AXI_LATENCY, RD_BURST, ... from :func:`axi_readahead`) and the bundle of the
+    second weight pointer (its own, gmem_w1, only when the kernels read through two) filled in."""
     import re
 
     text = TOP_CPP.replace("AXI_W", str(kp.axi_bits)).replace("@W1_BUNDLE@", weight1_bundle(kp.weight_ports))
-    for k in ("W_WORDS", "IMG_WORDS", "FEAT_WORDS"):
+    for k in ("W_WORDS", "IMG_WORDS", "FEAT_WORDS", "AXI_LATENCY", "RD_BURST", "RD_OUTSTANDING", "IO_BURST",
+              "IO_RD_OUTSTANDING", "IO_WR_OUTSTANDING"):
         text = text.replace(f"@{k}@", re.search(rf"\b{k} = (\d+)", config_text).group(1))
     return text
 
@@ -418,6 +510,10 @@ def _tcl(out: Path, cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams, n_byt
             "@PART@": BOARD["part"], "@BOARD@": BOARD["board"], "@CLOCK_MHZ@": f"{mhz:g}",
             "@CLOCK_NS@": f"{1000 / mhz:.3f}",
             **{f"@{k.upper()}@": v for k, v in IP.items()}}
+    ra = axi_readahead(cfg, hw, kp)
+    subs.update({"@AXI_LATENCY@": str(ra["latency"]), "@RD_BURST@": str(ra["burst"]),
+                 "@RD_OUTSTANDING@": str(ra["outstanding"]), "@RD_AHEAD_BEATS@": str(ra["ahead_beats"]),
+                 "@IO_BURST@": str(ra["io_burst"]), "@IO_WR_OUTSTANDING@": str(ra["write_outstanding"])})
     for name in ("run_hls.tcl", "build_vivado.tcl"):
         text = resources.path("hls", "templates", name).read_text()
         for k, v in subs.items():
@@ -476,6 +572,7 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
             "image_mean": list(IMAGE_MEAN), "image_std": list(IMAGE_STD)}  # host-side normalisation
     from mtl_moe.onchip import check_onchip
 
+    meta["axi_readahead"] = axi_readahead(cfg, hw, kp)  # top.cpp's m_axi settings and why (config.h)
     meta["onchip"] = check_onchip(cfg, hw, kp)  # refuses a design that does not fit the ZCU104
     (out / "export.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta

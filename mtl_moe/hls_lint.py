@@ -1323,6 +1323,86 @@ def _narrow_maxi(ex: _Export) -> Iterator[Finding]:
             )
 
 
+# ---- rule: readahead ----------------------------------------------------------------------------------
+READAHEAD_CONSTS = ("AXI_LATENCY", "RD_AHEAD_BEATS", "RD_BURST")
+
+
+def _config_const(ex: _Export, name: str) -> int | None:
+    """The value of a constant the export declares (config.h's ``const int NAME = ...``), else None."""
+    return next(
+        (
+            ex.value(_init(n))
+            for n in ex.nodes
+            if _kind(n) == "VAR_DECL" and n.spelling == name and _init(n) is not None
+        ),
+        None,
+    )
+
+
+def _readahead(ex: _Export) -> Iterator[Finding]:
+    """Every m_axi port expects the board's read latency, and each weight bundle (gmem_w*) keeps enough
+    bursts outstanding for the latency x rate the perf model hides: (num_read_outstanding - 1) x
+    max_read_burst_length >= config.h's RD_AHEAD_BEATS (one burst being drained, the rest in flight;
+    UG1399 'Controlling AXI4 Burst Behavior'), in bursts of RD_BURST (the model charges one per-burst
+    overhead per tile). Checked where config.h states the figures (hls_export.axi_readahead writes them)
+    or the folder is a real export (export.json); a real export without them is a finding."""
+    got = {k: _config_const(ex, k) for k in READAHEAD_CONSTS}
+    if all(v is None for v in got.values()) and not (ex.root / "export.json").is_file():
+        return
+    missing = [k for k, v in got.items() if v is None]
+    if missing:
+        yield Finding(
+            "config.h",
+            1,
+            "readahead",
+            f"config.h states no {', '.join(missing)}: the m_axi read-ahead cannot be checked against the "
+            "latency the perf model hides (hls_export.axi_readahead writes them)",
+        )
+        return
+    lat, ahead, burst = got["AXI_LATENCY"], got["RD_AHEAD_BEATS"], got["RD_BURST"]
+    for p in (p for p in ex.pragmas if p.file == "top.cpp" and _is_maxi(p)):
+        port, o = p.opts.get("port", ""), {k: p.opts.get(k) for k in ("latency", "max_read_burst_length",
+                                                                         "num_read_outstanding")}
+        try:
+            v = {k: int(x) for k, x in o.items() if x is not None}
+        except ValueError:
+            yield ex.finding(p, "readahead", f"m_axi port `{port}`: latency/burst options must be integers")
+            continue
+        if "latency" not in v:
+            yield ex.finding(
+                p,
+                "readahead",
+                f"m_axi port `{port}` states no latency = (the tool's default then decides when requests "
+                f"go out): state config.h's AXI_LATENCY = {lat}",
+            )
+        elif v["latency"] < lat:
+            yield ex.finding(
+                p,
+                "readahead",
+                f"m_axi port `{port}` has latency = {v['latency']}, below the board's AXI_LATENCY = {lat} "
+                "cycles: requests are issued too late and the load waits",
+            )
+        if not p.opts.get("bundle", "").startswith("gmem_w"):
+            continue
+        b, n = v.get("max_read_burst_length"), v.get("num_read_outstanding")
+        if b != burst:
+            yield ex.finding(
+                p,
+                "readahead",
+                f"weight port `{port}` has max_read_burst_length = {o['max_read_burst_length']}, not "
+                f"config.h's RD_BURST = {burst} (one tile per port, the bursts the perf model counts)",
+            )
+        elif n is None or (n - 1) * b < ahead:
+            yield ex.finding(
+                p,
+                "readahead",
+                f"weight port `{port}` keeps {o['num_read_outstanding'] or 'the default'} bursts of {b} "
+                "beats "
+                f"outstanding: fewer than 1 + RD_AHEAD_BEATS / RD_BURST = 1 + {ahead} / {b}, so the board's "
+                "first-beat latency is paid per burst, not once per call as the perf model assumes",
+            )
+
+
 # ---- rule: runtime-div ---------------------------------------------------------------------------------
 def _runtime_div(ex: _Export) -> Iterator[Finding]:
     """No / or % by a divisor unknown at compile time: a runtime divider is a slow multi-cycle circuit."""
@@ -1346,6 +1426,7 @@ RULES: dict[str, Callable[[_Export], Iterable[Finding]]] = {
     "dataflow": _dataflow,
     "narrow-maxi": _narrow_maxi,
     "runtime-div": _runtime_div,
+    "readahead": _readahead,
 }
 
 

@@ -50,6 +50,11 @@ def _bits(v: int) -> int:
     return int(v).bit_length() + 1
 
 
+def _ubits(n: int) -> int:
+    """Width of an unsigned index 0..n-1, at least 1 bit (kernels.h: cmax<clog2<n>::v, 1>::v)."""
+    return max((n - 1).bit_length(), 1)
+
+
 def kernel_widths(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> dict[str, int]:
     """The widths (bits) the kernels compute at, derived from the types and the model's sizes.
 
@@ -76,7 +81,10 @@ def kernel_widths(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> dict
 
 
 def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any) -> list[dict[str, Any]]:
+    from mtl_moe.hls_export import LU_TILE_DEPTH, axi_readahead
+
     w = kernel_widths(cfg, hw, kp)
+    ra = axi_readahead(cfg, hw, kp)
     ti, to, P, L = kp.t_in, kp.t_out, kp.attn_p, w["attn_lanes"]
     T, D, E, K = cfg.n_tokens, cfg.n_embd, cfg.n_experts, cfg.top_k
     fm, a = w["fm"], hw.act.width
@@ -95,17 +103,30 @@ def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any) -> list[dict[str, Any
         ("backbone::QKV", T * words(3 * D), ti * fm, 1, "-", "Q, K, V (T x 3D)", 1),
         ("backbone::HID", hid, ti * fm, 1, "-", "im2col rows / MLP and expert hidden rows", 1),
         ("backbone::LOGITS", T * _cdiv(E, to), to * lu_out, 1, "-", "router logits", 1),
-        ("backbone::idx", T * K, 32, 1, "-", "top-k expert ids", 1),
+        ("backbone::idx", T * K, _ubits(E), 1, "-", "top-k expert ids (kernels.h expert_id)", 1),
         ("backbone::gate", T * K, hw.gate.width, 1, "-", "top-k gates", 1),
         ("lu_compute::acc", T, to * w["acc"], 1, "-", "partial sums of every row", 1),
-        ("linear_unit::tiles", 2, to * ti * hw.weight.width, 1, "stream depth 2", "weight tiles (ping-pong)",
-         1),
+        ("linear_unit::tiles", LU_TILE_DEPTH, to * ti * hw.weight.width, 1, f"stream depth {LU_TILE_DEPTH}",
+         "weight tiles (ping-pong)", 1),
+        ("lu_load_weights::t", 1, to * ti * hw.weight.width, 1, "complete", "the tile being loaded", 1),
+        ("lu_compute::wt", 1, to * ti * hw.weight.width, 1, "complete", "the tile being applied", 1),
+        # the m_axi adapters' data FIFOs: UG1399 ('Controlling AXI4 Burst Behavior') num_read_outstanding
+        # "implies internal storage in the design, a FIFO of size num_read_outstanding*max_read_burst_length
+        # *word_size" (likewise for writes); the settings are top.cpp's (hls_export.axi_readahead)
+        ("m_axi gmem_w*::read data", ra["outstanding"] * ra["burst"], kp.axi_bits, 1,
+         f"fifo {ra['outstanding']} x {ra['burst']}", "weight bursts requested ahead (hides the latency)",
+         kp.weight_ports),
+        ("m_axi gmem_io::read data", ra["io_outstanding"] * ra["io_burst"], kp.axi_bits, 1,
+         f"fifo {ra['io_outstanding']} x {ra['io_burst']}", "image bursts", 1),
+        ("m_axi gmem_io::write data", ra["write_outstanding"] * ra["io_burst"], kp.axi_bits, 1,
+         f"fifo {ra['write_outstanding']} x {ra['io_burst']}", "feature bursts", 1),
         ("linear_unit::outs", T, to * lu_out, 1, f"stream depth {T}", "output rows", 1),
         ("layer_norm::gamma+beta", _cdiv(D, ti), hw.bias.width, ti, f"cyclic {ti}", "LN parameters", 2),
         ("layer_norm_row::c", words(D), a, ti, "complete dim 2", "centred row", 1),
         ("embed::cls+pos", _cdiv(D, ti), hw.bias.width, ti, f"cyclic {ti}", "class token, a pos row", 2),
         ("moe::sum", T * words(D), ti * w["moe_sum"], 1, "-", "gated expert sums", 1),
-        ("moe::q_tok+q_slot", T, 32, 1, "-", "an expert's token queue", 2),
+        ("moe::q_tok", T, _ubits(T), 1, "-", "an expert's token queue: token indices (token_id)", 1),
+        ("moe::q_slot", T, _ubits(K), 1, "-", "... and their top-k slots (slot_id)", 1),
         ("attention_core::kbuf+vbuf", cfg.n_head * T * hd_beats, L * a, 1, "PIPO x2",
          "K and V of every head (dataflow ping-pong)", 4),
         ("attention_core::sc_qk+sc_av", T, P * hw.score.width, 1, f"stream depth {T}", "score streams", 2),
@@ -127,7 +148,7 @@ def onchip_memory(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, board: dict[str,
     for r in rows:
         r["bits"] = r["depth"] * r["width"] * r["banks"] * r["copies"]
         small = r["depth"] <= 64 or r["depth"] * r["width"] <= 4096
-        if r["partition"].startswith("complete") or r["partition"] == "stream depth 2":
+        if r["partition"].startswith("complete") or r["partition"] in ("stream depth 1", "stream depth 2"):
             r["resource"] = "registers"
         elif small:
             r["resource"] = "lutram"

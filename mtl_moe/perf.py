@@ -91,7 +91,8 @@ READ_LATENCY_NOTE = ("assumed 64 PL cycles at 300 MHz = 213 ns: Vitis HLS schedu
 BURST_NOTE = ("assumed 10 ns (3 PL cycles at 300 MHz) per AXI burst: AR handshake and AFI command "
               "acceptance, "
               "with read requests pipelined (UG1085 'AXI Interface Programming': the AFI accepts 8 read "
-              "commands and issues up to 16; UG1399: num_read_outstanding 16 by default), so the next tile's "
+              "commands and issues up to 16; the export's num_read_outstanding covers latency x rate, "
+              "hls_export.axi_readahead), so the next tile's "
               "first-beat latency is hidden behind the current one; no published figure. dse.md gives the "
               "fastest point's latency if every tile burst paid the full read latency instead")
 
@@ -178,8 +179,8 @@ DESIGNS = {
 }
 
 
-LUT_FF_SCOPE = ("datapath units only (Yosys synth_xilinx estimates; FF also the ping-pong weight-tile "
-                "registers): excludes control, AXI adapters, "
+LUT_FF_SCOPE = ("datapath units only (Yosys synth_xilinx estimates; FF also the linear engine's NBUF "
+                "weight-tile registers, mtl_moe.rtl.tile_buffers): excludes control, AXI adapters, "
                 "buffer addressing and the PS interconnect; a lower bound, not a full-design estimate")
 POWER_NOTE = ("not modeled: a power model needs citable per-resource dynamic power of UltraScale+ (W per "
               "DSP48E2 / BRAM36 / 1k LUT per MHz at a stated toggle rate) and the board's static/idle power; "
@@ -312,9 +313,31 @@ class PerfModel:
                           elem_bytes=_storage_bytes(self.hw.weight.width), axi_bits=d.axi_bits)
 
     @property
+    def read_burst_beats(self) -> int:
+        """AXI burst length of the weight bundles (top.cpp's max_read_burst_length, written by
+        ``hls_export.axi_readahead`` from this): one tile's share per port, so a tile is one burst on
+        each port (as the RTL requests it), at most AXI4's 256 beats."""
+        return min(256, _cdiv(self.tile_layout.tile_beats, self.design.weight_ports))
+
+    def read_bursts(self, beats: int) -> int:
+        """AXI bursts a contiguous run of ``beats`` on one weight bundle is split into by its adapter."""
+        return _cdiv(beats, self.read_burst_beats)
+
+    @property
+    def tile_buffers(self) -> int:
+        """Weight tiles the linear engine holds (applied + in flight) so the first-beat latency is paid
+        once a call: ``mtl_moe.rtl.tile_buffers`` (linear_engine.sv's NBUF; the HLS export's
+        num_read_outstanding of one-tile bursts is at least this)."""
+        from mtl_moe.rtl import tile_buffers
+
+        return tile_buffers(self.read_latency_cycles, self.tile_load_cycles)
+
+    @property
     def tile_load_cycles(self) -> float:
-        """One tile: one burst of ``tile_beats`` beats, split over the weight ports (each reads its
-        share as one burst, in parallel), at the shared port rate, plus the per-burst overhead."""
+        """One tile: ``tile_beats`` beats split over the weight ports, each port reading its share as
+        one burst of :attr:`read_burst_beats` (the export's max_read_burst_length), the ports in
+        parallel, so one per-burst overhead per tile however many ports (kernels.h lu_load_weights:
+        iteration i reads beat i of each plane; tests/test_perf.py checks the burst count)."""
         d = self.design
         return (_cdiv(self.tile_layout.tile_beats, d.weight_ports) * self.weight_beat_cycles
                 + self.burst_overhead_cycles)
@@ -369,16 +392,21 @@ class PerfModel:
             return {**out, "compute": max(rows * tiles, stream * self.fm_cycles), "load": load,
                     "bias_load": 0.0, "stall": 0.0}
         # Ours, kernels.h linear_unit = DATAFLOW of three processes joined by streams:
-        #   load:    loop over tiles (trip `tiles`), inner loop over the tile's beats (PIPELINE II=1,
-        #            trip tile_beats / weight_ports per bundle; one burst per tile) -> `tile` cycles a tile;
+        #   load:    one flat loop over the matrix's beats per bundle (PIPELINE II=1, trip
+        #            tiles x tile_beats / weight_ports), split by the adapter into one burst per tile
+        #            (read_burst_beats) -> `tile` cycles a tile;
         #   compute: loop over tiles, inner loop over rows (PIPELINE II=1, trip `rows`): one T_IN word
         #            of the row in, T_OUT x T_IN MACs, partial sums on chip;
         #   store:   per output tile, rows of T_OUT values out (GELU / requantise fused), hidden.
         # The tile stream holds two tiles (ping-pong): tile j+1 loads while tile j computes, so each
-        # tile after the first takes max(rows, tile); the bias (one burst) and the first tile load first,
-        # behind one first-beat latency; the MAC pipeline and accumulate stage drain at the end.
+        # tile after the first takes max(rows, tile); the m_axi adapter keeps num_read_outstanding >=
+        # tile_buffers bursts requested ahead (hls_export.axi_readahead; hls_lint rule readahead), so a
+        # burst's first-beat latency overlaps the ones before it and is paid once a call; the bias
+        # (read_bursts of it) and the first tile load first, behind that one latency; the MAC pipeline
+        # and accumulate stage drain at the end.
         tile = self.tile_load_cycles
-        bias = bias_beats * self.weight_beat_cycles + self.burst_overhead_cycles
+        bias = (bias_beats * self.weight_beat_cycles
+                + self.read_bursts(bias_beats) * self.burst_overhead_cycles)
         compute = (tiles - 1) * max(rows, tile) + rows + self.mac_latency + 1
         return {**out, "compute": max(compute, stream * self.fm_cycles),
                 "load": tile + self.read_latency_cycles + bias, "bias_load": bias,
@@ -438,8 +466,8 @@ class PerfModel:
             # (mtl_moe.rtl.layernorm_timing); with feature maps in DDR bounded by the row's read + write.
             ln_row = layernorm_timing(D, self.ln_lanes)[1]
             if d.fm_on_chip:  # gamma and beta loaded once per call into on-chip arrays (one burst each)
-                par = 2 * (self.beats(D, hw.bias.width) * self.weight_beat_cycles
-                           + self.burst_overhead_cycles)
+                pb = self.beats(D, hw.bias.width)  # bursts of read_burst_beats through gmem_w
+                par = 2 * (pb * self.weight_beat_cycles + self.read_bursts(pb) * self.burst_overhead_cycles)
                 cyc = T * ln_row + par + self.read_latency_cycles
             else:
                 cyc = T * max(ln_row, 2 * _cdiv(D, fb) * self.fm_cycles)
@@ -549,7 +577,10 @@ class PerfModel:
         dsp_attn = 2 * d.attn_p * self.attn_lanes * _dsp_per_mac(hw.act.width, hw.act.width)  # QK^T, A.V
         dsp_gate = (c.n_experts * fb * _dsp_per_mac(hw.act.width, hw.weight.width)
                     if c.moe_blocks and not d.gate_on_linear else 0)
-        tile_ff = 2 * d.t_in * d.t_out * hw.weight.width if d.overlap_weight_load else 0  # ping-pong tiles
+        # the RTL linear engine's weight-tile registers: linear_engine.sv `wbuf [NBUF]` of T_OUT x T_IN
+        # codes, NBUF = mtl_moe.rtl.tile_buffers (self.tile_buffers: 4 for w16a32, 8 for int8 on the
+        # ZCU104 at 300 MHz), not the ping-pong pair
+        tile_ff = (self.tile_buffers * d.t_in * d.t_out * hw.weight.width) if d.overlap_weight_load else 0
         buffers: dict[str, int] = {}
         if d.fm_on_chip:
             # ours: the kernels' own arrays at their exact widths and partitioning (mtl_moe.onchip,

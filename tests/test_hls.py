@@ -162,6 +162,71 @@ def test_m3vit_tiny_fits_the_zcu104_on_chip(hw_name):
     assert m["fits"] and m["totals"]["bram36_pct"] <= 85 and m["totals"]["uram_pct"] <= 85
 
 
+@pytest.mark.parametrize("hw_name, weight_ports, burst, outstanding", [
+    # by hand from the ZCU104 figures (perf.BOARDS: 213.3 ns to the first beat, 128-bit HP ports, 19.2
+    # GB/s x 0.75 DDR, 10 ns a burst) at 300 MHz: 64 cycles of latency; a 256-bit beat takes 2 cycles on a
+    # 128-bit port, so 64 / 2 = 32 beats must be requested ahead on each weight port
+    ("w16a32", 1, 16, 4),  # tile 16x16x2 B = 16 beats; RTL NBUF 1 + ceil((64 + 35) / 35) = 4 >= 1 + 32 / 16
+    ("int8", 1, 8, 8),     # tile 8 beats; NBUF 1 + ceil((64 + 19) / 19) = 6 -> 8 >= 1 + 32 / 8 = 5
+    ("int8", 2, 4, 9),     # half tiles of 4 beats; NBUF 1 + ceil((64 + 11) / 11) = 8 -> 8 < 1 + 32 / 4 = 9
+])
+def test_axi_readahead_covers_the_boards_latency(hw_name, weight_ports, burst, outstanding):
+    """Issue 16: the m_axi adapters must keep the latency x rate in flight, or the load pays the 64-cycle
+    first-beat latency per tile (what the RTL engineer measured with 2 tile buffers: +20-65%)."""
+    from mtl_moe.hls_export import KernelParams, axi_readahead
+
+    ra = axi_readahead(get_preset("m3vit-tiny"), get_hw(hw_name), KernelParams(weight_ports=weight_ports))
+    assert (ra["latency"], ra["ahead_beats"], ra["burst"], ra["outstanding"]) == (64, 32, burst, outstanding)
+    assert (ra["outstanding"] - 1) * ra["burst"] >= ra["ahead_beats"]  # one burst drains, the rest in flight
+    # the image read through gmem_io (one beat of 2 cycles alone on HP0): 32 beats ahead, bursts of 256
+    assert ra["io_outstanding"] == 2
+
+
+def test_export_writes_the_readahead_into_config_top_and_tcl(demo_export):
+    """One source: config.h, every weight m_axi pragma, run_hls.tcl and the on-chip table carry
+    axi_readahead's numbers for this export."""
+    meta = json.loads((demo_export / "export.json").read_text())
+    ra = meta["axi_readahead"]
+    header = (demo_export / "config.h").read_text()
+    for name, key in (("AXI_LATENCY", "latency"), ("RD_AHEAD_BEATS", "ahead_beats"), ("RD_BURST", "burst"),
+                      ("RD_OUTSTANDING", "outstanding"), ("IO_RD_OUTSTANDING", "io_outstanding")):
+        assert re.search(rf"\b{name} = {ra[key]}\b", header), name
+    top = (demo_export / "top.cpp").read_text().replace("\\\n", " ")
+    weights = [ln for ln in top.splitlines() if "m_axi port = weights" in ln]
+    assert len(weights) == 2
+    for ln in weights:
+        assert (f"latency = {ra['latency']} max_read_burst_length = {ra['burst']} "
+                f"num_read_outstanding = {ra['outstanding']}") in " ".join(ln.split()), ln
+    assert top.count(f"latency = {ra['latency']}") == 4  # every m_axi port
+    tcl = " ".join((demo_export / "run_hls.tcl").read_text().replace("\\\n", " ").split())
+    assert (f"-m_axi_latency {ra['latency']} -m_axi_max_read_burst_length {ra['burst']} "
+            f"-m_axi_num_read_outstanding {ra['outstanding']}") in tcl
+    rows = {r["array"]: r for r in meta["onchip"]["buffers"]}
+    fifo = rows["m_axi gmem_w*::read data"]
+    assert fifo["depth"] == ra["outstanding"] * ra["burst"]
+    assert fifo["width"] == meta["kernel_params"]["axi_bits"]
+    assert rows["linear_unit::tiles"]["depth"] == 2 and "lu_compute::wt" in rows
+    # the demo's im2col runs at II 2 (test_im2col_ii_counts_the_bank_conflicts_of_a_word), not 1
+    assert "const int IM2COL_II = 2;" in header
+    assert "#pragma HLS PIPELINE II = IM2COL_II" in (demo_export / "include/mtl_moe/kernels.h").read_text()
+
+
+def test_im2col_ii_counts_the_bank_conflicts_of_a_word():
+    """By hand: img is cyclically partitioned into T_IN banks of 2 ports. m3vit-tiny (PATCH 16 = T_IN):
+    a word is 16 consecutive pixels, one per bank: II 1. The demo (PATCH 4, IMG_W 32): a 16-lane word is
+    4 pixel rows 32 apart, all starting in the same bank, so 4 reads of each of 4 banks: II 2; with
+    T_IN 32 a word is 2 channels x 4 rows (offsets multiples of 32): 8 reads a bank, II 4. The export
+    writes it into config.h and kernels.h's im2col pipelines at it."""
+    from mtl_moe.hls_export import im2col_ii
+
+    assert im2col_ii(get_preset("m3vit-tiny"), 16) == 1
+    assert [im2col_ii(get_preset("demo"), t) for t in (4, 8, 16, 32)] == [1, 1, 2, 4]
+    # IMG_W 36: the 4 rows of a word start 36 = 4 (mod 16) banks apart, so its 16 pixels hit 16 banks
+    assert im2col_ii(get_preset("demo").replace(img_size=(32, 36)), 16) == 1
+    # IMG_W 40 = 8 (mod 16): rows 0 and 2 (and 1 and 3) share banks, 2 reads a bank fit the 2 ports
+    assert im2col_ii(get_preset("demo").replace(img_size=(32, 40)), 16) == 1
+
+
 def test_a_design_too_big_for_the_board_is_refused_naming_its_buffers():
     from mtl_moe.hls_export import KernelParams
     from mtl_moe.onchip import check_onchip

@@ -192,3 +192,42 @@ def test_lint_on_the_demo_export_has_no_findings(demo_export, record_property):
     print("\n".join(map(str, findings)))
     assert all(isinstance(f, Finding) and f.rule in RULES for f in findings)
     assert findings == []
+
+
+def test_readahead_catches_a_real_export_whose_weight_port_cannot_hide_the_latency(demo_export_of, tmp_path):
+    """The w16a32 demo export with its weight bundles' num_read_outstanding cut to 2 (one burst in flight,
+    the ping-pong depth the RTL first had): the rule flags both weight pragmas (one preset: a lint of a
+    real export costs ~5 s; the clean-export test above lints both)."""
+    dst = tmp_path / "export"
+    shutil.copytree(demo_export_of("w16a32"), dst,
+                    ignore=shutil.ignore_patterns("*.bin", "*.i64", "*.npz", "csim*"))
+    top = (dst / "top.cpp").read_text()
+    meta = json.loads((dst / "export.json").read_text())["axi_readahead"]
+    assert (meta["outstanding"] - 1) * meta["burst"] >= meta["ahead_beats"] > meta["burst"]
+    cut = top.replace(f"num_read_outstanding = {meta['outstanding']}", "num_read_outstanding = 2")
+    (dst / "top.cpp").write_text(cut)
+    got = lint(dst, ["readahead"])
+    lines = [n for n, t in enumerate(cut.splitlines(), 1) if "m_axi port = weights" in t]
+    assert len(lines) == 2 and [f.line for f in got] == lines, got
+    assert all("first-beat latency is paid per burst" in f.message for f in got)
+
+
+def test_readahead_refuses_an_export_without_the_latency_figures(tmp_path):
+    """config.h missing one of the figures is a finding naming it; with none, a real export (export.json
+    present) is a finding too, only an export-like fixture of another rule is not checked."""
+    dst = tmp_path / "export"
+    shutil.copytree(FIXTURES / "readahead" / "fixed", dst)
+    assert lint(dst, ["readahead"]) == []
+    header = re.sub(r"const int RD_AHEAD_BEATS = \d+;", "", (dst / "config.h").read_text())
+    (dst / "config.h").write_text(header)
+    got = lint(dst, ["readahead"])
+    assert [(f.file, f.rule) for f in got] == [("config.h", "readahead")], got
+    assert "no RD_AHEAD_BEATS:" in got[0].message
+    for k in ("AXI_LATENCY", "RD_BURST"):
+        header = re.sub(rf"const int {k} = \d+;", "", header)
+    (dst / "config.h").write_text(header)
+    assert lint(dst, ["readahead"]) == []
+    (dst / "export.json").write_text("{}")
+    got = lint(dst, ["readahead"])
+    assert [(f.file, f.rule) for f in got] == [("config.h", "readahead")], got
+    assert "no AXI_LATENCY, RD_AHEAD_BEATS, RD_BURST" in got[0].message

@@ -62,17 +62,48 @@ def test_ping_pong_tiles_hide_loads_behind_compute():
     assert m.mac_latency == 2 and m.tile_layout.tile_beats == 16
     tile = 16 * 2 + BURST
     assert m.tile_load_cycles == pytest.approx(tile)
-    # compute-bound: 129 rows > 35 cycles a tile; 144 tiles; bias: one burst of 24 beats, then tile 0,
-    # behind one first-beat latency
+    # compute-bound: 129 rows > 35 cycles a tile; 144 tiles; bias: 24 beats in two bursts of 16 (the
+    # weight bundle's max_read_burst_length is one tile), then tile 0, behind one first-beat latency
     r = m.linear(129, 192, 192)
     assert r["compute"] == 143 * 129 + 129 + 2 + 1
-    assert r["load"] == pytest.approx(tile + LATENCY + 24 * 2 + BURST) and r["stall"] == 0
+    assert r["load"] == pytest.approx(tile + LATENCY + 24 * 2 + 2 * BURST) and r["stall"] == 0
     # load-bound: an expert with 8 tokens, 24 x 12 tiles, each waits for its 35-cycle load
     r = m.linear(8, 192, 384)
     assert r["compute"] == pytest.approx(287 * tile + 8 + 3) and r["stall"] == pytest.approx(287 * (tile - 8))
     # consecutive calls do not overlap: each loads its first tile before it computes
     parts = [{"load": 10, "compute": 100}, {"load": 50, "compute": 30}]
     assert m._seq(parts) == 10 + 100 + 50 + 30
+
+
+def test_two_weight_planes_pay_one_burst_overhead_per_tile_not_two():
+    """Issue 16: with two weight ports each tile is two half-tile bursts, one per port, issued together
+    (kernels.h lu_load_weights: iteration i reads beat i of plane 0 through gmem_w and of plane 1 through
+    gmem_w1), so a tile costs PLANE_BEATS beats at the port rate and one per-burst overhead, and each
+    port's run of a matrix is exactly one burst per tile at the exported burst length."""
+    one = _model(t_in=16, t_out=16, axi_bits=256)
+    two = _model(t_in=16, t_out=16, axi_bits=256, weight_ports=2)
+    # HP1 and HP3 on distinct XPIs: 16 bytes a cycle each (128-bit ports; the DDR share, 19.2 GB/s x 0.75
+    # / 300 MHz / 2 = 24 bytes, does not bind), so a 32-byte beat takes 2 cycles on each
+    assert two.weight_beat_cycles == 2 and two.read_burst_beats == 8 and one.read_burst_beats == 16
+    assert two.tile_load_cycles == pytest.approx(8 * 2 + BURST)  # not 8 * 2 + 2 * BURST
+    assert one.tile_load_cycles == pytest.approx(16 * 2 + BURST)
+    n_tiles = 12 * 24  # a 384 x 192 matrix: each port reads n_tiles x 8 beats
+    assert two.read_bursts(n_tiles * 8) == n_tiles and one.read_bursts(n_tiles * 16) == n_tiles
+    # a defect that charged both planes' bursts would make the 2-port tile cost 16 + 6 cycles
+    assert two.tile_load_cycles != pytest.approx(8 * 2 + 2 * BURST)
+
+
+def test_weight_tile_registers_are_the_rtl_engines_nbuf():
+    """The FF count holds linear_engine.sv's NBUF weight tiles (mtl_moe.rtl.tile_buffers), not 2. By hand
+    on the ZCU104 at 300 MHz: latency 64 cycles; w16a32 tile 16 beats x 2 cycles + 3 = 35 cycles, so
+    1 + ceil((64 + 35) / 35) = 4 buffers of 16 x 16 x 16 bits; int8 tile 8 x 2 + 3 = 19 cycles,
+    1 + ceil(83 / 19) = 6 -> 8 (a power of two) buffers of 16 x 16 x 8 bits."""
+    for hw, nbuf, bits in (("w16a32", 4, 16), ("int8", 8, 8)):
+        m = PerfModel(TINY, get_hw(hw), Design(), BOARDS["zcu104"])
+        assert m.tile_buffers == nbuf
+        assert m.resources()["weight_tile_ff"] == nbuf * 16 * 16 * bits
+    edge = PerfModel(TINY, W16, DESIGNS["edge-moe"], BOARDS["zcu104"])
+    assert edge.resources()["weight_tile_ff"] == 0  # load-then-compute: no tile buffers
 
 
 def test_dsp_per_mac():
@@ -270,8 +301,9 @@ def test_layernorm_follows_the_rtl_unit_or_its_ddr_traffic():
     assert ddr.ln_lanes == 8
     assert ddr.kernels()["layernorm"] == 25 * 129 * max(3 * 24 + 8, 2 * 24 * 2)
     on_chip = _model(t_in=16, t_out=16, axi_bits=256)  # ours: feature maps on chip
-    # now the unit bounds it; gamma and beta (24 beats each, one burst each) load once per call
-    want = 25 * (129 * (3 * 24 + 8) + 2 * (24 * 2 + BURST) + LATENCY)
+    # now the unit bounds it; gamma and beta (24 beats each, two bursts of 16 each: the weight
+    # bundle's max_read_burst_length is one tile) load once per call
+    want = 25 * (129 * (3 * 24 + 8) + 2 * (24 * 2 + 2 * BURST) + LATENCY)
     assert on_chip.kernels()["layernorm"] == pytest.approx(want)
 
 

@@ -13,12 +13,15 @@ add_files -tb tb_expected.i64
 open_solution -reset sol1 -flow_target vivado
 set_part @PART@
 create_clock -period @CLOCK_NS@ -name default
-# AXI masters (UG1399 config_interface): buffers 64-byte aligned (the driver allocates them page
-# aligned; weights.bin tensors start on an AXI word), 64 cycles of expected DDR latency so reads are
-# issued ahead, bursts of up to 256 beats (a weight matrix is one tile-major run of beats). The ports
-# are already AXI-word wide (ap_uint<AXI_BITS>; max_widen_bitwidth on each port in top.cpp).
-config_interface -m_axi_alignment_byte_size 64 -m_axi_latency 64 -m_axi_max_read_burst_length 256 \
-    -m_axi_max_write_burst_length 256 -m_axi_num_read_outstanding 16
+# AXI masters (UG1399 config_interface; each m_axi pragma in top.cpp states the same per port): buffers
+# 64-byte aligned (the driver allocates them page aligned; weights.bin tensors start on an AXI word),
+# @AXI_LATENCY@ cycles of expected read latency (the board's first-beat latency at this clock, as the perf model
+# and the RTL take it) so requests are issued that far ahead, bursts of one weight tile per port with
+# @RD_OUTSTANDING@ outstanding (covering @RD_AHEAD_BEATS@ beats of latency x rate: hls_export.axi_readahead).
+# The ports are already AXI-word wide (ap_uint<AXI_BITS>; max_widen_bitwidth on each port in top.cpp).
+config_interface -m_axi_alignment_byte_size 64 -m_axi_latency @AXI_LATENCY@ \
+    -m_axi_max_read_burst_length @RD_BURST@ -m_axi_num_read_outstanding @RD_OUTSTANDING@ \
+    -m_axi_max_write_burst_length @IO_BURST@ -m_axi_num_write_outstanding @IO_WR_OUTSTANDING@
 if {[lsearch $steps csim] >= 0} { csim_design }
 if {[lsearch $steps csynth] >= 0} { csynth_design }
 if {[lsearch $steps cosim] >= 0} { cosim_design }

@@ -60,6 +60,12 @@ const int FP_ACT = act_t::F + weight_t::F, FP_INPUT = input_t::F + weight_t::F; 
 const int WSB = 8 * WEIGHT_BYTES, W_PER_BEAT = AXI_BITS / WSB;  // weight codes in one beat
 const int BSB = 8 * BIAS_BYTES, B_PER_BEAT = AXI_BITS / BSB;
 const bool LU_PACK2 = FM_W <= MAC_PACK2_MAX_IN_W;  // two MACs per DSP48E2 (mtl_moe.hw.mac_pack2)
+// router / MoE indices at their exact widths: an expert id, a token index, a top-k slot (at least 1 bit)
+const int EXPERT_ID_W = cmax<clog2<N_EXPERTS>::v, 1>::v, TOKEN_ID_W = cmax<clog2<N_TOKENS>::v, 1>::v;
+const int SLOT_W = cmax<clog2<TOP_K>::v, 1>::v;
+typedef ap_uint<EXPERT_ID_W> expert_id;
+typedef ap_uint<TOKEN_ID_W> token_id;
+typedef ap_uint<SLOT_W> slot_id;
 enum LuIn { LU_IN_ACT = 0, LU_IN_INPUT = 1 };     // the linear unit's runtime input format
 enum LuOut { LU_OUT_ACT = 0, LU_OUT_LOGIT = 1 };  // ... and output format
 
@@ -77,12 +83,16 @@ static inline ap_uint<W> beat_field(const axi_word& w, int lane) {
 // ---- the shared linear unit --------------------------------------------------------------------
 // out[r][n] = requant(sum_k in[r][k] * W[n][k] + bias[n]) for r < rows; W (N x K) tile-major at byte
 // offset w_off, bias at b_off (-1: none). Four dataflow stages joined by streams: weight tiles (one
-// burst), bias (one burst), the MAC array, the store; the tile stream (depth 2) is the ping-pong
-// buffer that lets the next tile load while the MAC array applies this one to every row.
+// burst), bias (one burst), the MAC array, the store; the tile stream (LU_TILE_DEPTH = 2) is the
+// ping-pong buffer that lets the next tile load while the MAC array applies this one to every row.
 
 // Weights: all n_tiles x k_tiles tiles of the matrix, one flat loop over contiguous AXI words per
-// weight bundle, so each bundle's reads are one burst (UG1399: consecutive addresses in a pipelined
-// loop); a tile is complete after TILE_BEATS beats and goes to the MAC stage.
+// weight bundle, so each bundle's reads are one burst request (UG1399: consecutive addresses in a
+// pipelined loop), which the m_axi adapter issues as AXI bursts of RD_BURST beats (one tile per
+// port), up to RD_OUTSTANDING of them ahead, AXI_LATENCY cycles early (top.cpp's pragmas, config.h):
+// the adapter's read buffer holds the RD_AHEAD_BEATS the board's first-beat latency needs, so the
+// load runs ahead of the MAC array by that much and the latency is paid once per call (the perf
+// model's schedule); a tile is complete after TILE_BEATS beats and goes to the MAC stage.
 // With WEIGHT_PORTS == 1 the matrix is one plane (mtl_moe/layout.py): tile after tile, each its
 // TILE_BEATS words, all read through mem (gmem_w); mem1 is not read (it shares gmem_w's adapter).
 // With WEIGHT_PORTS == 2 it is two planes of n_tiles * PLANE_BEATS words each (TileLayout.ports):
@@ -327,7 +337,7 @@ static void linear_unit(const fm_word* in, int rows, int K, int N, const axi_wor
     hls::stream<w_tile> tiles("lu_tiles");
     hls::stream<acc_vec> biases("lu_bias");
     hls::stream<out_vec> outs("lu_out");
-#pragma HLS STREAM variable = tiles depth = 2
+#pragma HLS STREAM variable = tiles depth = LU_TILE_DEPTH
 #pragma HLS STREAM variable = biases depth = 2
 #pragma HLS STREAM variable = outs depth = MAX_ROWS
     lu_load_weights(mem, mem1, w_off, K, N, tiles);
@@ -460,12 +470,13 @@ static void read_image(const axi_word* images, int b, fm_raw img[IMG_ELEMS]) {
 
 // im2col rows in (channel, ky, kx) order: word w of patch p holds its codes k = w*T_IN .. + T_IN-1.
 static void im2col(const fm_raw img[IMG_ELEMS], fm_word* cols) {
-    // II=1 when PATCH is a multiple of T_IN (a word is T_IN pixels of one patch row: one per bank of
-    // img's cyclic partition); a smaller patch gathers a word from T_IN / PATCH pixel rows, whose
-    // bank conflicts raise the II of this once-per-image loop
+    // II=IM2COL_II (config.h, hls_export.im2col_ii): 1 when PATCH is a multiple of T_IN (a word is T_IN
+    // pixels of one patch row: one per bank of img's cyclic partition); a smaller patch gathers a word
+    // from T_IN / PATCH pixel rows, whose bank conflicts over the 2 ports of each bank set the II of
+    // this once-per-image loop (the demo: 2)
     for (int p = 0; p < N_PATCHES; p++)
         for (int w = 0; w < KP_WORDS; w++) {
-#pragma HLS PIPELINE II = 1
+#pragma HLS PIPELINE II = IM2COL_II
             const int gy = p / GRID_W, gx = p % GRID_W;
             fm_word v;
             for (int l = 0; l < T_IN; l++) {
@@ -740,7 +751,7 @@ static void attention_core(const fm_word* qkv, fm_word* o) {
 
 // ---- router: gate of every token for the task, top-k with ties to the lower expert ---------------
 static void router(const fm_word* x, int task, const axi_word* mem, const axi_word* mem1, int layer, fm_word* xin,
-                   out_vec* logits, int idx[N_TOKENS * TOP_K], gate_raw gate[N_TOKENS * TOP_K]) {
+                   out_vec* logits, expert_id idx[N_TOKENS * TOP_K], gate_raw gate[N_TOKENS * TOP_K]) {
 #pragma HLS INLINE
     const int w_off = OFF_ROUTER_W[layer] + (N_ROUTERS > 1 ? task * STRIDE_ROUTER_W : 0);
     if (ROUTER_KIND == 2) {  // task-conditioned: add the task embedding (bias type) first
@@ -798,7 +809,7 @@ static void router(const fm_word* x, int task, const axi_word* mem, const axi_wo
             for (int j = 0; j < N_EXPERTS; j++)  // strict '>' scanning upwards: ties go to the lower index
                 if (!taken[j] && (best < 0 || g[j] > g[best])) best = j;
             taken[best] = true;
-            idx[t * TOP_K + k] = best;
+            idx[t * TOP_K + k] = expert_id(best);
             gate[t * TOP_K + k] = g[best];
         }
     }
@@ -807,13 +818,14 @@ static void router(const fm_word* x, int task, const axi_word* mem, const axi_wo
 // ---- MoE: experts one after another over their token queues ----------------------------------------
 // x: the LayerNorm output; xs, hs: the queue's rows and hidden rows; out: the block's output
 // (logits: the linear unit's logit port, unused by the experts' calls).
-static void moe(const fm_word* x, const int idx[N_TOKENS * TOP_K], const gate_raw gate[N_TOKENS * TOP_K],
+static void moe(const fm_word* x, const expert_id idx[N_TOKENS * TOP_K], const gate_raw gate[N_TOKENS * TOP_K],
                 const axi_word* mem, const axi_word* mem1, int layer, fm_word* xs, fm_word* hs, fm_word* out,
                 out_vec* logits) {
 #pragma HLS INLINE
     typedef vec<ap_int<MOE_SUM_W>, T_IN> sum_word;
     static sum_word sum[N_TOKENS * D_WORDS];  // the gated sum of every token (exact)
-    static int q_tok[N_TOKENS], q_slot[N_TOKENS];
+    static token_id q_tok[N_TOKENS];  // an expert's queue: token index and top-k slot of each entry
+    static slot_id q_slot[N_TOKENS];
     // II=1: one word a cycle
     for (int i = 0; i < N_TOKENS * D_WORDS; i++) {
 #pragma HLS PIPELINE II = 1
@@ -916,7 +928,7 @@ static void backbone(const axi_word* mem, const axi_word* mem1, const axi_word* 
     static fm_word QKV[N_TOKENS * QKV_WORDS];
     static fm_word HID[HID_WORDS];  // im2col rows; MLP / expert hidden rows
     static out_vec LOGITS[N_TOKENS * E_TILES];
-    static int idx[N_TOKENS * TOP_K];
+    static expert_id idx[N_TOKENS * TOP_K];
     static gate_raw gate[N_TOKENS * TOP_K];
     read_image(images, b, img);
     im2col(img, HID);
