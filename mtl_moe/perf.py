@@ -49,7 +49,7 @@ from mtl_moe.config import MoEViTConfig
 from mtl_moe.hw import HardwareSpec, mac_pack2
 from mtl_moe.layout import TileLayout
 from mtl_moe.program import ROWS_QUEUE, UNMODELED_OPS, Step, build_program
-from mtl_moe.rtl import beat_lanes, layernorm_lanes, layernorm_timing
+from mtl_moe.rtl import ROUTER_STAGES, beat_lanes, layernorm_lanes, layernorm_timing
 
 MODELED_NOTE = "modeled; schedule not verified by Vitis here"
 
@@ -467,9 +467,14 @@ class PerfModel:
         if s.op == "router_logits":  # Edge-MoE: own E x f_per_beat MAC lanes, one token beat per cycle
             return {"cycles": T * max(_cdiv(D, fb) * self.fm_cycles, _cdiv(D, fb)), "macs": T * D * E,
                     "bytes": fm_bytes + E * D * hw.weight.width / 8}
+        if s.op == "router_topk" and d.gate_on_linear:
+            # kernels.h router after its logits: PIPELINE II=1 over the tokens (E exps, one reciprocal,
+            # E gates, top-k a token a cycle), as accel_router.sv: T tokens + its register stages
+            # (mtl_moe.rtl.ROUTER_STAGES) + the done stage
+            return {"cycles": T + ROUTER_STAGES + 1, "macs": 0, "bytes": 0.0}
         if s.op == "router_topk":
-            # kernels.h router: per token the softmax over E experts (II = 3: max, exp, sum) and the
-            # top-k insertion (E compares)
+            # Edge-MoE, as published: per token the softmax over E experts (II = 3: max, exp, sum) and
+            # the top-k insertion (E compares)
             return {"cycles": T * (3 * E + E), "macs": 0, "bytes": 0.0}
         if s.op == "gelu" and not d.gelu_pass:  # Edge-MoE: GELU on the linear's output stream, as published
             return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
