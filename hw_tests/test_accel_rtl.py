@@ -174,7 +174,9 @@ async def accel_seq_runs_the_linear_steps(dut):
         rows = int(dut.step_rows.value.to_signed()) if s.rows == ROWS_QUEUE else s.rows
         if s.rows == ROWS_QUEUE:  # the queue the RTL router built, against golden's routing
             queue_mism += rows != queues[s.layer][s.expert]
-            rows = queues[s.layer][s.expert]  # golden's inputs are written: a wrong length mismatches below
+            # golden's queue rows are written (their outputs then mismatch if the length is wrong);
+            # a queue the RTL left empty is a step it skips: the bench must not wait for its done
+            rows = queues[s.layer][s.expert] if rows else 0
         if s.kind == "patch_embed":
             rows = 0  # im2col addressing: not in this slice
         x = y = None
@@ -433,7 +435,7 @@ def _check(rep: dict) -> None:
     steps = rep["steps"]
     assert steps and rep["error"] == 0, rep
     q = rep["queue_mismatches"]
-    assert q == 0, f"{q} expert queues built by the RTL router differ in length from golden's routing"
+    assert q == 0, f"{q} expert steps ran an RTL-built queue whose length differs from golden's routing"
     assert any(s["weight"].endswith("router.topk") for s in steps), "no router_topk step ran"
     assert all(s["mismatches"] in (0, None) for s in steps), [s for s in steps if s["mismatches"]]
     assert sum(s["checked"] for s in steps) > 0
