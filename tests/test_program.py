@@ -180,6 +180,10 @@ def test_other_step_cycles_by_hand():
     assert _ideal(gate_on_linear=False).step_cost(prog["router_topk"])["cycles"] == 65 * 32
     # gelu_rows over fc1's 65 x 128 outputs: 8 words of 16 a row, then 2 GELU stages + done
     assert m.step_cost(prog["gelu"])["cycles"] == 65 * 8 + 2 + 1
+    # an expert's gated combine over a queue of 3 rows: 3 x 4 words + 2 stages; Edge-MoE counts none
+    combine = next(s for s in m.program() if s.op == "expert_combine")
+    assert m.step_cost(combine, rows=3)["cycles"] == 3 * 4 + 2
+    assert _ideal(fm_on_chip=False).step_cost(combine, rows=3)["cycles"] == 0
     expert_gelu = next(s for s in m.program() if s.op == "gelu" and s.rows == ROWS_QUEUE)
     assert m.step_cost(expert_gelu, rows=3)["cycles"] == 3 * 4 + 3
     with pytest.raises(ValueError, match="queue"):

@@ -64,12 +64,13 @@ module accel_router #(
     output logic [K*IW-1:0] out_idx,
     output logic [K*GW-1:0] out_gate,
     output logic out_ovf,             // a gate (or exp, exp_sum, recip) of this token left its type
-    // the queues: q_len[e] tokens of expert e; entry n = (token, slot) of q_addr
+    // the queues: q_len[e] tokens of expert e; entry q_index of expert q_expert = (token, slot, gate)
     output logic [E*16-1:0] q_len,
     input  logic [IW-1:0] q_expert,
     input  logic [$clog2(ROWS_MAX)-1:0] q_index,
     output logic [15:0] q_token,
-    output logic [7:0] q_slot
+    output logic [7:0] q_slot,
+    output logic [GW-1:0] q_gate
 );
     localparam int XA = $clog2(ROWS_MAX);
     localparam int UW = LW + LGW;
@@ -315,6 +316,7 @@ module accel_router #(
     // the queues: the choices append (token, slot) to their experts' queues (distinct experts)
     logic [15:0] qtok [E][ROWS_MAX];
     logic [7:0] qslot [E][ROWS_MAX];
+    logic [GW-1:0] qgate [E][ROWS_MAX];
     logic [15:0] qn [E];
     always_ff @(posedge clk) begin
         done <= 1'b0;
@@ -329,6 +331,7 @@ module accel_router #(
                     ex = tk_idx[k*IW +: IW];
                     qtok[ex][XA'(qn[ex])] <= t7_;
                     qslot[ex][XA'(qn[ex])] <= 8'(k);
+                    qgate[ex][XA'(qn[ex])] <= tk_val[k*GW +: GW];
                     qn[ex] <= qn[ex] + 16'd1;
                 end
                 if (t7_ == total - 1) done <= 1'b1;
@@ -338,4 +341,5 @@ module accel_router #(
     always_comb for (int e = 0; e < E; e++) q_len[e*16 +: 16] = qn[e];
     assign q_token = qtok[q_expert][q_index];
     assign q_slot = qslot[q_expert][q_index];
+    assign q_gate = qgate[q_expert][q_index];
 endmodule

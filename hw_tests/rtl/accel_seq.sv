@@ -53,6 +53,7 @@ module accel_seq #(
     parameter int OP_GELU = 11,
     parameter int OP_RESIDUAL = 8,
     parameter int OP_ROUTER_TOPK = 10,
+    parameter int OP_EXPERT_COMBINE = 13,
     parameter int NO_OFFSET = -1,
     parameter int ROWS_QUEUE = -1,
     // word index of each field in a record (mtl_moe.program.STEP_FIELDS)
@@ -138,7 +139,12 @@ module accel_seq #(
     parameter RT_ETABLE = "softmax_exp.mem",
     parameter RT_RTABLE = "softmax_recip.mem",
     parameter int RT_STAGES = 7,
-    parameter int RT_IW = (RT_E > 1) ? $clog2(RT_E) : 1
+    parameter int RT_IW = (RT_E > 1) ? $clog2(RT_E) : 1,
+    // the combine's (accel_combine.sv): act rounding / overflow, the exact sum's width, n_embd
+    parameter int CB_A_ROUND = 0,
+    parameter int CB_SUMW = 34,
+    parameter int CB_D = 64,
+    localparam int CB_WORDS = ROWS_MAX * ((CB_D + T_IN - 1) / T_IN)
 ) (
     input  logic clk,
     input  logic rst,
@@ -201,6 +207,14 @@ module accel_seq #(
     output logic [RT_K*RT_IW-1:0] rt_out_idx,
     output logic [RT_K*RT_GW-1:0] rt_out_gate,
     output logic rt_out_ovf,
+    // the expert_combine step's input (the expert's W2 output rows) and the MoE block's output
+    input  logic cb_y_we,
+    input  logic [$clog2(CB_WORDS)-1:0] cb_y_addr,
+    input  logic [T_IN*WA-1:0] cb_y_data,
+    input  logic [$clog2(CB_WORDS)-1:0] cb_rd_addr,
+    output logic [T_IN*WA-1:0] cb_rd_y,
+    output logic [T_IN-1:0] cb_rd_ovf,
+    output logic cb_ovf,
     // AXI4 read master: LayerNorm's gamma / beta
     output logic [0:0] m_axi_l_ARID,
     output logic [63:0] m_axi_l_ARADDR,
@@ -265,6 +279,10 @@ module accel_seq #(
     logic [31:0] ge_words;
     logic is_ad, ad_start, ad_done;
     logic is_rt, rt_start, rt_done;
+    logic is_cb, cb_start, cb_done;
+    /* verilator lint_off UNUSEDSIGNAL */  // the combine's row counter: bits above the queue depth stay 0
+    logic [15:0] q_index;
+    /* verilator lint_on UNUSEDSIGNAL */
     logic [RT_E*16-1:0] q_len;
     logic [15:0] q_rows;                  // an expert step's queue length (the router's, in RTL)
     logic [63:0] ln_g, ln_b;
@@ -301,6 +319,7 @@ module accel_seq #(
         ge_start <= 1'b0;
         ad_start <= 1'b0;
         rt_start <= 1'b0;
+        cb_start <= 1'b0;
         if (rst) begin
             st <= S_IDLE;
             error <= 1'b0;
@@ -335,8 +354,10 @@ module accel_seq #(
                     end
                 end else if (field(rec, F_OPCODE) == OP_LINEAR || field(rec, F_OPCODE) == OP_LAYERNORM
                              || field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL
-                             || field(rec, F_OPCODE) == OP_ROUTER_TOPK) begin
+                             || field(rec, F_OPCODE) == OP_ROUTER_TOPK
+                             || field(rec, F_OPCODE) == OP_EXPERT_COMBINE) begin
                     is_rt <= field(rec, F_OPCODE) == OP_ROUTER_TOPK;
+                    is_cb <= field(rec, F_OPCODE) == OP_EXPERT_COMBINE;
                     is_ln <= field(rec, F_OPCODE) == OP_LAYERNORM;
                     is_ge <= field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL;
                     is_ad <= field(rec, F_OPCODE) == OP_RESIDUAL;
@@ -356,6 +377,11 @@ module accel_seq #(
                     st <= blk == n_steps ? S_IDLE : S_AR;
                     done <= blk == n_steps;
                     blk <= blk + 1;
+                end else if (is_cb) begin
+                    e_rows <= q_rows;
+                    cb_start <= 1'b1;
+                    cyc <= '0;
+                    st <= S_RUN;
                 end else if (is_rt) begin
                     e_rows <= go_rows;
                     rt_start <= 1'b1;
@@ -391,7 +417,7 @@ module accel_seq #(
             S_RUN: begin
                 cyc <= cyc + 1;
                 if (e_err) error <= 1'b1;
-                if (is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
+                if (is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
                     step_done <= 1'b1;
                     step_cycles <= cyc;
                     st <= blk == n_steps ? S_IDLE : S_AR;
@@ -431,10 +457,13 @@ module accel_seq #(
         .x_addr(ad_x_addr), .x_data(ad_x_data), .out_valid(ad_out_valid), .out_index(ad_out_index),
         .out_y(ad_out_y), .out_ovf(ad_out_ovf));
 
-    /* verilator lint_off UNUSEDSIGNAL */  // the queue entries: read by the expert gather (next slice)
     logic [15:0] q_token;
+    /* verilator lint_off UNUSEDSIGNAL */  // the slot: golden's gate index; the queue carries the gate itself
     logic [7:0] q_slot;
     /* verilator lint_on UNUSEDSIGNAL */
+    logic [RT_GW-1:0] q_gate;
+    logic [RT_IW-1:0] q_expert;
+    assign q_expert = RT_IW'(field(rec, F_EXPERT));
     accel_router #(.E(RT_E), .K(RT_K), .LW(RT_LW), .LFB(RT_LFB), .EW(RT_EW), .EF(RT_EF), .E_ROUND(RT_E_ROUND),
                    .E_SAT(RT_E_SAT), .SW(RT_SW), .SF(RT_SF), .S_ROUND(RT_S_ROUND), .S_SAT(RT_S_SAT), .RW(RT_RW),
                    .RF(RT_RF), .R_ROUND(RT_R_ROUND), .R_SAT(RT_R_SAT), .GW(RT_GW), .GF(RT_GF),
@@ -444,8 +473,14 @@ module accel_seq #(
                    .ROWS_MAX(ROWS_MAX), .STAGES(RT_STAGES), .IW(RT_IW)) router (
         .clk, .rst, .start(rt_start), .rows(e_rows), .done(rt_done), .x_we(rt_x_we), .x_addr(rt_x_addr),
         .x_data(rt_x_data), .out_valid(rt_out_valid), .out_token(rt_out_token), .out_idx(rt_out_idx),
-        .out_gate(rt_out_gate), .out_ovf(rt_out_ovf), .q_len, .q_expert('0), .q_index('0), .q_token,
-        .q_slot);
+        .out_gate(rt_out_gate), .out_ovf(rt_out_ovf), .q_len, .q_expert, .q_index(q_index[$clog2(ROWS_MAX)-1:0]),
+        .q_token, .q_slot, .q_gate);
+
+    accel_combine #(.W(WA), .A_ROUND(CB_A_ROUND), .A_SAT(AD_SAT), .GW(RT_GW), .GF(RT_GF),
+                    .SUMW(CB_SUMW), .LANES(T_IN), .D(CB_D), .ROWS_MAX(ROWS_MAX), .TW(16)) combine (
+        .clk, .rst, .clear(rt_start), .start(cb_start), .rows(e_rows), .done(cb_done), .q_index,
+        .q_token, .q_gate, .y_we(cb_y_we), .y_addr(cb_y_addr), .y_data(cb_y_data), .rd_addr(cb_rd_addr),
+        .rd_y(cb_rd_y), .rd_ovf(cb_rd_ovf), .ovf(cb_ovf));
 
     accel_ln #(.D(LN_D), .L(LN_L), .W(LN_W), .F(LN_F), .A_ROUND(LN_A_ROUND), .A_SAT(LN_A_SAT), .BW(LN_BW),
                .BF(LN_BF), .SW(LN_SW), .SF(LN_SF), .S_SAT(LN_S_SAT), .EPS(LN_EPS), .RW(LN_RW), .RF(LN_RF),
