@@ -1,23 +1,24 @@
-"""The RTL accelerator's first slices (hw_tests/rtl/accel_seq.sv): the layer-program sequencer
-reads the export's program.bin from memory and runs its linear steps on linear_engine.sv, its
-LayerNorm steps on accel_ln.sv (layernorm_unit.sv), its GELU steps on accel_gelu.sv and its residual
-adds on accel_add.sv, the weights
-read from the export's weights.bin through the board-timed memory (hw_tests/board_memory.py, the
-ZCU104 weight port's figures of the performance model). For every linear step of the demo model's
-image (QKV, projection, MLP fc / fc2, router logits, every expert's W1 / W2 over its token queue),
-every LayerNorm (ln_1, ln_2, ln_f), every GELU pass (dense and per expert) and every residual add:
+"""The RTL accelerator's slices (hw_tests/rtl/accel_seq.sv): the layer-program sequencer reads the
+export's program.bin from memory and runs its linear steps on linear_engine.sv, its LayerNorm steps
+on accel_ln.sv (layernorm_unit.sv), its GELU steps on accel_gelu.sv, its residual adds on
+accel_add.sv, its router_topk steps on accel_router.sv (softmax gates, top-k, the per-expert token
+queues) and its expert_combine steps on accel_combine.sv (gate scaling, exact accumulation), the
+weights read from the export's weights.bin through the board-timed memory (hw_tests/board_memory.py,
+the ZCU104 weight port's figures of the performance model). For every such step of the demo
+model's image:
 
 1. the outputs equal the golden model's codes of that step for the same image (its input rows
-   are golden's too, written into the unit's buffer by the bench: the units that produce them in
-   RTL - attention, the router's top-k, the expert combine - are not composed yet); mismatches
-   counted, 0 expected;
+   are golden's, written into the unit's buffer by the bench: attention and the gather of a queue's
+   rows are not in RTL yet; the expert queues and their lengths are the RTL router's, compared with
+   golden's routing); the MoE block's output (the combine's sums, act-fitted) against golden `moe`;
+   mismatches counted, 0 expected;
 2. the cycles from the unit's start to its done are within TOLERANCE (2%; the issue asks 5%) of
    the performance model's ``step_cost`` of the same program step on the same memory figures (no
    fitted constant).
 
-Not in this slice: patch embedding (im2col addressing of the image), the other non-linear steps,
-the router's top-k (expert queue lengths come from golden's routing), and the int8 router's 16-bit
-logits (their cycles are compared, their values are not: the engine's output format is act).
+Not in these slices: patch embedding (im2col addressing of the image), attention, the gather, and
+the int8 router's 16-bit logits out of the engine (their cycles are compared, their values are not:
+the engine's output format is act; the router step takes golden's logit codes).
 """
 
 from __future__ import annotations

@@ -16,7 +16,11 @@
 // A layernorm step (accel_ln.sv: gamma at w_base + w_off, beta at w_base + b_off, over m_axi_l)
 // runs its rows the same way, its input rows written through the ln_x port.
 // A gelu step runs rows x ceil(n / T_IN) words of its buffer (ge_x port) through T_IN gelu_units
-// (accel_gelu.sv); a residual step adds two such buffers word by word (accel_add.sv). Any other op is skipped (step_skip) in this slice: the units that run them are composed next.
+// (accel_gelu.sv); a residual step adds two such buffers word by word (accel_add.sv). A router_topk
+// step runs the router's logits (rt_x port) through accel_router.sv: gates, top-k and the per-expert
+// token queues; an expert step (rows = ROWS_QUEUE) then runs its queue's length (step_rows shows it,
+// go_rows is ignored). An expert_combine step adds the gated W2 rows (cb_y port) into the tokens'
+// sums (accel_combine.sv), read back through cb_rd_addr. Any other op is skipped (step_skip).
 // A header that is not an mtl-moe program of this version stops the run with error set.
 module accel_seq #(
     // linear_engine's parameters (mtl_moe.rtl.linear_engine_parameters)
