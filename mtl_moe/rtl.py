@@ -160,6 +160,25 @@ def router_parameters(hw: HardwareSpec, cfg: MoEViTConfig, dir: str | Path) -> d
             "G_SAT": int(g.overflow == "SAT"), "STAGES": ROUTER_STAGES}
 
 
+def attn_parameters(hw: HardwareSpec, cfg: MoEViTConfig, kp: KernelParams, lanes: int, dir: str | Path
+                    ) -> dict[str, Any]:
+    """Parameters of ``accel_attn.sv``: the config's tokens, heads and head dim, the design's P query
+    rows (``kp.attn_p``) and ``lanes`` head-dim values a cycle (the performance model's
+    ``attn_lanes``), the act and score types, the exact q.k and p.v widths
+    (:func:`mtl_moe.onchip.kernel_widths`) and its softmax units' (:func:`softmax_parameters`,
+    prefixed ``SM_``, tables in ``dir``)."""
+    from mtl_moe.onchip import kernel_widths
+
+    a, sc = hw.act, hw.score
+    w = kernel_widths(cfg, hw, kp)
+    return {"T": cfg.n_tokens, "HD": cfg.head_dim, "NH": cfg.n_head, "P": kp.attn_p, "LANES": lanes,
+            "W": a.width, "F": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
+            "A_SAT": int(a.overflow == "SAT"),
+            "DOTW": w["dot"], "AVW": w["av"], "SC_ROUND": ROUND_CODE[sc.rounding],
+            "SC_SAT": int(sc.overflow == "SAT"),
+            **{f"SM_{k}": v for k, v in softmax_parameters(hw, dir).items()}}
+
+
 def beat_lanes(axi_bits: int, bits: int) -> int:
     """Values of ``bits`` in one AXI beat (at least 1): the lanes a unit fed one beat a cycle has —
     the attention reads, the LayerNorm unit and the performance model all count with it."""
