@@ -60,7 +60,6 @@ module accel_attn #(
 
     logic [SM_ETW-1:0] etab [0:SM_EN-1];
     initial $readmemh(SM_ETABLE, etab);
-    initial if (QSH < 1) $error("accel_attn: the score grid must be coarser than act x act");
 
     logic [3*D*W-1:0] xmem [T];
     always_ff @(posedge clk) if (x_we) xmem[x_addr] <= x_data;
@@ -170,7 +169,8 @@ module accel_attn #(
                     if (b == NB - 1) begin
                         longint q;
                         logic big;
-                        q = rshift(longint'(d), QSH, SC_ROUND);
+                        q = (QSH >= 1) ? rshift(longint'(d), QSH, SC_ROUND)  // a finer score grid: exact
+                                       : longint'(d) <<< ((QSH >= 1) ? 0 : -QSH);
                         big = q > SCMAX || q < SCMIN;
                         if (big && SC_SAT != 0) q = q > SCMAX ? SCMAX : SCMIN;
                         if (big && SC_SAT == 0 && p < rows_g) ovf <= 1'b1;
