@@ -286,7 +286,7 @@ async def _router_step(dut, s, i: int, logits: np.ndarray, idx: np.ndarray, gate
     got_i = np.full((rows, K), -1, np.int64)
     got_g = np.full((rows, K), -1, np.int64)
     flags = 0
-    while True:
+    for _ in range(100 * (rows + 16)):  # bounded: a router that never finishes fails, not hangs
         await RisingEdge(dut.clk)
         await ReadOnly()
         if dut.rt_out_valid.value == 1:
@@ -296,6 +296,8 @@ async def _router_step(dut, s, i: int, logits: np.ndarray, idx: np.ndarray, gate
             flags += int(dut.rt_out_ovf.value)
         if dut.step_done.value == 1:
             break
+    else:
+        raise AssertionError(f"router_topk step {i} never finished")
     return {"step": i, "weight": f"blocks.{s.layer}.mlp.router.topk", "kind": s.kind, "rows": rows, "k": E,
             "n": K, "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s)["cycles"],
             "mismatches": int((got_i != idx).sum() + (got_g != gate).sum()) + flags, "checked": 2 * rows * K}
@@ -318,11 +320,13 @@ async def _combine_step(dut, s, i: int, y: np.ndarray, rows: int, t_in: int, hw,
     await FallingEdge(dut.clk)
     dut.cb_y_we.value = 0
     await _go(dut, rows)
-    while True:
+    for _ in range(100 * (rows * nw + 16)):  # bounded: a combine that never finishes fails, not hangs
         await RisingEdge(dut.clk)
         await ReadOnly()
         if dut.step_done.value == 1:
             break
+    else:
+        raise AssertionError(f"expert_combine step {i} never finished")
     return {"step": i, "weight": f"blocks.{s.layer}.mlp.expert{s.expert}.combine", "kind": s.kind,
             "rows": rows, "k": 0, "n": n, "cycles": int(dut.step_cycles.value),
             "model_cycles": model.step_cost(s, rows)["cycles"], "mismatches": int(dut.cb_ovf.value),
