@@ -49,7 +49,7 @@ from mtl_moe.config import MoEViTConfig
 from mtl_moe.hw import HardwareSpec, mac_pack2
 from mtl_moe.layout import TileLayout
 from mtl_moe.program import ROWS_QUEUE, UNMODELED_OPS, Step, build_program
-from mtl_moe.rtl import beat_lanes, layernorm_lanes, layernorm_timing
+from mtl_moe.rtl import ROUTER_STAGES, beat_lanes, layernorm_lanes, layernorm_timing
 
 MODELED_NOTE = "modeled; schedule not verified by Vitis here"
 
@@ -495,9 +495,14 @@ class PerfModel:
         if s.op == "router_logits":  # Edge-MoE: own E x f_per_beat MAC lanes, one token beat per cycle
             return {"cycles": T * max(_cdiv(D, fb) * self.fm_cycles, _cdiv(D, fb)), "macs": T * D * E,
                     "bytes": fm_bytes + E * D * hw.weight.width / 8}
+        if s.op == "router_topk" and d.gate_on_linear:
+            # kernels.h router after its logits: PIPELINE II=1 over the tokens (E exps, one reciprocal,
+            # E gates, top-k a token a cycle), as accel_router.sv: T tokens + its register stages
+            # (mtl_moe.rtl.ROUTER_STAGES) + the done stage
+            return {"cycles": T + ROUTER_STAGES + 1, "macs": 0, "bytes": 0.0}
         if s.op == "router_topk":
-            # kernels.h router: per token the softmax over E experts (II = 3: max, exp, sum) and the
-            # top-k insertion (E compares)
+            # Edge-MoE, as published: per token the softmax over E experts (II = 3: max, exp, sum) and
+            # the top-k insertion (E compares)
             return {"cycles": T * (3 * E + E), "macs": 0, "bytes": 0.0}
         if s.op == "gelu" and not d.gelu_pass:  # Edge-MoE: GELU on the linear's output stream, as published
             return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
@@ -506,6 +511,15 @@ class PerfModel:
             # (PIPELINE II=1, trip rows x ceil(n / T_IN)), then the GELU pipeline drains (its register
             # stages, units.json, and the done stage); the model once took GELU as fused into fc1's store
             return {"cycles": r * _cdiv(s.n, d.t_in) + self.gelu_latency + 1, "macs": 0, "bytes": 0.0}
+        if s.op == "expert_combine" and not d.fm_on_chip:  # Edge-MoE, as published: not counted
+            return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
+        if s.op == "expert_combine":
+            # kernels.h moe's combine loop: PIPELINE II=1 over the queue's rows x ceil(D / T_IN) words
+            # (sum[token] += rq(y * gate)), as accel_combine.sv: that + its 2 stages (read; add, write).
+            # The queue-building loop (T * k per expert) and the gather of the queue's rows are not
+            # steps (the RTL router builds the queues while it routes); the sums' clear and final fit
+            # passes (T * ceil(D / T_IN) each in kernels.h) are not counted either
+            return {"cycles": r * _cdiv(D, d.t_in) + 2, "macs": 0, "bytes": 0.0}
         if s.op in UNMODELED_OPS:
             return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
         raise ValueError(f"program step {s.op!r} has no cycle formula")

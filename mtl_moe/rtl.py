@@ -137,6 +137,48 @@ def softmax_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
             "ETABLE": f'"{tabs["exp"].resolve()}"', "RTABLE": f'"{tabs["recip"].resolve()}"'}
 
 
+ROUTER_STAGES = 7
+"""Register stages of ``accel_router.sv`` (buffer read, max, exp, sum, reciprocal, gate, top-k): the
+router_topk step takes rows + ROUTER_STAGES cycles (the RTL checks its parameter against this)."""
+
+
+def router_parameters(hw: HardwareSpec, cfg: MoEViTConfig, dir: str | Path) -> dict[str, Any]:
+    """Parameters of ``accel_router.sv`` (router logits → gates, top-k, expert queues): the softmax
+    unit's exp / exp_sum / recip types and tables (:func:`softmax_parameters`, tables in ``dir``) with
+    the router_logit type in place of the score, the gate type, E and k of the config."""
+    lt, g, nl = hw.router_logit, hw.gate, hw.nonlinear
+    if not lt.signed or g.signed or g.rounding not in ROUND_CODE:
+        raise ValueError(f"accel_router takes a signed router_logit ({lt}) and an unsigned TRN/RND/RND_CONV "
+                         f"gate ({g})")
+    if nl.exp.entry.frac_bits + lt.frac_bits + nl.log2e.frac_bits - nl.exp.step_log2 <= hw.exp.frac_bits:
+        raise ValueError(f"accel_router needs the interpolated exp finer than {hw.exp}")
+    sm = softmax_parameters(hw, dir)
+    sm["LGW"], sm["LGF"] = sm.pop("LW"), sm.pop("LF")
+    sm.pop("W"), sm.pop("F")
+    return {"E": cfg.n_experts, "K": cfg.top_k, "LW": lt.width, "LFB": lt.frac_bits, **sm,
+            "GW": g.width, "GF": g.frac_bits, "G_ROUND": ROUND_CODE[g.rounding],
+            "G_SAT": int(g.overflow == "SAT"), "STAGES": ROUTER_STAGES}
+
+
+def attn_parameters(hw: HardwareSpec, cfg: MoEViTConfig, kp: KernelParams, lanes: int, dir: str | Path
+                    ) -> dict[str, Any]:
+    """Parameters of ``accel_attn.sv``: the config's tokens, heads and head dim, the design's P query
+    rows (``kp.attn_p``) and ``lanes`` head-dim values a cycle (the performance model's
+    ``attn_lanes``), the act and score types, the exact q.k and p.v widths
+    (:func:`mtl_moe.onchip.kernel_widths`) and its softmax units' (:func:`softmax_parameters`,
+    prefixed ``SM_``, tables in ``dir``)."""
+    from mtl_moe.onchip import kernel_widths
+
+    a, sc = hw.act, hw.score
+    w = kernel_widths(cfg, hw, kp)
+    return {"T": cfg.n_tokens, "HD": cfg.head_dim, "NH": cfg.n_head, "P": kp.attn_p, "LANES": lanes,
+            "W": a.width, "F": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
+            "A_SAT": int(a.overflow == "SAT"),
+            "DOTW": w["dot"], "AVW": w["av"], "SC_ROUND": ROUND_CODE[sc.rounding],
+            "SC_SAT": int(sc.overflow == "SAT"),
+            **{f"SM_{k}": v for k, v in softmax_parameters(hw, dir).items()}}
+
+
 def beat_lanes(axi_bits: int, bits: int) -> int:
     """Values of ``bits`` in one AXI beat (at least 1): the lanes a unit fed one beat a cycle has —
     the attention reads, the LayerNorm unit and the performance model all count with it."""
@@ -222,11 +264,19 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     ln = layernorm_parameters(hw, cfg, dir, layernorm_lanes(cfg.n_embd, kp.axi_bits, hw.act.width))
     ge = {**gelu_parameters(hw, Path(dir) / "gelu_table.mem"), "WORDS_MAX": gelu_words}
     at = {f"F_{k.upper()}": pg.STEP_FIELDS.index(k) for k in ("opcode", "rows", "n", "w_off", "w_task_stride",
-                                                              "b_off", "n_tiles", "k_tiles")}
+                                                              "b_off", "n_tiles", "k_tiles", "expert")}
+    rt = router_parameters(hw, cfg, dir) if cfg.n_experts else {}
+    from mtl_moe.onchip import kernel_widths
+
+    cb = {"CB_A_ROUND": ROUND_CODE[hw.act.rounding], "CB_SUMW": kernel_widths(cfg, hw, kp)["moe_sum"],
+          "CB_D": cfg.n_embd}
     return {**linear_engine_parameters(hw, kp.t_in, kp.t_out, kp.axi_bits, rows_max, kt_max, nt_max,
                                        nbuf=nbuf),
             "STEP_WORDS": pg.STEP_WORDS, "MAGIC": pg.MAGIC, "VERSION": pg.VERSION,
-            **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual")},
+            **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual",
+                                                             "router_topk", "expert_combine")},
+            "ROWS_QUEUE": pg.ROWS_QUEUE,
             "AD_SAT": int(hw.act.overflow == "SAT"), "AD_WORDS_MAX": add_words,
             "NO_OFFSET": pg.NO_OFFSET,
-            **at, **{f"LN_{k}": v for k, v in ln.items()}, **{f"GE_{k}": v for k, v in ge.items()}}
+            **at, **{f"LN_{k}": v for k, v in ln.items()}, **{f"GE_{k}": v for k, v in ge.items()},
+            **{f"RT_{k}": v for k, v in rt.items()}, **cb}

@@ -166,7 +166,8 @@ def test_other_step_cycles_by_hand():
     """The demo (T = 65 tokens, D = 64, 2 heads of 32, E = 8) with 16-wide words and 8 act values
     a beat: residual 65 x 4 words; LayerNorm 65 rows x (3 passes x 8 words + 8) + gamma/beta 2 x 8
     beats + latency 10; attention ceil(65 / 4) = 17 groups x 2 heads x 65 rows x 4 words, each phase;
-    top-k 65 x (3 x 8 + 8); GELU 65 rows x 8 words + 3."""
+    router top-k a token a cycle, 65 + 7 register stages + done (Edge-MoE's published design: 65 x
+    (3 x 8 + 8)); GELU 65 rows x 8 words + 3."""
     m = _ideal()
     prog: dict[str, Step] = {}
     for s in m.program():
@@ -175,9 +176,14 @@ def test_other_step_cycles_by_hand():
     assert m.step_cost(prog["layernorm"])["cycles"] == 65 * 32 + 16 + 10
     assert m.step_cost(prog["attn_qk_softmax"])["cycles"] == 17 * 2 * 65 * 4
     assert m.step_cost(prog["attn_av"])["cycles"] == 17 * 2 * 65 * 4
-    assert m.step_cost(prog["router_topk"])["cycles"] == 65 * 32
+    assert m.step_cost(prog["router_topk"])["cycles"] == 65 + 7 + 1
+    assert _ideal(gate_on_linear=False).step_cost(prog["router_topk"])["cycles"] == 65 * 32
     # gelu_rows over fc1's 65 x 128 outputs: 8 words of 16 a row, then 2 GELU stages + done
     assert m.step_cost(prog["gelu"])["cycles"] == 65 * 8 + 2 + 1
+    # an expert's gated combine over a queue of 3 rows: 3 x 4 words + 2 stages; Edge-MoE counts none
+    combine = next(s for s in m.program() if s.op == "expert_combine")
+    assert m.step_cost(combine, rows=3)["cycles"] == 3 * 4 + 2
+    assert _ideal(fm_on_chip=False).step_cost(combine, rows=3)["cycles"] == 0
     expert_gelu = next(s for s in m.program() if s.op == "gelu" and s.rows == ROWS_QUEUE)
     assert m.step_cost(expert_gelu, rows=3)["cycles"] == 3 * 4 + 3
     with pytest.raises(ValueError, match="queue"):

@@ -16,7 +16,11 @@
 // A layernorm step (accel_ln.sv: gamma at w_base + w_off, beta at w_base + b_off, over m_axi_l)
 // runs its rows the same way, its input rows written through the ln_x port.
 // A gelu step runs rows x ceil(n / T_IN) words of its buffer (ge_x port) through T_IN gelu_units
-// (accel_gelu.sv); a residual step adds two such buffers word by word (accel_add.sv). Any other op is skipped (step_skip) in this slice: the units that run them are composed next.
+// (accel_gelu.sv); a residual step adds two such buffers word by word (accel_add.sv). A router_topk
+// step runs the router's logits (rt_x port) through accel_router.sv: gates, top-k and the per-expert
+// token queues; an expert step (rows = ROWS_QUEUE) then runs its queue's length (step_rows shows it,
+// go_rows is ignored). An expert_combine step adds the gated W2 rows (cb_y port) into the tokens'
+// sums (accel_combine.sv), read back through cb_rd_addr. Any other op is skipped (step_skip).
 // A header that is not an mtl-moe program of this version stops the run with error set.
 module accel_seq #(
     // linear_engine's parameters (mtl_moe.rtl.linear_engine_parameters)
@@ -52,7 +56,10 @@ module accel_seq #(
     parameter int OP_LAYERNORM = 5,
     parameter int OP_GELU = 11,
     parameter int OP_RESIDUAL = 8,
+    parameter int OP_ROUTER_TOPK = 10,
+    parameter int OP_EXPERT_COMBINE = 13,
     parameter int NO_OFFSET = -1,
+    parameter int ROWS_QUEUE = -1,
     // word index of each field in a record (mtl_moe.program.STEP_FIELDS)
     parameter int F_OPCODE = 0,
     parameter int F_ROWS = 2,
@@ -62,6 +69,7 @@ module accel_seq #(
     parameter int F_B_OFF = 9,
     parameter int F_N_TILES = 11,
     parameter int F_K_TILES = 12,
+    parameter int F_EXPERT = 13,
     // the LayerNorm unit's (mtl_moe.rtl.layernorm_parameters, prefixed LN_)
     parameter int LN_D = 64,
     parameter int LN_L = 8,
@@ -98,7 +106,49 @@ module accel_seq #(
     parameter int GE_WORDS_MAX = 64,
     // the residual add's (act overflow mode; a buffer of AD_WORDS_MAX T_IN-value words)
     parameter int AD_SAT = 0,
-    parameter int AD_WORDS_MAX = 64
+    parameter int AD_WORDS_MAX = 64,
+    // the router's (mtl_moe.rtl.router_parameters, prefixed RT_; accel_router.sv)
+    parameter int RT_E = 8,
+    parameter int RT_K = 2,
+    parameter int RT_LW = 32,
+    parameter int RT_LFB = 22,
+    parameter int RT_EW = 18,
+    parameter int RT_EF = 17,
+    parameter int RT_E_ROUND = 1,
+    parameter int RT_E_SAT = 0,
+    parameter int RT_SW = 32,
+    parameter int RT_SF = 20,
+    parameter int RT_S_ROUND = 0,
+    parameter int RT_S_SAT = 0,
+    parameter int RT_RW = 24,
+    parameter int RT_RF = 23,
+    parameter int RT_R_ROUND = 1,
+    parameter int RT_R_SAT = 0,
+    parameter int RT_GW = 18,
+    parameter int RT_GF = 17,
+    parameter int RT_G_ROUND = 1,
+    parameter int RT_G_SAT = 0,
+    parameter int RT_LGW = 18,
+    parameter int RT_LGF = 17,
+    parameter int RT_LOG2E = 189097,
+    parameter int RT_EN = 65,
+    parameter int RT_ESTEP = 6,
+    parameter int RT_ETW = 18,
+    parameter int RT_ETF = 17,
+    parameter int RT_RN = 65,
+    parameter int RT_RSTEP = 6,
+    parameter int RT_RTW = 18,
+    parameter int RT_RTF = 17,
+    parameter int RT_RK = 26,
+    parameter RT_ETABLE = "softmax_exp.mem",
+    parameter RT_RTABLE = "softmax_recip.mem",
+    parameter int RT_STAGES = 7,
+    parameter int RT_IW = (RT_E > 1) ? $clog2(RT_E) : 1,
+    // the combine's (accel_combine.sv): act rounding / overflow, the exact sum's width, n_embd
+    parameter int CB_A_ROUND = 0,
+    parameter int CB_SUMW = 34,
+    parameter int CB_D = 64,
+    localparam int CB_WORDS = ROWS_MAX * ((CB_D + T_IN - 1) / T_IN)
 ) (
     input  logic clk,
     input  logic rst,
@@ -152,6 +202,23 @@ module accel_seq #(
     output logic [31:0] ad_out_index,
     output logic [T_IN*WA-1:0] ad_out_y,
     output logic [T_IN-1:0] ad_out_ovf,
+    // the router_topk step's logits (one word of E codes a token) and its choices (accel_router.sv)
+    input  logic rt_x_we,
+    input  logic [$clog2(ROWS_MAX)-1:0] rt_x_addr,
+    input  logic [RT_E*RT_LW-1:0] rt_x_data,
+    output logic rt_out_valid,
+    output logic [15:0] rt_out_token,
+    output logic [RT_K*RT_IW-1:0] rt_out_idx,
+    output logic [RT_K*RT_GW-1:0] rt_out_gate,
+    output logic rt_out_ovf,
+    // the expert_combine step's input (the expert's W2 output rows) and the MoE block's output
+    input  logic cb_y_we,
+    input  logic [$clog2(CB_WORDS)-1:0] cb_y_addr,
+    input  logic [T_IN*WA-1:0] cb_y_data,
+    input  logic [$clog2(CB_WORDS)-1:0] cb_rd_addr,
+    output logic [T_IN*WA-1:0] cb_rd_y,
+    output logic [T_IN-1:0] cb_rd_ovf,
+    output logic cb_ovf,
     // AXI4 read master: LayerNorm's gamma / beta
     output logic [0:0] m_axi_l_ARID,
     output logic [63:0] m_axi_l_ARADDR,
@@ -215,6 +282,13 @@ module accel_seq #(
     logic is_ln, ln_start, ln_done, is_ge, ge_start, ge_done;
     logic [31:0] ge_words;
     logic is_ad, ad_start, ad_done;
+    logic is_rt, rt_start, rt_done;
+    logic is_cb, cb_start, cb_done;
+    /* verilator lint_off UNUSEDSIGNAL */  // the combine's row counter: bits above the queue depth stay 0
+    logic [15:0] q_index;
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic [RT_E*16-1:0] q_len;
+    logic [15:0] q_rows;                  // an expert step's queue length (the router's, in RTL)
     logic [63:0] ln_g, ln_b;
     logic [31:0] cyc;
 
@@ -231,7 +305,13 @@ module accel_seq #(
     assign m_axi_p_RREADY = st == S_R;
     assign step_req = st == S_WAIT_GO;
     assign step_index = blk - 1;
-    assign step_rows = field(rec, F_ROWS);
+    // an expert step runs on its queue: the length the router built (the record says ROWS_QUEUE)
+    always_comb begin
+        q_rows = '0;
+        for (int e = 0; e < RT_E; e++)
+            if ($signed(field(rec, F_EXPERT)) == e) q_rows = q_len[e*16 +: 16];
+    end
+    assign step_rows = $signed(field(rec, F_ROWS)) == ROWS_QUEUE ? 32'(q_rows) : field(rec, F_ROWS);
     assign busy = st != S_IDLE;
 
     always_ff @(posedge clk) begin
@@ -242,6 +322,8 @@ module accel_seq #(
         ln_start <= 1'b0;
         ge_start <= 1'b0;
         ad_start <= 1'b0;
+        rt_start <= 1'b0;
+        cb_start <= 1'b0;
         if (rst) begin
             st <= S_IDLE;
             error <= 1'b0;
@@ -275,7 +357,11 @@ module accel_seq #(
                         st <= S_AR;
                     end
                 end else if (field(rec, F_OPCODE) == OP_LINEAR || field(rec, F_OPCODE) == OP_LAYERNORM
-                             || field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL) begin
+                             || field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL
+                             || field(rec, F_OPCODE) == OP_ROUTER_TOPK
+                             || field(rec, F_OPCODE) == OP_EXPERT_COMBINE) begin
+                    is_rt <= field(rec, F_OPCODE) == OP_ROUTER_TOPK;
+                    is_cb <= field(rec, F_OPCODE) == OP_EXPERT_COMBINE;
                     is_ln <= field(rec, F_OPCODE) == OP_LAYERNORM;
                     is_ge <= field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL;
                     is_ad <= field(rec, F_OPCODE) == OP_RESIDUAL;
@@ -289,26 +375,37 @@ module accel_seq #(
                 end
             end
             S_WAIT_GO: if (step_go) begin
-                if (go_rows == 0) begin
+                // an expert step's rows are its queue's (q_rows), whatever go_rows says
+                if (($signed(field(rec, F_ROWS)) == ROWS_QUEUE ? q_rows : go_rows) == 0) begin
                     step_skip <= 1'b1;
                     st <= blk == n_steps ? S_IDLE : S_AR;
                     done <= blk == n_steps;
                     blk <= blk + 1;
+                end else if (is_cb) begin
+                    e_rows <= q_rows;
+                    cb_start <= 1'b1;
+                    cyc <= '0;
+                    st <= S_RUN;
+                end else if (is_rt) begin
+                    e_rows <= go_rows;
+                    rt_start <= 1'b1;
+                    cyc <= '0;
+                    st <= S_RUN;
                 end else if (is_ge) begin
-                    ge_words <= 32'(go_rows) * ((field(rec, F_N) + T_IN - 1) / T_IN);
+                    ge_words <= 32'(step_rows[15:0]) * ((field(rec, F_N) + T_IN - 1) / T_IN);
                     ge_start <= !is_ad;
                     ad_start <= is_ad;
                     cyc <= '0;
                     st <= S_RUN;
                 end else if (is_ln) begin
-                    e_rows <= go_rows;
+                    e_rows <= 16'(step_rows);
                     ln_g <= w_base + 64'(field(rec, F_W_OFF));
                     ln_b <= w_base + 64'(field(rec, F_B_OFF));
                     ln_start <= 1'b1;
                     cyc <= '0;
                     st <= S_RUN;
                 end else begin
-                    e_rows <= go_rows;
+                    e_rows <= $signed(field(rec, F_ROWS)) == ROWS_QUEUE ? q_rows : go_rows;
                     e_kt <= 16'(field(rec, F_K_TILES));
                     e_nt <= 16'(field(rec, F_N_TILES));
                     e_waddr <= w_base + 64'(field(rec, F_W_OFF))
@@ -324,7 +421,7 @@ module accel_seq #(
             S_RUN: begin
                 cyc <= cyc + 1;
                 if (e_err) error <= 1'b1;
-                if (is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
+                if (is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
                     step_done <= 1'b1;
                     step_cycles <= cyc;
                     st <= blk == n_steps ? S_IDLE : S_AR;
@@ -363,6 +460,31 @@ module accel_seq #(
         .clk, .rst, .start(ad_start), .n_words(ge_words), .done(ad_done), .x_we(ad_x_we), .x_sel(ad_x_sel),
         .x_addr(ad_x_addr), .x_data(ad_x_data), .out_valid(ad_out_valid), .out_index(ad_out_index),
         .out_y(ad_out_y), .out_ovf(ad_out_ovf));
+
+    logic [15:0] q_token;
+    /* verilator lint_off UNUSEDSIGNAL */  // the slot: golden's gate index; the queue carries the gate itself
+    logic [7:0] q_slot;
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic [RT_GW-1:0] q_gate;
+    logic [RT_IW-1:0] q_expert;
+    assign q_expert = RT_IW'(field(rec, F_EXPERT));
+    accel_router #(.E(RT_E), .K(RT_K), .LW(RT_LW), .LFB(RT_LFB), .EW(RT_EW), .EF(RT_EF), .E_ROUND(RT_E_ROUND),
+                   .E_SAT(RT_E_SAT), .SW(RT_SW), .SF(RT_SF), .S_ROUND(RT_S_ROUND), .S_SAT(RT_S_SAT), .RW(RT_RW),
+                   .RF(RT_RF), .R_ROUND(RT_R_ROUND), .R_SAT(RT_R_SAT), .GW(RT_GW), .GF(RT_GF),
+                   .G_ROUND(RT_G_ROUND), .G_SAT(RT_G_SAT), .LGW(RT_LGW), .LGF(RT_LGF), .LOG2E(RT_LOG2E),
+                   .EN(RT_EN), .ESTEP(RT_ESTEP), .ETW(RT_ETW), .ETF(RT_ETF), .RN(RT_RN), .RSTEP(RT_RSTEP),
+                   .RTW(RT_RTW), .RTF(RT_RTF), .RK(RT_RK), .ETABLE(RT_ETABLE), .RTABLE(RT_RTABLE),
+                   .ROWS_MAX(ROWS_MAX), .STAGES(RT_STAGES), .IW(RT_IW)) router (
+        .clk, .rst, .start(rt_start), .rows(e_rows), .done(rt_done), .x_we(rt_x_we), .x_addr(rt_x_addr),
+        .x_data(rt_x_data), .out_valid(rt_out_valid), .out_token(rt_out_token), .out_idx(rt_out_idx),
+        .out_gate(rt_out_gate), .out_ovf(rt_out_ovf), .q_len, .q_expert, .q_index(q_index[$clog2(ROWS_MAX)-1:0]),
+        .q_token, .q_slot, .q_gate);
+
+    accel_combine #(.W(WA), .A_ROUND(CB_A_ROUND), .A_SAT(AD_SAT), .GW(RT_GW), .GF(RT_GF),
+                    .SUMW(CB_SUMW), .LANES(T_IN), .D(CB_D), .ROWS_MAX(ROWS_MAX), .TW(16)) combine (
+        .clk, .rst, .clear(rt_start), .start(cb_start), .rows(e_rows), .done(cb_done), .q_index,
+        .q_token, .q_gate, .y_we(cb_y_we), .y_addr(cb_y_addr), .y_data(cb_y_data), .rd_addr(cb_rd_addr),
+        .rd_y(cb_rd_y), .rd_ovf(cb_rd_ovf), .ovf(cb_ovf));
 
     accel_ln #(.D(LN_D), .L(LN_L), .W(LN_W), .F(LN_F), .A_ROUND(LN_A_ROUND), .A_SAT(LN_A_SAT), .BW(LN_BW),
                .BF(LN_BF), .SW(LN_SW), .SF(LN_SF), .S_SAT(LN_S_SAT), .EPS(LN_EPS), .RW(LN_RW), .RF(LN_RF),
