@@ -30,6 +30,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
+from board_memory import RamTarget  # a RAM that ends: a read past it is SLVERR, not an alias
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from cocotb_util import pack, sim_timeout, unpack
 
@@ -47,22 +48,6 @@ SHAPES = [(65, 64, 96), (65, 128, 64), (12, 64, 128), (3, 128, 32), (1, 64, 128)
 AXI_BITS = 256
 
 
-class _Memory:
-    """A RAM that ends: a read past its size raises, which cocotbext-axi answers with SLVERR
-    (its AxiRam would alias the address instead)."""
-
-    def __init__(self, size: int) -> None:
-        self.mem = bytearray(size)
-
-    def write(self, address: int, data: bytes) -> None:
-        self.mem[address:address + len(data)] = data
-
-    async def read(self, address: int, length: int) -> bytes:
-        if address + length > len(self.mem):
-            raise IndexError(f"read of {length} bytes at {address:#x} past the end ({len(self.mem):#x})")
-        return bytes(self.mem[address:address + length])
-
-
 @cocotb.test(**sim_timeout(67.8))  # measured 67.8 us of simulated time
 async def linear_engine_sums_and_cycles(dut):
     from cocotb.clock import Clock
@@ -75,7 +60,7 @@ async def linear_engine_sums_and_cycles(dut):
     wbytes = storage_bytes(wt.width)
     bsb = 8 * storage_bytes(hw.bias.width)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    ram = _Memory(1 << 22)
+    ram = RamTarget(1 << 22)
     AxiSlaveRead(AxiReadBus.from_prefix(dut, "m_axi_w"), dut.clk, dut.rst, target=ram)
     dut.rst.value, dut.start.value, dut.x_we.value = 1, 0, 0
     for _ in range(3):

@@ -26,14 +26,19 @@ from mtl_moe.deploy.protocol import AcceleratorError
 from mtl_moe.fixed import FixedOverflowError
 
 
+def _as(kind: type, text: str) -> Any:
+    """``text`` as an int or float, else the one line argparse prints after the option's name."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+                                         ) from None
+
+
 def _number_in(kind: type, lo: float, hi: float) -> Any:
     """argparse type: a ``kind`` (int or float) in [lo, hi], else one line naming the range."""
     def parse(text: str) -> Any:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}"
-                                             ) from None
+        v = _as(kind, text)
         if not lo <= v <= hi:
             raise argparse.ArgumentTypeError(f"{v:g} is outside {lo:g}..{hi:g}")
         return v
@@ -48,11 +53,7 @@ def _at_least(lo: float, kind: type = int) -> Any:
     """argparse type: a ``kind`` >= lo; argparse adds the option's name to the message:
     ``argument --n-val: must be >= 1, got 0``."""
     def parse(text: str) -> Any:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}"
-                                             ) from None
+        v = _as(kind, text)
         if not v >= lo or v != v or v in (float("inf"), float("-inf")):
             raise argparse.ArgumentTypeError(f"must be >= {lo:g}, got {text}")
         return v
@@ -61,10 +62,7 @@ def _at_least(lo: float, kind: type = int) -> Any:
 
 def _positive(text: str) -> float:
     """argparse type: a finite number > 0 (a learning rate)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    v = _as(float, text)
     if not 0 < v < float("inf"):
         raise argparse.ArgumentTypeError(f"must be > 0 and finite, got {text}")
     return v
