@@ -41,8 +41,9 @@ from mtl_moe.fixed import Fixed
 from mtl_moe.hw import PACK_SHIFT, HardwareSpec, mac_pack2
 from mtl_moe.layout import TileLayout
 from mtl_moe.nonlinear import table
-from mtl_moe.onchip import kernel_widths
+from mtl_moe.onchip import LU_TILE_DEPTH, kernel_widths
 from mtl_moe.outdir import staged
+from mtl_moe.perf import IO_BURST, WRITE_OUTSTANDING, axi_readahead  # noqa: F401 (re-exported)
 
 ROUTER_KIND = {"per_task": 0, "shared": 1, "task_conditioned": 2}
 
@@ -210,49 +211,6 @@ def check_weight_ports(kp: KernelParams, tile_beats: int) -> None:
         raise ConfigError(f"weight_ports = 2 needs an even TILE_BEATS, but a {kp.t_out} x {kp.t_in} tile is "
                           f"TILE_BEATS = {tile_beats} AXI words of {kp.axi_bits} bits; use weight_ports = 1 "
                           "or a tile of an even number of beats")
-
-
-# num_write_outstanding of gmem_io: features are written once an image, nothing waits on the write
-# responses, so one burst fills while one drains (UG1399 'Controlling AXI4 Burst Behavior')
-WRITE_OUTSTANDING = 2
-LU_TILE_DEPTH = 2  # linear_unit's tile stream: ping-pong (the read-ahead is in the m_axi adapter)
-IO_BURST = 256  # max_read/write_burst_length of gmem_io: image and features are long runs (AXI4's limit)
-
-
-def axi_readahead(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams, board: str = "zcu104"
-                  ) -> dict[str, int]:
-    """The m_axi settings that let the weight load run ahead of the MAC array by the board's first-beat
-    latency, from the figures the performance model and the RTL use (one source: ``perf.Board`` on the
-    export's board, at the design's clock):
-
-    - ``latency``: the m_axi ``latency`` pragma, the board's read latency in PL cycles (rounded up);
-      UG1399 ('Controlling AXI4 Burst Behavior'): the adapter issues a request that many cycles before
-      the data are needed;
-    - ``ahead_beats``: beats a weight port must have requested and not yet received to keep delivering
-      while a request's latency runs, latency / (cycles per beat on that port): latency x rate;
-    - ``burst``: ``max_read_burst_length`` of the weight bundles, one tile's share per port
-      (PLANE_BEATS): one AXI burst per tile per port, the burst count ``perf.tile_load_cycles`` charges
-      its per-burst overhead on (and the RTL's, one request per tile);
-    - ``outstanding``: ``num_read_outstanding``, the RTL's tile-buffer count
-      (``mtl_moe.rtl.tile_buffers``: linear_engine.sv's NBUF) or more if that does not cover
-      ``ahead_beats`` + one burst in flight. UG1399: this "implies internal storage in the design, a FIFO
-      of size num_read_outstanding*max_read_burst_length*word_size" (the adapter's read buffer,
-      mtl_moe.onchip counts it);
-    - ``io_outstanding``: the same need for gmem_io's reads in bursts of IO_BURST beats."""
-    from mtl_moe.perf import BOARDS, Design, PerfModel
-
-    d = Design(t_in=kp.t_in, t_out=kp.t_out, attn_p=kp.attn_p, axi_bits=kp.axi_bits, attn_lanes=kp.attn_lanes,
-               clock_mhz=float(kp.clock_mhz), weight_ports=kp.weight_ports)
-    m = PerfModel(cfg, hw, d, BOARDS[board])
-    lat = m.read_latency_cycles
-    ahead = int(np.ceil(lat / m.weight_beat_cycles - 1e-9))
-    burst, nbuf = m.read_burst_beats, m.tile_buffers
-    outstanding = max(nbuf, 1 + -(-ahead // burst))
-    io_ahead = int(np.ceil(lat / m.beat_cycles - 1e-9))
-    return {"latency": int(np.ceil(lat - 1e-9)), "ahead_beats": ahead, "burst": burst,
-            "outstanding": outstanding,
-            "tile_buffers": nbuf, "io_burst": IO_BURST, "io_outstanding": 1 + -(-io_ahead // IO_BURST),
-            "write_outstanding": WRITE_OUTSTANDING}
 
 
 def im2col_ii(cfg: MoEViTConfig, t_in: int) -> int:
@@ -573,6 +531,6 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
     from mtl_moe.onchip import check_onchip
 
     meta["axi_readahead"] = axi_readahead(cfg, hw, kp)  # top.cpp's m_axi settings and why (config.h)
-    meta["onchip"] = check_onchip(cfg, hw, kp)  # refuses a design that does not fit the ZCU104
+    meta["onchip"] = check_onchip(cfg, hw, kp, meta["axi_readahead"])  # refuses what the ZCU104 cannot hold
     (out / "export.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta

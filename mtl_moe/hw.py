@@ -90,3 +90,9 @@ def mac_pack2(a_bits: int, b_bits: int) -> bool:
     signed number). The RTL mac_tile, the HLS linear unit and the perf model's DSP count all ask here.
     """
     return a_bits <= 8 and b_bits <= 8 and a_bits + b_bits <= PACK_SHIFT and b_bits + PACK_SHIFT < 27
+
+
+def beat_lanes(axi_bits: int, bits: int) -> int:
+    """Values of ``bits`` in one AXI beat (at least 1): the lanes a unit fed one beat a cycle has —
+    the attention reads, the LayerNorm unit and the performance model all count with it."""
+    return max(1, axi_bits // bits)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mtl_moe.config import MoEViTConfig
-from mtl_moe.hw import HardwareSpec
+from mtl_moe.hw import HardwareSpec, beat_lanes
 
 if TYPE_CHECKING:  # annotations only: hls_export imports this module (the house reads hls_export -> onchip)
     from mtl_moe.hls_export import KernelParams
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # annotations only: hls_export imports this module (the house
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
 URAM_SHAPE = (4096, 72)
 ZCU104 = {"name": "ZCU104 (xczu7ev)", "bram36": 312, "uram": 96}
+LU_TILE_DEPTH = 2  # linear_unit's tile stream: ping-pong (the read-ahead is in the m_axi adapter)
 FIT_FRACTION = 0.85
 
 
@@ -61,8 +62,6 @@ def kernel_widths(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> dict
     A dot product's exact sum needs the product width plus log2(terms) guard bits (golden's range
     check compares the exact sum with the accumulator type); none needs more than 64 bits, since the
     golden model refuses any sum that could reach 2^62 (``golden._bound_check``)."""
-    from mtl_moe.rtl import beat_lanes
-
     x_w = max(hw.input.width, hw.act.width)
     k_max = max(cfg.in_chans * cfg.patch_size**2, cfg.n_embd, cfg.mlp_hidden, cfg.expert_hidden)
     n_max = max(3 * cfg.n_embd, cfg.mlp_hidden, cfg.expert_hidden, cfg.n_experts)
@@ -80,11 +79,8 @@ def kernel_widths(cfg: MoEViTConfig, hw: HardwareSpec, kp: KernelParams) -> dict
             "attn_lanes": getattr(kp, "attn_lanes", 0) or beat_lanes(kp.axi_bits, a.width)}
 
 
-def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any) -> list[dict[str, Any]]:
-    from mtl_moe.hls_export import LU_TILE_DEPTH, axi_readahead
-
+def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, ra: dict[str, int]) -> list[dict[str, Any]]:
     w = kernel_widths(cfg, hw, kp)
-    ra = axi_readahead(cfg, hw, kp)
     ti, to, P, L = kp.t_in, kp.t_out, kp.attn_p, w["attn_lanes"]
     T, D, E, K = cfg.n_tokens, cfg.n_embd, cfg.n_experts, cfg.top_k
     fm, a = w["fm"], hw.act.width
@@ -140,11 +136,13 @@ def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any) -> list[dict[str, Any
             for n, d, wd, b, p, h, c in rows]
 
 
-def onchip_memory(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, board: dict[str, Any] = ZCU104
-                  ) -> dict[str, Any]:
+def onchip_memory(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, readahead: dict[str, int],
+                  board: dict[str, Any] = ZCU104) -> dict[str, Any]:
     """Per-buffer rows (C++ array, depth x width per bank, banks, bits, the resource and count it
-    takes) and the totals against ``board`` (fits: both BRAM36 and URAM within 85%)."""
-    rows = _buffers(cfg, hw, kp)
+    takes) and the totals against ``board`` (fits: both BRAM36 and URAM within 85%). ``readahead``:
+    the m_axi settings of the design (``perf.axi_readahead``), whose adapter FIFOs are on-chip too;
+    passed in, so this module needs neither the performance model nor the exporter."""
+    rows = _buffers(cfg, hw, kp, readahead)
     for r in rows:
         r["bits"] = r["depth"] * r["width"] * r["banks"] * r["copies"]
         small = r["depth"] <= 64 or r["depth"] * r["width"] <= 4096
@@ -171,12 +169,12 @@ def onchip_memory(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, board: dict[str,
             "note": "modeled from the kernels' arrays at their exact widths; Vitis HLS may map differently"}
 
 
-def check_onchip(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, board: dict[str, Any] = ZCU104
-                 ) -> dict[str, Any]:
+def check_onchip(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, readahead: dict[str, int],
+                 board: dict[str, Any] = ZCU104) -> dict[str, Any]:
     """:func:`onchip_memory`, raising ConfigError (naming the largest buffers) when it does not fit."""
     from mtl_moe.config import ConfigError
 
-    m = onchip_memory(cfg, hw, kp, board)
+    m = onchip_memory(cfg, hw, kp, readahead, board)
     if not m["fits"]:
         t = m["totals"]
         big = sorted(m["buffers"], key=lambda r: -r["bits"])[:4]

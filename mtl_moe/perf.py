@@ -568,20 +568,13 @@ class PerfModel:
                 m += 2 * T * D * (c.dense_equiv_hidden if i in c.moe_blocks else c.mlp_hidden)
         return m
 
-    def kernel_params(self) -> Any:
-        """The export's KernelParams of this design point (what ``mtl-moe export --design`` builds)."""
-        from mtl_moe.hls_export import KernelParams
-
-        d = self.design
-        return KernelParams(t_in=d.t_in, t_out=d.t_out, attn_p=d.attn_p, axi_bits=d.axi_bits,
-                            attn_lanes=d.attn_lanes, clock_mhz=d.clock_mhz, weight_ports=d.weight_ports)
-
     def onchip(self) -> dict[str, Any]:
         """The kernels' on-chip buffers on this board (``mtl_moe.onchip.onchip_memory``)."""
         from mtl_moe.onchip import onchip_memory
 
         b = self.board
-        return onchip_memory(self.config, self.hw, self.kernel_params(),
+        ra = axi_readahead(self.config, self.hw, self.design)  # the export's settings (its board: zcu104)
+        return onchip_memory(self.config, self.hw, self.design, ra,
                              {"name": b.name, "bram36": b.bram36, "uram": b.uram})
 
     def resources(self) -> dict[str, Any]:
@@ -1018,3 +1011,42 @@ def validate_edge_moe(config: MoEViTConfig, hw: HardwareSpec) -> dict[str, Any]:
             "breakdown_ms": r["breakdown_ms"], "lut": r["lut"], "ff": r["ff"],
             "lut_ff_scope": LUT_FF_SCOPE, "power_w": None,
             "power_note": POWER_NOTE}
+
+
+# num_write_outstanding of gmem_io: features are written once an image, nothing waits on the write
+# responses, so one burst fills while one drains (UG1399 'Controlling AXI4 Burst Behavior')
+WRITE_OUTSTANDING = 2
+IO_BURST = 256  # max_read/write_burst_length of gmem_io: image and features are long runs (AXI4's limit)
+
+
+def axi_readahead(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, board: str = "zcu104") -> dict[str, int]:
+    """The m_axi settings that let the weight load run ahead of the MAC array by the board's first-beat
+    latency, from the figures the performance model and the RTL use (one source: ``perf.Board`` on the
+    export's board, at the design's clock):
+
+    - ``latency``: the m_axi ``latency`` pragma, the board's read latency in PL cycles (rounded up);
+      UG1399 ('Controlling AXI4 Burst Behavior'): the adapter issues a request that many cycles before
+      the data are needed;
+    - ``ahead_beats``: beats a weight port must have requested and not yet received to keep delivering
+      while a request's latency runs, latency / (cycles per beat on that port): latency x rate;
+    - ``burst``: ``max_read_burst_length`` of the weight bundles, one tile's share per port
+      (PLANE_BEATS): one AXI burst per tile per port, the burst count ``perf.tile_load_cycles`` charges
+      its per-burst overhead on (and the RTL's, one request per tile);
+    - ``outstanding``: ``num_read_outstanding``, the RTL's tile-buffer count
+      (``mtl_moe.rtl.tile_buffers``: linear_engine.sv's NBUF) or more if that does not cover
+      ``ahead_beats`` + one burst in flight. UG1399: this "implies internal storage in the design, a FIFO
+      of size num_read_outstanding*max_read_burst_length*word_size" (the adapter's read buffer,
+      mtl_moe.onchip counts it);
+    - ``io_outstanding``: the same need for gmem_io's reads in bursts of IO_BURST beats."""
+    d = Design(t_in=kp.t_in, t_out=kp.t_out, attn_p=kp.attn_p, axi_bits=kp.axi_bits, attn_lanes=kp.attn_lanes,
+               clock_mhz=float(kp.clock_mhz), weight_ports=kp.weight_ports)
+    m = PerfModel(cfg, hw, d, BOARDS[board])
+    lat = m.read_latency_cycles
+    ahead = math.ceil(lat / m.weight_beat_cycles - 1e-9)
+    burst, nbuf = m.read_burst_beats, m.tile_buffers
+    outstanding = max(nbuf, 1 + -(-ahead // burst))
+    io_ahead = math.ceil(lat / m.beat_cycles - 1e-9)
+    return {"latency": math.ceil(lat - 1e-9), "ahead_beats": ahead, "burst": burst,
+            "outstanding": outstanding,
+            "tile_buffers": nbuf, "io_burst": IO_BURST, "io_outstanding": 1 + -(-io_ahead // IO_BURST),
+            "write_outstanding": WRITE_OUTSTANDING}

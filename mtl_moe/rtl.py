@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtl_moe.hw import PACK_SHIFT, HardwareSpec, mac_pack2
+from mtl_moe.hw import PACK_SHIFT, HardwareSpec, beat_lanes, mac_pack2  # noqa: F401 (beat_lanes re-exported)
 from mtl_moe.nonlinear import table
 
 if TYPE_CHECKING:  # annotations only (hls_export imports this package's config at import time)
@@ -177,12 +177,6 @@ def attn_parameters(hw: HardwareSpec, cfg: MoEViTConfig, kp: KernelParams, lanes
             "DOTW": w["dot"], "AVW": w["av"], "SC_ROUND": ROUND_CODE[sc.rounding],
             "SC_SAT": int(sc.overflow == "SAT"),
             **{f"SM_{k}": v for k, v in softmax_parameters(hw, dir).items()}}
-
-
-def beat_lanes(axi_bits: int, bits: int) -> int:
-    """Values of ``bits`` in one AXI beat (at least 1): the lanes a unit fed one beat a cycle has —
-    the attention reads, the LayerNorm unit and the performance model all count with it."""
-    return max(1, axi_bits // bits)
 
 
 def layernorm_lanes(d: int, axi_bits: int, act_bits: int) -> int:

@@ -155,10 +155,11 @@ def test_export_reports_onchip_memory_that_fits(demo_export):
 
 @pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
 def test_m3vit_tiny_fits_the_zcu104_on_chip(hw_name):
-    from mtl_moe.hls_export import KernelParams
+    from mtl_moe.hls_export import KernelParams, axi_readahead
     from mtl_moe.onchip import check_onchip
 
-    m = check_onchip(get_preset("m3vit-tiny"), get_hw(hw_name), KernelParams())
+    cfg, hw, kp = get_preset("m3vit-tiny"), get_hw(hw_name), KernelParams()
+    m = check_onchip(cfg, hw, kp, axi_readahead(cfg, hw, kp))
     assert m["fits"] and m["totals"]["bram36_pct"] <= 85 and m["totals"]["uram_pct"] <= 85
 
 
@@ -228,12 +229,13 @@ def test_im2col_ii_counts_the_bank_conflicts_of_a_word():
 
 
 def test_a_design_too_big_for_the_board_is_refused_naming_its_buffers():
-    from mtl_moe.hls_export import KernelParams
+    from mtl_moe.hls_export import KernelParams, axi_readahead
     from mtl_moe.onchip import check_onchip
 
     big = get_preset("m3vit-tiny").replace(n_embd=768, n_head=12, img_size=(256, 512), mlp_hidden=3072)
+    hw, kp = get_hw("w16a32"), KernelParams()
     with pytest.raises(ConfigError, match=r"does not fit ZCU104.*largest buffers: backbone::"):
-        check_onchip(big, get_hw("w16a32"), KernelParams())
+        check_onchip(big, hw, kp, axi_readahead(big, hw, kp))
 
 
 def test_weights_manifest_and_config_header_agree(demo_export):
