@@ -354,10 +354,31 @@ async def _moe_output(dut, s, want: np.ndarray, t_in: int, hw) -> dict:
             "mismatches": int((got[:, :n] != want).sum()) + flags, "checked": rows * n}
 
 
+async def _collect_words(dut, unit: str, rows: int, nw: int, t_in: int, n: int, hw) -> tuple[np.ndarray, int]:
+    """A word-output unit's results until step_done: ``<unit>_out_y`` words of T_IN values at
+    ``<unit>_out_index`` (row * nw + word) into a (rows, nw * T_IN) array, and the overflow flags
+    raised on the n real columns (padding lanes do not count)."""
+    from cocotb_util import unpack
+
+    got = np.zeros((rows, nw * t_in), np.int64)
+    flags = 0
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        if getattr(dut, f"{unit}_out_valid").value == 1:
+            r, w = divmod(int(getattr(dut, f"{unit}_out_index").value), nw)
+            word = int(getattr(dut, f"{unit}_out_y").value)
+            got[r, w * t_in:(w + 1) * t_in] = unpack(word, t_in, hw.act.width)
+            ovf = int(getattr(dut, f"{unit}_out_ovf").value)
+            flags += sum((ovf >> u) & 1 for u in range(t_in) if w * t_in + u < n)
+        if dut.step_done.value == 1:
+            return got, flags
+
+
 async def _residual_step(dut, s, i: int, name: str, abc: tuple, t_in: int, hw, model) -> dict:
     """One residual step: golden's residual stream and sublayer output (T_IN-value words) into
     accel_add's two buffers, go, the sums against golden's add."""
-    from cocotb_util import pack, unpack
+    from cocotb_util import pack
 
     a, b, y = abc
     rows, n = a.shape
@@ -372,18 +393,7 @@ async def _residual_step(dut, s, i: int, name: str, abc: tuple, t_in: int, hw, m
     await FallingEdge(dut.clk)
     dut.ad_x_we.value = 0
     await _go(dut, rows)
-    got = np.zeros((rows, nw * t_in), np.int64)
-    flags = 0
-    while True:
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if dut.ad_out_valid.value == 1:
-            r, w = divmod(int(dut.ad_out_index.value), nw)
-            got[r, w * t_in:(w + 1) * t_in] = unpack(int(dut.ad_out_y.value), t_in, hw.act.width)
-            ovf = int(dut.ad_out_ovf.value)
-            flags += sum((ovf >> u) & 1 for u in range(t_in) if w * t_in + u < n)
-        if dut.step_done.value == 1:
-            break
+    got, flags = await _collect_words(dut, "ad", rows, nw, t_in, n, hw)
     return {"step": i, "weight": name, "kind": s.kind, "rows": rows, "k": 0, "n": n,
             "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s)["cycles"],
             "mismatches": int((got[:, :n] != y).sum()) + flags, "checked": rows * n}
@@ -392,7 +402,7 @@ async def _residual_step(dut, s, i: int, name: str, abc: tuple, t_in: int, hw, m
 async def _gelu_step(dut, s, i: int, xy: tuple, t_in: int, hw, model) -> dict:
     """One gelu step: golden's fc1 output rows (T_IN-value words, zero-padded) into accel_gelu's
     buffer, go, outputs against golden's gelu of them."""
-    from cocotb_util import pack, unpack
+    from cocotb_util import pack
 
     x, y = xy
     rows, n = x.shape
@@ -407,18 +417,7 @@ async def _gelu_step(dut, s, i: int, xy: tuple, t_in: int, hw, model) -> dict:
     await FallingEdge(dut.clk)
     dut.ge_x_we.value = 0
     await _go(dut, rows)
-    got = np.zeros_like(xp)
-    flags = 0
-    while True:
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if dut.ge_out_valid.value == 1:
-            r, w = divmod(int(dut.ge_out_index.value), nw)
-            got[r, w * t_in:(w + 1) * t_in] = unpack(int(dut.ge_out_y.value), t_in, hw.act.width)
-            ovf = int(dut.ge_out_ovf.value)
-            flags += sum((ovf >> u) & 1 for u in range(t_in) if w * t_in + u < n)
-        if dut.step_done.value == 1:
-            break
+    got, flags = await _collect_words(dut, "ge", rows, nw, t_in, n, hw)
     return {"step": i, "weight": _golden_name(s), "kind": s.kind, "rows": rows, "k": 0, "n": n,
             "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s, rows)["cycles"],
             "mismatches": int((got[:, :n] != y).sum()) + flags, "checked": rows * n}
