@@ -181,7 +181,10 @@ def staged(out_dir: str | Path, kind: str, force: bool = False) -> Iterator[Path
         raise OutputDirError(f"{out_dir} already holds an mtl-moe {marker.get('kind', 'output')}; pass "
                              "--force to replace it (only the files mtl-moe wrote there are removed)")
     tmp = out.parent / f"{_partial_name(out)}{os.getpid()}"
-    if tmp.exists():
+    if tmp.exists():  # a leftover of an earlier process with our pid: removed only if it is ours
+        if not (tmp / MARKER).is_file():
+            raise OutputDirError(f"{tmp} is in the way of the staging folder and mtl-moe did not make it; "
+                                 "move it away and run again")
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     _write_marker(tmp, kind, [])

@@ -312,3 +312,17 @@ def test_csim_refuses_out_of_range_codes_and_a_broken_export_builds_to_one_line(
     rc, err = _cli(capsys, "csim", str(ex), "--images", "1")
     _one_line_error(rc, err, "the C-simulation build of", "csim")
     assert "vec.h" in err and "full log:" in err
+
+
+def test_a_foreign_folder_where_the_staging_folder_goes_is_refused_and_kept(qmodel, tmp_path):
+    """The hidden staging folder is named after the export and this process's pid; a folder of that
+    name that mtl-moe did not make (no record inside) is refused, not removed."""
+    import os
+
+    ex = tmp_path / "export"
+    squat = tmp_path / f".{ex.name}.partial-{os.getpid()}"
+    squat.mkdir()
+    (squat / "keep.txt").write_text("not mtl-moe's\n")
+    with pytest.raises(OutputDirError, match="mtl-moe did not make it"):
+        export(qmodel, ex)
+    assert (squat / "keep.txt").read_text() == "not mtl-moe's\n" and not (ex / "export.json").exists()
