@@ -219,8 +219,8 @@ def test_linear_engine_is_exact_and_takes_the_modeled_cycles(verilator, tmp_path
                                       -(-max(n for _, _, n in SHAPES) // t_out))
     env = {"MTL_MOE_HW": hw_name, "T_IN": str(t_in), "T_OUT": str(t_out), "KT_MAX": str(kt_max),
            "TILE_BEATS": str(params["TILE_BEATS"]), "TILE_BYTES": str(params["TILE_BYTES"])}
-    rep = run_unit("linear_engine", params, "test_linear_engine", env, tmp_path, ("-Wno-WIDTH",),
-                   extra_sources=("mac_tile",))
+    rep = run_unit("tb_linear_engine", params, "test_linear_engine", env, tmp_path, ("-Wno-WIDTH",),
+                   extra_sources=("linear_engine", "mac_tile"))
     shapes = rep["shapes"]
     assert all(s["mismatches"] == 0 and s["checked"] > 0 for s in shapes), shapes
     # one burst per tile (+ the bias burst(s)), each where the layout puts the tile, measured on the bus

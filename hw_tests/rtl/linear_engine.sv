@@ -24,6 +24,9 @@
 // b is N elements at b_addr (BSB-bit storage words, the low BW bits signed, AXI_BITS/8-aligned),
 // read first (n_tiles * T_OUT values rounded up to whole beats) as one INCR burst, split only where
 // it would pass 256 beats or a 4 KiB boundary;
+// The input rows are not held here: the engine reads word kb of row r from the caller's feature-map
+// buffer (accel_fm.sv, or the test bench's RAM) one word a cycle, a registered read, as it applies a
+// tile to the rows.
 // then tiles go in (n0, k0) order; tile j+1 loads into the other buffer while tile j is applied to
 // the rows (one row a cycle), so a layer takes about bias + first tile + latency
 // + (tiles - 1) * max(rows, tile_load) + rows + drain cycles — the formula mtl_moe/perf.py's
@@ -42,7 +45,9 @@ module linear_engine #(
     parameter int TILE_BEATS = 16,    // AXI words of one stored tile (mtl_moe.layout.TileLayout)
     parameter int TILE_BYTES = 512,   // TILE_BEATS * AXI_BITS / 8: the stride between tiles
     parameter int ROWS_MAX = 256,
+    /* verilator lint_off UNUSEDPARAM */  // k_tiles' bound: the input rows live in the caller's buffer
     parameter int KT_MAX = 64,        // ceil(K / T_IN) at most
+    /* verilator lint_on UNUSEDPARAM */
     parameter int NT_MAX = 64,        // ceil(N / T_OUT) at most
     parameter int NBUF = 2,           // weight-tile buffers (a power of two >= 2): tiles requested ahead
     parameter int BSB = 32,           // bias storage bits (an element of weights.bin)
@@ -53,7 +58,14 @@ module linear_engine #(
     parameter int OW = 32,            // output width (signed)
     parameter int O_SHIFT = 14,       // products' grid -> output grid, with O_ROUND
     parameter int O_ROUND = 0,
-    parameter int O_SAT = 0           // 1: saturate; 0: wrap and flag out_ovf
+    parameter int O_SAT = 0,          // 1: saturate; 0: wrap and flag out_ovf
+    // the second output format, chosen per call by out_logit (the router's logits: golden `router`'s
+    // linear to router_logit, kernels.h linear_unit's runtime output format); equal to act's by default
+    parameter int LOW = OW,
+    parameter int L_SHIFT = O_SHIFT,
+    parameter int L_ROUND = O_ROUND,
+    parameter int L_SAT = O_SAT,
+    localparam int YW = (LOW > OW) ? LOW : OW  // out_y's lanes: either format, sign-extended
 ) (
     input  logic clk,
     input  logic rst,
@@ -65,18 +77,23 @@ module linear_engine #(
     input  logic [63:0] w_addr,       // TILE_BYTES-aligned
     input  logic has_bias,
     input  logic [63:0] b_addr,       // AXI_BITS/8-aligned
+    input  logic out_logit,           // this call's outputs in the second format (L_*), else act (O_*)
     output logic busy,
     output logic done,
     output logic rd_error,            // a read came back with an error response (sticky until start)
-    // input buffer write port (filled before start): word r * KT_MAX + kb = x[r][kb*T_IN +: T_IN]
-    input  logic x_we,
-    input  logic [$clog2(ROWS_MAX*KT_MAX)-1:0] x_addr,
-    input  logic [T_IN*WA-1:0] x_data,
+    // the input rows, read from a feature-map buffer the caller owns (accel_fm.sv): in a cycle with
+    // x_re the engine asks for word x_rd_word of row x_rd_row (x[r][kb*T_IN +: T_IN]) and takes
+    // x_rdata the next cycle (a registered read); the caller maps (row, word) to an address (an
+    // expert's row through its token queue)
+    output logic x_re,
+    output logic [15:0] x_rd_row,
+    output logic [15:0] x_rd_word,
+    input  logic [T_IN*WA-1:0] x_rdata,
     // results: one row of T_OUT outputs a cycle
     output logic out_valid,
     output logic [15:0] out_row,
     output logic [15:0] out_ntile,
-    output logic [T_OUT*OW-1:0] out_y,
+    output logic [T_OUT*YW-1:0] out_y,
     output logic [T_OUT-1:0] out_ovf, // per output: the accumulator or a WRAP output overflowed
     // AXI4 read master for the weights
     output logic [0:0] m_axi_w_ARID,
@@ -97,7 +114,6 @@ module linear_engine #(
 );
     localparam int CODE_BITS = T_OUT * T_IN * WSB;     // one tile's codes as stored
     localparam int BUF_BITS = TILE_BEATS * AXI_BITS;   // one stored tile, padding included
-    localparam int XA = $clog2(ROWS_MAX * KT_MAX);
     localparam int RA = ROWS_MAX > 1 ? $clog2(ROWS_MAX) : 1;  // row index into the sums
     localparam int BCW = TILE_BEATS > 1 ? $clog2(TILE_BEATS) : 1;  // beat counter of a tile burst
     localparam int VPB = AXI_BITS / BSB;               // bias values per beat
@@ -105,6 +121,7 @@ module linear_engine #(
     localparam int NA = N_MAX > 1 ? $clog2(N_MAX) : 1;
     localparam longint AMAX = (64'sd1 <<< (WACC - 1)) - 1, AMIN = -(64'sd1 <<< (WACC - 1));
     localparam longint OMAX = (64'sd1 <<< (OW - 1)) - 1, OMIN = -(64'sd1 <<< (OW - 1));
+    localparam longint LMAX = (64'sd1 <<< (LOW - 1)) - 1, LMIN = -(64'sd1 <<< (LOW - 1));
     `include "fx_round.svh"
 
     // the layout's invariants (mtl_moe.layout.TileLayout; linear_engine_parameters checks the same)
@@ -123,9 +140,6 @@ module linear_engine #(
             $error("linear_engine: a tile burst of %0d beats / %0d bytes breaks AXI4 (<= 256 beats, and the tile must divide 4 KiB so an aligned tile never crosses a 4 KiB boundary)",
                    TILE_BEATS, TILE_BYTES);
     end
-
-    logic [T_IN*WA-1:0] xmem [ROWS_MAX*KT_MAX];
-    always_ff @(posedge clk) if (x_we) xmem[x_addr] <= x_data;
 
     localparam int BI = NBUF > 2 ? $clog2(NBUF) : 1;  // buffer index: tile j in buffer j % NBUF
     logic [BUF_BITS-1:0] wbuf [NBUF];  // flat: code c of the tile at bits [c*WSB +: WSB]
@@ -206,7 +220,9 @@ module linear_engine #(
     logic v1, first1, last1, end1;
     logic [BI-1:0] sel1;
     logic [15:0] r1, n1;
-    logic [T_IN*WA-1:0] x1;
+    assign x_re = cp_active;
+    assign x_rd_row = cp_r;
+    assign x_rd_word = cp_kb;
     logic [T_OUT*T_IN*WW-1:0] w1;   // the MAC tile's w[t][u] at bits [(t*T_IN+u)*WW +: WW]
     logic cp_free;                  // the pass that used buffer sel1 has fed its last row to the MACs
     assign cp_free = v1 && end1;
@@ -229,7 +245,6 @@ module linear_engine #(
             end
             if (cp_active) begin
                 v1 <= 1'b1;
-                x1 <= xmem[XA'(32'(cp_r) * KT_MAX + 32'(cp_kb))];
                 sel1 <= BI'(cp_j);
                 r1 <= cp_r;
                 n1 <= cp_n;
@@ -262,7 +277,7 @@ module linear_engine #(
     logic [T_OUT*WACC-1:0] dot;
     mac_tile #(.T_IN(T_IN), .T_OUT(T_OUT), .WA(WA), .WW(WW), .WACC(WACC), .PACK2(PACK2),
                .PACK_SHIFT(PACK_SHIFT)) mac (
-        .clk, .rst, .in_valid(v1), .clear(1'b1), .x(x1), .w(w1), .out_valid(mac_valid), .acc(dot));
+        .clk, .rst, .in_valid(v1), .clear(1'b1), .x(x_rdata), .w(w1), .out_valid(mac_valid), .acc(dot));
 
     logic [1:0] first_d, last_d;    // metadata through the MAC tile's two stages
     logic [15:0] r_d [2], n_d [2];
@@ -275,6 +290,7 @@ module linear_engine #(
         n_d[1] <= n_d[0];
     end
 
+    logic lg;                         // this call's output format: the second (L_*)
     logic [T_OUT*64-1:0] accm [ROWS_MAX];  // partial sums, 64-bit (golden range-checks the total)
     always_ff @(posedge clk) begin
         if (rst || start) out_valid <= 1'b0;
@@ -290,10 +306,17 @@ module linear_engine #(
                        + longint'($signed(dot[t*WACC +: WACC]));
                     s[t*64 +: 64] = sv;
                     al = shift_round(sv, ACC_SHIFT, 0);
-                    q = shift_round(sv, O_SHIFT, O_ROUND);
-                    if (last_d[1]) begin
+                    if (last_d[1] && !lg) begin
+                        q = shift_round(sv, O_SHIFT, O_ROUND);
                         out_ovf[t] <= (al > AMAX) || (al < AMIN) || (O_SAT == 0 && (q > OMAX || q < OMIN));
-                        out_y[t*OW +: OW] <= OW'((O_SAT != 0 && q > OMAX) ? OMAX : (O_SAT != 0 && q < OMIN) ? OMIN : q);
+                        out_y[t*YW +: YW] <= YW'($signed(OW'((O_SAT != 0 && q > OMAX) ? OMAX
+                                                              : (O_SAT != 0 && q < OMIN) ? OMIN : q)));
+                    end
+                    if (last_d[1] && lg) begin
+                        q = shift_round(sv, L_SHIFT, L_ROUND);
+                        out_ovf[t] <= (al > AMAX) || (al < AMIN) || (L_SAT == 0 && (q > LMAX || q < LMIN));
+                        out_y[t*YW +: YW] <= YW'($signed(LOW'((L_SAT != 0 && q > LMAX) ? LMAX
+                                                               : (L_SAT != 0 && q < LMIN) ? LMIN : q)));
                     end
                 end
                 if (last_d[1]) begin
@@ -314,6 +337,7 @@ module linear_engine #(
         if (rst) running <= 1'b0;
         else if (start) begin
             running <= 1'b1;
+            lg <= out_logit;
             total <= 32'(k_tiles) * 32'(n_tiles);
             nbb <= has_bias ? (32'(n_tiles) * T_OUT * BSB + AXI_BITS - 1) / AXI_BITS : 32'd0;
         end else if (running && drained && !out_valid && v_pipe_empty) begin
