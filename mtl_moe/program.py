@@ -43,12 +43,19 @@ OPS: dict[str, tuple[int, str]] = {
     "gelu": (11, ""), "write_features": (12, "io"), "expert_combine": (13, "experts"),
 }
 # on-chip feature-map buffers of kernels.h backbone (ids in program.bin)
-BUFFERS = {"none": 0, "img": 1, "X": 2, "H": 3, "O": 4, "F": 5, "QKV": 6, "HID": 7, "LOGITS": 8, "ddr": 9}
+# SUM: the MoE block's gated sums (fitted to act), which the block's residual adds: kernels.h moe first
+# copies them into F (a pass of n_tokens x ceil(n_embd / T_IN) words, not a step), the RTL reads them
+# where the combine keeps them (accel_fm.sv port B)
+BUFFERS = {"none": 0, "img": 1, "X": 2, "H": 3, "O": 4, "F": 5, "QKV": 6, "HID": 7, "LOGITS": 8, "ddr": 9,
+           "SUM": 10}
 # flags of a step
 F_IN_INPUT = 1  # the linear's input is on the input grid (patch embedding), else the act grid
 F_PER_TASK = 2  # weight offset advances by w_task_stride per task (per-task routers)
 F_TASK_EMB = 4  # router input gets the task embedding at b_off + task * b_task_stride added first
 F_GELU = 8  # a gelu step's rows x n on its buffer
+F_GATHER = 16  # an expert's first linear: its row r is the src row of the queue's token r (kernels.h
+# moe copies those rows into O first, a pass of rows x ceil(n_embd / T_IN) words not counted as a
+# step; the RTL engine reads them through the queue)
 # steps kernels.h runs but the performance model has no cycle formula for yet (it counts them 0):
 # im2col and embed (patch embedding's input and the cls/pos add). (expert_combine, the gated
 # accumulation, is priced from kernels.h's loop and accel_combine.sv; the gather of a queue's rows is
@@ -150,7 +157,7 @@ class _Builder:
             self.linear("mlp", i, T, D, hid, "H", "HID", f"{p}.mlp.c_fc.weight", f"{p}.mlp.c_fc.bias")
             self.add("gelu", kind="mlp", layer=i, rows=T, n=hid, src="HID", dst="HID", flags=F_GELU)
             self.linear("mlp", i, T, hid, D, "HID", "F", f"{p}.mlp.c_proj.weight", f"{p}.mlp.c_proj.bias")
-        self.add("residual", layer=i, rows=T, n=D, src="F", dst="X")
+        self.add("residual", layer=i, rows=T, n=D, src="SUM" if c.is_moe_block(i) else "F", dst="X")
 
     def moe(self, i: int) -> None:
         c, p = self.cfg, f"blocks.{i}.mlp"
@@ -167,13 +174,13 @@ class _Builder:
             self.steps[-1] = Step(**{**asdict(self.steps[-1]), "op": "router_logits"})
         self.add("router_topk", layer=i, rows=T, n=E, k=c.top_k, src="LOGITS", dst="none")
         for e in range(E):  # expert by expert over its token queue (gather H rows -> O)
-            self.linear("experts", i, ROWS_QUEUE, D, c.expert_hidden, "O", "HID", f"{p}.experts.w1",
-                        f"{p}.experts.b1", index=e, expert=e)
+            self.linear("experts", i, ROWS_QUEUE, D, c.expert_hidden, "H", "HID", f"{p}.experts.w1",
+                        f"{p}.experts.b1", index=e, expert=e, flags=F_GATHER)
             self.add("gelu", kind="experts", layer=i, rows=ROWS_QUEUE, n=c.expert_hidden, src="HID",
                      dst="HID", expert=e, flags=F_GELU)
             self.linear("experts", i, ROWS_QUEUE, c.expert_hidden, D, "HID", "F", f"{p}.experts.w2",
                         f"{p}.experts.b2", index=e, expert=e)
-            self.add("expert_combine", layer=i, rows=ROWS_QUEUE, n=D, src="F", dst="X", expert=e)
+            self.add("expert_combine", layer=i, rows=ROWS_QUEUE, n=D, src="F", dst="SUM", expert=e)
 
     def layernorm(self, layer: int, name: str, src: str, dst: str) -> None:
         g, _ = self.off(f"{name}.weight")

@@ -241,36 +241,54 @@ def tile_buffers(latency_cycles: float, tile_load_cycles: float) -> int:
 
 
 def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, dir: str | Path,
-                         rows_max: int, kt_max: int, nt_max: int, nbuf: int = 2, gelu_words: int = 64,
-                         add_words: int = 64) -> dict[str, Any]:
+                         rows_max: int, kt_max: int, nt_max: int, nbuf: int = 2) -> dict[str, Any]:
     """Parameters of ``accel_seq.sv``: its linear engine's (:func:`linear_engine_parameters` at the
-    export's tile sizes and AXI width), its LayerNorm unit's (:func:`layernorm_parameters` with the
-    lanes the design instantiates, :func:`layernorm_lanes`; prefixed ``LN_``, its table in ``dir``),
-    its GELU lanes' (:func:`gelu_parameters`, prefixed ``GE_``, a buffer of ``gelu_words`` T_IN-value
-    words), the residual adder's (act's overflow mode, ``add_words`` words) and the program format
-    of ``mtl_moe.program`` (record size, magic, version, opcodes, the word index of each field it
-    reads)."""
+    export's tile sizes and AXI width, with the router_logit type as its second output format and
+    the input type as its second input format), its LayerNorm unit's (:func:`layernorm_parameters`
+    with the lanes the design instantiates, :func:`layernorm_lanes`; prefixed ``LN_``, its table in
+    ``dir``), its GELU lanes' (:func:`gelu_parameters`, prefixed ``GE_``), the residual adder's (act's
+    overflow mode), the router's and the combine's, the feature maps' sizes (``accel_fm.sv``: words
+    of T_IN codes of X/H/O/F, QKV and HID as kernels.h sizes them, from the layer program) and the
+    program format of ``mtl_moe.program`` (record size, magic, version, opcodes, buffer ids, flags,
+    the word index of each field it reads)."""
     from mtl_moe import program as pg
 
     if kp.weight_ports != 1:
         raise ValueError(f"accel_seq's linear engine reads weights through one port; weight_ports = "
                          f"{kp.weight_ports} is not built in RTL yet")
-    ln = layernorm_parameters(hw, cfg, dir, layernorm_lanes(cfg.n_embd, kp.axi_bits, hw.act.width))
-    ge = {**gelu_parameters(hw, Path(dir) / "gelu_table.mem"), "WORDS_MAX": gelu_words}
-    at = {f"F_{k.upper()}": pg.STEP_FIELDS.index(k) for k in ("opcode", "rows", "n", "w_off", "w_task_stride",
-                                                              "b_off", "n_tiles", "k_tiles", "expert")}
+    lanes = layernorm_lanes(cfg.n_embd, kp.axi_bits, hw.act.width)
+    ln = layernorm_parameters(hw, cfg, dir, lanes)
+    ge = gelu_parameters(hw, Path(dir) / "gelu_table.mem")
+    at = {f"F_{k.upper()}": pg.STEP_FIELDS.index(k) for k in ("opcode", "rows", "n", "src", "dst", "w_off",
+                                                              "w_task_stride", "b_off", "n_tiles", "k_tiles",
+                                                              "expert", "flags")}
     rt = router_parameters(hw, cfg, dir) if cfg.n_experts else {}
     from mtl_moe.onchip import kernel_widths
 
     cb = {"CB_A_ROUND": ROUND_CODE[hw.act.rounding], "CB_SUMW": kernel_widths(cfg, hw, kp)["moe_sum"],
           "CB_D": cfg.n_embd}
-    return {**linear_engine_parameters(hw, kp.t_in, kp.t_out, kp.axi_bits, rows_max, kt_max, nt_max,
-                                       nbuf=nbuf),
+    words = -(-cfg.n_embd // kp.t_in)
+    prog = pg.build_program(cfg, hw, kp)
+    hid = max((cfg.n_tokens if s.rows == pg.ROWS_QUEUE else s.rows) * -(-s.n // kp.t_in)
+              for s in prog if s.dst == "HID")  # im2col rows, MLP / expert hidden rows
+    le = linear_engine_parameters(hw, kp.t_in, kp.t_out, kp.axi_bits, rows_max, kt_max, nt_max, nbuf=nbuf)
+    rl = hw.router_logit
+    fp = hw.act.frac_bits + hw.weight.frac_bits
+    second = {"LOW": rl.width, "L_SHIFT": fp - rl.frac_bits, "L_ROUND": ROUND_CODE[rl.rounding],
+              "L_SAT": int(rl.overflow == "SAT"), "IN_DF": hw.input.frac_bits - hw.act.frac_bits}
+    if rl.rounding not in ROUND_CODE or hw.input.width != hw.act.width:
+        raise ValueError(f"accel_seq's engine takes a TRN/RND/RND_CONV router_logit ({rl}) and input "
+                         f"codes as wide as act ({hw.input} vs {hw.act})")
+    return {**le, **second,
+            "D_WORDS": cfg.n_tokens * words, "QKV_WORDS": cfg.n_tokens * -(-3 * cfg.n_embd // kp.t_in),
+            "HID_WORDS": hid, "RWN": max(1, -(-lanes // kp.t_in), -(-kp.t_out // kp.t_in)),
+            **{f"ID_{b}": pg.BUFFERS[b] for b in ("X", "H", "O", "F", "QKV", "HID", "LOGITS", "SUM")},
+            "FL_IN_INPUT": pg.F_IN_INPUT, "FL_GATHER": pg.F_GATHER,
             "STEP_WORDS": pg.STEP_WORDS, "MAGIC": pg.MAGIC, "VERSION": pg.VERSION,
             **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual",
                                                              "router_topk", "expert_combine")},
             "ROWS_QUEUE": pg.ROWS_QUEUE,
-            "AD_SAT": int(hw.act.overflow == "SAT"), "AD_WORDS_MAX": add_words,
+            "AD_SAT": int(hw.act.overflow == "SAT"),
             "NO_OFFSET": pg.NO_OFFSET,
             **at, **{f"LN_{k}": v for k, v in ln.items()}, **{f"GE_{k}": v for k, v in ge.items()},
             **{f"RT_{k}": v for k, v in rt.items()}, **cb}

@@ -6,32 +6,31 @@
 module accel_add #(
     parameter int W = 32,             // act width (signed)
     parameter int SAT = 0,            // act overflow: 1 saturate, 0 wrap (and flag)
-    parameter int LANES = 16,
-    parameter int WORDS_MAX = 64
+    parameter int LANES = 16
 ) (
     input  logic clk,
     input  logic rst,
     input  logic start,
     input  logic [31:0] n_words,
     output logic done,
-    input  logic x_we,
-    input  logic x_sel,               // 0: the residual stream x, 1: the sublayer output f
-    input  logic [$clog2(WORDS_MAX)-1:0] x_addr,
-    input  logic [LANES*W-1:0] x_data,
+    // the two operands from the caller's feature-map buffers (the residual stream x on one read port,
+    // the sublayer output f on the other): the word address read this cycle, both words the next
+    output logic [31:0] x_raddr,
+    input  logic [LANES*W-1:0] x_rdata,
+    input  logic [LANES*W-1:0] f_rdata,
     output logic out_valid,
     output logic [31:0] out_index,
     output logic [LANES*W-1:0] out_y,
     output logic [LANES-1:0] out_ovf
 );
-    localparam int XA = $clog2(WORDS_MAX);
     localparam longint MAXC = (64'sd1 <<< (W - 1)) - 1, MINC = -(64'sd1 <<< (W - 1));
-    logic [LANES*W-1:0] amem [WORDS_MAX], bmem [WORDS_MAX];
-    always_ff @(posedge clk) if (x_we && !x_sel) amem[x_addr] <= x_data;
-    always_ff @(posedge clk) if (x_we && x_sel) bmem[x_addr] <= x_data;
 
     logic running, feeding, v1;
     logic [31:0] feed, i1, total;
     logic [LANES*W-1:0] a1, b1;
+    assign x_raddr = feed;
+    assign a1 = x_rdata;
+    assign b1 = f_rdata;
     always_ff @(posedge clk) begin
         done <= 1'b0;
         out_valid <= 1'b0;
@@ -47,8 +46,6 @@ module accel_add #(
             total <= n_words;
         end else if (running) begin
             if (feeding) begin  // stage 1: read both words
-                a1 <= amem[XA'(feed)];
-                b1 <= bmem[XA'(feed)];
                 i1 <= feed;
                 v1 <= 1'b1;
                 feed <= feed + 1;

@@ -30,10 +30,10 @@ module accel_combine #(
     output logic [15:0] q_index,
     input  logic [TW-1:0] q_token,
     input  logic [GW-1:0] q_gate,
-    // the expert's W2 output rows (rows x DW words of LANES act codes)
-    input  logic y_we,
-    input  logic [$clog2(ROWS_MAX*((D+LANES-1)/LANES))-1:0] y_addr,
-    input  logic [LANES*W-1:0] y_data,
+    // the expert's W2 output rows (rows x DW words of LANES act codes) in the caller's feature-map
+    // buffer: the word address read this cycle, its word the next (a registered read)
+    output logic [31:0] y_raddr,
+    input  logic [LANES*W-1:0] y_rdata,
     // the block's output, word a of token a / DW
     input  logic [$clog2(ROWS_MAX*((D+LANES-1)/LANES))-1:0] rd_addr,
     output logic [LANES*W-1:0] rd_y,
@@ -47,8 +47,6 @@ module accel_combine #(
     localparam int SH = GF;                         // (F + GF) -> F fractional bits
     localparam longint AMAX = (64'sd1 <<< (W - 1)) - 1, AMIN = -(64'sd1 <<< (W - 1));
 
-    logic [LANES*W-1:0] ymem [NW];
-    always_ff @(posedge clk) if (y_we) ymem[y_addr] <= y_data;
     logic [LANES*SUMW-1:0] smem [NW];
     logic [NW-1:0] sval;
 
@@ -72,7 +70,9 @@ module accel_combine #(
     logic [15:0] tok1, w1;
     logic [GW-1:0] g1;
     logic [LANES*W-1:0] y1;
+    assign y1 = y_rdata;
     logic [31:0] i;
+    assign y_raddr = i;
     logic last1;
     always_ff @(posedge clk) begin
         done <= 1'b0;
@@ -94,7 +94,6 @@ module accel_combine #(
                 tok1 <= 16'(q_token);
                 g1 <= q_gate;
                 w1 <= w;
-                y1 <= ymem[YA'(i)];
                 v1 <= 1'b1;
                 last1 <= q_index == total - 1 && 32'(w) == DW - 1;
                 i <= i + 1;

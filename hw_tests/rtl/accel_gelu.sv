@@ -12,25 +12,22 @@ module accel_gelu #(
     parameter int EW = 18,
     parameter int EF = 18,
     parameter TABLE = "gelu_table.mem",
-    parameter int LANES = 16,
-    parameter int WORDS_MAX = 64      // rows x words at most (the buffer)
+    parameter int LANES = 16
 ) (
     input  logic clk,
     input  logic rst,
     input  logic start,
     input  logic [31:0] n_words,      // rows x ceil(cols / LANES)
     output logic done,
-    input  logic x_we,
-    input  logic [$clog2(WORDS_MAX)-1:0] x_addr,
-    input  logic [LANES*W-1:0] x_data,
+    // the input words, from the caller's feature-map buffer: the address of the word taken next
+    // cycle, and the word read at the address of the cycle before (a registered read)
+    output logic [31:0] x_raddr,
+    input  logic [LANES*W-1:0] x_rdata,
     output logic out_valid,
     output logic [31:0] out_index,
     output logic [LANES*W-1:0] out_y,
     output logic [LANES-1:0] out_ovf
 );
-    localparam int XA = $clog2(WORDS_MAX);
-    logic [LANES*W-1:0] xmem [WORDS_MAX];
-    always_ff @(posedge clk) if (x_we) xmem[x_addr] <= x_data;
 
     logic running, feeding, in_valid;
     logic [31:0] feed, outs, total;
@@ -40,7 +37,8 @@ module accel_gelu #(
     logic [LANES-1:0] u_ovf;
     logic [LANES*W-1:0] u_y, ux;
     assign in_valid = feeding;
-    assign ux = xmem[XA'(feed)];
+    assign x_raddr = start ? 32'd0 : feeding ? feed + 1 : feed;
+    assign ux = x_rdata;
 
     always_ff @(posedge clk) begin
         done <= 1'b0;

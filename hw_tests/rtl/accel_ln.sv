@@ -1,8 +1,12 @@
 // A LayerNorm step of the layer program (kernels.h layer_norm): gamma and beta (D bias codes each,
 // BSB-bit storage words in weights.bin at g_addr / b_addr) loaded once per call into on-chip arrays
 // over an AXI4 read master (one INCR burst per vector, split only at a 4 KiB boundary), then the
-// rows of the on-chip input buffer through layernorm_unit.sv (L lanes a beat, one row at a time),
+// rows of the input feature map through layernorm_unit.sv (L lanes a beat, one row at a time),
 // the outputs streamed out with their beat index. done pulses after the last output beat.
+// The input is the caller's feature-map buffer (accel_fm.sv: words of T_IN act codes, rows of D
+// codes): the unit puts out the word address of the beat it takes next (x_raddr = beat * L / T_IN)
+// and takes a window of XW words read there the next cycle (a registered read), its L lanes at
+// (beat * L) % T_IN (L < T_IN: part of a word; L > T_IN: L / T_IN whole words).
 // The cycles follow the performance model's LayerNorm step (mtl_moe/perf.py step_cost "layernorm"):
 // rows x (3 D/L + 8) + the two parameter bursts + one first-beat latency.
 module accel_ln #(
@@ -30,7 +34,8 @@ module accel_ln #(
     parameter TABLE = "rsqrt_table.mem",
     parameter int BSB = 32,           // bias storage bits in weights.bin
     parameter int AXI_BITS = 256,
-    parameter int ROWS_MAX = 256
+    parameter int T_IN = 16,          // lanes of a feature-map word
+    parameter int XW = 1              // words of the read window (>= ceil(L / T_IN))
 ) (
     input  logic clk,
     input  logic rst,
@@ -39,10 +44,9 @@ module accel_ln #(
     input  logic [63:0] g_addr,
     input  logic [63:0] b_addr,
     output logic done,
-    // input buffer write port: word r * (D / L) + b = features b*L .. b*L + L - 1 of row r
-    input  logic x_we,
-    input  logic [$clog2(ROWS_MAX*(D/L))-1:0] x_addr,
-    input  logic [L*W-1:0] x_data,
+    // the input rows: the word address of the next beat, the window read there a cycle before
+    output logic [31:0] x_raddr,
+    input  logic [XW*T_IN*W-1:0] x_rwin,
     output logic out_valid,
     output logic [31:0] out_index,    // beat r * (D / L) + b
     output logic [L*W-1:0] out_y,
@@ -66,11 +70,10 @@ module accel_ln #(
     localparam int B = D / L;                              // beats of a row
     localparam int VPB = AXI_BITS / BSB;                   // parameter values per AXI beat
     localparam int PB = (D + VPB - 1) / VPB;               // AXI beats of one parameter vector
-    localparam int XA = $clog2(ROWS_MAX * B);
     localparam int DA = D > 1 ? $clog2(D) : 1;
-
-    logic [L*W-1:0] xmem [ROWS_MAX*B];
-    always_ff @(posedge clk) if (x_we) xmem[x_addr] <= x_data;
+    initial if ((L < T_IN && T_IN % L != 0) || (L > T_IN && L % T_IN != 0) || XW * T_IN < L || D % T_IN != 0)
+        $error("accel_ln: %0d lanes a beat do not tile %0d-lane words (a window of %0d) of %0d-code rows",
+               L, T_IN, XW, D);
     logic [BSB-1:0] gam [D], bet [D];
 
     // ---- parameter loader: vector 0 = gamma, 1 = beta; bursts split at 4 KiB -----------------
@@ -126,7 +129,9 @@ module accel_ln #(
     logic [L-1:0] u_ovf;
     logic [L*W-1:0] u_y;
     assign in_valid = running && !loading && feed < total;
-    assign ux = xmem[XA'(feed)];
+    // the beat taken next cycle: its word is read now
+    assign x_raddr = ((start ? 32'd0 : feed + 32'(in_valid && in_ready)) * L) / T_IN;
+    assign ux = (L*W)'(x_rwin >> (((feed * L) % T_IN) * W));
     always_comb
         for (int l = 0; l < L; l++) begin
             ug[l*BW +: BW] = gam[DA'((feed % B) * L + l)][BW-1:0];

@@ -54,10 +54,10 @@ module accel_router #(
     input  logic start,
     input  logic [15:0] rows,
     output logic done,
-    // the logits, one word of E codes per token (expert j at bits [j*LW +: LW])
-    input  logic x_we,
-    input  logic [$clog2(ROWS_MAX)-1:0] x_addr,
-    input  logic [E*LW-1:0] x_data,
+    // the logits, one word of E codes per token (expert j at bits [j*LW +: LW]) in the caller's
+    // LOGITS buffer: the token read this cycle, its word the next (a registered read)
+    output logic [15:0] x_raddr,
+    input  logic [E*LW-1:0] x_rdata,
     // each token's choices as they leave top-k
     output logic out_valid,
     output logic [15:0] out_token,
@@ -112,8 +112,6 @@ module accel_router #(
     initial $readmemh(ETABLE, etab);
     initial $readmemh(RTABLE, rtab);
 
-    logic [E*LW-1:0] xmem [ROWS_MAX];
-    always_ff @(posedge clk) if (x_we) xmem[x_addr] <= x_data;
 
     function automatic logic [LW-1:0] lg(input logic [E*LW-1:0] w, input int j);
         return w[j*LW +: LW];
@@ -155,6 +153,8 @@ module accel_router #(
     logic v1, v2, v3, v4, v5, v6;
     logic [15:0] t1_, t2_, t3_, t4_, t5_, t6_, t7_;
     logic [E*LW-1:0] w2;
+    assign x_raddr = feed;
+    assign w2 = x_rdata;
     logic [LW-1:0] l2 [E];
     logic [LW-1:0] mx2;
     logic [EW-1:0] e3 [E], e4 [E], e5 [E];
@@ -263,7 +263,6 @@ module accel_router #(
         end else begin
             v1 <= running;                       // stage 1: the buffer read
             if (running) begin
-                w2 <= xmem[XA'(feed)];
                 t1_ <= feed;
                 feed <= feed + 1;
                 if (feed == total - 1) running <= 1'b0;

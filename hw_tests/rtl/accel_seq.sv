@@ -1,27 +1,30 @@
-// The layer-program sequencer (first slice of the RTL accelerator): reads program.bin
+// The layer-program sequencer: the RTL accelerator's control. It reads program.bin
 // (mtl_moe/program.py: a header, then one record of STEP_WORDS little-endian int32 words per step)
-// from memory over its own AXI4 read master and runs the program's linear steps on the shared
-// linear unit (linear_engine.sv), its weights from weights.bin at w_base over the engine's master.
-//
-// Per step: fetch the record (STEP_WORDS * 32 / AXI_BITS beats, one burst), decode; a linear step
-// waits for step_go (the on-chip input rows are written through the x port by the side that owns the
-// feature maps: in this slice the test bench, with the golden model's codes) with the rows to run
-// (the record's, or for an expert step, rows = ROWS_QUEUE, the length of the expert's token queue;
-// 0 skips it), then starts the engine with
-//   rows, k_tiles, n_tiles        from the record,
-//   w_addr = w_base + w_off + task * w_task_stride   (per-task router matrices),
-//   b_addr = w_base + b_off, has_bias = b_off != NO_OFFSET,
-// and reports the cycles from the engine's start to its done (step_done, step_cycles): what
-// hw_tests/test_accel_rtl.py compares with the performance model's cycles of the same step.
-// A layernorm step (accel_ln.sv: gamma at w_base + w_off, beta at w_base + b_off, over m_axi_l)
-// runs its rows the same way, its input rows written through the ln_x port.
-// A gelu step runs rows x ceil(n / T_IN) words of its buffer (ge_x port) through T_IN gelu_units
-// (accel_gelu.sv); a residual step adds two such buffers word by word (accel_add.sv). A router_topk
-// step runs the router's logits (rt_x port) through accel_router.sv: gates, top-k and the per-expert
-// token queues; an expert step (rows = ROWS_QUEUE) then runs its queue's length (step_rows shows it,
-// go_rows is ignored). An expert_combine step adds the gated W2 rows (cb_y port) into the tokens'
-// sums (accel_combine.sv), read back through cb_rd_addr. Any other op is skipped (step_skip).
-// A header that is not an mtl-moe program of this version stops the run with error set.
+// from memory over its own AXI4 read master and runs each step on its unit, the units reading and
+// writing the on-chip feature maps (accel_fm.sv: X, H, O, F, QKV, HID as words of T_IN act codes;
+// the LOGITS buffer here, one token's E router logits a word) through the ports the step's src / dst
+// ids select — no unit holds a private copy and nothing leaves the chip between steps:
+//   linear          linear_engine.sv: rows, k_tiles, n_tiles from the record,
+//                   w_addr = w_base + w_off + task * w_task_stride (per-task router matrices),
+//                   b_addr = w_base + b_off (has_bias = b_off != NO_OFFSET); input row r word kb at
+//                   r * k_tiles + kb of src (an expert's first linear, F_GATHER: row r is its queue's
+//                   token r, read through the router's queue); output tile nt of row r into dst at
+//                   word r * ceil(n / T_IN) + nt * T_OUT / T_IN (lanes past n not written); into
+//                   LOGITS in the router_logit format (the engine's second output format), and from an
+//                   F_IN_INPUT src (the patch embedding) in the input format;
+//   layernorm       accel_ln.sv (gamma at w_base + w_off, beta at w_base + b_off, over m_axi_l);
+//   gelu            accel_gelu.sv over rows x ceil(n / T_IN) words of src, in place;
+//   residual        accel_add.sv: dst += src word by word (src SUM: the MoE block's gated sums,
+//                   read where accel_combine.sv keeps them);
+//   router_topk     accel_router.sv on LOGITS: gates, top-k, the per-expert token queues; an expert
+//                   step (rows = ROWS_QUEUE) then runs its queue's length (0: skipped);
+//   expert_combine  accel_combine.sv: the gated rows of src (F) into the tokens' sums.
+// Any other op (read_image, im2col, embed, attention; not in RTL yet) is the bench's: the sequencer
+// raises step_req and waits for step_go, while the bench writes the step's outputs through the debug
+// port. With pause set it also holds after every step (step_held) until step_go, so a bench can read
+// any buffer between steps; step_cycles is each unit's start -> done, step_ovf the outputs of real
+// columns its unit flagged as overflowed (WRAP types). A header that is not an mtl-moe program of
+// this version stops the run with error set.
 module accel_seq #(
     // linear_engine's parameters (mtl_moe.rtl.linear_engine_parameters)
     parameter int T_IN = 16,
@@ -48,6 +51,24 @@ module accel_seq #(
     parameter int O_SHIFT = 14,
     parameter int O_ROUND = 0,
     parameter int O_SAT = 0,
+    parameter int LOW = 32,           // the engine's second output format: the router's logits
+    parameter int L_SHIFT = 14,
+    parameter int L_ROUND = 0,
+    parameter int L_SAT = 0,
+    parameter int IN_DF = 0,          // the engine's second input format: the patch embedding's input
+    // the feature maps (accel_fm.sv; mtl_moe.rtl.accel_seq_parameters from the config and kernels.h)
+    parameter int D_WORDS = 260,
+    parameter int QKV_WORDS = 780,
+    parameter int HID_WORDS = 1040,
+    parameter int RWN = 1,
+    parameter int ID_X = 2,
+    parameter int ID_H = 3,
+    parameter int ID_O = 4,
+    parameter int ID_F = 5,
+    parameter int ID_QKV = 6,
+    parameter int ID_HID = 7,
+    parameter int ID_LOGITS = 8,
+    parameter int ID_SUM = 10,
     // the program format (mtl_moe.rtl.accel_seq_parameters, from mtl_moe.program)
     parameter int STEP_WORDS = 16,
     parameter int MAGIC = 32'h504C544D,
@@ -64,6 +85,11 @@ module accel_seq #(
     parameter int F_OPCODE = 0,
     parameter int F_ROWS = 2,
     parameter int F_N = 4,
+    parameter int F_SRC = 5,
+    parameter int F_DST = 6,
+    parameter int F_FLAGS = 14,
+    parameter int FL_IN_INPUT = 1,    // program.F_IN_INPUT
+    parameter int FL_GATHER = 16,     // program.F_GATHER
     parameter int F_W_OFF = 7,
     parameter int F_W_TASK_STRIDE = 8,
     parameter int F_B_OFF = 9,
@@ -103,10 +129,8 @@ module accel_seq #(
     parameter int GE_EW = 18,
     parameter int GE_EF = 18,
     parameter GE_TABLE = "gelu_table.mem",
-    parameter int GE_WORDS_MAX = 64,
-    // the residual add's (act overflow mode; a buffer of AD_WORDS_MAX T_IN-value words)
+    // the residual add's (act overflow mode)
     parameter int AD_SAT = 0,
-    parameter int AD_WORDS_MAX = 64,
     // the router's (mtl_moe.rtl.router_parameters, prefixed RT_; accel_router.sv)
     parameter int RT_E = 8,
     parameter int RT_K = 2,
@@ -148,7 +172,10 @@ module accel_seq #(
     parameter int CB_A_ROUND = 0,
     parameter int CB_SUMW = 34,
     parameter int CB_D = 64,
-    localparam int CB_WORDS = ROWS_MAX * ((CB_D + T_IN - 1) / T_IN)
+    localparam int NMAX_ = (QKV_WORDS > HID_WORDS) ? QKV_WORDS : HID_WORDS,
+    localparam int FA = $clog2((NMAX_ > D_WORDS) ? NMAX_ : D_WORDS),  // feature-map word address
+    localparam int WB = T_IN * WA,
+    localparam int YW = (LOW > OW) ? LOW : OW
 ) (
     input  logic clk,
     input  logic rst,
@@ -156,69 +183,37 @@ module accel_seq #(
     input  logic [63:0] prog_addr,    // program.bin, AXI_BITS/8-aligned
     input  logic [63:0] w_base,       // weights.bin
     input  logic [31:0] task_id,
+    input  logic pause,               // hold after every step until step_go (a bench inspecting buffers)
     output logic busy,
     output logic done,
     output logic error,               // bad header or a read error response (sticky until start)
-    // the step handshake
-    output logic step_req,            // a linear step waits for its input rows and step_go
+    // the step handshake: a step the bench plays (step_req), or a held step (step_held)
+    output logic step_req,
+    output logic step_held,
     output logic [31:0] step_index,
-    output logic [31:0] step_rows,    // the record's rows (ROWS_QUEUE: an expert's queue)
+    output logic [31:0] step_rows,    // the record's rows (ROWS_QUEUE: an expert's queue length)
     input  logic step_go,
-    input  logic [15:0] go_rows,      // rows to run (0: skip the step)
-    output logic step_done,           // pulse: the engine finished this step
-    output logic step_skip,           // pulse: a step this slice does not run
-    output logic [31:0] step_cycles,  // engine start -> done of the step just done
-    // the engine's input buffer and its results
-    input  logic x_we,
-    input  logic [$clog2(ROWS_MAX*KT_MAX)-1:0] x_addr,
-    input  logic [T_IN*WA-1:0] x_data,
-    output logic out_valid,
-    output logic [15:0] out_row,
-    output logic [15:0] out_ntile,
-    output logic [T_OUT*OW-1:0] out_y,
-    output logic [T_OUT-1:0] out_ovf,
-    // the LayerNorm step's input buffer and results (accel_ln.sv)
-    input  logic ln_x_we,
-    input  logic [$clog2(ROWS_MAX*(LN_D/LN_L))-1:0] ln_x_addr,
-    input  logic [LN_L*LN_W-1:0] ln_x_data,
-    output logic ln_out_valid,
-    output logic [31:0] ln_out_index,
-    output logic [LN_L*LN_W-1:0] ln_out_y,
-    output logic [LN_L-1:0] ln_out_ovf,
-    // the gelu step's buffer and results (accel_gelu.sv)
-    input  logic ge_x_we,
-    input  logic [$clog2(GE_WORDS_MAX)-1:0] ge_x_addr,
-    input  logic [T_IN*GE_W-1:0] ge_x_data,
-    output logic ge_out_valid,
-    output logic [31:0] ge_out_index,
-    output logic [T_IN*GE_W-1:0] ge_out_y,
-    output logic [T_IN-1:0] ge_out_ovf,
-    // the residual step's two buffers and results (accel_add.sv)
-    input  logic ad_x_we,
-    input  logic ad_x_sel,
-    input  logic [$clog2(AD_WORDS_MAX)-1:0] ad_x_addr,
-    input  logic [T_IN*WA-1:0] ad_x_data,
-    output logic ad_out_valid,
-    output logic [31:0] ad_out_index,
-    output logic [T_IN*WA-1:0] ad_out_y,
-    output logic [T_IN-1:0] ad_out_ovf,
-    // the router_topk step's logits (one word of E codes a token) and its choices (accel_router.sv)
-    input  logic rt_x_we,
-    input  logic [$clog2(ROWS_MAX)-1:0] rt_x_addr,
-    input  logic [RT_E*RT_LW-1:0] rt_x_data,
+    output logic step_done,           // pulse: a unit finished this step
+    output logic step_skip,           // pulse: a step with no rows (an empty queue) passed over
+    output logic [31:0] step_cycles,  // unit start -> done of the step just done
+    output logic [31:0] step_ovf,     // outputs of that step flagged as overflowed
+    output logic [31:0] run_cycles,   // start -> done of the last run
+    output logic [31:0] bench_cycles, // of which waiting for the bench's steps (step_req) or a hold
+    // the debug port onto the feature maps (while the sequencer waits: idle, step_req or step_held):
+    // dbg_buf's word dbg_addr written with dbg_wdata, or read into dbg_rdata the next cycle
+    // (dbg_buf = ID_SUM: the combine's fitted sums, their overflow flags in dbg_sum_ovf)
+    input  logic dbg_we,
+    input  logic [3:0] dbg_buf,
+    input  logic [FA-1:0] dbg_addr,
+    input  logic [WB-1:0] dbg_wdata,
+    output logic [WB-1:0] dbg_rdata,
+    output logic [T_IN-1:0] dbg_sum_ovf,
+    // each token's router choices as they leave top-k (accel_router.sv)
     output logic rt_out_valid,
     output logic [15:0] rt_out_token,
     output logic [RT_K*RT_IW-1:0] rt_out_idx,
     output logic [RT_K*RT_GW-1:0] rt_out_gate,
     output logic rt_out_ovf,
-    // the expert_combine step's input (the expert's W2 output rows) and the MoE block's output
-    input  logic cb_y_we,
-    input  logic [$clog2(CB_WORDS)-1:0] cb_y_addr,
-    input  logic [T_IN*WA-1:0] cb_y_data,
-    input  logic [$clog2(CB_WORDS)-1:0] cb_rd_addr,
-    output logic [T_IN*WA-1:0] cb_rd_y,
-    output logic [T_IN-1:0] cb_rd_ovf,
-    output logic cb_ovf,
     // AXI4 read master: LayerNorm's gamma / beta
     output logic [0:0] m_axi_l_ARID,
     output logic [63:0] m_axi_l_ARADDR,
@@ -267,43 +262,70 @@ module accel_seq #(
     localparam int REC_BITS = STEP_WORDS * 32;
     localparam int REC_BEATS = REC_BITS / AXI_BITS;  // beats of one record (the header is one too)
     localparam int BB = REC_BEATS > 1 ? $clog2(REC_BEATS) : 1;
+    localparam int RA = $clog2(ROWS_MAX);
 
-    initial if (REC_BITS % AXI_BITS != 0)
-        $error("accel_seq: a %0d-bit program record is not whole %0d-bit AXI words", REC_BITS, AXI_BITS);
+    initial begin
+        if (REC_BITS % AXI_BITS != 0)
+            $error("accel_seq: a %0d-bit program record is not whole %0d-bit AXI words", REC_BITS, AXI_BITS);
+        if (RWN * T_IN < T_OUT || (T_OUT > T_IN && T_OUT % T_IN != 0) || (T_OUT < T_IN && T_IN % T_OUT != 0))
+            $error("accel_seq: %0d-code output tiles do not tile %0d-code words (a window of %0d)", T_OUT, T_IN, RWN);
+        if (CB_D % T_IN != 0)
+            $error("accel_seq: n_embd = %0d is not whole %0d-code words", CB_D, T_IN);
+    end
 
-    typedef enum logic [2:0] {S_IDLE, S_AR, S_R, S_DECODE, S_WAIT_GO, S_RUN} state_t;
+    typedef enum logic [2:0] {S_IDLE, S_NEXT, S_DECODE, S_WAIT_GO, S_RUN, S_HOLD} state_t;
     state_t st;
-    logic [REC_BITS-1:0] rec;
+    localparam int PF = 4;                // records fetched ahead (a power of two)
+    localparam int PW = $clog2(PF) + 1;
+    logic [REC_BITS-1:0] rec;             // the step being run
+    logic [REC_BITS-1:0] fifo [PF];       // the records fetched ahead of it
+    logic [PW-2:0] f_wr, f_rd;
+    logic [PW-1:0] f_cnt, n_out;          // records queued, bursts outstanding
     logic [BB-1:0] beat;
+    logic [31:0] fnext, n_prog;           // the next record to ask for; the header's step count
+    logic hdr_ok, f_last;
+    assign f_last = m_axi_p_RVALID && 32'(beat) == REC_BEATS - 1;
+    logic p_err;                          // a program read came back with an error response
+    assign p_err = m_axi_p_RVALID && m_axi_p_RRESP != 2'b00;
     logic [31:0] blk, n_steps;            // record being fetched (0: the header), steps in the program
     logic [15:0] e_rows, e_kt, e_nt;
     logic [63:0] e_waddr, e_baddr;
     logic e_bias, e_start, e_done, e_busy, e_err;
+    logic [3:0] u_src, u_dst;             // the running step's buffers
+    logic [31:0] u_n, u_wpr;              // its output row width and words per output row
+    logic u_gather, u_logit, u_input;
     logic is_ln, ln_start, ln_done, is_ge, ge_start, ge_done;
     logic [31:0] ge_words;
     logic is_ad, ad_start, ad_done;
     logic is_rt, rt_start, rt_done;
     logic is_cb, cb_start, cb_done;
-    /* verilator lint_off UNUSEDSIGNAL */  // the combine's row counter: bits above the queue depth stay 0
-    logic [15:0] q_index;
+    /* verilator lint_off UNUSEDSIGNAL */  // queue rows: bits above the queue depth stay 0
+    logic [15:0] q_index, cb_q_index;
     /* verilator lint_on UNUSEDSIGNAL */
     logic [RT_E*16-1:0] q_len;
     logic [15:0] q_rows;                  // an expert step's queue length (the router's, in RTL)
     logic [63:0] ln_g, ln_b;
-    logic [31:0] cyc;
+    logic [31:0] cyc, ovf_n;
 
     function automatic logic [31:0] field(input logic [REC_BITS-1:0] r, input int i);
         return r[i*32 +: 32];
     endfunction
+    function automatic logic is_rtl_op(input logic [31:0] op);
+        return op == OP_LINEAR || op == OP_LAYERNORM || op == OP_GELU || op == OP_RESIDUAL
+               || op == OP_ROUTER_TOPK || op == OP_EXPERT_COMBINE;
+    endfunction
 
     assign m_axi_p_ARID = '0;
-    assign m_axi_p_ARADDR = prog_addr + 64'(blk) * 64'(REC_BITS / 8);
+    assign m_axi_p_ARADDR = prog_addr + 64'(fnext) * 64'(REC_BITS / 8);
     assign m_axi_p_ARLEN = 8'(REC_BEATS - 1);
     assign m_axi_p_ARSIZE = 3'($clog2(AXI_BITS / 8));
     assign m_axi_p_ARBURST = 2'b01;
-    assign m_axi_p_ARVALID = st == S_AR;
-    assign m_axi_p_RREADY = st == S_R;
+    // ask while the queue has room for every burst outstanding: the header alone, then up to its count
+    assign m_axi_p_ARVALID = busy && 32'(f_cnt) + 32'(n_out) < PF
+                             && (fnext == 0 ? blk == 0 && !hdr_ok && st == S_NEXT : hdr_ok && fnext <= n_prog);
+    assign m_axi_p_RREADY = 1'b1;
     assign step_req = st == S_WAIT_GO;
+    assign step_held = st == S_HOLD;
     assign step_index = blk - 1;
     // an expert step runs on its queue: the length the router built (the record says ROWS_QUEUE)
     always_comb begin
@@ -313,6 +335,10 @@ module accel_seq #(
     end
     assign step_rows = $signed(field(rec, F_ROWS)) == ROWS_QUEUE ? 32'(q_rows) : field(rec, F_ROWS);
     assign busy = st != S_IDLE;
+
+    // ---- the step's end: the next record, or a hold --------------------------------------------
+    logic last_step;
+    assign last_step = blk == n_steps;
 
     always_ff @(posedge clk) begin
         done <= 1'b0;
@@ -327,19 +353,17 @@ module accel_seq #(
         if (rst) begin
             st <= S_IDLE;
             error <= 1'b0;
-        end else case (st)
+        end else begin
+          if (p_err) error <= 1'b1;
+          case (st)
             S_IDLE: if (start) begin
                 blk <= '0;
-                beat <= '0;
                 error <= 1'b0;
-                st <= S_AR;
+                st <= S_NEXT;
             end
-            S_AR: if (m_axi_p_ARREADY) st <= S_R;
-            S_R: if (m_axi_p_RVALID) begin
-                rec[32'(beat)*AXI_BITS +: AXI_BITS] <= m_axi_p_RDATA;
-                if (m_axi_p_RRESP != 2'b00) error <= 1'b1;
-                beat <= 32'(beat) == REC_BEATS - 1 ? '0 : beat + 1'b1;
-                if (32'(beat) == REC_BEATS - 1) st <= S_DECODE;
+            S_NEXT: if (f_cnt != 0) begin  // the record fetched while the steps before it ran
+                rec <= fifo[f_rd];
+                st <= S_DECODE;
             end
             S_DECODE: begin
                 if (blk == 0) begin  // the header: magic, version, number of steps, words per step
@@ -354,113 +378,141 @@ module accel_seq #(
                         st <= S_IDLE;
                     end else begin
                         blk <= 1;
-                        st <= S_AR;
+                        st <= S_NEXT;
                     end
-                end else if (field(rec, F_OPCODE) == OP_LINEAR || field(rec, F_OPCODE) == OP_LAYERNORM
-                             || field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL
-                             || field(rec, F_OPCODE) == OP_ROUTER_TOPK
-                             || field(rec, F_OPCODE) == OP_EXPERT_COMBINE) begin
+                end else if (!is_rtl_op(field(rec, F_OPCODE))) begin
+                    st <= S_WAIT_GO;  // the bench's step
+                end else if ($signed(field(rec, F_ROWS)) == ROWS_QUEUE && q_rows == 0) begin
+                    step_skip <= 1'b1;  // an expert nobody routed to
+                    st <= last_step ? S_IDLE : S_NEXT;
+                    done <= last_step;
+                    blk <= blk + 1;
+                end else begin
                     is_rt <= field(rec, F_OPCODE) == OP_ROUTER_TOPK;
                     is_cb <= field(rec, F_OPCODE) == OP_EXPERT_COMBINE;
                     is_ln <= field(rec, F_OPCODE) == OP_LAYERNORM;
                     is_ge <= field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL;
                     is_ad <= field(rec, F_OPCODE) == OP_RESIDUAL;
-                    st <= S_WAIT_GO;
-                end
-                else begin
-                    step_skip <= 1'b1;
-                    st <= blk == n_steps ? S_IDLE : S_AR;
-                    done <= blk == n_steps;
-                    blk <= blk + 1;
-                end
-            end
-            S_WAIT_GO: if (step_go) begin
-                // an expert step's rows are its queue's (q_rows), whatever go_rows says
-                if (($signed(field(rec, F_ROWS)) == ROWS_QUEUE ? q_rows : go_rows) == 0) begin
-                    step_skip <= 1'b1;
-                    st <= blk == n_steps ? S_IDLE : S_AR;
-                    done <= blk == n_steps;
-                    blk <= blk + 1;
-                end else if (is_cb) begin
-                    e_rows <= q_rows;
-                    cb_start <= 1'b1;
-                    cyc <= '0;
-                    st <= S_RUN;
-                end else if (is_rt) begin
-                    e_rows <= go_rows;
-                    rt_start <= 1'b1;
-                    cyc <= '0;
-                    st <= S_RUN;
-                end else if (is_ge) begin
-                    ge_words <= 32'(step_rows[15:0]) * ((field(rec, F_N) + T_IN - 1) / T_IN);
-                    ge_start <= !is_ad;
-                    ad_start <= is_ad;
-                    cyc <= '0;
-                    st <= S_RUN;
-                end else if (is_ln) begin
+                    u_src <= 4'(field(rec, F_SRC));
+                    u_dst <= 4'(field(rec, F_DST));
+                    u_n <= field(rec, F_N);
+                    u_wpr <= (field(rec, F_N) + T_IN - 1) / T_IN;
+                    u_gather <= (field(rec, F_FLAGS) & FL_GATHER) != 0;
+                    u_input <= (field(rec, F_FLAGS) & FL_IN_INPUT) != 0;
+                    u_logit <= field(rec, F_DST) == ID_LOGITS;
                     e_rows <= 16'(step_rows);
-                    ln_g <= w_base + 64'(field(rec, F_W_OFF));
-                    ln_b <= w_base + 64'(field(rec, F_B_OFF));
-                    ln_start <= 1'b1;
-                    cyc <= '0;
-                    st <= S_RUN;
-                end else begin
-                    e_rows <= $signed(field(rec, F_ROWS)) == ROWS_QUEUE ? q_rows : go_rows;
+                    ge_words <= 32'(step_rows[15:0]) * ((field(rec, F_N) + T_IN - 1) / T_IN);
                     e_kt <= 16'(field(rec, F_K_TILES));
                     e_nt <= 16'(field(rec, F_N_TILES));
-                    e_waddr <= w_base + 64'(field(rec, F_W_OFF))
-                               + 64'(task_id) * 64'(field(rec, F_W_TASK_STRIDE));
+                    e_waddr <= w_base + 64'(field(rec, F_W_OFF)) + 64'(task_id) * 64'(field(rec, F_W_TASK_STRIDE));
                     e_baddr <= $signed(field(rec, F_B_OFF)) != NO_OFFSET  // no bias: any aligned address
                                ? w_base + 64'(field(rec, F_B_OFF)) : w_base;
                     e_bias <= $signed(field(rec, F_B_OFF)) != NO_OFFSET;
-                    e_start <= 1'b1;
-                    cyc <= '0;
+                    ln_g <= w_base + 64'(field(rec, F_W_OFF));
+                    ln_b <= w_base + 64'(field(rec, F_B_OFF));
                     st <= S_RUN;
+                    cyc <= '0;
+                    ovf_n <= '0;
+                    case (field(rec, F_OPCODE))
+                        OP_LINEAR: e_start <= 1'b1;
+                        OP_LAYERNORM: ln_start <= 1'b1;
+                        OP_GELU: ge_start <= 1'b1;
+                        OP_RESIDUAL: ad_start <= 1'b1;
+                        OP_ROUTER_TOPK: rt_start <= 1'b1;
+                        default: cb_start <= 1'b1;
+                    endcase
                 end
+            end
+            S_WAIT_GO: if (step_go) begin  // the bench has written the step's outputs
+                st <= last_step ? S_IDLE : S_NEXT;
+                done <= last_step;
+                blk <= blk + 1;
             end
             S_RUN: begin
                 cyc <= cyc + 1;
+                ovf_n <= ovf_n + flagged;
                 if (e_err) error <= 1'b1;
                 if (is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
                     step_done <= 1'b1;
                     step_cycles <= cyc;
-                    st <= blk == n_steps ? S_IDLE : S_AR;
-                    done <= blk == n_steps;
-                    blk <= blk + 1;
+                    step_ovf <= ovf_n + flagged;
+                    st <= pause ? S_HOLD : last_step ? S_IDLE : S_NEXT;
+                    done <= !pause && last_step;
+                    blk <= pause ? blk : blk + 1;
                 end
             end
+            S_HOLD: if (step_go) begin
+                st <= last_step ? S_IDLE : S_NEXT;
+                done <= last_step;
+                blk <= blk + 1;
+            end
             default: st <= S_IDLE;
-        endcase
+          endcase
+        end
     end
 
-    /* verilator lint_off UNUSEDSIGNAL */  // the engine's busy: the sequencer waits for its done
+    always_ff @(posedge clk)
+        if (st == S_IDLE && start) begin
+            run_cycles <= '0;
+            bench_cycles <= '0;
+        end else if (st != S_IDLE) begin
+            run_cycles <= run_cycles + 1;
+            if (st == S_WAIT_GO || st == S_HOLD) bench_cycles <= bench_cycles + 1;
+        end
+
+    // ---- the fetcher: records run ahead of the steps into a queue of PF, each one INCR burst, up to
+    // PF bursts outstanding (data returns in order: one ID), so a run of short steps (a 6-cycle
+    // combine, an empty queue's skip) does not wait for memory; only the header's and the first
+    // step's fetch latency are exposed. The header is fetched alone: its step count bounds the rest.
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            n_out <= '0;
+            f_cnt <= '0;
+            hdr_ok <= 1'b0;
+        end else if (st == S_IDLE && start) begin
+            fnext <= '0;
+            n_out <= '0;
+            f_cnt <= '0;
+            f_wr <= '0;
+            f_rd <= '0;
+            beat <= '0;
+            hdr_ok <= 1'b0;
+        end else begin
+            if (st == S_DECODE && blk == 0) begin  // the header: the queue now holds no record
+                hdr_ok <= !error && field(rec, 0) == MAGIC && field(rec, 1) == VERSION && field(rec, 3) == STEP_WORDS;
+                n_prog <= field(rec, 2);
+            end
+            if (m_axi_p_ARVALID && m_axi_p_ARREADY) fnext <= fnext + 1;
+            n_out <= n_out + PW'(m_axi_p_ARVALID && m_axi_p_ARREADY) - PW'(f_last);
+            f_cnt <= f_cnt + PW'(f_last) - PW'(st == S_NEXT && f_cnt != 0);
+            if (st == S_NEXT && f_cnt != 0) f_rd <= f_rd + 1'b1;
+            if (m_axi_p_RVALID) begin
+                fifo[f_wr][32'(beat)*AXI_BITS +: AXI_BITS] <= m_axi_p_RDATA;
+                beat <= 32'(beat) == REC_BEATS - 1 ? '0 : beat + 1'b1;
+                if (f_last) f_wr <= f_wr + 1'b1;
+            end
+        end
+    end
+
+    // ---- the units -----------------------------------------------------------------------------
+    logic running;
+    assign running = st == S_RUN;
+    logic [RWN*WB-1:0] a_data, b_data;
+    logic [WB-1:0] sum_word;
+    logic [T_IN-1:0] sum_ovf;
+
+    // engine
+    logic x_re;
+    logic [15:0] x_rd_row, x_rd_word;
+    logic out_valid, out_ovf_any;
+    logic [15:0] out_row, out_ntile;
+    logic [T_OUT*YW-1:0] out_y;
+    logic [T_OUT-1:0] out_ovf;
+    /* verilator lint_off UNUSEDSIGNAL */  // the engine's busy / read strobe: the bank reads every cycle
     logic unused_busy;
-    assign unused_busy = e_busy;
+    assign unused_busy = e_busy | x_re | out_ovf_any;
     /* verilator lint_on UNUSEDSIGNAL */
-
-    linear_engine #(.T_IN(T_IN), .T_OUT(T_OUT), .WA(WA), .WW(WW), .WSB(WSB), .WACC(WACC), .PACK2(PACK2),
-                    .PACK_SHIFT(PACK_SHIFT), .AXI_BITS(AXI_BITS), .TILE_BEATS(TILE_BEATS),
-                    .TILE_BYTES(TILE_BYTES), .ROWS_MAX(ROWS_MAX), .KT_MAX(KT_MAX), .NT_MAX(NT_MAX), .NBUF(NBUF),
-                    .BSB(BSB), .BW(BW), .B_SHIFT(B_SHIFT), .B_ROUND(B_ROUND), .ACC_SHIFT(ACC_SHIFT),
-                    .OW(OW), .O_SHIFT(O_SHIFT), .O_ROUND(O_ROUND), .O_SAT(O_SAT)) engine (
-        .clk, .rst, .start(e_start), .rows(e_rows), .k_tiles(e_kt), .n_tiles(e_nt), .w_addr(e_waddr),
-        .has_bias(e_bias), .b_addr(e_baddr), .busy(e_busy), .done(e_done), .rd_error(e_err),
-        .x_we, .x_addr, .x_data, .out_valid, .out_row, .out_ntile, .out_y, .out_ovf,
-        .m_axi_w_ARID, .m_axi_w_ARADDR, .m_axi_w_ARLEN, .m_axi_w_ARSIZE, .m_axi_w_ARBURST, .m_axi_w_ARVALID,
-        .m_axi_w_ARREADY, .m_axi_w_RID, .m_axi_w_RLAST, .m_axi_w_RDATA, .m_axi_w_RRESP, .m_axi_w_RVALID,
-        .m_axi_w_RREADY);
-
-    accel_gelu #(.W(GE_W), .F(GE_F), .OUT_ROUND(GE_OUT_ROUND), .OUT_SAT(GE_OUT_SAT), .N(GE_N), .STEP(GE_STEP),
-                 .EW(GE_EW), .EF(GE_EF), .TABLE(GE_TABLE), .LANES(T_IN), .WORDS_MAX(GE_WORDS_MAX)) gelu (
-        .clk, .rst, .start(ge_start), .n_words(ge_words), .done(ge_done), .x_we(ge_x_we), .x_addr(ge_x_addr),
-        .x_data(ge_x_data), .out_valid(ge_out_valid), .out_index(ge_out_index), .out_y(ge_out_y),
-        .out_ovf(ge_out_ovf));
-
-    accel_add #(.W(WA), .SAT(AD_SAT), .LANES(T_IN), .WORDS_MAX(AD_WORDS_MAX)) add (
-        .clk, .rst, .start(ad_start), .n_words(ge_words), .done(ad_done), .x_we(ad_x_we), .x_sel(ad_x_sel),
-        .x_addr(ad_x_addr), .x_data(ad_x_data), .out_valid(ad_out_valid), .out_index(ad_out_index),
-        .out_y(ad_out_y), .out_ovf(ad_out_ovf));
-
+    assign out_ovf_any = |out_ovf;
     logic [15:0] q_token;
     /* verilator lint_off UNUSEDSIGNAL */  // the slot: golden's gate index; the queue carries the gate itself
     logic [7:0] q_slot;
@@ -468,6 +520,83 @@ module accel_seq #(
     logic [RT_GW-1:0] q_gate;
     logic [RT_IW-1:0] q_expert;
     assign q_expert = RT_IW'(field(rec, F_EXPERT));
+    // the queue the router built: the engine's row during a gather, else the combine's
+    assign q_index = (running && !is_cb && u_gather) ? x_rd_row : cb_q_index;
+
+    linear_engine #(.T_IN(T_IN), .T_OUT(T_OUT), .WA(WA), .WW(WW), .WSB(WSB), .WACC(WACC), .PACK2(PACK2),
+                    .PACK_SHIFT(PACK_SHIFT), .AXI_BITS(AXI_BITS), .TILE_BEATS(TILE_BEATS),
+                    .TILE_BYTES(TILE_BYTES), .ROWS_MAX(ROWS_MAX), .KT_MAX(KT_MAX), .NT_MAX(NT_MAX), .NBUF(NBUF),
+                    .BSB(BSB), .BW(BW), .B_SHIFT(B_SHIFT), .B_ROUND(B_ROUND), .ACC_SHIFT(ACC_SHIFT),
+                    .OW(OW), .O_SHIFT(O_SHIFT), .O_ROUND(O_ROUND), .O_SAT(O_SAT), .LOW(LOW), .L_SHIFT(L_SHIFT),
+                    .L_ROUND(L_ROUND), .L_SAT(L_SAT), .IN_DF(IN_DF)) engine (
+        .clk, .rst, .start(e_start), .rows(e_rows), .k_tiles(e_kt), .n_tiles(e_nt), .w_addr(e_waddr),
+        .has_bias(e_bias), .b_addr(e_baddr), .out_logit(u_logit), .in_input(u_input), .busy(e_busy),
+        .done(e_done), .rd_error(e_err), .x_re, .x_rd_row, .x_rd_word, .x_rdata(a_data[WB-1:0]), .out_valid,
+        .out_row, .out_ntile, .out_y, .out_ovf,
+        .m_axi_w_ARID, .m_axi_w_ARADDR, .m_axi_w_ARLEN, .m_axi_w_ARSIZE, .m_axi_w_ARBURST, .m_axi_w_ARVALID,
+        .m_axi_w_ARREADY, .m_axi_w_RID, .m_axi_w_RLAST, .m_axi_w_RDATA, .m_axi_w_RRESP, .m_axi_w_RVALID,
+        .m_axi_w_RREADY);
+
+    /* verilator lint_off UNUSEDSIGNAL */  // addresses: the bits above a buffer's size stay 0
+    logic [31:0] ln_raddr;
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic ln_out_valid;
+    logic [31:0] ln_out_index;
+    logic [LN_L*LN_W-1:0] ln_out_y;
+    logic [LN_L-1:0] ln_out_ovf;
+    accel_ln #(.D(LN_D), .L(LN_L), .W(LN_W), .F(LN_F), .A_ROUND(LN_A_ROUND), .A_SAT(LN_A_SAT), .BW(LN_BW),
+               .BF(LN_BF), .SW(LN_SW), .SF(LN_SF), .S_SAT(LN_S_SAT), .EPS(LN_EPS), .RW(LN_RW), .RF(LN_RF),
+               .R_SIGNED(LN_R_SIGNED), .R_ROUND(LN_R_ROUND), .R_SAT(LN_R_SAT), .N(LN_N), .STEP(LN_STEP),
+               .EW(LN_EW), .EF(LN_EF), .TABLE(LN_TABLE), .BSB(BSB), .AXI_BITS(AXI_BITS), .T_IN(T_IN),
+               .XW(RWN)) ln (
+        .clk, .rst, .start(ln_start), .rows(e_rows), .g_addr(ln_g), .b_addr(ln_b), .done(ln_done),
+        .x_raddr(ln_raddr), .x_rwin(a_data), .out_valid(ln_out_valid), .out_index(ln_out_index),
+        .out_y(ln_out_y), .out_ovf(ln_out_ovf),
+        .m_axi_ARID(m_axi_l_ARID), .m_axi_ARADDR(m_axi_l_ARADDR), .m_axi_ARLEN(m_axi_l_ARLEN),
+        .m_axi_ARSIZE(m_axi_l_ARSIZE), .m_axi_ARBURST(m_axi_l_ARBURST), .m_axi_ARVALID(m_axi_l_ARVALID),
+        .m_axi_ARREADY(m_axi_l_ARREADY), .m_axi_RID(m_axi_l_RID), .m_axi_RLAST(m_axi_l_RLAST),
+        .m_axi_RDATA(m_axi_l_RDATA), .m_axi_RRESP(m_axi_l_RRESP), .m_axi_RVALID(m_axi_l_RVALID),
+        .m_axi_RREADY(m_axi_l_RREADY));
+
+    /* verilator lint_off UNUSEDSIGNAL */  // addresses: the bits above a buffer's size stay 0
+    logic [31:0] ge_raddr;
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic ge_out_valid;
+    logic [31:0] ge_out_index;
+    logic [WB-1:0] ge_out_y;
+    logic [T_IN-1:0] ge_out_ovf;
+    accel_gelu #(.W(GE_W), .F(GE_F), .OUT_ROUND(GE_OUT_ROUND), .OUT_SAT(GE_OUT_SAT), .N(GE_N), .STEP(GE_STEP),
+                 .EW(GE_EW), .EF(GE_EF), .TABLE(GE_TABLE), .LANES(T_IN)) gelu (
+        .clk, .rst, .start(ge_start), .n_words(ge_words), .done(ge_done), .x_raddr(ge_raddr),
+        .x_rdata(a_data[WB-1:0]), .out_valid(ge_out_valid), .out_index(ge_out_index), .out_y(ge_out_y),
+        .out_ovf(ge_out_ovf));
+
+    /* verilator lint_off UNUSEDSIGNAL */  // addresses: the bits above a buffer's size stay 0
+    logic [31:0] ad_raddr;
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic ad_out_valid;
+    logic [31:0] ad_out_index;
+    logic [WB-1:0] ad_out_y;
+    logic [T_IN-1:0] ad_out_ovf;
+    accel_add #(.W(WA), .SAT(AD_SAT), .LANES(T_IN)) add (
+        .clk, .rst, .start(ad_start), .n_words(ge_words), .done(ad_done), .x_raddr(ad_raddr),
+        .x_rdata(a_data[WB-1:0]), .f_rdata(b_data[WB-1:0]), .out_valid(ad_out_valid), .out_index(ad_out_index),
+        .out_y(ad_out_y), .out_ovf(ad_out_ovf));
+
+    // the router's logits: one token's E codes a word, written by the engine's gate linears
+    logic [RT_E*RT_LW-1:0] lmem [ROWS_MAX];
+    logic [RT_E*RT_LW-1:0] l_rdata;
+    /* verilator lint_off UNUSEDSIGNAL */  // addresses: the bits above a buffer's size stay 0
+    logic [15:0] rt_raddr;
+    /* verilator lint_on UNUSEDSIGNAL */
+    always_ff @(posedge clk) begin
+        l_rdata <= lmem[RA'(rt_raddr)];
+        if (running && !is_ln && !is_ge && !is_rt && !is_cb && out_valid && u_dst == 4'(ID_LOGITS))
+            for (int t = 0; t < T_OUT; t++)
+                if (32'(out_ntile) * T_OUT + t < RT_E)
+                    lmem[RA'(out_row)][(32'(out_ntile) * T_OUT + t) * RT_LW +: RT_LW] <= out_y[t*YW +: RT_LW];
+    end
+
     accel_router #(.E(RT_E), .K(RT_K), .LW(RT_LW), .LFB(RT_LFB), .EW(RT_EW), .EF(RT_EF), .E_ROUND(RT_E_ROUND),
                    .E_SAT(RT_E_SAT), .SW(RT_SW), .SF(RT_SF), .S_ROUND(RT_S_ROUND), .S_SAT(RT_S_SAT), .RW(RT_RW),
                    .RF(RT_RF), .R_ROUND(RT_R_ROUND), .R_SAT(RT_R_SAT), .GW(RT_GW), .GF(RT_GF),
@@ -475,28 +604,128 @@ module accel_seq #(
                    .EN(RT_EN), .ESTEP(RT_ESTEP), .ETW(RT_ETW), .ETF(RT_ETF), .RN(RT_RN), .RSTEP(RT_RSTEP),
                    .RTW(RT_RTW), .RTF(RT_RTF), .RK(RT_RK), .ETABLE(RT_ETABLE), .RTABLE(RT_RTABLE),
                    .ROWS_MAX(ROWS_MAX), .STAGES(RT_STAGES), .IW(RT_IW)) router (
-        .clk, .rst, .start(rt_start), .rows(e_rows), .done(rt_done), .x_we(rt_x_we), .x_addr(rt_x_addr),
-        .x_data(rt_x_data), .out_valid(rt_out_valid), .out_token(rt_out_token), .out_idx(rt_out_idx),
-        .out_gate(rt_out_gate), .out_ovf(rt_out_ovf), .q_len, .q_expert, .q_index(q_index[$clog2(ROWS_MAX)-1:0]),
-        .q_token, .q_slot, .q_gate);
+        .clk, .rst, .start(rt_start), .rows(e_rows), .done(rt_done), .x_raddr(rt_raddr), .x_rdata(l_rdata),
+        .out_valid(rt_out_valid), .out_token(rt_out_token), .out_idx(rt_out_idx), .out_gate(rt_out_gate),
+        .out_ovf(rt_out_ovf), .q_len, .q_expert, .q_index(q_index[RA-1:0]), .q_token, .q_slot, .q_gate);
 
+    /* verilator lint_off UNUSEDSIGNAL */  // addresses: the bits above a buffer's size stay 0
+    logic [31:0] cb_raddr;
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic cb_ovf;
     accel_combine #(.W(WA), .A_ROUND(CB_A_ROUND), .A_SAT(AD_SAT), .GW(RT_GW), .GF(RT_GF),
                     .SUMW(CB_SUMW), .LANES(T_IN), .D(CB_D), .ROWS_MAX(ROWS_MAX), .TW(16)) combine (
-        .clk, .rst, .clear(rt_start), .start(cb_start), .rows(e_rows), .done(cb_done), .q_index,
-        .q_token, .q_gate, .y_we(cb_y_we), .y_addr(cb_y_addr), .y_data(cb_y_data), .rd_addr(cb_rd_addr),
-        .rd_y(cb_rd_y), .rd_ovf(cb_rd_ovf), .ovf(cb_ovf));
+        .clk, .rst, .clear(rt_start), .start(cb_start), .rows(e_rows), .done(cb_done), .q_index(cb_q_index),
+        .q_token, .q_gate, .y_raddr(cb_raddr), .y_rdata(a_data[WB-1:0]), .rd_addr(b_addr_c),
+        .rd_y(sum_word), .rd_ovf(sum_ovf), .ovf(cb_ovf));
 
-    accel_ln #(.D(LN_D), .L(LN_L), .W(LN_W), .F(LN_F), .A_ROUND(LN_A_ROUND), .A_SAT(LN_A_SAT), .BW(LN_BW),
-               .BF(LN_BF), .SW(LN_SW), .SF(LN_SF), .S_SAT(LN_S_SAT), .EPS(LN_EPS), .RW(LN_RW), .RF(LN_RF),
-               .R_SIGNED(LN_R_SIGNED), .R_ROUND(LN_R_ROUND), .R_SAT(LN_R_SAT), .N(LN_N), .STEP(LN_STEP),
-               .EW(LN_EW), .EF(LN_EF), .TABLE(LN_TABLE), .BSB(BSB), .AXI_BITS(AXI_BITS),
-               .ROWS_MAX(ROWS_MAX)) ln (
-        .clk, .rst, .start(ln_start), .rows(e_rows), .g_addr(ln_g), .b_addr(ln_b), .done(ln_done),
-        .x_we(ln_x_we), .x_addr(ln_x_addr), .x_data(ln_x_data), .out_valid(ln_out_valid),
-        .out_index(ln_out_index), .out_y(ln_out_y), .out_ovf(ln_out_ovf),
-        .m_axi_ARID(m_axi_l_ARID), .m_axi_ARADDR(m_axi_l_ARADDR), .m_axi_ARLEN(m_axi_l_ARLEN),
-        .m_axi_ARSIZE(m_axi_l_ARSIZE), .m_axi_ARBURST(m_axi_l_ARBURST), .m_axi_ARVALID(m_axi_l_ARVALID),
-        .m_axi_ARREADY(m_axi_l_ARREADY), .m_axi_RID(m_axi_l_RID), .m_axi_RLAST(m_axi_l_RLAST),
-        .m_axi_RDATA(m_axi_l_RDATA), .m_axi_RRESP(m_axi_l_RRESP), .m_axi_RVALID(m_axi_l_RVALID),
-        .m_axi_RREADY(m_axi_l_RREADY));
+    // ---- the feature-map ports: the running unit's, else the debug port's ----------------------
+    logic [3:0] a_buf, b_buf, w_buf;
+    logic [FA-1:0] a_addr, b_addr;
+    logic [$clog2(ROWS_MAX*(CB_D/T_IN))-1:0] b_addr_c;
+    logic w_we;
+    logic [FA-1:0] w_addr;
+    logic [RWN*T_IN-1:0] w_strb;
+    logic [RWN*WB-1:0] w_data;
+    logic [31:0] flagged;                 // output lanes of real columns flagged this cycle
+    assign b_addr_c = $bits(b_addr_c)'(b_addr);
+
+    // place `lanes` codes (column c of row r of a buffer of wpr words a row) into the write window
+    function automatic void place(input logic [31:0] r, input logic [31:0] c, input logic [31:0] wpr,
+                                  input logic [31:0] n, input int lanes, input logic [RWN*WB-1:0] v,
+                                  input logic [RWN*T_IN-1:0] ovf, output logic [FA-1:0] addr,
+                                  output logic [RWN*T_IN-1:0] strb, output logic [RWN*WB-1:0] data,
+                                  output logic [31:0] nflag);
+        int off;
+        addr = FA'(r * wpr + c / T_IN);
+        off = int'(c % T_IN);
+        strb = '0;
+        data = '0;
+        nflag = '0;
+        for (int l = 0; l < RWN * T_IN; l++)
+            if (l >= off && l < off + lanes && c + 32'(l - off) < n) begin
+                strb[l] = 1'b1;
+                data[l*WA +: WA] = v[(l - off)*WA +: WA];
+                nflag = nflag + 32'(ovf[l - off]);
+            end
+    endfunction
+
+    always_comb begin
+        logic [RWN*WB-1:0] v;
+        logic [RWN*T_IN-1:0] o;
+        a_buf = dbg_buf;
+        a_addr = dbg_addr;
+        b_buf = dbg_buf;
+        b_addr = dbg_addr;
+        w_we = dbg_we && !running;
+        w_buf = dbg_buf;
+        w_addr = dbg_addr;
+        w_strb = (RWN*T_IN)'({T_IN{1'b1}});
+        w_data = (RWN*WB)'(dbg_wdata);
+        flagged = '0;
+        v = '0;
+        o = '0;
+        if (running) begin
+            w_we = 1'b0;
+            w_buf = u_dst;
+            if (is_cb) begin
+                a_buf = u_src;
+                a_addr = FA'(cb_raddr);
+                b_buf = 4'(ID_SUM);
+                b_addr = '0;
+            end else if (is_rt) begin
+                a_buf = 4'(ID_LOGITS);
+                a_addr = '0;
+            end else if (is_ad) begin  // dst += src
+                a_buf = u_dst;
+                a_addr = FA'(ad_raddr);
+                b_buf = u_src;
+                b_addr = FA'(ad_raddr);
+                v = (RWN*WB)'(ad_out_y);
+                o = (RWN*T_IN)'(ad_out_ovf);
+                w_we = ad_out_valid;
+                place(ad_out_index / u_wpr, (ad_out_index % u_wpr) * T_IN, u_wpr, u_n, T_IN, v, o, w_addr, w_strb,
+                      w_data, flagged);
+            end else if (is_ge) begin  // in place
+                a_buf = u_src;
+                a_addr = FA'(ge_raddr);
+                v = (RWN*WB)'(ge_out_y);
+                o = (RWN*T_IN)'(ge_out_ovf);
+                w_we = ge_out_valid;
+                place(ge_out_index / u_wpr, (ge_out_index % u_wpr) * T_IN, u_wpr, u_n, T_IN, v, o, w_addr,
+                      w_strb, w_data, flagged);
+            end else if (is_ln) begin
+                a_buf = u_src;
+                a_addr = FA'(ln_raddr);
+                v = (RWN*WB)'(ln_out_y);
+                o = (RWN*T_IN)'(ln_out_ovf);
+                w_we = ln_out_valid;
+                place(0, ln_out_index * LN_L, u_wpr, 32'(e_rows) * u_n, LN_L, v, o, w_addr, w_strb, w_data, flagged);
+            end else begin  // the linear engine
+                a_buf = u_src;
+                a_addr = FA'(32'(u_gather ? q_token : x_rd_row) * 32'(e_kt) + 32'(x_rd_word));
+                for (int t = 0; t < T_OUT; t++) v[t*WA +: WA] = out_y[t*YW +: WA];
+                o = (RWN*T_IN)'(out_ovf);
+                w_we = out_valid && u_dst != 4'(ID_LOGITS);
+                place(32'(out_row), 32'(out_ntile) * T_OUT, u_wpr, u_n, T_OUT, v, o, w_addr, w_strb, w_data,
+                      flagged);
+                if (u_dst == 4'(ID_LOGITS)) begin  // the router logits: flags of the E real columns
+                    flagged = '0;
+                    if (out_valid)
+                        for (int t = 0; t < T_OUT; t++)
+                            if (32'(out_ntile) * T_OUT + t < RT_E) flagged = flagged + 32'(out_ovf[t]);
+                end
+            end
+            if (!w_we && !(is_rt || is_cb)) flagged = '0;
+            if (is_rt) flagged = 32'(rt_out_valid && rt_out_ovf);
+            if (is_cb) flagged = 32'(cb_done && cb_ovf);
+        end
+    end
+    assign dbg_rdata = dbg_buf == 4'(ID_SUM) ? b_data[WB-1:0] : a_data[WB-1:0];
+    always_ff @(posedge clk) dbg_sum_ovf <= sum_ovf;
+
+    accel_fm #(.T_IN(T_IN), .WA(WA), .RWN(RWN), .D_WORDS(D_WORDS), .QKV_WORDS(QKV_WORDS), .HID_WORDS(HID_WORDS),
+               .ID_X(ID_X), .ID_H(ID_H), .ID_O(ID_O), .ID_F(ID_F), .ID_QKV(ID_QKV), .ID_HID(ID_HID),
+               .ID_SUM(ID_SUM)) fm (
+        .clk, .a_buf, .a_addr, .a_data, .b_buf, .b_addr, .b_data, .sum_data(sum_word), .w_we, .w_buf, .w_addr,
+        .w_strb, .w_data);
 endmodule
