@@ -65,6 +65,9 @@ module linear_engine #(
     parameter int L_SHIFT = O_SHIFT,
     parameter int L_ROUND = O_ROUND,
     parameter int L_SAT = O_SAT,
+    // the second input format, chosen per call by in_input (the patch embedding's input type):
+    // IN_DF more fractional bits than act, so the products' grid is IN_DF bits finer
+    parameter int IN_DF = 0,
     localparam int YW = (LOW > OW) ? LOW : OW  // out_y's lanes: either format, sign-extended
 ) (
     input  logic clk,
@@ -78,6 +81,7 @@ module linear_engine #(
     input  logic has_bias,
     input  logic [63:0] b_addr,       // AXI_BITS/8-aligned
     input  logic out_logit,           // this call's outputs in the second format (L_*), else act (O_*)
+    input  logic in_input,            // this call's inputs in the second format (IN_DF), else act
     output logic busy,
     output logic done,
     output logic rd_error,            // a read came back with an error response (sticky until start)
@@ -291,6 +295,7 @@ module linear_engine #(
     end
 
     logic lg;                         // this call's output format: the second (L_*)
+    int df;                           // this call's input format: IN_DF finer products, else 0
     logic [T_OUT*64-1:0] accm [ROWS_MAX];  // partial sums, 64-bit (golden range-checks the total)
     always_ff @(posedge clk) begin
         if (rst || start) out_valid <= 1'b0;
@@ -301,19 +306,19 @@ module linear_engine #(
                 for (int t = 0; t < T_OUT; t++) begin
                     longint bi, sv, al, q;
                     bi = has_bias ? shift_round(longint'($signed(bbuf[NA'(32'(n_d[1]) * T_OUT + t)][BW-1:0])),
-                                                B_SHIFT, B_ROUND) : 64'sd0;
+                                                B_SHIFT - df, B_ROUND) : 64'sd0;
                     sv = (first_d[1] ? bi : longint'(accm[r_d[1][RA-1:0]][t*64 +: 64]))
                        + longint'($signed(dot[t*WACC +: WACC]));
                     s[t*64 +: 64] = sv;
-                    al = shift_round(sv, ACC_SHIFT, 0);
+                    al = shift_round(sv, ACC_SHIFT + df, 0);
                     if (last_d[1] && !lg) begin
-                        q = shift_round(sv, O_SHIFT, O_ROUND);
+                        q = shift_round(sv, O_SHIFT + df, O_ROUND);
                         out_ovf[t] <= (al > AMAX) || (al < AMIN) || (O_SAT == 0 && (q > OMAX || q < OMIN));
                         out_y[t*YW +: YW] <= YW'($signed(OW'((O_SAT != 0 && q > OMAX) ? OMAX
                                                               : (O_SAT != 0 && q < OMIN) ? OMIN : q)));
                     end
                     if (last_d[1] && lg) begin
-                        q = shift_round(sv, L_SHIFT, L_ROUND);
+                        q = shift_round(sv, L_SHIFT + df, L_ROUND);
                         out_ovf[t] <= (al > AMAX) || (al < AMIN) || (L_SAT == 0 && (q > LMAX || q < LMIN));
                         out_y[t*YW +: YW] <= YW'($signed(LOW'((L_SAT != 0 && q > LMAX) ? LMAX
                                                                : (L_SAT != 0 && q < LMIN) ? LMIN : q)));
@@ -338,6 +343,7 @@ module linear_engine #(
         else if (start) begin
             running <= 1'b1;
             lg <= out_logit;
+            df <= in_input ? IN_DF : 0;
             total <= 32'(k_tiles) * 32'(n_tiles);
             nbb <= has_bias ? (32'(n_tiles) * T_OUT * BSB + AXI_BITS - 1) / AXI_BITS : 32'd0;
         end else if (running && drained && !out_valid && v_pipe_empty) begin

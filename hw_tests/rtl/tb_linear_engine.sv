@@ -79,7 +79,7 @@ module tb_linear_engine #(
                     .TILE_BYTES(TILE_BYTES), .ROWS_MAX(ROWS_MAX), .KT_MAX(KT_MAX), .NT_MAX(NT_MAX), .NBUF(NBUF),
                     .BSB(BSB), .BW(BW), .B_SHIFT(B_SHIFT), .B_ROUND(B_ROUND), .ACC_SHIFT(ACC_SHIFT),
                     .OW(OW), .O_SHIFT(O_SHIFT), .O_ROUND(O_ROUND), .O_SAT(O_SAT)) engine (
-        .clk, .rst, .start, .rows, .k_tiles, .n_tiles, .w_addr, .has_bias, .b_addr, .out_logit(1'b0), .busy,
+        .clk, .rst, .start, .rows, .k_tiles, .n_tiles, .w_addr, .has_bias, .b_addr, .out_logit(1'b0), .in_input(1'b0), .busy,
         .done, .rd_error, .x_re, .x_rd_row, .x_rd_word, .x_rdata, .out_valid, .out_row, .out_ntile, .out_y,
         .out_ovf, .m_axi_w_ARID, .m_axi_w_ARADDR, .m_axi_w_ARLEN, .m_axi_w_ARSIZE, .m_axi_w_ARBURST,
         .m_axi_w_ARVALID, .m_axi_w_ARREADY, .m_axi_w_RID, .m_axi_w_RLAST, .m_axi_w_RDATA, .m_axi_w_RRESP,
