@@ -263,7 +263,7 @@ module accel_attn #(
                     logic [64:0] e;
                     /* verilator lint_on UNUSEDSIGNAL */
                     e = exp_neg_u(longint'(UW'($unsigned(SM_W'(mr[c_slot][p] - sc[c_slot][p][c_j]))) * UW'(SM_LOG2E)), UF,
-                                  SM_ESTEP, SM_ETF, SM_EF, SM_EW, SM_E_ROUND, SM_E_SAT);
+                                  SM_ESTEP, SM_ETW, SM_ETF, SM_EF, SM_EW, SM_E_ROUND, SM_E_SAT);
                     if (e[64] && p < c_rows) ovf_c <= 1'b1;
                     for (int l = 0; l < LANES; l++)
                         acc[c_slot][p][c_b * LANES + l] <= ((c_j == 0) ? AVW'(0) : acc[c_slot][p][c_b * LANES + l])

@@ -117,7 +117,7 @@ module accel_router #(
         /* verilator lint_off UNUSEDSIGNAL */  // e fits exp's EW bits: the 64-bit field's top is 0
         logic [64:0] r;
         /* verilator lint_on UNUSEDSIGNAL */
-        r = exp_neg_u(longint'(UW'(a) * UW'(LOG2E)), UF, ESTEP, ETF, EF, EW, E_ROUND, E_SAT);
+        r = exp_neg_u(longint'(UW'(a) * UW'(LOG2E)), UF, ESTEP, ETW, ETF, EF, EW, E_ROUND, E_SAT);
         return {r[64], r[EW-1:0]};
     endfunction
 

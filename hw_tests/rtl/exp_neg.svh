@@ -12,8 +12,9 @@
 // The caller forms u = a * log2e (exact: the product's full width) in its own pipeline stage.
 // Returns {overflow, 64-bit e}: overflow when e left exp's width (e saturated if e_sat, else wrapped).
 // No `return` statements: Yosys' SystemVerilog reader does not take them.
-function automatic logic [64:0] exp_neg_u(input longint u, input int uf, input int estep, input int etf,
-                                          input int ef, input int ew, input int e_round, input int e_sat);
+function automatic logic [64:0] exp_neg_u(input longint u, input int uf, input int estep, input int etw,
+                                          input int etf, input int ef, input int ew, input int e_round,
+                                          input int e_sat);
     longint n, fp, fr, t0, t1, v, q, emax;
     int er, sh, idx;
     logic rb, stk, up, big;
@@ -24,7 +25,8 @@ function automatic logic [64:0] exp_neg_u(input longint u, input int uf, input i
     fr = fp & ((64'sd1 <<< er) - 1);
     t0 = longint'(etab[idx]);
     t1 = longint'(etab[idx + 1]);
-    v = (t0 <<< er) + (t1 - t0) * fr;                 // 2^-f, etf + er fractional bits, >= 0
+    v = ((t0 <<< er) + (t1 - t0) * fr) & ((64'sd1 <<< (etw + er)) - 1);  // 2^-f: etf + er fraction bits,
+                                                      // in [0, 2^(etw + er)): the mask is exact
     sh = etf + er - ef + ((n < longint'(ef) + 64'sd2) ? int'(n) : ef + 2);  // bounded barrel shift (>= 1)
     q = v >>> sh;
     rb = v[sh - 1];

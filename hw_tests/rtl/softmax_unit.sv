@@ -141,7 +141,7 @@ module softmax_unit #(
             /* verilator lint_off UNUSEDSIGNAL */  // e fits exp's EW bits: the 64-bit field's top is 0
             logic [64:0] r;
             /* verilator lint_on UNUSEDSIGNAL */
-            r = exp_neg_u(longint'(u3[g]), UF, ESTEP, ETF, EF, EW, E_ROUND, E_SAT);  // exp_neg.svh
+            r = exp_neg_u(longint'(u3[g]), UF, ESTEP, ETW, ETF, EF, EW, E_ROUND, E_SAT);  // exp_neg.svh
             eovf = eovf | r[64];
             ye[g] = r[EW-1:0];
         end
