@@ -4,7 +4,7 @@ buffer's words, which the bench serves on the unit's two read ports one cycle af
 accel_fm.sv does) to the O words it writes (collected by the bench with their lane strobes), against
 golden ``attention`` (mismatches counted, 0 expected), and its cycles start -> done against the
 performance model's ``attn_qk_softmax`` + ``attn_av`` steps of the same block (within TOLERANCE).
-The bench serves random bits on a port the cycle after no read (a unit using data it did not ask
+The bench serves random bits on a port after a cycle without a read (a unit using data it did not ask
 for fails), refuses reads outside the QKV buffer or not aligned to RW words, and writes outside O.
 Not yet composed into accel_seq.sv: the unit runs alone, one block after another.
 """
@@ -55,15 +55,23 @@ class Bank:
 
     async def serve(self) -> None:
         d, wb = self.dut, self.t_in * self.bits
+        re1, a1, rd1, re2, a2, rd2 = d.fm_re, d.fm_raddr, d.fm_rdata, d.fm2_re, d.fm2_raddr, d.fm2_rdata
+        we, wa, ws, wd = d.fm_we, d.fm_waddr, d.fm_wstrb, d.fm_wdata
+        edge = FallingEdge(d.clk)
         nxt1 = nxt2 = None
+        idle1 = idle2 = False  # random bits go on a port once per run of cycles without a read
         while True:
-            await FallingEdge(d.clk)
-            d.fm_rdata.value = nxt1 if nxt1 is not None else self.rng.getrandbits(self.rw * wb)
-            d.fm2_rdata.value = nxt2 if nxt2 is not None else self.rng.getrandbits(wb)
-            nxt1 = self._read(int(d.fm_raddr.value), self.rw) if d.fm_re.value == 1 else None
-            nxt2 = self._read(int(d.fm2_raddr.value), 1) if d.fm2_re.value == 1 else None
-            if d.fm_we.value == 1:
-                a, strb, v = int(d.fm_waddr.value), int(d.fm_wstrb.value), int(d.fm_wdata.value)
+            await edge
+            if nxt1 is not None or not idle1:
+                rd1.value = nxt1 if nxt1 is not None else self.rng.getrandbits(self.rw * wb)
+                idle1 = nxt1 is None
+            if nxt2 is not None or not idle2:
+                rd2.value = nxt2 if nxt2 is not None else self.rng.getrandbits(wb)
+                idle2 = nxt2 is None
+            nxt1 = self._read(int(a1.value), self.rw) if re1.value == 1 else None
+            nxt2 = self._read(int(a2.value), 1) if re2.value == 1 else None
+            if we.value == 1:
+                a, strb, v = int(wa.value), int(ws.value), int(wd.value)
                 assert 0 <= a < len(self.o), f"write at {a}, O has {len(self.o)} words"
                 m = sum(((1 << self.bits) - 1) << (k * self.bits) for k in range(self.t_in) if strb >> k & 1)
                 self.o[a] = (self.o[a] & ~m) | (v & m)
