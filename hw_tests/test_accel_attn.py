@@ -86,15 +86,88 @@ class Bank:
                          for r in range(T)], np.int64)
 
 
+async def reset(dut) -> None:
+    from cocotb.clock import Clock
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value, dut.start.value = 1, 0
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+async def run_block(dut, bank: Bank) -> tuple[int, int]:
+    """One start -> done of the unit with ``bank`` behind its ports: (cycles, ovf)."""
+    server = cocotb.start_soon(bank.serve())
+    await FallingEdge(dut.clk)
+    dut.start.value = 1
+    await FallingEdge(dut.clk)
+    dut.start.value = 0
+    cyc = 1
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        cyc += 1
+        if dut.done.value == 1:
+            break
+        assert cyc < 1_000_000, "accel_attn never finished"
+    ovf = int(dut.ovf.value)
+    await FallingEdge(dut.clk)  # the last write has landed
+    server.cancel()
+    return cyc, ovf
+
+
+def golden_attention_core(qkv: np.ndarray, n_head: int, hw) -> np.ndarray:
+    """golden ``attention`` between its two linears on (T, 3D) QKV codes: the (T, D) codes the
+    projection takes (golden's own code path, its linears replaced by the given QKV and a probe)."""
+    from mtl_moe import golden
+
+    T, D = qkv.shape[0], qkv.shape[1] // 3
+    seen, real = {}, golden.linear
+
+    def probe(x, w, b, x_t, w_t, b_t, out_t, hw_, name, log=None):
+        if name.endswith(".qkv"):
+            return qkv[None]
+        seen["o"] = np.asarray(x)[0]
+        return np.zeros((1, T, D), np.int64)
+
+    golden.linear = probe
+    try:
+        golden.attention(np.zeros((1, T, D), np.int64), None, None, None, None, n_head, hw, "attn")
+    finally:
+        golden.linear = real
+    return seen["o"]
+
+
+async def small_config(dut, spec: dict) -> None:
+    """Random QKV codes of a small config (sizes the demo does not reach) against golden."""
+    from mtl_moe.hw import get_hw
+
+    hw = get_hw(spec["hw"])
+    T, NH, D, t_in, a = spec["T"], spec["NH"], spec["D"], spec["T_IN"], hw.act.width
+    rng = np.random.default_rng(spec["seed"])
+    real = rng.normal(0, spec["spread"], (T, 3 * D))
+    qkv = hw.act.from_float(np.clip(real, hw.act.min_value, hw.act.max_value))
+    want = golden_attention_core(qkv, NH, hw)
+    await reset(dut)
+    bank = Bank(dut, words_of(qkv, t_in, a), T * -(-D // t_in), t_in, a, spec["RW"])
+    cyc, ovf = await run_block(dut, bank)
+    got = bank.rows(T, D)
+    Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps(
+        {"cycles": cyc, "mismatches": int((got != want).sum()) + ovf, "checked": T * D}))
+
+
 @cocotb.test()
 async def accel_attn_matches_golden(dut):
-    from cocotb.clock import Clock
     from test_accel_rtl import golden_linears
 
     from mtl_moe.hls_export import KernelParams, read_export
     from mtl_moe.perf import BOARDS, Design, PerfModel, export_design_params
     from mtl_moe.program import build_program
 
+    if "MTL_MOE_SMALL" in os.environ:
+        await small_config(dut, json.loads(os.environ["MTL_MOE_SMALL"]))
+        return
     ex = Path(os.environ["MTL_MOE_EXPORT"])
     meta, cfg, hw = read_export(ex)
     kp = KernelParams(**meta["kernel_params"])
@@ -102,32 +175,13 @@ async def accel_attn_matches_golden(dut):
     prog = build_program(cfg, hw, kp)
     calls, _ = golden_linears(ex, int(os.environ["MTL_MOE_TASK"]))
     T, D, a, rw = cfg.n_tokens, cfg.n_embd, hw.act.width, max(1, model.attn_lanes // kp.t_in)
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value, dut.start.value = 1, 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await reset(dut)
     blocks, wall0 = [], time.perf_counter()
     for layer in range(cfg.n_layer):
         qkv = calls[f"blocks.{layer}.attn.qkv"][1]
         want = calls[f"blocks.{layer}.attn.proj"][0]  # the projection's input: attention's output
         bank = Bank(dut, words_of(qkv, kp.t_in, a), T * -(-D // kp.t_in), kp.t_in, a, rw)
-        server = cocotb.start_soon(bank.serve())
-        await FallingEdge(dut.clk)
-        dut.start.value = 1
-        await FallingEdge(dut.clk)
-        dut.start.value = 0
-        cyc = 1
-        while True:
-            await RisingEdge(dut.clk)
-            await ReadOnly()
-            cyc += 1
-            if dut.done.value == 1:
-                break
-            assert cyc < 1_000_000, "accel_attn never finished"
-        ovf = int(dut.ovf.value)
-        await FallingEdge(dut.clk)  # the last write has landed
-        server.cancel()
+        cyc, ovf = await run_block(dut, bank)
         got = bank.rows(T, D)
         steps = [s for s in prog if s.layer == layer and s.op in ("attn_qk_softmax", "attn_av")]
         blocks.append({"layer": layer, "cycles": cyc, "mismatches": int((got != want).sum()) + ovf,
@@ -205,3 +259,49 @@ def test_accel_attn_refuses_beats_it_cannot_read(verilator, params, says):
     bad, good = run(params), run({})
     assert bad.returncode != 0 and says in bad.stderr, bad.stderr
     assert good.returncode == 0, good.stderr
+
+
+# (name, preset, image (tokens - 1 patches of 4 x 4), n_embd, heads, kernel params): sizes the demo
+# does not reach. hd8: a head narrower than a word (two heads share O and Q words: the strobes), 3D
+# not a multiple of T_IN (padded rows), a last group of 2 rows. rw2: lanes 8 on 4-value words (2
+# words a read), fewer tokens than P (one group, half of it padding). hd24: heads across word
+# boundaries (head 1 starts mid-word), 3 beats a head row.
+SMALL = [("hd8", "w16a32", (4, 20), 24, 3, {"t_in": 16, "attn_p": 4, "attn_lanes": 4}),
+         ("rw2", "int8", (4, 12), 32, 2, {"t_in": 4, "attn_p": 8, "attn_lanes": 8}),
+         ("hd24", "w16a32", (4, 20), 48, 2, {"t_in": 16, "attn_p": 4, "attn_lanes": 8})]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c[0], marks=() if i == 0 else pytest.mark.slow)
+                                  for i, c in enumerate(SMALL)])
+def test_accel_attn_small_configs_equal_golden(verilator, tmp_path, case):
+    """Random QKV codes of a small config, every output value against golden's attention core; the
+    cycles the beats + the two ends where a tile's Q load and O writes fit in a phase (hd8, hd24),
+    more where they do not (rw2: 16 Q words a tile, 8-cycle phases)."""
+    from dataclasses import replace
+
+    from cocotb_util import run_unit
+
+    from mtl_moe.config import get_preset
+    from mtl_moe.hls_export import KernelParams
+    from mtl_moe.hw import get_hw
+    from mtl_moe.perf import attention_groups
+    from mtl_moe.rtl import attn_parameters
+
+    name, hw_name, img, d, nh, knobs = case
+    cfg = replace(get_preset("demo"), img_size=img, n_embd=d, n_head=nh)
+    hw, kp = get_hw(hw_name), KernelParams(**knobs)
+    params = attn_parameters(hw, cfg, kp, kp.attn_lanes, tmp_path)
+    spec = {"hw": hw_name, "T": cfg.n_tokens, "NH": nh, "D": d, "T_IN": kp.t_in, "seed": len(name),
+            "RW": max(1, kp.attn_lanes // kp.t_in), "spread": 1.0 if hw_name == "w16a32" else 0.5}
+    rep = run_unit("accel_attn", params, "test_accel_attn", {"MTL_MOE_SMALL": json.dumps(spec)}, tmp_path,
+                   ("-Wno-WIDTH", "--output-split", "0"), extra_sources=("softmax_unit",))
+    assert rep["mismatches"] == 0, rep
+    T, hd, P, ti, nb = cfg.n_tokens, cfg.head_dim, kp.attn_p, kp.t_in, cfg.head_dim // kp.attn_lanes
+    g = attention_groups(T, P)
+    beats = 2 * g * nh * T * nb
+    words = lambda h: (h * hd + hd - 1) // ti - h * hd // ti + 1  # noqa: E731 (a head row's words)
+    ends = min(P, T) * words(0) + (T - (g - 1) * P) * words(nh - 1) + 7  # accel_attn.sv's header
+    if max(P * words(h) for h in range(nh)) + 2 <= T * nb:  # every Q load and O write fits in a phase
+        assert rep["cycles"] == beats + ends, (rep, beats, ends)
+    else:  # the next tile's Q rows arrive after the phase before it: the beats wait
+        assert rep["cycles"] > beats + ends, (rep, beats, ends)

@@ -22,8 +22,11 @@
 // tile computes, and the finished tile's O words go out one a cycle (wstrb: the head's lanes) while
 // the next phases run. A phase starts only when what it needs is there (its Q rows, its statistics,
 // its stores free), so the order stays exact even where the overlap does not fit.
-// Cycles start -> done: 2 x N x T x NB (mtl_moe.perf attn_qk_softmax + attn_av) + the first tile's Q
-// load (P x ceil(HD / T_IN) reads + 2) + the last tile's O writes (its rows x ceil(HD / T_IN) + 4).
+// Cycles start -> done: 2 x N x T x NB (mtl_moe.perf attn_qk_softmax + attn_av: the beats) + the
+// first tile's Q words (its rows x the head's words; nothing to overlap them with) + the last tile's
+// O words + 7 (start, the loader's select, the read latency, the first phase's select; the last
+// beat's MACs, the writer's select, done), where no phase waits for its inputs (tiles of T x NB
+// cycles longer than a tile's Q load and O writes: the demo's 17,697 = 17,680 + 8 + 2 + 7).
 // Read ports are BRAM-like: address (combinational from the schedule's registers) in one cycle, data
 // the next. Unsupported (elaboration error): LANES not dividing HD, or neither of LANES, T_IN
 // dividing the other (a beat would straddle words).
