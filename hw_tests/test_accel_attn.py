@@ -268,7 +268,10 @@ def test_accel_attn_refuses_beats_it_cannot_read(verilator, params, says):
 # boundaries (head 1 starts mid-word), 3 beats a head row.
 SMALL = [("hd8", "w16a32", (4, 20), 24, 3, {"t_in": 16, "attn_p": 4, "attn_lanes": 4}),
          ("rw2", "int8", (4, 12), 32, 2, {"t_in": 4, "attn_p": 8, "attn_lanes": 8}),
-         ("hd24", "w16a32", (4, 20), 48, 2, {"t_in": 16, "attn_p": 4, "attn_lanes": 8})]
+         ("hd24", "w16a32", (4, 20), 48, 2, {"t_in": 16, "attn_p": 4, "attn_lanes": 8}),
+         # m3vit-tiny's attention sizes (197 tokens, 3 heads of 64) at the default design's lanes
+         ("tiny-int8", "int8", (56, 56), 192, 3, {"t_in": 16, "attn_p": 4, "attn_lanes": 32}),
+         ("tiny-w16a32", "w16a32", (56, 56), 192, 3, {"t_in": 16, "attn_p": 4, "attn_lanes": 8})]
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c[0], marks=() if i == 0 else pytest.mark.slow)
