@@ -122,6 +122,10 @@ def softmax_parameters(hw: HardwareSpec, dir: str | Path) -> dict[str, Any]:
                              f"interpolation ({pos} position bits > step 2^-{ts.step_log2}), got {ts}")
     if nl.exp.entry.frac_bits + uf - nl.exp.step_log2 <= e.frac_bits:
         raise ValueError(f"softmax_unit needs the interpolated exp finer than {e}")
+    for x in (sc, hw.router_logit):  # exp_neg.svh computes in 64 bits: u, the interpolated 2^-f
+        ux = x.frac_bits + nl.log2e.frac_bits
+        if x.width + nl.log2e.width > 62 or nl.exp.entry.width + ux - nl.exp.step_log2 > 61:
+            raise ValueError(f"exp_neg.svh computes u = {x} x log2e and 2^-f in 64 bits: too wide")
     tabs = {}
     for kind, ts in (("exp", nl.exp), ("recip", nl.recip)):
         tabs[kind] = Path(dir) / f"softmax_{kind}.mem"
@@ -164,15 +168,15 @@ def attn_parameters(hw: HardwareSpec, cfg: MoEViTConfig, kp: KernelParams, lanes
                     ) -> dict[str, Any]:
     """Parameters of ``accel_attn.sv``: the config's tokens, heads and head dim, the design's P query
     rows (``kp.attn_p``) and ``lanes`` head-dim values a cycle (the performance model's
-    ``attn_lanes``), the act and score types, the exact q.k and p.v widths
-    (:func:`mtl_moe.onchip.kernel_widths`) and its softmax units' (:func:`softmax_parameters`,
-    prefixed ``SM_``, tables in ``dir``)."""
+    ``attn_lanes``), the feature-map word of ``kp.t_in`` act codes (its QKV and O buffers'), the act
+    and score types, the exact q.k and p.v widths (:func:`mtl_moe.onchip.kernel_widths`) and its
+    softmax units' (:func:`softmax_parameters`, prefixed ``SM_``, tables in ``dir``)."""
     from mtl_moe.onchip import kernel_widths
 
     a, sc = hw.act, hw.score
     w = kernel_widths(cfg, hw, kp)
     return {"T": cfg.n_tokens, "HD": cfg.head_dim, "NH": cfg.n_head, "P": kp.attn_p, "LANES": lanes,
-            "W": a.width, "F": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
+            "T_IN": kp.t_in, "W": a.width, "F": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
             "A_SAT": int(a.overflow == "SAT"),
             "DOTW": w["dot"], "AVW": w["av"], "SC_ROUND": ROUND_CODE[sc.rounding],
             "SC_SAT": int(sc.overflow == "SAT"),

@@ -73,16 +73,8 @@ module accel_router #(
     output logic [GW-1:0] q_gate
 );
     localparam int XA = $clog2(ROWS_MAX);
-    localparam int UW = LW + LGW;
+    localparam int UW = LW + LGW;                   // u = a * log2(e) of exp_of, UF fractional bits
     localparam int UF = LFB + LGF;
-    localparam int NW = UW - UF;
-    localparam int ER = UF - ESTEP;
-    localparam int EIW = $clog2(EN);
-    localparam int VW = ETW + ER;
-    localparam int EPW = VW + 2;
-    localparam int EBASE = ETF + ER - EF;
-    localparam int ECW = ((VW > EW) ? VW : EW) + 1;
-    localparam longint EMAX = (64'sd1 <<< EW) - 1;
     localparam int XW = EW + $clog2(E + 1);         // the exact sum of E exps
     localparam int SL = (SF > EF) ? SF - EF : 0;    // exp grid -> exp_sum grid
     localparam int SR = (EF > SF) ? EF - SF : 0;
@@ -117,34 +109,14 @@ module accel_router #(
         return w[j*LW +: LW];
     endfunction
 
-    // exp_neg of a = max - l >= 0 (nonlinear.exp_neg; softmax_unit.sv's stage 3), overflow flag
+    // exp_neg of a = max - l >= 0 (nonlinear.exp_neg, the arithmetic of exp_neg.svh), overflow flag
+`include "exp_neg.svh"
     function automatic logic [EW:0] exp_of(input logic [LW-1:0] a);
-        logic [UW-1:0] u;
-        logic [NW-1:0] n;
-        logic [UF-1:0] fp;
-        logic [ETW-1:0] t0, t1;
-        logic signed [ETW:0] dt;
-        logic signed [EPW-1:0] pr;
-        logic [VW-1:0] v, q;
-        logic rb, stk, up, big;
-        int sh;
-        u = UW'(a) * UW'(LOG2E);
-        n = NW'(u >> UF);
-        fp = UF'(u);
-        t0 = etab[EIW'(fp >> ER)];
-        t1 = etab[EIW'(fp >> ER) + EIW'(1)];
-        dt = $signed({1'b0, t1}) - $signed({1'b0, t0});
-        pr = EPW'(dt) * $signed(EPW'(ER'(fp)));
-        v = VW'($signed(EPW'({t0, ER'(0)})) + pr);
-        sh = EBASE + ((int'(n) < EF + 2) ? int'(n) : EF + 2);
-        q = v >> sh;
-        rb = |(v & (VW'(1) << (sh - 1)));
-        stk = |(v & ((VW'(1) << (sh - 1)) - VW'(1)));
-        up = (E_ROUND == 1) ? rb : (E_ROUND == 2) ? (rb & (stk | q[0])) : 1'b0;
-        q = q + VW'(up);
-        if (int'(n) >= EF + 2) q = '0;
-        big = ECW'(q) > ECW'(EMAX);
-        return {big, (big && E_SAT != 0) ? EW'(EMAX) : EW'(q)};
+        /* verilator lint_off UNUSEDSIGNAL */  // e fits exp's EW bits: the 64-bit field's top is 0
+        logic [64:0] r;
+        /* verilator lint_on UNUSEDSIGNAL */
+        r = exp_neg_u(longint'(UW'(a) * UW'(LOG2E)), UF, ESTEP, ETW, ETF, EF, EW, E_ROUND, E_SAT);
+        return {r[64], r[EW-1:0]};
     endfunction
 
     // ---- the pipeline: valid and token index per stage ----

@@ -50,14 +50,6 @@ module softmax_unit #(
     // exp: u = a*LOG2E (a = -x >= 0) has UF fractional bits; n = floor(u), f = frac(u)
     localparam int UW = W + LW;
     localparam int UF = F + LF;
-    localparam int NW = UW - UF;
-    localparam int ER = UF - ESTEP;               // position bits below one exp table step
-    localparam int EIW = $clog2(EN);
-    localparam int VW = ETW + ER;                 // interpolated 2^-f, ETF + ER fractional bits
-    localparam int EPW = VW + 2;                  // signed interpolation width
-    localparam int EBASE = ETF + ER - EF;         // right shift to the exp grid at n = 0 (>= 1)
-    localparam int ECW = ((VW > EW) ? VW : EW) + 1;
-    localparam longint EMAX = (64'sd1 <<< EW) - 1;
     // exp -> exp_sum grid: left by ESL or right by ESR (rounded) bits
     localparam int ESL = (SF > EF) ? SF - EF : 0;
     localparam int ESR = (EF > SF) ? EF - SF : 0;
@@ -82,6 +74,7 @@ module softmax_unit #(
     logic [RTW-1:0] rtab [0:RN-1];
     initial $readmemh(ETABLE, etab);
     initial $readmemh(RTABLE, rtab);
+`include "exp_neg.svh"
 
     // stage 1: register the key; the first key of a row restarts m and s
     logic v1, f1, l1, row_start;
@@ -126,7 +119,7 @@ module softmax_unit #(
         a2[1] <= a_key;
     end
 
-    // stage 3: table, interpolation, shift by n with one rounding, fit to exp
+    // stage 3: table, interpolation, shift by n with one rounding, fit to exp (exp_neg.svh)
     logic v3, f3, l3;
     logic signed [W-1:0] m3;
     logic [UW-1:0] u3 [2];
@@ -145,31 +138,12 @@ module softmax_unit #(
     always_comb begin
         eovf = 1'b0;
         for (int g = 0; g < 2; g++) begin
-            logic [NW-1:0] n;
-            logic [UF-1:0] fp;
-            logic [ETW-1:0] t0, t1;
-            logic signed [ETW:0] dt;
-            logic signed [EPW-1:0] pr;
-            logic [VW-1:0] v, q;
-            logic rb, st, up, big;
-            int sh;
-            n = NW'(u3[g] >> UF);
-            fp = UF'(u3[g]);
-            t0 = etab[EIW'(fp >> ER)];
-            t1 = etab[EIW'(fp >> ER) + EIW'(1)];
-            dt = $signed({1'b0, t1}) - $signed({1'b0, t0});
-            pr = EPW'(dt) * $signed(EPW'(ER'(fp)));
-            v = VW'($signed(EPW'({t0, ER'(0)})) + pr);  // t0*2^ER + (t1 - t0)*fr, in [0, 2^VW)
-            sh = EBASE + ((int'(n) < EF + 2) ? int'(n) : EF + 2);  // bounded barrel shift
-            q = v >> sh;
-            rb = |(v & (VW'(1) << (sh - 1)));
-            st = |(v & ((VW'(1) << (sh - 1)) - VW'(1)));
-            up = (E_ROUND == 1) ? rb : (E_ROUND == 2) ? (rb & (st | q[0])) : 1'b0;
-            q = q + VW'(up);
-            if (int'(n) >= EF + 2) q = '0;           // 2^-n below half an exp LSB: 0 in every mode
-            big = ECW'(q) > ECW'(EMAX);
-            eovf = eovf | big;
-            ye[g] = (big && E_SAT != 0) ? EW'(EMAX) : EW'(q);
+            /* verilator lint_off UNUSEDSIGNAL */  // e fits exp's EW bits: the 64-bit field's top is 0
+            logic [64:0] r;
+            /* verilator lint_on UNUSEDSIGNAL */
+            r = exp_neg_u(longint'(u3[g]), UF, ESTEP, ETW, ETF, EF, EW, E_ROUND, E_SAT);  // exp_neg.svh
+            eovf = eovf | r[64];
+            ye[g] = r[EW-1:0];
         end
         // e on the exp_sum grid (exp_sum's rounding)
         begin
