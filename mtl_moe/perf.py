@@ -49,7 +49,7 @@ from mtl_moe.config import MoEViTConfig
 from mtl_moe.hw import HardwareSpec, mac_pack2
 from mtl_moe.layout import TileLayout
 from mtl_moe.program import ROWS_QUEUE, UNMODELED_OPS, Step, build_program
-from mtl_moe.rtl import ROUTER_STAGES, beat_lanes, layernorm_lanes, layernorm_timing
+from mtl_moe.rtl import ROUTER_STAGES, attention_lanes, beat_lanes, layernorm_lanes, layernorm_timing
 
 MODELED_NOTE = "modeled; schedule not verified by Vitis here"
 
@@ -353,7 +353,8 @@ class PerfModel:
         """Head-dim values per cycle per query row: the knob, 0 = one AXI beat of act values; with
         K/V in DDR (Edge-MoE) one beat a cycle."""
         fb = beat_lanes(self.design.axi_bits, self.hw.act.width)
-        return (self.design.attn_lanes or fb) if self.design.kv_on_chip else fb
+        return attention_lanes(self.design.attn_lanes, self.design.axi_bits, self.hw.act.width) \
+            if self.design.kv_on_chip else fb
 
     @property
     def mac_latency(self) -> int:

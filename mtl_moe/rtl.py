@@ -183,6 +183,13 @@ def attn_parameters(hw: HardwareSpec, cfg: MoEViTConfig, kp: KernelParams, lanes
             **{f"SM_{k}": v for k, v in softmax_parameters(hw, dir).items()}}
 
 
+def attention_lanes(attn_lanes: int, axi_bits: int, act_bits: int) -> int:
+    """Head-dim values a cycle per query row of the attention unit a design instantiates: the
+    design's ``attn_lanes``, 0 meaning one AXI beat of act values (K/V on chip; the performance
+    model's ``attn_lanes`` is this)."""
+    return attn_lanes or beat_lanes(axi_bits, act_bits)
+
+
 def layernorm_lanes(d: int, axi_bits: int, act_bits: int) -> int:
     """Lanes of the LayerNorm unit a design instantiates: one AXI beat of act values a cycle, or the
     most that divide D (the unit needs D % lanes == 0)."""
@@ -272,6 +279,8 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     cb = {"CB_A_ROUND": ROUND_CODE[hw.act.rounding], "CB_SUMW": kernel_widths(cfg, hw, kp)["moe_sum"],
           "CB_D": cfg.n_embd}
     words = -(-cfg.n_embd // kp.t_in)
+    at_lanes = attention_lanes(kp.attn_lanes, kp.axi_bits, hw.act.width)
+    att = {k: v for k, v in attn_parameters(hw, cfg, kp, at_lanes, dir).items() if k != "T_IN"}
     prog = pg.build_program(cfg, hw, kp)
     hid = max((cfg.n_tokens if s.rows == pg.ROWS_QUEUE else s.rows) * -(-s.n // kp.t_in)
               for s in prog if s.dst == "HID")  # im2col rows, MLP / expert hidden rows
@@ -285,14 +294,16 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
                          f"codes as wide as act ({hw.input} vs {hw.act})")
     return {**le, **second,
             "D_WORDS": cfg.n_tokens * words, "QKV_WORDS": cfg.n_tokens * -(-3 * cfg.n_embd // kp.t_in),
-            "HID_WORDS": hid, "RWN": max(1, -(-lanes // kp.t_in), -(-kp.t_out // kp.t_in)),
+            "HID_WORDS": hid,
+            "RWN": max(1, -(-lanes // kp.t_in), -(-kp.t_out // kp.t_in), -(-at_lanes // kp.t_in)),
             **{f"ID_{b}": pg.BUFFERS[b] for b in ("X", "H", "O", "F", "QKV", "HID", "LOGITS", "SUM")},
             "FL_IN_INPUT": pg.F_IN_INPUT, "FL_GATHER": pg.F_GATHER,
             "STEP_WORDS": pg.STEP_WORDS, "MAGIC": pg.MAGIC, "VERSION": pg.VERSION,
             **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual",
-                                                             "router_topk", "expert_combine")},
+                                                             "router_topk", "expert_combine",
+                                                             "attn_qk_softmax", "attn_av")},
             "ROWS_QUEUE": pg.ROWS_QUEUE,
             "AD_SAT": int(hw.act.overflow == "SAT"),
             "NO_OFFSET": pg.NO_OFFSET,
             **at, **{f"LN_{k}": v for k, v in ln.items()}, **{f"GE_{k}": v for k, v in ge.items()},
-            **{f"RT_{k}": v for k, v in rt.items()}, **cb}
+            **{f"RT_{k}": v for k, v in rt.items()}, **{f"AT_{k}": v for k, v in att.items()}, **cb}

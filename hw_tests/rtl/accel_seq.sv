@@ -18,8 +18,11 @@
 //                   read where accel_combine.sv keeps them);
 //   router_topk     accel_router.sv on LOGITS: gates, top-k, the per-expert token queues; an expert
 //                   step (rows = ROWS_QUEUE) then runs its queue's length (0: skipped);
-//   expert_combine  accel_combine.sv: the gated rows of src (F) into the tokens' sums.
-// Any other op (read_image, im2col, embed, attention; not in RTL yet) is the bench's: the sequencer
+//   expert_combine  accel_combine.sv: the gated rows of src (F) into the tokens' sums;
+//   attn_qk_softmax accel_attn.sv: the whole attention core of the block (Q.K^T, softmax, A.V
+//                   interleaved by groups of P query rows) from QKV (K/V on port A, Q on port B) into
+//                   O; the record after it (attn_av) has no work of its own and is passed over.
+// Any other op (read_image, im2col, embed; not in RTL yet) is the bench's: the sequencer
 // raises step_req and waits for step_go, while the bench writes the step's outputs through the debug
 // port. With pause set it also holds after every step (step_held) until step_go, so a bench can read
 // any buffer between steps; step_cycles is each unit's start -> done, step_ovf the outputs of real
@@ -79,6 +82,8 @@ module accel_seq #(
     parameter int OP_RESIDUAL = 8,
     parameter int OP_ROUTER_TOPK = 10,
     parameter int OP_EXPERT_COMBINE = 13,
+    parameter int OP_ATTN_QK_SOFTMAX = 6,
+    parameter int OP_ATTN_AV = 7,
     parameter int NO_OFFSET = -1,
     parameter int ROWS_QUEUE = -1,
     // word index of each field in a record (mtl_moe.program.STEP_FIELDS)
@@ -168,6 +173,48 @@ module accel_seq #(
     parameter RT_RTABLE = "softmax_recip.mem",
     parameter int RT_STAGES = 7,
     parameter int RT_IW = (RT_E > 1) ? $clog2(RT_E) : 1,
+    // the attention unit's (mtl_moe.rtl.attn_parameters, prefixed AT_; accel_attn.sv)
+    parameter int AT_T = 65,
+    parameter int AT_HD = 32,
+    parameter int AT_NH = 2,
+    parameter int AT_P = 4,
+    parameter int AT_LANES = 8,
+    parameter int AT_W = 32,
+    parameter int AT_F = 22,
+    parameter int AT_A_ROUND = 0,
+    parameter int AT_A_SAT = 0,
+    parameter int AT_DOTW = 64,
+    parameter int AT_AVW = 57,
+    parameter int AT_SC_ROUND = 0,
+    parameter int AT_SC_SAT = 0,
+    parameter int AT_SM_W = 32,
+    parameter int AT_SM_F = 22,
+    parameter int AT_SM_EW = 18,
+    parameter int AT_SM_EF = 17,
+    parameter int AT_SM_E_ROUND = 1,
+    parameter int AT_SM_E_SAT = 0,
+    parameter int AT_SM_SW = 32,
+    parameter int AT_SM_SF = 20,
+    parameter int AT_SM_S_ROUND = 0,
+    parameter int AT_SM_S_SAT = 0,
+    parameter int AT_SM_RW = 24,
+    parameter int AT_SM_RF = 23,
+    parameter int AT_SM_R_ROUND = 1,
+    parameter int AT_SM_R_SAT = 0,
+    parameter int AT_SM_LW = 18,
+    parameter int AT_SM_LF = 17,
+    parameter int AT_SM_LOG2E = 189097,
+    parameter int AT_SM_EN = 65,
+    parameter int AT_SM_ESTEP = 6,
+    parameter int AT_SM_ETW = 18,
+    parameter int AT_SM_ETF = 17,
+    parameter int AT_SM_RN = 65,
+    parameter int AT_SM_RSTEP = 6,
+    parameter int AT_SM_RTW = 18,
+    parameter int AT_SM_RTF = 17,
+    parameter int AT_SM_RK = 26,
+    parameter AT_SM_ETABLE = "softmax_exp.mem",
+    parameter AT_SM_RTABLE = "softmax_recip.mem",
     // the combine's (accel_combine.sv): act rounding / overflow, the exact sum's width, n_embd
     parameter int CB_A_ROUND = 0,
     parameter int CB_SUMW = 34,
@@ -299,6 +346,7 @@ module accel_seq #(
     logic is_ad, ad_start, ad_done;
     logic is_rt, rt_start, rt_done;
     logic is_cb, cb_start, cb_done;
+    logic is_at, at_start, at_done;
     /* verilator lint_off UNUSEDSIGNAL */  // queue rows: bits above the queue depth stay 0
     logic [15:0] q_index, cb_q_index;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -312,7 +360,8 @@ module accel_seq #(
     endfunction
     function automatic logic is_rtl_op(input logic [31:0] op);
         return op == OP_LINEAR || op == OP_LAYERNORM || op == OP_GELU || op == OP_RESIDUAL
-               || op == OP_ROUTER_TOPK || op == OP_EXPERT_COMBINE;
+               || op == OP_ROUTER_TOPK || op == OP_EXPERT_COMBINE || op == OP_ATTN_QK_SOFTMAX
+               || op == OP_ATTN_AV;
     endfunction
 
     assign m_axi_p_ARID = '0;
@@ -350,6 +399,7 @@ module accel_seq #(
         ad_start <= 1'b0;
         rt_start <= 1'b0;
         cb_start <= 1'b0;
+        at_start <= 1'b0;
         if (rst) begin
             st <= S_IDLE;
             error <= 1'b0;
@@ -382,8 +432,9 @@ module accel_seq #(
                     end
                 end else if (!is_rtl_op(field(rec, F_OPCODE))) begin
                     st <= S_WAIT_GO;  // the bench's step
-                end else if ($signed(field(rec, F_ROWS)) == ROWS_QUEUE && q_rows == 0) begin
-                    step_skip <= 1'b1;  // an expert nobody routed to
+                end else if (($signed(field(rec, F_ROWS)) == ROWS_QUEUE && q_rows == 0)
+                             || field(rec, F_OPCODE) == OP_ATTN_AV) begin
+                    step_skip <= 1'b1;  // an expert nobody routed to; A.V (run with Q.K^T)
                     st <= last_step ? S_IDLE : S_NEXT;
                     done <= last_step;
                     blk <= blk + 1;
@@ -393,6 +444,7 @@ module accel_seq #(
                     is_ln <= field(rec, F_OPCODE) == OP_LAYERNORM;
                     is_ge <= field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL;
                     is_ad <= field(rec, F_OPCODE) == OP_RESIDUAL;
+                    is_at <= field(rec, F_OPCODE) == OP_ATTN_QK_SOFTMAX;
                     u_src <= 4'(field(rec, F_SRC));
                     u_dst <= 4'(field(rec, F_DST));
                     u_n <= field(rec, F_N);
@@ -419,6 +471,7 @@ module accel_seq #(
                         OP_GELU: ge_start <= 1'b1;
                         OP_RESIDUAL: ad_start <= 1'b1;
                         OP_ROUTER_TOPK: rt_start <= 1'b1;
+                        OP_ATTN_QK_SOFTMAX: at_start <= 1'b1;
                         default: cb_start <= 1'b1;
                     endcase
                 end
@@ -432,7 +485,7 @@ module accel_seq #(
                 cyc <= cyc + 1;
                 ovf_n <= ovf_n + flagged;
                 if (e_err) error <= 1'b1;
-                if (is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
+                if (is_at ? at_done : is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
                     step_done <= 1'b1;
                     step_cycles <= cyc;
                     step_ovf <= ovf_n + flagged;
@@ -618,6 +671,21 @@ module accel_seq #(
         .q_token, .q_gate, .y_raddr(cb_raddr), .y_rdata(a_data[WB-1:0]), .rd_addr(b_addr_c),
         .rd_y(sum_word), .rd_ovf(sum_ovf), .ovf(cb_ovf));
 
+    localparam int AT_RW = (AT_LANES > T_IN) ? AT_LANES / T_IN : 1;  // words a K/V read takes
+    initial if (AT_RW > RWN) $error("accel_seq: attention reads %0d words a cycle, the bank's ports %0d", AT_RW, RWN);
+    logic at_ovf, at_re, at_re2, at_we;
+    logic [FA-1:0] at_raddr, at_raddr2, at_waddr;
+    logic [T_IN-1:0] at_wstrb;
+    logic [WB-1:0] at_wdata;
+    /* verilator lint_off UNUSEDSIGNAL */  // the bank reads every cycle
+    logic at_unused;
+    assign at_unused = at_re | at_re2;
+    /* verilator lint_on UNUSEDSIGNAL */
+    accel_attn #(.T(AT_T), .HD(AT_HD), .NH(AT_NH), .P(AT_P), .LANES(AT_LANES), .W(AT_W), .F(AT_F), .A_ROUND(AT_A_ROUND), .A_SAT(AT_A_SAT), .DOTW(AT_DOTW), .AVW(AT_AVW), .SC_ROUND(AT_SC_ROUND), .SC_SAT(AT_SC_SAT), .SM_W(AT_SM_W), .SM_F(AT_SM_F), .SM_EW(AT_SM_EW), .SM_EF(AT_SM_EF), .SM_E_ROUND(AT_SM_E_ROUND), .SM_E_SAT(AT_SM_E_SAT), .SM_SW(AT_SM_SW), .SM_SF(AT_SM_SF), .SM_S_ROUND(AT_SM_S_ROUND), .SM_S_SAT(AT_SM_S_SAT), .SM_RW(AT_SM_RW), .SM_RF(AT_SM_RF), .SM_R_ROUND(AT_SM_R_ROUND), .SM_R_SAT(AT_SM_R_SAT), .SM_LW(AT_SM_LW), .SM_LF(AT_SM_LF), .SM_LOG2E(AT_SM_LOG2E), .SM_EN(AT_SM_EN), .SM_ESTEP(AT_SM_ESTEP), .SM_ETW(AT_SM_ETW), .SM_ETF(AT_SM_ETF), .SM_RN(AT_SM_RN), .SM_RSTEP(AT_SM_RSTEP), .SM_RTW(AT_SM_RTW), .SM_RTF(AT_SM_RTF), .SM_RK(AT_SM_RK), .SM_ETABLE(AT_SM_ETABLE), .SM_RTABLE(AT_SM_RTABLE), .T_IN(T_IN), .FA(FA)) attn (
+        .clk, .rst, .start(at_start), .done(at_done), .ovf(at_ovf), .fm_re(at_re), .fm_raddr(at_raddr),
+        .fm_rdata(a_data[AT_RW*WB-1:0]), .fm2_re(at_re2), .fm2_raddr(at_raddr2), .fm2_rdata(b_data[WB-1:0]),
+        .fm_we(at_we), .fm_waddr(at_waddr), .fm_wstrb(at_wstrb), .fm_wdata(at_wdata));
+
     // ---- the feature-map ports: the running unit's, else the debug port's ----------------------
     logic [3:0] a_buf, b_buf, w_buf;
     logic [FA-1:0] a_addr, b_addr;
@@ -667,7 +735,16 @@ module accel_seq #(
         if (running) begin
             w_we = 1'b0;
             w_buf = u_dst;
-            if (is_cb) begin
+            if (is_at) begin  // K/V on A, Q on B, O written
+                a_buf = u_src;
+                a_addr = at_raddr;
+                b_buf = u_src;
+                b_addr = at_raddr2;
+                w_we = at_we;
+                w_addr = at_waddr;
+                w_strb = (RWN*T_IN)'(at_wstrb);
+                w_data = (RWN*WB)'(at_wdata);
+            end else if (is_cb) begin
                 a_buf = u_src;
                 a_addr = FA'(cb_raddr);
                 b_buf = 4'(ID_SUM);
@@ -716,6 +793,7 @@ module accel_seq #(
                 end
             end
             if (!w_we && !(is_rt || is_cb)) flagged = '0;
+            if (is_at) flagged = 32'(at_done && at_ovf);
             if (is_rt) flagged = 32'(rt_out_valid && rt_out_ovf);
             if (is_cb) flagged = 32'(cb_done && cb_ovf);
         end
