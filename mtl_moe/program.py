@@ -50,10 +50,11 @@ F_PER_TASK = 2  # weight offset advances by w_task_stride per task (per-task rou
 F_TASK_EMB = 4  # router input gets the task embedding at b_off + task * b_task_stride added first
 F_GELU = 8  # a gelu step's rows x n on its buffer
 # steps kernels.h runs but the performance model has no cycle formula for yet (it counts them 0):
-# im2col and embed (patch embedding's input and the cls/pos add). (expert_combine, the gated
-# accumulation, is priced from kernels.h's loop and accel_combine.sv; the gather of a queue's rows is
-# not a step yet)
-UNMODELED_OPS = ("im2col", "embed")
+# none now. im2col and embed are priced from the RTL (hw_tests/rtl/accel_image.sv does im2col by
+# its write addressing, so the im2col step moves nothing; accel_embed.sv streams cls/pos), which
+# kernels.h's code-a-cycle loops do not follow yet. (expert_combine, the gated accumulation, is
+# priced from kernels.h's loop and accel_combine.sv; the gather of a queue's rows is not a step yet)
+UNMODELED_OPS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
