@@ -71,8 +71,9 @@ async def _image(dut, ex: Path, cfg: Any, hw: Any, kp: Any, model: Any, prog: li
     from mtl_moe.deploy.regmap import storage_bytes
 
     ram = RamTarget(1 << 22)
+    base = IMG_BASE + int(os.environ.get("MTL_MOE_IMG_SHIFT", "0"))  # an image that is not 4 KiB-aligned
     img = input_codes(test_images(cfg, 1, cfg.seed), hw)[0]  # the image golden_linears runs
-    ram.write(IMG_BASE, img.astype(f"<i{storage_bytes(hw.input.width)}").tobytes())
+    ram.write(base, img.astype(f"<i{storage_bytes(hw.input.width)}").tobytes())
     board_read_slave(AxiReadBus.from_prefix(dut, "m_axi_i"), dut.clk, dut.rst, ram, PortTiming.io_port(model))
     cols = golden_linears(ex, 0)[0]["patch_embed"][0]  # golden's im2col matrix (patches, C*p*p)
     t_in, wa = kp.t_in, hw.act.width
@@ -82,7 +83,7 @@ async def _image(dut, ex: Path, cfg: Any, hw: Any, kp: Any, model: Any, prog: li
     got = np.zeros_like(want)
     seen = np.zeros(want.shape, bool)
     stray = 0  # writes outside the img rows
-    dut.img_addr.value = IMG_BASE
+    dut.img_addr.value = base
     await _start(dut)
     cyc, first = 1, {}
     while True:
@@ -213,7 +214,8 @@ async def accel_embed_units_match_golden(dut):
     Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps({"hw": hw.name, **rep}))
 
 
-def _run(tmp_path: Path, ex: Path, top: str, defect: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+def _run(tmp_path: Path, ex: Path, top: str, defect: tuple[tuple[str, str], ...] = (),
+         env: dict[str, str] | None = None) -> dict[str, Any]:
     """Build ``top`` (or a copy with ``defect``'s (text, replacement) pairs planted) and run the bench."""
     from cocotb_tools.runner import get_results, get_runner
     from cocotb_util import HERE, INCLUDES, cached_build
@@ -239,7 +241,7 @@ def _run(tmp_path: Path, ex: Path, top: str, defect: tuple[tuple[str, str], ...]
     results = runner.test(hdl_toplevel=top, test_module="test_accel_embed", test_dir=HERE, build_dir=build,
                           results_xml=str(tmp_path / "results.xml"),
                           extra_env={"MTL_MOE_EXPORT": str(ex), "MTL_MOE_UNIT": top,
-                                     "MTL_MOE_REPORT": str(report)})
+                                     "MTL_MOE_REPORT": str(report), **(env or {})})
     assert get_results(results)[1] == 0, "the cocotb bench failed"
     rep = json.loads(report.read_text())
     (tmp_path / f"{top}.json").write_text(json.dumps(rep, indent=1))
@@ -300,3 +302,45 @@ def test_accel_embed_checks_catch_a_planted_defect(verilator, demo_export_of, tm
         assert rep["mismatches"] > 0, rep
     else:
         assert rep["mismatches"] == 0 and _cycles_off(rep) > TOLERANCE, rep
+
+
+# a design point off the demo's easy case: T_IN = 6 does not divide the 4-pixel segments (pieces split
+# at word edges), 64 = 10 x 6 + 4 leaves 2 pad lanes in a row's last word, a 64-bit bus holds 2
+# (w16a32) or 8 (int8) codes a beat, pos is 2080 beats (9 bursts of 256) and the image starts
+# 4 KiB - 24 bytes past a boundary (its first burst split there)
+ODD_POINT = {"t_in": 6, "t_out": 8, "axi_bits": 64}
+ODD_IMG_SHIFT = 4096 - 24
+
+
+@pytest.fixture(scope="module")
+def odd_export(tmp_path_factory: pytest.TempPathFactory):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_golden import _scaled_model
+
+    from mtl_moe.config import get_preset
+    from mtl_moe.hls_export import KernelParams, export
+    from mtl_moe.hw import get_hw
+    from mtl_moe.quant import QuantM3ViT
+
+    made: dict[str, Path] = {}
+
+    def get(hw: str) -> Path:
+        if hw not in made:
+            out = tmp_path_factory.mktemp(f"odd-export-{hw}")
+            export(QuantM3ViT(_scaled_model(get_preset("demo"), 1, 1.0), get_hw(hw)), out, force=True,
+                   kp=KernelParams(**ODD_POINT))
+            made[hw] = out
+        return made[hw]
+
+    return get
+
+
+@pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
+@pytest.mark.parametrize("top", ["accel_image", "accel_embed"])
+def test_units_at_an_odd_design_point(verilator, odd_export, tmp_path, top, hw_name):
+    """Both units at ODD_POINT: 0 mismatches, cycles within 2 % of step_cost."""
+    rep = _run(tmp_path, odd_export(hw_name), top, env={"MTL_MOE_IMG_SHIFT": str(ODD_IMG_SHIFT)})
+    assert rep["mismatches"] == 0, rep
+    assert abs(_cycles_off(rep)) <= TOLERANCE, rep

@@ -12,9 +12,10 @@
 // code straight to its im2col place lets the linear read patch r's word kb as ONE word.
 //
 // Schedule (what mtl_moe/perf.py's step_cost "read_image" counts):
-//   - AR: the image's BEATS beats as INCR bursts of up to BURST beats (256 and 4 KiB per burst,
-//     img_addr 4 KiB-aligned as the host's buffers are), issued back to back (the port takes
-//     several requests; its first-beat latency is paid once);
+//   - AR: the image's BEATS beats as INCR bursts of up to BURST beats (256 and 4 KiB per burst),
+//     split where one would cross 4 KiB (none from a 4 KiB-aligned image, as the host's buffers
+//     are: the model's count), issued back to back (the port takes several requests; its
+//     first-beat latency is paid once);
 //   - R: beats into a 2-entry FIFO (RREADY while it has room);
 //   - write loop: one PIECE a cycle, a piece being the longest run of consecutive image codes that
 //     lies in one AXI beat, one patch row segment (PATCH pixels of one row of one patch) and one
@@ -39,7 +40,7 @@ module accel_image #(
     input  logic clk,
     input  logic rst,
     input  logic start,
-    input  logic [63:0] img_addr,     // byte address of the image, 4 KiB-aligned
+    input  logic [63:0] img_addr,     // byte address of the image, AXI_BITS/8-aligned
     output logic busy,
     output logic done,
     output logic rd_error,            // a read came back with an error response (sticky until start)
@@ -83,13 +84,17 @@ module accel_image #(
     // ---- AR: the bursts of the image ----
     logic running;
     logic [31:0] rq_beats;                          // beats requested so far
-    logic [31:0] ar_len;
+    logic [31:0] ar_len, to_4k;
+    logic [63:0] ar_addr;
     always_comb begin
+        ar_addr = img_addr + 64'(rq_beats) * BYTES;
+        to_4k = 32'((64'd4096 - (ar_addr & 64'hfff)) / BYTES);  // a burst never crosses 4 KiB
         ar_len = BEATS - rq_beats;
         if (ar_len > BURST) ar_len = BURST;
+        if (ar_len > to_4k) ar_len = to_4k;
     end
     assign m_axi_i_ARID = '0;
-    assign m_axi_i_ARADDR = img_addr + 64'(rq_beats) * BYTES;
+    assign m_axi_i_ARADDR = ar_addr;
     assign m_axi_i_ARLEN = 8'(ar_len - 1);
     assign m_axi_i_ARSIZE = 3'($clog2(BYTES));
     assign m_axi_i_ARBURST = 2'b01;                 // INCR
