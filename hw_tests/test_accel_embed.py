@@ -337,10 +337,50 @@ def odd_export(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
-@pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
+@pytest.mark.parametrize("hw_name", ["w16a32", pytest.param("int8", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("top", ["accel_image", "accel_embed"])
 def test_units_at_an_odd_design_point(verilator, odd_export, tmp_path, top, hw_name):
     """Both units at ODD_POINT: 0 mismatches, cycles within 2 % of step_cost."""
     rep = _run(tmp_path, odd_export(hw_name), top, env={"MTL_MOE_IMG_SHIFT": str(ODD_IMG_SHIFT)})
+    assert rep["mismatches"] == 0, rep
+    assert abs(_cycles_off(rep)) <= TOLERANCE, rep
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory: pytest.TempPathFactory):
+    """m3vit-tiny (scaled random weights) exported at the DSE's chosen ZCU104 point of each preset
+    (sim/results/dse-zcu104-<hw>/design.json, the design the README's latency is modeled for)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_golden import _scaled_model
+
+    from mtl_moe.config import get_preset
+    from mtl_moe.dse import design_to_kernel_params
+    from mtl_moe.hls_export import KernelParams, export
+    from mtl_moe.hw import get_hw
+    from mtl_moe.quant import QuantM3ViT
+
+    root = Path(__file__).resolve().parents[1]
+    made: dict[str, Path] = {}
+
+    def get(hw: str) -> Path:
+        if hw not in made:
+            design = json.loads((root / "sim" / "results" / f"dse-zcu104-{hw}" / "design.json").read_text())
+            out = tmp_path_factory.mktemp(f"tiny-export-{hw}")
+            export(QuantM3ViT(_scaled_model(get_preset("m3vit-tiny"), 0, 1.0), get_hw(hw)), out, force=True,
+                   kp=KernelParams(**design_to_kernel_params(design)))
+            made[hw] = out
+        return made[hw]
+
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
+@pytest.mark.parametrize("top", ["accel_image", "accel_embed"])
+def test_units_on_m3vit_tiny(verilator, tiny_export, tmp_path, top, hw_name):
+    """Both units on an m3vit-tiny image at the DSE point: 0 mismatches, cycles within 2 %."""
+    rep = _run(tmp_path, tiny_export(hw_name), top)
     assert rep["mismatches"] == 0, rep
     assert abs(_cycles_off(rep)) <= TOLERANCE, rep
