@@ -384,3 +384,30 @@ def test_units_on_m3vit_tiny(verilator, tiny_export, tmp_path, top, hw_name):
     rep = _run(tmp_path, tiny_export(hw_name), top)
     assert rep["mismatches"] == 0, rep
     assert abs(_cycles_off(rep)) <= TOLERANCE, rep
+
+
+def _walk_pieces(c: int, h: int, w: int, patch: int, per: int, t_in: int) -> int:
+    """accel_image.sv's write loop walked in Python (its counters, not the perf model's count)."""
+    pieces = lane = 0
+    for ch in range(c):
+        for y in range(h):
+            for _gx in range(w // patch):
+                kx = 0
+                while kx < patch:
+                    k = (ch * patch + y % patch) * patch + kx
+                    n = min(per - lane, patch - kx, t_in - k % t_in)
+                    pieces += 1
+                    kx += n
+                    lane = (lane + n) % per
+    return pieces
+
+
+@pytest.mark.parametrize("c,h,w,patch,per,t_in", [
+    (3, 32, 32, 4, 8, 16), (3, 32, 32, 4, 32, 16), (3, 32, 32, 4, 2, 6), (3, 32, 32, 4, 8, 6),
+    (1, 12, 20, 4, 16, 3),  # beats that straddle pixel rows, a word of 3 codes
+    (3, 16, 32, 16, 32, 32)])
+def test_image_pieces_counts_the_write_loop(c, h, w, patch, per, t_in):
+    """perf.image_pieces (the step_cost of read_image) = the iterations of the RTL's write loop."""
+    from mtl_moe.perf import image_pieces
+
+    assert image_pieces(c, h, w, patch, per, t_in) == _walk_pieces(c, h, w, patch, per, t_in)
