@@ -137,6 +137,27 @@ def _golden_embed(ex: Path, task: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return golden_linears(ex, task)[0]["patch_embed"][1], seen["embed"]
 
 
+def _stress_embed(ex: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+    """F of seeded random act codes over the whole act range and golden's add of them to cls/pos
+    (the same call golden's features makes), or None where golden raises (a WRAP act overflows)."""
+    from mtl_moe import golden
+    from mtl_moe.fixed import FixedOverflowError, requantize
+    from mtl_moe.hls_export import read_export
+
+    _, _, hw = read_export(ex)
+    a, b = hw.act, hw.bias
+    P = dict(np.load(ex / "params.npz"))
+    rng = np.random.default_rng(0)
+    f = rng.integers(a.min_code, a.max_code + 1, shape)
+    f[::2] = np.where(rng.random(f[::2].shape) < 0.5, a.min_code, a.max_code)  # every other row at a bound
+    cls = requantize(P["cls_token"].reshape(1, -1), b.frac_bits, a, "cls_token")
+    pos = P["pos_embed"].reshape(-1, shape[1])
+    try:
+        return f, golden.add(np.concatenate([cls, f]), pos, a, b, a, "pos_embed")
+    except FixedOverflowError:
+        return f, None
+
+
 async def _embed(dut, ex: Path, cfg: Any, hw: Any, kp: Any, model: Any, prog: list) -> dict[str, Any]:
     from board_memory import PortTiming, RamTarget, board_read_slave
     from cocotb_util import pack
@@ -147,6 +168,11 @@ async def _embed(dut, ex: Path, cfg: Any, hw: Any, kp: Any, model: Any, prog: li
     board_read_slave(AxiReadBus.from_prefix(dut, "m_axi_e"), dut.clk, dut.rst, ram,
                      PortTiming.weight_port(model))
     f, want = _golden_embed(ex)
+    wraps = False
+    if os.environ.get("MTL_MOE_STRESS"):  # F of random full-range act codes: sums leave the act range
+        f, want = _stress_embed(ex, f.shape)
+        wraps = want is None  # a WRAP act: golden raises, the unit must flag ovf
+        want = np.zeros((f.shape[0] + 1, f.shape[1]), np.int64) if wraps else want
     t_in, wa, d = kp.t_in, hw.act.width, cfg.n_embd
     dw = -(-d // t_in)
     fpad = np.zeros((f.shape[0], dw * t_in), np.int64)
@@ -186,9 +212,10 @@ async def _embed(dut, ex: Path, cfg: Any, hw: Any, kp: Any, model: Any, prog: li
         if dut.done.value == 1:
             break
         assert cyc < 1_000_000, "accel_embed never finished"
+    mism = int((got != xpad).sum() + (~seen).sum()) + stray + int(dut.rd_error.value) + int(dut.ovf.value)
     return {"unit": "accel_embed", "cycles": cyc, "model_cycles": model.step_cost(step)["cycles"],
-            "mismatches": int((got != xpad).sum() + (~seen).sum()) + stray + int(dut.rd_error.value)
-            + int(dut.ovf.value), "checked": int(xpad.size)}
+            "mismatches": None if wraps else mism, "checked": int(xpad.size), "ovf": int(dut.ovf.value),
+            "wraps": wraps, "at_act_bounds": int(np.isin(xpad, (hw.act.min_code, hw.act.max_code)).sum())}
 
 
 @cocotb.test()
@@ -411,3 +438,14 @@ def test_image_pieces_counts_the_write_loop(c, h, w, patch, per, t_in):
     from mtl_moe.perf import image_pieces
 
     assert image_pieces(c, h, w, patch, per, t_in) == _walk_pieces(c, h, w, patch, per, t_in)
+
+
+@pytest.mark.parametrize("hw_name", ["int8", "w16a32"])
+def test_accel_embed_rounds_and_overflows_as_golden(verilator, demo_export_of, tmp_path, hw_name):
+    """F of random full-range codes: int8 (SAT) sums clamp exactly as golden's (0 mismatches, some at
+    the act bounds); w16a32 (WRAP) sums overflow, golden raises, the unit flags ovf."""
+    rep = _run(tmp_path, demo_export_of(hw_name), "accel_embed", env={"MTL_MOE_STRESS": "1"})
+    if rep["wraps"]:
+        assert rep["ovf"] == 1, rep
+    else:
+        assert rep["mismatches"] == 0 and rep["at_act_bounds"] > 0, rep
