@@ -52,7 +52,7 @@ def embed_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
     return {"AXI_BITS": kp.axi_bits, "T_IN": kp.t_in, "T": cfg.n_tokens, "D": cfg.n_embd,
             "WA": a.width, "FA_ACT": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
             "A_SAT": int(a.overflow == "SAT"), "BSB": 8 * storage_bytes(b.width), "BW": b.width,
-            "FB": b.frac_bits, "FMA": _addr_bits(cfg.n_tokens * dw), "BURST": io_burst_beats(kp.axi_bits)}
+            "FB": b.frac_bits, "FA": _addr_bits(cfg.n_tokens * dw), "BURST": io_burst_beats(kp.axi_bits)}
 
 
 async def _start(dut) -> None:

@@ -36,7 +36,7 @@ module accel_embed #(
     parameter int BSB = 32,           // bias storage bits of one weights.bin code, BW <= BSB
     parameter int BW = 32,
     parameter int FB = 22,            // bias fractional bits
-    parameter int FMA = 9,            // feature-map address bits
+    parameter int FA = 9,            // feature-map address bits
     parameter int BURST = 128         // beats of one burst at most (mtl_moe.perf.io_burst_beats)
 ) (
     input  logic clk,
@@ -66,10 +66,10 @@ module accel_embed #(
     output logic m_axi_e_RREADY,
     // feature-map read port (F) and write port (X)
     output logic fm_re,
-    output logic [FMA-1:0] fm_raddr,
+    output logic [FA-1:0] fm_raddr,
     input  logic [T_IN*WA-1:0] fm_rdata,
     output logic fm_we,
-    output logic [FMA-1:0] fm_waddr,
+    output logic [FA-1:0] fm_waddr,
     output logic [T_IN-1:0] fm_wstrb,
     output logic [T_IN*WA-1:0] fm_wdata
 );
@@ -82,7 +82,7 @@ module accel_embed #(
     localparam int TB = $clog2(T + 1);
     initial begin
         if (AXI_BITS % BSB != 0 || BW > BSB) $error("accel_embed: a beat must hold whole bias codes");
-        if (T * DW > (1 << FMA)) $error("accel_embed: FMA = %0d address bits cannot hold %0d words", FMA, T * DW);
+        if (T * DW > (1 << FA)) $error("accel_embed: FA = %0d address bits cannot hold %0d words", FA, T * DW);
         if (WA + FE - FA_ACT > 62 || BW + FE - FB > 62) $error("accel_embed: the sum's grid exceeds 64 bits");
     end
 
@@ -126,9 +126,9 @@ module accel_embed #(
     wire issue = running && cls_in && rows_out < rows_in;
     // the F word of this issue: addressed in its cycle, its data the next (the stage-2 cycle)
     assign fm_re = issue && rows_out != 0;
-    assign fm_raddr = FMA'((int'(rows_out) - 1) * DW + int'(w));
+    assign fm_raddr = FA'((int'(rows_out) - 1) * DW + int'(w));
     logic v2, first2;
-    logic [FMA-1:0] a2;
+    logic [FA-1:0] a2;
     logic [BW-1:0] p2 [T_IN];
     logic [T_IN*WA-1:0] c2;                       // the cls row's act codes for word w (row 0)
     logic [T_IN-1:0] m2;                          // lanes d < D (the others are written 0)
@@ -184,7 +184,7 @@ module accel_embed #(
             if (issue) begin
                 v2 <= 1'b1;
                 first2 <= rows_out == 0;
-                a2 <= FMA'(int'(rows_out) * DW + int'(w));
+                a2 <= FA'(int'(rows_out) * DW + int'(w));
                 last2 <= int'(rows_out) == T - 1 && int'(w) == DW - 1;
                 for (int l = 0; l < T_IN; l++) begin
                     int d;
