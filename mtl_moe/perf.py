@@ -212,6 +212,35 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
+AXI_4K = 4096  # AXI4: no burst crosses a 4 KiB boundary
+# cycles from the cycle an RTL unit sees start to its first R beat, besides the memory's first-beat
+# latency: the AR goes out the next cycle (a registered request), the memory counts its latency from
+# the cycle after the AR handshake and its R channel has one register stage (hw_tests/board_memory.py;
+# hw_tests/test_accel_embed.py's first R beat: start + 1 + latency + 2)
+AXI_EDGE_CYCLES = 3
+
+
+def io_burst_beats(axi_bits: int) -> int:
+    """Beats of one burst of the RTL's image / cls-pos reads (accel_image.sv, accel_embed.sv BURST):
+    IO_BURST (AXI4's 256) or fewer, so that a burst from a 4 KiB-aligned start never crosses 4 KiB."""
+    return min(IO_BURST, AXI_4K // (axi_bits // 8))
+
+
+@functools.lru_cache(maxsize=64)
+def image_pieces(c: int, h: int, w: int, patch: int, per_beat: int, t_in: int) -> int:
+    """Write-loop iterations of accel_image.sv (read_image with im2col by the write addressing): one
+    a cycle, each writing the longest run of consecutive image codes ((c, y, x) order) that lies in
+    one AXI beat of ``per_beat`` codes, one patch-row segment of ``patch`` pixels and one img word of
+    ``t_in`` codes of the patch's (channel, ky, kx) row: the number of codes at which one of them
+    starts."""
+    import numpy as np
+
+    g = np.arange(c * h * w)
+    ch, y, x = g // (h * w), (g // w) % h, g % w
+    k = (ch * patch + y % patch) * patch + x % patch  # the code's place in its patch's row
+    return int(((g % per_beat == 0) | (x % patch == 0) | (k % t_in == 0)).sum())
+
+
 def _storage_bytes(width: int) -> int:
     from mtl_moe.deploy.regmap import storage_bytes
 
@@ -435,7 +464,9 @@ class PerfModel:
         """Modeled ``cycles`` of one program step, its ``macs`` and DDR ``bytes`` (roofline) and
         ``wait`` (cycles the linear unit waits for weights: exposed loads + stalls; linears only).
         ``rows`` replaces an expert step's ROWS_QUEUE. Steps of :data:`UNMODELED_OPS` cost 0: the
-        model has no formula for them yet (their kernels.h loops do take cycles; see the docs)."""
+        model has no formula for them yet (their kernels.h loops do take cycles; see the docs).
+        read_image, im2col and embed follow the RTL (accel_image.sv, accel_embed.sv), not kernels.h's
+        code-a-cycle loops."""
         c, d, hw = self.config, self.design, self.hw
         r = s.rows if rows is None else rows
         if r == ROWS_QUEUE:
@@ -452,10 +483,43 @@ class PerfModel:
             return {"cycles": p["load"] + p["compute"], "macs": p["macs"], "bytes": p["bytes"],
                     "wait": p["stall"] + p["load"]}
         if s.op == "read_image":
-            # top: the image read into the on-chip patch buffer through the io bundle (one burst, II=1
-            # loop of beats), not overlapped with compute
-            img = self.beats(c.n_patches * c.in_chans * c.patch_size**2, hw.act.width)
-            return {"cycles": img * self.beat_cycles + io, "macs": 0, "bytes": img * ab}
+            # accel_image.sv: the image's beats through the io port as bursts of io_burst_beats
+            # (requested back to back: one first-beat latency, a burst overhead between bursts) into a
+            # 2-beat FIFO, drained by the write loop one piece a cycle (image_pieces: im2col by the
+            # write addressing; the first piece is written the cycle after its beat arrives, the last
+            # one with done); the slower of the two sets the pace, + the cycle start is seen (cycle 1
+            # of start -> done) + AXI_EDGE_CYCLES to the first beat besides the latency. Not
+            # kernels.h's loops (read_image one code a cycle, then im2col at IM2COL_II)
+            img = self.beats(c.in_chans * c.img_size[0] * c.img_size[1], hw.input.width)
+            per = beat_lanes(d.axi_bits, 8 * _storage_bytes(hw.input.width))
+            pieces = image_pieces(c.in_chans, *c.img_size, c.patch_size, per, d.t_in)
+            bursts = _cdiv(img, io_burst_beats(d.axi_bits))
+            arrive = img * self.beat_cycles + (bursts - 1) * self.burst_overhead_cycles
+            return {"cycles": self.read_latency_cycles + max(pieces, arrive) + AXI_EDGE_CYCLES + 1, "macs": 0,
+                    "bytes": img * ab}
+        if s.op == "embed" and not d.fm_on_chip:  # Edge-MoE, as published: not counted
+            return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
+        if s.op == "embed":
+            # accel_embed.sv: the cls row and the T pos rows (rb beats each, rows padded to whole
+            # AXI words) read through the weight port as back-to-back bursts of io_burst_beats (one
+            # first-beat latency, a burst overhead between bursts); pos rows into ping-pong buffers;
+            # each row, once in, emitted as ceil(D / T_IN) words one a cycle (F word read, then the
+            # add and X write). The slower of the R stream (its last beat, then the last row's words)
+            # and the emit (from the first pos row on, T rows of words) sets the pace; + the cycle
+            # start is seen + AXI_EDGE_CYCLES to the first beat + the write stage. kernels.h's embed
+            # is another schedule (load_row one code a cycle per token, then the row's words)
+            rb = self.beats(D, 8 * _storage_bytes(hw.bias.width))
+            dw, bc, burst = _cdiv(D, d.t_in), self.weight_beat_cycles, io_burst_beats(d.axi_bits)
+            bursts = _cdiv(rb, burst) + _cdiv(T * rb, burst)
+            stream = (rb + T * rb - 1) * bc + (bursts - 1) * self.burst_overhead_cycles + dw
+            emit = (2 * rb - 1) * bc + T * dw
+            cyc = self.read_latency_cycles + 1 + AXI_EDGE_CYCLES + max(stream, emit) + 1
+            return {"cycles": cyc, "macs": 0, "bytes": (rb + T * rb) * ab}
+        if s.op == "im2col":
+            # done by read_image's write addressing (accel_image.sv): the img buffer already holds
+            # the im2col rows, so the step moves nothing (kernels.h's separate im2col loop, N_PATCHES
+            # x KP_WORDS x IM2COL_II, is not this schedule)
+            return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
         if s.op == "write_features":
             # the features back through the io bundle; counted for T rows (the class token too)
             # although write_features writes N_PATCHES: kept so the published figures stand
