@@ -25,36 +25,6 @@ TOLERANCE = 0.02
 IMG_BASE, W_BASE = 0x10000, 0x100000  # 4 KiB-aligned, as the host's buffers are
 
 
-def _addr_bits(words: int) -> int:
-    return max(1, (words - 1).bit_length())
-
-
-def image_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
-    """accel_image.sv's parameters from the config, the hardware types and the design point."""
-    from mtl_moe.deploy.regmap import storage_bytes
-    from mtl_moe.perf import io_burst_beats
-
-    kpw = -(-cfg.in_chans * cfg.patch_size**2 // kp.t_in)
-    return {"AXI_BITS": kp.axi_bits, "SB": 8 * storage_bytes(hw.input.width), "WI": hw.input.width,
-            "WA": hw.act.width, "T_IN": kp.t_in, "C": cfg.in_chans, "IMG_H": cfg.img_size[0],
-            "IMG_W": cfg.img_size[1], "PATCH": cfg.patch_size, "FA": _addr_bits(cfg.n_patches * kpw),
-            "BURST": io_burst_beats(kp.axi_bits)}
-
-
-def embed_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
-    """accel_embed.sv's parameters: tokens, width, the act and bias types (the add's grids)."""
-    from mtl_moe.deploy.regmap import storage_bytes
-    from mtl_moe.perf import io_burst_beats
-    from mtl_moe.rtl import ROUND_CODE
-
-    a, b = hw.act, hw.bias
-    dw = -(-cfg.n_embd // kp.t_in)
-    return {"AXI_BITS": kp.axi_bits, "T_IN": kp.t_in, "T": cfg.n_tokens, "D": cfg.n_embd,
-            "WA": a.width, "FA_ACT": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
-            "A_SAT": int(a.overflow == "SAT"), "BSB": 8 * storage_bytes(b.width), "BW": b.width,
-            "FB": b.frac_bits, "FA": _addr_bits(cfg.n_tokens * dw), "BURST": io_burst_beats(kp.axi_bits)}
-
-
 async def _start(dut) -> None:
     await FallingEdge(dut.clk)
     dut.start.value = 1
@@ -251,6 +221,8 @@ def _run(tmp_path: Path, ex: Path, top: str, defect: tuple[tuple[str, str], ...]
 
     meta, cfg, hw = read_export(ex)
     kp = KernelParams(**meta["kernel_params"])
+    from mtl_moe.rtl import embed_parameters, image_parameters
+
     params = (image_parameters if top == "accel_image" else embed_parameters)(cfg, hw, kp)
     src = HERE / "rtl" / f"{top}.sv"
     if defect:

@@ -179,7 +179,7 @@ class Bench:
 
 # the ops accel_seq runs (attn_av: within the attn_qk_softmax step, which runs the whole attention core)
 RTL_OPS = ("linear", "layernorm", "gelu", "residual", "router_topk", "expert_combine", "attn_qk_softmax",
-           "attn_av")
+           "attn_av", "read_image", "im2col", "embed")
 _GOLDEN: dict = {}  # the golden model's calls on the export's image, computed once for both tests
 
 
@@ -204,11 +204,16 @@ async def _start(dut, pause: int):
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     ram = RamTarget(1 << 24)
-    P_BASE, W_BASE = 0x1000, 0x100000
+    P_BASE, W_BASE, I_BASE = 0x1000, 0x100000, 0x800000
     ram.write(P_BASE, (ex / "program.bin").read_bytes())
     ram.write(W_BASE, (ex / "weights.bin").read_bytes())
+    from mtl_moe.csim import input_codes, test_images
+    from mtl_moe.deploy.regmap import storage_bytes
+
+    img = input_codes(test_images(cfg, 1, cfg.seed), hw)[0]  # golden_linears' image, as the host writes it
+    ram.write(I_BASE, img.astype(f"<i{storage_bytes(hw.input.width)}").tobytes())
     for port, timing in (("m_axi_w", PortTiming.weight_port(model)), ("m_axi_p", PortTiming.io_port(model)),
-                         ("m_axi_l", PortTiming.weight_port(model))):
+                         ("m_axi_l", PortTiming.weight_port(model)), ("m_axi_i", PortTiming.io_port(model))):
         board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, ram, timing)
     bench = Bench(dut, kp.t_in, hw.act.width, BUFFERS)
     cocotb.start_soon(bench.monitor())
@@ -217,7 +222,8 @@ async def _start(dut, pause: int):
     for _ in range(3):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
-    dut.prog_addr.value, dut.w_base.value, dut.task_id.value = P_BASE, W_BASE, task
+    dut.prog_addr.value, dut.w_base.value, dut.img_addr.value = P_BASE, W_BASE, I_BASE
+    dut.task_id.value = task
     await FallingEdge(dut.clk)
     dut.start.value = 1
     await FallingEdge(dut.clk)
@@ -240,13 +246,9 @@ async def _wake(dut) -> bool:
     return True
 
 
-async def _bench_step(dut, bench: Bench, s, calls: dict, T: int, D: int) -> None:
-    """A step not in RTL yet: golden's outputs into its dst buffer, then go."""
+async def _bench_step(dut, bench: Bench) -> None:
+    """A step not in RTL yet (write_features: the features stay in H, which the bench reads): go."""
     await FallingEdge(dut.clk)
-    if s.op == "im2col":
-        await bench.write_rows("HID", calls["patch_embed"][0])
-    elif s.op == "embed":
-        await bench.write_rows("X", calls["embed"].reshape(T, D))
     await bench.go()
 
 
@@ -265,7 +267,7 @@ async def accel_seq_runs_the_program(dut):
     residuals: dict[int, bool] = {}  # a block's first residual is after attention, its second after the MLP
     while await _wake(dut):
         if dut.step_req.value == 1:  # a step the bench plays
-            await _bench_step(dut, bench, prog[int(dut.step_index.value)], calls, T, D)
+            await _bench_step(dut, bench)
             continue
         if dut.step_held.value != 1:
             continue
@@ -309,6 +311,16 @@ async def accel_seq_runs_the_program(dut):
             got, _ = await bench.read_rows("X", T, D)
             mism += int((got != calls[name][2]).sum())
             checked, rec["weight"] = got.size, name
+        elif s.op == "read_image":  # the im2col rows: the patch embedding's input
+            want = calls["patch_embed"][0]
+            got, _ = await bench.read_rows("img", *want.shape)
+            mism += int((got != want).sum())
+            checked, rec["weight"] = got.size, "read_image"
+        elif s.op == "embed":
+            want = calls["embed"].reshape(T, D)
+            got, _ = await bench.read_rows("X", T, D)
+            mism += int((got != want).sum())
+            checked, rec["weight"] = got.size, "embed"
         elif s.op == "attn_qk_softmax":  # attention's output: the projection's input
             want = calls[f"blocks.{s.layer}.attn.proj"][0]
             got, _ = await bench.read_rows("O", T, D)
@@ -346,7 +358,7 @@ async def accel_seq_runs_the_image(dut):
     wall0, sim0 = time.perf_counter(), get_sim_time("ns")
     while await _wake(dut):
         assert dut.step_held.value == 0, "the sequencer held although pause is 0"
-        await _bench_step(dut, bench, prog[int(dut.step_index.value)], calls, T, D)
+        await _bench_step(dut, bench)
     wall = time.perf_counter() - wall0
     sim_cycles = int((get_sim_time("ns") - sim0) // 10)
     run, waited = int(dut.run_cycles.value), int(dut.bench_cycles.value)
@@ -394,7 +406,7 @@ def _run(tmp_path: Path, hw_name: str, task: int) -> dict:
     # verilated.mk (empty CFG_CXXFLAGS_PCH_I) then passes it to c++ as an input file, which fails
     units = ("linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit", "accel_gelu",
              "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine", "accel_fm", "accel_attn",
-             "softmax_unit")
+             "softmax_unit", "accel_image", "accel_embed")
     rep = run_unit("accel_seq", params, "test_accel_rtl", env, tmp_path,
                    ("-Wno-WIDTH", "--output-split", "0"), extra_sources=units)
     (tmp_path / "accel_rtl.json").write_text(json.dumps(rep, indent=1))

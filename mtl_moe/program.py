@@ -195,8 +195,10 @@ class _Builder:
         if self.d.fm_on_chip:
             self.add("read_image", rows=c.n_patches, n=kp, src="ddr", dst="img")
         self.add("im2col", rows=c.n_patches, n=kp, src="img", dst="HID")
-        self.linear("patch_embed", -1, c.n_patches, kp, c.n_embd, "HID", "F", "patch_embed.weight",
-                    "patch_embed.bias", flags=F_IN_INPUT)
+        # with the image on chip its rows are already im2col rows (accel_image.sv's write addressing;
+        # kernels.h copies img into HID first, the im2col step)
+        self.linear("patch_embed", -1, c.n_patches, kp, c.n_embd, "img" if self.d.fm_on_chip else "HID", "F",
+                    "patch_embed.weight", "patch_embed.bias", flags=F_IN_INPUT)
         cls, _ = self.off("cls_token")
         pos, _ = self.off("pos_embed")
         self.add("embed", rows=c.n_tokens, n=c.n_embd, src="F", dst="X", w_off=cls, b_off=pos)

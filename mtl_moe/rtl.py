@@ -183,6 +183,36 @@ def attn_parameters(hw: HardwareSpec, cfg: MoEViTConfig, kp: KernelParams, lanes
             **{f"SM_{k}": v for k, v in softmax_parameters(hw, dir).items()}}
 
 
+def _addr_bits(words: int) -> int:
+    """Bits of an address into ``words`` words."""
+    return max(1, (words - 1).bit_length())
+
+
+def image_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
+    """accel_image.sv's parameters from the config, the hardware types and the design point."""
+    from mtl_moe.deploy.regmap import storage_bytes
+    from mtl_moe.perf import io_burst_beats
+
+    kpw = -(-cfg.in_chans * cfg.patch_size**2 // kp.t_in)
+    return {"AXI_BITS": kp.axi_bits, "SB": 8 * storage_bytes(hw.input.width), "WI": hw.input.width,
+            "WA": hw.act.width, "T_IN": kp.t_in, "C": cfg.in_chans, "IMG_H": cfg.img_size[0],
+            "IMG_W": cfg.img_size[1], "PATCH": cfg.patch_size, "FA": _addr_bits(cfg.n_patches * kpw),
+            "BURST": io_burst_beats(kp.axi_bits)}
+
+
+def embed_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
+    """accel_embed.sv's parameters: tokens, width, the act and bias types (the add's grids)."""
+    from mtl_moe.deploy.regmap import storage_bytes
+    from mtl_moe.perf import io_burst_beats
+
+    a, b = hw.act, hw.bias
+    dw = -(-cfg.n_embd // kp.t_in)
+    return {"AXI_BITS": kp.axi_bits, "T_IN": kp.t_in, "T": cfg.n_tokens, "D": cfg.n_embd,
+            "WA": a.width, "FA_ACT": a.frac_bits, "A_ROUND": ROUND_CODE[a.rounding],
+            "A_SAT": int(a.overflow == "SAT"), "BSB": 8 * storage_bytes(b.width), "BW": b.width,
+            "FB": b.frac_bits, "FA": _addr_bits(cfg.n_tokens * dw), "BURST": io_burst_beats(kp.axi_bits)}
+
+
 def attention_lanes(attn_lanes: int, axi_bits: int, act_bits: int) -> int:
     """Head-dim values a cycle per query row of the attention unit a design instantiates: the
     design's ``attn_lanes``, 0 meaning one AXI beat of act values (K/V on chip; the performance
@@ -292,16 +322,22 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     if rl.rounding not in ROUND_CODE or hw.input.width != hw.act.width:
         raise ValueError(f"accel_seq's engine takes a TRN/RND/RND_CONV router_logit ({rl}) and input "
                          f"codes as wide as act ({hw.input} vs {hw.act})")
-    return {**le, **second,
+    shared = ("AXI_BITS", "T_IN", "WA", "FA")  # the sequencer's own
+    im = {f"IM_{k}": v for k, v in image_parameters(cfg, hw, kp).items() if k not in shared}
+    em = {f"EM_{k}": v for k, v in embed_parameters(cfg, hw, kp).items() if k not in shared}
+    return {**le, **second, **im, **em,
+            "IMG_WORDS": cfg.n_patches * -(-cfg.in_chans * cfg.patch_size**2 // kp.t_in),
             "D_WORDS": cfg.n_tokens * words, "QKV_WORDS": cfg.n_tokens * -(-3 * cfg.n_embd // kp.t_in),
             "HID_WORDS": hid,
             "RWN": max(1, -(-lanes // kp.t_in), -(-kp.t_out // kp.t_in), -(-at_lanes // kp.t_in)),
-            **{f"ID_{b}": pg.BUFFERS[b] for b in ("X", "H", "O", "F", "QKV", "HID", "LOGITS", "SUM")},
+            **{f"ID_{b.upper()}": pg.BUFFERS[b]
+               for b in ("img", "X", "H", "O", "F", "QKV", "HID", "LOGITS", "SUM")},
             "FL_IN_INPUT": pg.F_IN_INPUT, "FL_GATHER": pg.F_GATHER,
             "STEP_WORDS": pg.STEP_WORDS, "MAGIC": pg.MAGIC, "VERSION": pg.VERSION,
             **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual",
                                                              "router_topk", "expert_combine",
-                                                             "attn_qk_softmax", "attn_av")},
+                                                             "attn_qk_softmax", "attn_av", "read_image",
+                                                             "im2col", "embed")},
             "ROWS_QUEUE": pg.ROWS_QUEUE,
             "AD_SAT": int(hw.act.overflow == "SAT"),
             "NO_OFFSET": pg.NO_OFFSET,

@@ -1,4 +1,4 @@
-// The accelerator's on-chip feature maps (kernels.h backbone's X, H, O, F, QKV, HID; program.py
+// The accelerator's on-chip feature maps (kernels.h backbone's img, X, H, O, F, QKV, HID; program.py
 // BUFFERS): one RAM per buffer, words of T_IN act codes (lane l at bits [l*WA +: WA]; row r's word w
 // at address r * WPR + w, WPR = ceil(row width / T_IN), the same layout as kernels.h's fm_word
 // arrays), behind two read ports and one write port that the sequencer points at a buffer per step
@@ -22,8 +22,10 @@ module accel_fm #(
     parameter int RWN = 1,            // words a port moves a cycle
     parameter int D_WORDS = 260,      // n_tokens * ceil(n_embd / T_IN): X, H, O, F
     parameter int QKV_WORDS = 780,    // n_tokens * ceil(3 n_embd / T_IN)
-    parameter int HID_WORDS = 1040,   // kernels.h HID_WORDS: im2col rows, MLP / expert hidden rows
+    parameter int HID_WORDS = 1040,   // kernels.h HID_WORDS: MLP / expert hidden rows
+    parameter int IMG_WORDS = 192,    // the image as im2col rows: n_patches * ceil(C p^2 / T_IN)
     // buffer ids (mtl_moe.program.BUFFERS)
+    parameter int ID_IMG = 1,
     parameter int ID_X = 2,
     parameter int ID_H = 3,
     parameter int ID_O = 4,
@@ -31,11 +33,13 @@ module accel_fm #(
     parameter int ID_QKV = 6,
     parameter int ID_HID = 7,
     parameter int ID_SUM = 10,
-    localparam int NMAX = (QKV_WORDS > HID_WORDS) ? QKV_WORDS : HID_WORDS,
+    localparam int NMAX0 = (QKV_WORDS > HID_WORDS) ? QKV_WORDS : HID_WORDS,
+    localparam int NMAX = (NMAX0 > IMG_WORDS) ? NMAX0 : IMG_WORDS,
     localparam int WORDS_MAX = (NMAX > D_WORDS) ? NMAX : D_WORDS,
     localparam int FA = $clog2(WORDS_MAX),
     localparam int WB = T_IN * WA,
-    localparam int DA = $clog2(D_WORDS), QA = $clog2(QKV_WORDS), HA = $clog2(HID_WORDS)
+    localparam int DA = $clog2(D_WORDS), QA = $clog2(QKV_WORDS), HA = $clog2(HID_WORDS),
+    localparam int IA = $clog2(IMG_WORDS)
 ) (
     input  logic clk,
     input  logic [3:0] a_buf,
@@ -52,7 +56,7 @@ module accel_fm #(
     input  logic [RWN*WB-1:0] w_data
 );
     logic [WB-1:0] mx [D_WORDS], mh [D_WORDS], mo [D_WORDS], mf [D_WORDS];
-    logic [WB-1:0] mq [QKV_WORDS], mhid [HID_WORDS];
+    logic [WB-1:0] mq [QKV_WORDS], mhid [HID_WORDS], mimg [IMG_WORDS];
 
     function automatic logic [WB-1:0] merge(input logic [WB-1:0] old, input logic [WB-1:0] nw,
                                             input logic [T_IN-1:0] strb);
@@ -71,6 +75,7 @@ module accel_fm #(
         if (32'(id) == ID_F && 32'(a) < D_WORDS) v = mf[DA'(a)];
         if (32'(id) == ID_QKV && 32'(a) < QKV_WORDS) v = mq[QA'(a)];
         if (32'(id) == ID_HID && 32'(a) < HID_WORDS) v = mhid[HA'(a)];
+        if (32'(id) == ID_IMG && 32'(a) < IMG_WORDS) v = mimg[IA'(a)];
         return v;
     endfunction
 
@@ -91,6 +96,7 @@ module accel_fm #(
                 if (32'(w_buf) == ID_F && 32'(wa) < D_WORDS) mf[DA'(wa)] <= merge(mf[DA'(wa)], wd, ws);
                 if (32'(w_buf) == ID_QKV && 32'(wa) < QKV_WORDS) mq[QA'(wa)] <= merge(mq[QA'(wa)], wd, ws);
                 if (32'(w_buf) == ID_HID && 32'(wa) < HID_WORDS) mhid[HA'(wa)] <= merge(mhid[HA'(wa)], wd, ws);
+                if (32'(w_buf) == ID_IMG && 32'(wa) < IMG_WORDS) mimg[IA'(wa)] <= merge(mimg[IA'(wa)], wd, ws);
             end
         end
     end

@@ -19,10 +19,14 @@
 //   router_topk     accel_router.sv on LOGITS: gates, top-k, the per-expert token queues; an expert
 //                   step (rows = ROWS_QUEUE) then runs its queue's length (0: skipped);
 //   expert_combine  accel_combine.sv: the gated rows of src (F) into the tokens' sums;
+//   read_image      accel_image.sv: the image from img_addr over m_axi_i into img as im2col rows
+//                   (the write addressing does im2col: the im2col record after it is passed over);
+//   embed           accel_embed.sv: X = [cls; F] + pos, cls / pos from w_base + w_off / b_off over
+//                   m_axi_l (LayerNorm's master: the two never run at once);
 //   attn_qk_softmax accel_attn.sv: the whole attention core of the block (Q.K^T, softmax, A.V
 //                   interleaved by groups of P query rows) from QKV (K/V on port A, Q on port B) into
 //                   O; the record after it (attn_av) has no work of its own and is passed over.
-// Any other op (read_image, im2col, embed; not in RTL yet) is the bench's: the sequencer
+// Any other op (write_features: not in RTL yet) is the bench's: the sequencer
 // raises step_req and waits for step_go, while the bench writes the step's outputs through the debug
 // port. With pause set it also holds after every step (step_held) until step_go, so a bench can read
 // any buffer between steps; step_cycles is each unit's start -> done, step_ovf the outputs of real
@@ -63,6 +67,8 @@ module accel_seq #(
     parameter int D_WORDS = 260,
     parameter int QKV_WORDS = 780,
     parameter int HID_WORDS = 1040,
+    parameter int IMG_WORDS = 192,
+    parameter int ID_IMG = 1,
     parameter int RWN = 1,
     parameter int ID_X = 2,
     parameter int ID_H = 3,
@@ -83,6 +89,9 @@ module accel_seq #(
     parameter int OP_ROUTER_TOPK = 10,
     parameter int OP_EXPERT_COMBINE = 13,
     parameter int OP_ATTN_QK_SOFTMAX = 6,
+    parameter int OP_READ_IMAGE = 1,
+    parameter int OP_IM2COL = 2,
+    parameter int OP_EMBED = 4,
     parameter int OP_ATTN_AV = 7,
     parameter int NO_OFFSET = -1,
     parameter int ROWS_QUEUE = -1,
@@ -215,11 +224,30 @@ module accel_seq #(
     parameter int AT_SM_RK = 26,
     parameter AT_SM_ETABLE = "softmax_exp.mem",
     parameter AT_SM_RTABLE = "softmax_recip.mem",
+    // the image reader's (mtl_moe.rtl.image_parameters, prefixed IM_)
+    parameter int IM_SB = 32,
+    parameter int IM_WI = 32,
+    parameter int IM_C = 3,
+    parameter int IM_IMG_H = 32,
+    parameter int IM_IMG_W = 32,
+    parameter int IM_PATCH = 4,
+    parameter int IM_BURST = 128,
+    // the embedding's (mtl_moe.rtl.embed_parameters, prefixed EM_)
+    parameter int EM_T = 65,
+    parameter int EM_D = 64,
+    parameter int EM_FA_ACT = 22,
+    parameter int EM_A_ROUND = 0,
+    parameter int EM_A_SAT = 0,
+    parameter int EM_BSB = 32,
+    parameter int EM_BW = 32,
+    parameter int EM_FB = 22,
+    parameter int EM_BURST = 128,
     // the combine's (accel_combine.sv): act rounding / overflow, the exact sum's width, n_embd
     parameter int CB_A_ROUND = 0,
     parameter int CB_SUMW = 34,
     parameter int CB_D = 64,
-    localparam int NMAX_ = (QKV_WORDS > HID_WORDS) ? QKV_WORDS : HID_WORDS,
+    localparam int NMAX0_ = (QKV_WORDS > HID_WORDS) ? QKV_WORDS : HID_WORDS,
+    localparam int NMAX_ = (NMAX0_ > IMG_WORDS) ? NMAX0_ : IMG_WORDS,
     localparam int FA = $clog2((NMAX_ > D_WORDS) ? NMAX_ : D_WORDS),  // feature-map word address
     localparam int WB = T_IN * WA,
     localparam int YW = (LOW > OW) ? LOW : OW
@@ -229,6 +257,7 @@ module accel_seq #(
     input  logic start,
     input  logic [63:0] prog_addr,    // program.bin, AXI_BITS/8-aligned
     input  logic [63:0] w_base,       // weights.bin
+    input  logic [63:0] img_addr,     // the image (the input codes as the host writes them), over m_axi_i
     input  logic [31:0] task_id,
     input  logic pause,               // hold after every step until step_go (a bench inspecting buffers)
     output logic busy,
@@ -261,7 +290,21 @@ module accel_seq #(
     output logic [RT_K*RT_IW-1:0] rt_out_idx,
     output logic [RT_K*RT_GW-1:0] rt_out_gate,
     output logic rt_out_ovf,
-    // AXI4 read master: LayerNorm's gamma / beta
+    // AXI4 read master: the image (the HLS top's gmem_io bundle)
+    output logic [0:0] m_axi_i_ARID,
+    output logic [63:0] m_axi_i_ARADDR,
+    output logic [7:0] m_axi_i_ARLEN,
+    output logic [2:0] m_axi_i_ARSIZE,
+    output logic [1:0] m_axi_i_ARBURST,
+    output logic m_axi_i_ARVALID,
+    input  logic m_axi_i_ARREADY,
+    input  logic [0:0] m_axi_i_RID,
+    input  logic m_axi_i_RLAST,
+    input  logic [AXI_BITS-1:0] m_axi_i_RDATA,
+    input  logic [1:0] m_axi_i_RRESP,
+    input  logic m_axi_i_RVALID,
+    output logic m_axi_i_RREADY,
+    // AXI4 read master: LayerNorm's gamma / beta, the embedding's cls / pos (never both at once)
     output logic [0:0] m_axi_l_ARID,
     output logic [63:0] m_axi_l_ARADDR,
     output logic [7:0] m_axi_l_ARLEN,
@@ -347,6 +390,7 @@ module accel_seq #(
     logic is_rt, rt_start, rt_done;
     logic is_cb, cb_start, cb_done;
     logic is_at, at_start, at_done;
+    logic is_im, im_start, im_done, im_err, is_em, em_start, em_done, em_err;
     /* verilator lint_off UNUSEDSIGNAL */  // queue rows: bits above the queue depth stay 0
     logic [15:0] q_index, cb_q_index;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -361,7 +405,7 @@ module accel_seq #(
     function automatic logic is_rtl_op(input logic [31:0] op);
         return op == OP_LINEAR || op == OP_LAYERNORM || op == OP_GELU || op == OP_RESIDUAL
                || op == OP_ROUTER_TOPK || op == OP_EXPERT_COMBINE || op == OP_ATTN_QK_SOFTMAX
-               || op == OP_ATTN_AV;
+               || op == OP_ATTN_AV || op == OP_READ_IMAGE || op == OP_IM2COL || op == OP_EMBED;
     endfunction
 
     assign m_axi_p_ARID = '0;
@@ -400,6 +444,8 @@ module accel_seq #(
         rt_start <= 1'b0;
         cb_start <= 1'b0;
         at_start <= 1'b0;
+        im_start <= 1'b0;
+        em_start <= 1'b0;
         if (rst) begin
             st <= S_IDLE;
             error <= 1'b0;
@@ -433,8 +479,8 @@ module accel_seq #(
                 end else if (!is_rtl_op(field(rec, F_OPCODE))) begin
                     st <= S_WAIT_GO;  // the bench's step
                 end else if (($signed(field(rec, F_ROWS)) == ROWS_QUEUE && q_rows == 0)
-                             || field(rec, F_OPCODE) == OP_ATTN_AV) begin
-                    step_skip <= 1'b1;  // an expert nobody routed to; A.V (run with Q.K^T)
+                             || field(rec, F_OPCODE) == OP_ATTN_AV || field(rec, F_OPCODE) == OP_IM2COL) begin
+                    step_skip <= 1'b1;  // an expert nobody routed to; A.V (run with Q.K^T); im2col
                     st <= last_step ? S_IDLE : S_NEXT;
                     done <= last_step;
                     blk <= blk + 1;
@@ -445,6 +491,8 @@ module accel_seq #(
                     is_ge <= field(rec, F_OPCODE) == OP_GELU || field(rec, F_OPCODE) == OP_RESIDUAL;
                     is_ad <= field(rec, F_OPCODE) == OP_RESIDUAL;
                     is_at <= field(rec, F_OPCODE) == OP_ATTN_QK_SOFTMAX;
+                    is_im <= field(rec, F_OPCODE) == OP_READ_IMAGE;
+                    is_em <= field(rec, F_OPCODE) == OP_EMBED;
                     u_src <= 4'(field(rec, F_SRC));
                     u_dst <= 4'(field(rec, F_DST));
                     u_n <= field(rec, F_N);
@@ -472,6 +520,8 @@ module accel_seq #(
                         OP_RESIDUAL: ad_start <= 1'b1;
                         OP_ROUTER_TOPK: rt_start <= 1'b1;
                         OP_ATTN_QK_SOFTMAX: at_start <= 1'b1;
+                        OP_READ_IMAGE: im_start <= 1'b1;
+                        OP_EMBED: em_start <= 1'b1;
                         default: cb_start <= 1'b1;
                     endcase
                 end
@@ -484,8 +534,8 @@ module accel_seq #(
             S_RUN: begin
                 cyc <= cyc + 1;
                 ovf_n <= ovf_n + flagged;
-                if (e_err) error <= 1'b1;
-                if (is_at ? at_done : is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
+                if (e_err || im_err || em_err) error <= 1'b1;
+                if (is_im ? im_done : is_em ? em_done : is_at ? at_done : is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
                     step_done <= 1'b1;
                     step_cycles <= cyc;
                     step_ovf <= ovf_n + flagged;
@@ -605,11 +655,48 @@ module accel_seq #(
         .clk, .rst, .start(ln_start), .rows(e_rows), .g_addr(ln_g), .b_addr(ln_b), .done(ln_done),
         .x_raddr(ln_raddr), .x_rwin(a_data), .out_valid(ln_out_valid), .out_index(ln_out_index),
         .out_y(ln_out_y), .out_ovf(ln_out_ovf),
-        .m_axi_ARID(m_axi_l_ARID), .m_axi_ARADDR(m_axi_l_ARADDR), .m_axi_ARLEN(m_axi_l_ARLEN),
-        .m_axi_ARSIZE(m_axi_l_ARSIZE), .m_axi_ARBURST(m_axi_l_ARBURST), .m_axi_ARVALID(m_axi_l_ARVALID),
-        .m_axi_ARREADY(m_axi_l_ARREADY), .m_axi_RID(m_axi_l_RID), .m_axi_RLAST(m_axi_l_RLAST),
-        .m_axi_RDATA(m_axi_l_RDATA), .m_axi_RRESP(m_axi_l_RRESP), .m_axi_RVALID(m_axi_l_RVALID),
-        .m_axi_RREADY(m_axi_l_RREADY));
+        .m_axi_ARID(ln_ARID), .m_axi_ARADDR(ln_ARADDR), .m_axi_ARLEN(ln_ARLEN), .m_axi_ARSIZE(ln_ARSIZE),
+        .m_axi_ARBURST(ln_ARBURST), .m_axi_ARVALID(ln_ARVALID), .m_axi_ARREADY(m_axi_l_ARREADY && !is_em),
+        .m_axi_RID(m_axi_l_RID), .m_axi_RLAST(m_axi_l_RLAST), .m_axi_RDATA(m_axi_l_RDATA),
+        .m_axi_RRESP(m_axi_l_RRESP), .m_axi_RVALID(m_axi_l_RVALID && !is_em), .m_axi_RREADY(ln_RREADY));
+
+    // m_axi_l: the embedding's while an embed step runs, else LayerNorm's
+    logic [0:0] ln_ARID, em_ARID;
+    logic [63:0] ln_ARADDR, em_ARADDR;
+    logic [7:0] ln_ARLEN, em_ARLEN;
+    logic [2:0] ln_ARSIZE, em_ARSIZE;
+    logic [1:0] ln_ARBURST, em_ARBURST;
+    logic ln_ARVALID, em_ARVALID, ln_RREADY, em_RREADY;
+    assign m_axi_l_ARID = is_em ? em_ARID : ln_ARID;
+    assign m_axi_l_ARADDR = is_em ? em_ARADDR : ln_ARADDR;
+    assign m_axi_l_ARLEN = is_em ? em_ARLEN : ln_ARLEN;
+    assign m_axi_l_ARSIZE = is_em ? em_ARSIZE : ln_ARSIZE;
+    assign m_axi_l_ARBURST = is_em ? em_ARBURST : ln_ARBURST;
+    assign m_axi_l_ARVALID = is_em ? em_ARVALID : ln_ARVALID;
+    assign m_axi_l_RREADY = is_em ? em_RREADY : ln_RREADY;
+
+    logic im_busy, im_we, em_busy, em_ovf, em_re, em_we;
+    logic [FA-1:0] im_waddr, em_raddr, em_waddr;
+    logic [T_IN-1:0] im_wstrb, em_wstrb;
+    logic [WB-1:0] im_wdata, em_wdata;
+    /* verilator lint_off UNUSEDSIGNAL */  // busy: the sequencer waits for done; the bank reads every cycle
+    logic ie_unused;
+    assign ie_unused = im_busy | em_busy | em_re;
+    /* verilator lint_on UNUSEDSIGNAL */
+    accel_image #(.SB(IM_SB), .WI(IM_WI), .C(IM_C), .IMG_H(IM_IMG_H), .IMG_W(IM_IMG_W), .PATCH(IM_PATCH), .BURST(IM_BURST), .AXI_BITS(AXI_BITS), .T_IN(T_IN), .WA(WA), .FA(FA)) image (
+        .clk, .rst, .start(im_start), .img_addr, .busy(im_busy), .done(im_done), .rd_error(im_err),
+        .m_axi_i_ARID, .m_axi_i_ARADDR, .m_axi_i_ARLEN, .m_axi_i_ARSIZE, .m_axi_i_ARBURST, .m_axi_i_ARVALID,
+        .m_axi_i_ARREADY, .m_axi_i_RID, .m_axi_i_RLAST, .m_axi_i_RDATA, .m_axi_i_RRESP, .m_axi_i_RVALID,
+        .m_axi_i_RREADY, .fm_we(im_we), .fm_waddr(im_waddr), .fm_wstrb(im_wstrb), .fm_wdata(im_wdata));
+    accel_embed #(.T(EM_T), .D(EM_D), .FA_ACT(EM_FA_ACT), .A_ROUND(EM_A_ROUND), .A_SAT(EM_A_SAT), .BSB(EM_BSB), .BW(EM_BW), .FB(EM_FB), .BURST(EM_BURST), .AXI_BITS(AXI_BITS), .T_IN(T_IN), .WA(WA), .FA(FA)) embed (
+        .clk, .rst, .start(em_start), .cls_addr(ln_g), .pos_addr(ln_b), .busy(em_busy), .done(em_done),
+        .rd_error(em_err), .ovf(em_ovf), .m_axi_e_ARID(em_ARID), .m_axi_e_ARADDR(em_ARADDR),
+        .m_axi_e_ARLEN(em_ARLEN), .m_axi_e_ARSIZE(em_ARSIZE), .m_axi_e_ARBURST(em_ARBURST),
+        .m_axi_e_ARVALID(em_ARVALID), .m_axi_e_ARREADY(m_axi_l_ARREADY && is_em), .m_axi_e_RID(m_axi_l_RID),
+        .m_axi_e_RLAST(m_axi_l_RLAST), .m_axi_e_RDATA(m_axi_l_RDATA), .m_axi_e_RRESP(m_axi_l_RRESP),
+        .m_axi_e_RVALID(m_axi_l_RVALID && is_em), .m_axi_e_RREADY(em_RREADY), .fm_re(em_re),
+        .fm_raddr(em_raddr), .fm_rdata(a_data[WB-1:0]), .fm_we(em_we), .fm_waddr(em_waddr),
+        .fm_wstrb(em_wstrb), .fm_wdata(em_wdata));
 
     /* verilator lint_off UNUSEDSIGNAL */  // addresses: the bits above a buffer's size stay 0
     logic [31:0] ge_raddr;
@@ -735,7 +822,19 @@ module accel_seq #(
         if (running) begin
             w_we = 1'b0;
             w_buf = u_dst;
-            if (is_at) begin  // K/V on A, Q on B, O written
+            if (is_im) begin  // the image's im2col rows into img
+                w_we = im_we;
+                w_addr = im_waddr;
+                w_strb = (RWN*T_IN)'(im_wstrb);
+                w_data = (RWN*WB)'(im_wdata);
+            end else if (is_em) begin  // X = [cls; F] + pos
+                a_buf = u_src;
+                a_addr = em_raddr;
+                w_we = em_we;
+                w_addr = em_waddr;
+                w_strb = (RWN*T_IN)'(em_wstrb);
+                w_data = (RWN*WB)'(em_wdata);
+            end else if (is_at) begin  // K/V on A, Q on B, O written
                 a_buf = u_src;
                 a_addr = at_raddr;
                 b_buf = u_src;
@@ -792,8 +891,10 @@ module accel_seq #(
                             if (32'(out_ntile) * T_OUT + t < RT_E) flagged = flagged + 32'(out_ovf[t]);
                 end
             end
-            if (!w_we && !(is_rt || is_cb)) flagged = '0;
+            if (!w_we && !(is_rt || is_cb || is_at || is_em)) flagged = '0;
             if (is_at) flagged = 32'(at_done && at_ovf);
+            if (is_em) flagged = 32'(em_done && em_ovf);
+            if (is_im) flagged = '0;
             if (is_rt) flagged = 32'(rt_out_valid && rt_out_ovf);
             if (is_cb) flagged = 32'(cb_done && cb_ovf);
         end
@@ -802,7 +903,7 @@ module accel_seq #(
     always_ff @(posedge clk) dbg_sum_ovf <= sum_ovf;
 
     accel_fm #(.T_IN(T_IN), .WA(WA), .RWN(RWN), .D_WORDS(D_WORDS), .QKV_WORDS(QKV_WORDS), .HID_WORDS(HID_WORDS),
-               .ID_X(ID_X), .ID_H(ID_H), .ID_O(ID_O), .ID_F(ID_F), .ID_QKV(ID_QKV), .ID_HID(ID_HID),
+               .IMG_WORDS(IMG_WORDS), .ID_IMG(ID_IMG), .ID_X(ID_X), .ID_H(ID_H), .ID_O(ID_O), .ID_F(ID_F), .ID_QKV(ID_QKV), .ID_HID(ID_HID),
                .ID_SUM(ID_SUM)) fm (
         .clk, .a_buf, .a_addr, .a_data, .b_buf, .b_addr, .b_data, .sum_data(sum_word), .w_we, .w_buf, .w_addr,
         .w_strb, .w_data);
