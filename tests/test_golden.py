@@ -82,7 +82,8 @@ def small_configs(draw):
         moe_blocks=tuple(b for b in range(n_layer) if draw(st.booleans())), n_experts=n_experts,
         top_k=draw(st.integers(1, n_experts)), expert_hidden=draw(st.sampled_from([4, 8, 12])),
         router=draw(st.sampled_from(["per_task", "shared", "task_conditioned"])),
-        decoder=draw(st.sampled_from(["pup", "linear"])), decoder_channels=draw(st.sampled_from([4, 8])),
+        decoder=draw(st.sampled_from(["pup", "pup-lite", "linear"])),
+        decoder_channels=draw(st.sampled_from([4, 8])),
         tasks=tasks)
 
 
