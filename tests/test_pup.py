@@ -216,3 +216,40 @@ def test_an_earlier_runs_pup_checkpoint_loads_as_pup_lite(tmp_path, capsys) -> N
         torch.testing.assert_close(model(img, 2), old(img, 2))
     # a "pup" checkpoint of M3ViT's head is left as it is, with no note
     assert legacy_decoder(DEMO_PUP, M3ViT(DEMO_PUP).state_dict()) is DEMO_PUP
+
+
+# ---- the weights export: ln_f as a per-task stack ---------------------------------------------------
+def test_weights_json_stacks_the_final_norm_per_task_with_its_stride() -> None:
+    from mtl_moe.hls_export import pack_weights, unpack_weight
+
+    hw = get_hw("w16a32")
+    codes_ = export_codes(QuantM3ViT(_randomise(M3ViT(DEMO_PUP), 8), hw))
+    blob, manifest = pack_weights(DEMO_PUP, hw, codes_)
+    T, D = len(DEMO_PUP.tasks), DEMO_PUP.n_embd
+    for name in ("ln_f.weight", "ln_f.bias"):
+        e = manifest["tensors"][name]
+        assert e["shape"] == [T, D] and e["task_stride"] == e["row_bytes"] > 0
+        assert np.array_equal(unpack_weight(blob, e), codes_[name])
+        nb = e["bytes"]  # task t's row starts t * task_stride bytes in
+        row = np.frombuffer(blob[e["offset"] + 3 * e["task_stride"]:][:D * nb], f"<i{nb}")
+        assert np.array_equal(row, codes_[name][3])
+    assert not any(k.startswith("heads.") for k in manifest["tensors"])  # heads stay on the host
+    lite = DEMO_PUP.replace(decoder="pup-lite")
+    _, m2 = pack_weights(lite, hw, export_codes(QuantM3ViT(M3ViT(lite), hw)))
+    assert m2["tensors"]["ln_f.weight"]["shape"] == [D] and "task_stride" not in m2["tensors"]["ln_f.weight"]
+
+
+@pytest.mark.xfail(strict=True, reason="hls/ kernels.h reads task 0's final LayerNorm for every task "
+                   "(OFF_LNF_W without + task * STRIDE_LNF): the lead's change; strict, so it fails "
+                   "once C-sim selects the task's row and this mark must go")
+def test_csim_selects_each_tasks_final_norm(tmp_path) -> None:
+    from mtl_moe.csim import CSim, input_codes
+    from mtl_moe.hls_export import export
+
+    hw = get_hw("w16a32")
+    export(QuantM3ViT(_randomise(M3ViT(DEMO_PUP), 9), hw), tmp_path, force=True)
+    sim = CSim(tmp_path)
+    x = input_codes(np.random.default_rng(0).normal(0, 1.5, (1, 3, *DEMO_PUP.img_size)), sim.hw)
+    golden = GoldenModel(DEMO_PUP, sim.hw, sim.params)
+    assert int((sim.features(x, 0) != golden.features(x, 0)).sum()) == 0  # task 0: its own row
+    assert int((sim.features(x, 1) != golden.features(x, 1)).sum()) == 0
