@@ -463,7 +463,10 @@ class QuantM3ViT(nn.Module):
                               P[f"{pre}.mlp.c_proj.weight"], P[f"{pre}.mlp.c_proj.bias"], f"{pre}.mlp")
             x = self._t(f"{pre}.mlp_res", fq(x + h, hw.act, f"{pre}.mlp_res"))
         g, b = P["ln_f.weight"], P["ln_f.bias"]
-        if c.per_task_norm:  # each image's task selects its (γ, β)
+        if c.per_task_norm and STATIC_GRAPH:  # an exported graph is one task's: its row, no gather
+            t = int(task_ids[0])
+            g, b = g[t], b[t]
+        elif c.per_task_norm:  # each image's task selects its (γ, β)
             g, b = g[task_ids][:, None, :], b[task_ids][:, None, :]
         x = self._layer_norm(x, g, b, "ln_f")[:, 1:]
         return x.transpose(1, 2).reshape(B, c.n_embd, *c.grid), aux
