@@ -253,3 +253,20 @@ def test_csim_selects_each_tasks_final_norm(tmp_path) -> None:
     golden = GoldenModel(DEMO_PUP, sim.hw, sim.params)
     assert int((sim.features(x, 0) != golden.features(x, 0)).sum()) == 0  # task 0: its own row
     assert int((sim.features(x, 1) != golden.features(x, 1)).sum()) == 0
+
+
+def test_an_earlier_exports_pup_reads_as_pup_lite(tmp_path, capsys) -> None:
+    import json
+
+    from mtl_moe.csim import read_export
+
+    lite = get_preset("demo").replace(decoder="pup-lite")
+    hw = get_hw("w16a32")
+    (tmp_path / "export.json").write_text(json.dumps({"hw": hw.name}))
+    (tmp_path / "model_config.json").write_text(json.dumps(lite.replace(decoder="pup").to_dict()))
+    np.savez(tmp_path / "params.npz", **export_codes(QuantM3ViT(M3ViT(lite), hw)))
+    _, cfg, _ = read_export(tmp_path)
+    assert cfg == lite and "loaded as decoder 'pup-lite'" in capsys.readouterr().err
+    np.savez(tmp_path / "params.npz", **export_codes(QuantM3ViT(M3ViT(DEMO_PUP), hw)))  # M3ViT's head
+    (tmp_path / "model_config.json").write_text(json.dumps(DEMO_PUP.to_dict()))
+    assert read_export(tmp_path)[1] == DEMO_PUP
