@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from mtl_moe.config import MoEViTConfig
+from mtl_moe.config import MoEViTConfig, legacy_decoder
 from mtl_moe.model import M3ViT
 
 FORMAT_VERSION = 1
@@ -102,7 +102,7 @@ def load_checkpoint(path: str | Path, expected: MoEViTConfig | None = None) -> d
 def load_model(path: str | Path) -> tuple[M3ViT, MoEViTConfig, dict[str, Any]]:
     """Rebuild the model a checkpoint was trained as, in eval mode."""
     ck = load_checkpoint(path)
-    cfg = MoEViTConfig.from_dict(ck["config"])
+    cfg = legacy_decoder(MoEViTConfig.from_dict(ck["config"]), ck["model"])  # an earlier run's "pup"
     model = M3ViT(cfg)
     try:
         model.load_state_dict(ck["model"])

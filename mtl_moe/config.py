@@ -29,7 +29,12 @@ TASK_TYPES: dict[str, int | None] = {
     "saliency": 1,  # per-pixel salient-object logit (binary)
 }
 ROUTER_KINDS = ("per_task", "shared", "task_conditioned")
-DECODER_KINDS = ("pup", "linear")
+# "pup": M³ViT's PUP head (VITA-Group/M3ViT models/vit_up_head.py VisionTransformerUpHead, num_conv 4):
+#        a LayerNorm per task instead of one final norm, conv3x3 + BatchNorm + ReLU per stage, the
+#        classifier at 1/2 resolution, then x2. "pup-lite": mtl-moe's earlier head (shared final
+#        LayerNorm, conv3x3 + ReLU + x2 per stage, classifier at full resolution); what checkpoints
+#        written before "pup" meant M³ViT's were trained with (see legacy_decoder). "linear": 1x1 + bilinear.
+DECODER_KINDS = ("pup", "pup-lite", "linear")
 
 
 class ConfigError(ValueError):
@@ -119,7 +124,9 @@ class MoEViTConfig:
     # launch uses --vmoe_noisy_std 0, its argparse default is 1.
     gate_noise_std: float = 0.0
     balance_loss_weight: float = 0.01  # weight of cv²(importance) + cv²(load), summed over blocks
-    decoder: str = "pup"  # "pup": progressive conv+2x upsampling (SETR-PUP-like); "linear": 1x1 + bilinear
+    # one of DECODER_KINDS. The default stays the earlier head: the accelerator's final LayerNorm is
+    # still one for all tasks (hls/, program.py, RTL), which "pup"'s per-task norm needs changed
+    decoder: str = "pup-lite"
     decoder_channels: int = 32
     ln_eps: float = 1e-6
     tasks: tuple[TaskSpec, ...] = (
@@ -160,11 +167,14 @@ class MoEViTConfig:
             raise ConfigError(f"unknown router {self.router!r}; expected one of {ROUTER_KINDS}")
         if self.decoder not in DECODER_KINDS:
             raise ConfigError(f"unknown decoder {self.decoder!r}; expected one of {DECODER_KINDS}")
-        if self.decoder == "pup" and self.patch_size & (self.patch_size - 1):
+        if self.decoder in ("pup", "pup-lite") and self.patch_size & (self.patch_size - 1):
             raise ConfigError(
-                f"decoder 'pup' upsamples by 2 per stage and needs a power-of-two patch_size, "
+                f"decoder {self.decoder!r} upsamples by 2 per stage and needs a power-of-two patch_size, "
                 f"got {self.patch_size}; use decoder 'linear'"
             )
+        if self.decoder == "pup" and self.patch_size < 2:
+            raise ConfigError("decoder 'pup' has its classifier at 1/2 resolution and needs patch_size "
+                              ">= 2; use decoder 'pup-lite' or 'linear'")
         if not self.tasks:
             raise ConfigError("tasks is empty; give at least one TaskSpec")
         names = [t.name for t in self.tasks]
@@ -220,6 +230,18 @@ class MoEViTConfig:
             return self.task_names.index(task)
         raise ConfigError(f"unknown task {task!r}; this model has tasks {list(self.task_names)}")
 
+    @property
+    def per_task_norm(self) -> bool:
+        """True when the final LayerNorm is one per task (M³ViT's PUP head normalises the tokens
+        itself, its backbone has no final norm: models/vision_transformer_moe.py forward_features
+        returns the blocks' outputs, models/vit_up_head.py applies ``self.norm``)."""
+        return self.decoder == "pup"
+
+    @property
+    def n_pup_stages(self) -> int:
+        """Conv stages of a PUP decoder: log2(patch_size) (4 for patch 16, as M³ViT's num_conv 4)."""
+        return int(self.patch_size).bit_length() - 1
+
     def is_moe_block(self, i: int) -> bool:
         return self.use_moe and i in self.moe_blocks
 
@@ -263,6 +285,23 @@ class MoEViTConfig:
         """Short stable hash of the config, stamped into generated files and checkpoints."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def legacy_decoder(cfg: MoEViTConfig, keys: Any) -> MoEViTConfig:
+    """A config saved before decoder "pup" meant M³ViT's head, read as what it was trained with.
+
+    Earlier checkpoints and exports say decoder "pup" for the head now called "pup-lite". Their
+    weights tell which one they hold without doubt (the earlier head's convs are ``heads.<task>.
+    stages.<i>``, M³ViT's ``heads.<task>.convs.<i>`` with ``bns.<i>``), so they are mapped, with one
+    line on stderr, rather than refused: the runs on disk keep loading. ``keys``: the parameter names.
+    """
+    if cfg.decoder != "pup" or not any(".stages." in k for k in keys if k.startswith("heads.")):
+        return cfg
+    import sys
+
+    print(f"note: config {cfg.name!r} says decoder 'pup' but its weights are the earlier head's "
+          f"(heads.*.stages.*): loaded as decoder 'pup-lite'", file=sys.stderr)
+    return cfg.replace(decoder="pup-lite")
 
 
 def _task(t: Any) -> TaskSpec:
@@ -373,7 +412,7 @@ PRESETS: dict[str, MoEViTConfig] = {
     "demo": MoEViTConfig(
         name="demo", img_size=(32, 32), patch_size=4, n_embd=64, n_layer=4, n_head=2,
         mlp_hidden=128, moe_blocks=(1, 3), n_experts=8, top_k=2, expert_hidden=64,
-        router="per_task", decoder="pup", decoder_channels=32, tasks=SYNTHETIC_TASKS,
+        router="per_task", decoder="pup-lite", decoder_channels=32, tasks=SYNTHETIC_TASKS,
     ),
 }
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mtl_moe import resources
-from mtl_moe.config import MoEViTConfig
+from mtl_moe.config import MoEViTConfig, legacy_decoder
 from mtl_moe.golden import GoldenModel
 from mtl_moe.hw import HardwareSpec
 
@@ -38,7 +38,10 @@ def read_export(export_dir: str | Path) -> tuple[dict[str, Any], MoEViTConfig, H
         if not (d / f).is_file():
             raise FileNotFoundError(f"{d / f} is missing: is {d} an mtl-moe export folder?")
     meta = json.loads((d / "export.json").read_text())
-    return meta, MoEViTConfig.from_dict(json.loads((d / "model_config.json").read_text())), get_hw(meta["hw"])
+    cfg = MoEViTConfig.from_dict(json.loads((d / "model_config.json").read_text()))
+    if (d / "params.npz").is_file():  # an earlier export's decoder "pup" (config.legacy_decoder)
+        cfg = legacy_decoder(cfg, np.load(d / "params.npz").files)
+    return meta, cfg, get_hw(meta["hw"])
 
 
 def ap_types_dir() -> Path:

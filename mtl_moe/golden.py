@@ -284,7 +284,10 @@ class GoldenModel:
                 h = ffn(h, P[f"{pre}.mlp.c_fc.weight"], P[f"{pre}.mlp.c_fc.bias"],
                         P[f"{pre}.mlp.c_proj.weight"], P[f"{pre}.mlp.c_proj.bias"], hw, f"{pre}.mlp", log)
             x = self._t(f"{pre}.mlp_res", add(x, h, a, a, a, f"{pre}.mlp_res", log))
-        x = layer_norm(x, P["ln_f.weight"], P["ln_f.bias"], hw, c.ln_eps, "ln_f", log)
+        g, b = P["ln_f.weight"], P["ln_f.bias"]
+        if c.per_task_norm:  # M³ViT's per-head LayerNorm: the task selects its row, as its gate
+            g, b = g[t], b[t]
+        x = layer_norm(x, g, b, hw, c.ln_eps, "ln_f", log)
         grid = x[:, 1:].transpose(0, 2, 1).reshape(B, c.n_embd, *c.grid)
         return self._t("features", grid)
 
@@ -306,8 +309,16 @@ class GoldenModel:
         c, hw, P = self.config, self.hw, self.params
         pre = f"heads.{task}"
         y = grid
-        if c.decoder == "pup":
-            for s in range(int(np.log2(c.patch_size))):
+        if c.decoder == "pup":  # M³ViT's: conv (BatchNorm folded) → ReLU [→ x2], classifier at 1/2
+            n = c.n_pup_stages
+            for s in range(n):
+                y = conv2d(y, P[f"{pre}.convs.{s}.weight"], P[f"{pre}.convs.{s}.bias"], 1, 1, hw,
+                           hw.act, f"{pre}.conv{s}", self.log)
+                y = np.maximum(y, 0)
+                if s < n - 1:
+                    y = upsample(y, (2 * y.shape[-2], 2 * y.shape[-1]), hw, f"{pre}.up{s}", self.log)
+        if c.decoder == "pup-lite":
+            for s in range(c.n_pup_stages):
                 j = 3 * s  # stages: conv, relu, upsample
                 y = conv2d(y, P[f"{pre}.stages.{j}.weight"], P[f"{pre}.stages.{j}.bias"], 1, 1, hw,
                            hw.act, f"{pre}.conv{s}", self.log)

@@ -150,6 +150,8 @@ def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarra
             rows = c.reshape(-1, c.shape[-1] if c.ndim else 1).astype(f"<i{nb}")
             row_bytes = -(-rows.shape[1] * nb // align) * align
             entry.update(shape=list(c.shape), layout="rows", row_bytes=row_bytes)
+            if name.startswith("ln_f.") and cfg.per_task_norm:  # one row per task (TaskLayerNorm)
+                entry["task_stride"] = row_bytes
             for r in rows:
                 blob += r.tobytes() + b"\0" * (row_bytes - r.nbytes)
         tensors[name] = entry
@@ -341,7 +343,9 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
               f"OFF_PATCH_B = {off('patch_embed.bias')};",
               f"const int OFF_CLS = {off('cls_token')}, OFF_POS = {off('pos_embed')}, "
               f"POS_ROW_BYTES = {T['pos_embed']['row_bytes']};",
-              f"const int OFF_LNF_W = {off('ln_f.weight')}, OFF_LNF_B = {off('ln_f.bias')};",
+              f"const int OFF_LNF_W = {off('ln_f.weight')}, OFF_LNF_B = {off('ln_f.bias')}, "
+              f"STRIDE_LNF = {T['ln_f.weight'].get('task_stride', 0)};"
+              "  // per-task final LayerNorm (decoder pup): task t's gamma/beta at OFF + t * STRIDE_LNF",
               f"const int STRIDE_EXP_W1 = {stride('blocks.{}.mlp.experts.w1', 'stride')}, "
               f"STRIDE_EXP_W2 = {stride('blocks.{}.mlp.experts.w2', 'stride')}, "
               f"STRIDE_EXP_B1 = {stride('blocks.{}.mlp.experts.b1', 'row_bytes')}, "

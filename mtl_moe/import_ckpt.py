@@ -12,7 +12,8 @@ models/vision_transformer_moe.py VisionTransformerMoE.init_weights): the positio
 is resized bilinearly (align_corners False) to the target grid, the class token's entry kept; the
 classifier (``head``, DeiT's ``head_dist``/``dist_token``) is dropped; and since that load is
 ``strict=False``, the MoE blocks' experts keep their fresh initialisation (the checkpoint's dense
-``mlp.fc1/fc2`` of those blocks match no expert key). Our ``ln_f`` takes timm's final ``norm``.
+``mlp.fc1/fc2`` of those blocks match no expert key). Our ``ln_f`` takes timm's final ``norm``,
+except under decoder ``pup``: M³ViT's backbone has no final norm, its heads' norms start fresh.
 
 ``m3vit`` — a checkpoint written by M³ViT's train_fastmoe.py (``{"state_dict": ...}`` of its
 MultiTaskModel, models/models.py: ``backbone.`` = VisionTransformerMoE, ``decoders.<task>.`` = the
@@ -24,8 +25,14 @@ concatenated in rank order. MoE blocks (models/custom_moe_layer.py FMoETransform
 ``--multi_gate True`` (models/gate_funs/noisy_gate_vmoe.py, logits = x @ w_gate) → our
 ``router.weight[t]`` (E, D), task t being the t-th of M³ViT's task order (semseg, human_parts,
 sal, normals, edge: utils/config.py), which our PASCAL presets share; a single gate → the
-``shared`` router. The decoders are NOT imported: M³ViT's PUP head (per-head LayerNorm, conv + BN)
-is not yet ours, so our heads and ``ln_f`` keep their initialisation and the report lists them.
+``shared`` router. The heads (models/vit_up_head.py VisionTransformerUpHead, num_conv 4) go onto
+decoder ``pup`` (M³ViT's head): ``decoders.<task>.norm`` → that task's row of ``ln_f`` (its
+per-head LayerNorm; M³ViT's backbone has no final norm), ``conv_0..3`` → ``heads.<task>.convs.i``,
+``syncbn_fc_0..3`` (γ, β, running mean/var, batch count) → ``heads.<task>.bns.i``, ``conv_4`` (the
+classifier) → ``heads.<task>.classifier``; a decoder is matched to our task by name (M³ViT's ``sal``
+and ``edge`` are our ``saliency`` and ``edges``). Into another decoder the heads are not imported
+(skipped, and the report lists our heads as initialised); the multi-level and TAM outputs
+(``output_level_*``, ``tam_model*``: training-only auxiliaries) are always skipped.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ from mtl_moe.model import M3ViT
 
 FORMATS = ("timm", "m3vit")
 M3VIT_TASK_ORDER = ("semseg", "human_parts", "sal", "normals", "edge")  # utils/config.py, for the report
+M3VIT_TASK_NAMES = {"sal": "saliency", "edge": "edges"}  # M³ViT's decoder keys → our task names
+M3VIT_PUP_STAGES = 4  # VisionTransformerUpHead num_conv 4: conv_0..3 with syncbn_fc_0..3, conv_4 classifies
 
 # timm block sub-keys → ours (dense blocks; MoE blocks take only the attention and norms)
 _TIMM_BLOCK = {"norm1": "ln_1", "attn.qkv": "attn.c_attn", "attn.proj": "attn.c_proj", "norm2": "ln_2",
@@ -115,7 +124,8 @@ def _put(out: StateDict, key: str, value: torch.Tensor, source: str, cfg: MoEViT
     if tuple(out[key].shape) != tuple(value.shape):
         raise CheckpointError(f"{source} has shape {tuple(value.shape)} but config {cfg.name!r} needs "
                               f"{tuple(out[key].shape)} for {key}; choose a config of the checkpoint's size "
-                              f"(n_embd, mlp_hidden, n_experts, expert_hidden, patch_size)")
+                              f"(n_embd, mlp_hidden, n_experts, expert_hidden, patch_size, decoder_channels, "
+                              f"the tasks' classes)")
     out[key] = value.detach().to(out[key].dtype).clone()
     _WRITTEN.add(key)
 
@@ -142,6 +152,9 @@ def from_timm(sd: StateDict, cfg: MoEViTConfig) -> tuple[StateDict, dict[str, An
             _put(out, "pos_embed", interpolate_pos_embed(v, cfg.grid), k, cfg)
         elif k.startswith("patch_embed.proj."):
             _put(out, "patch_embed." + k.rsplit(".", 1)[1], v, k, cfg)
+        elif k.startswith("norm.") and cfg.per_task_norm:
+            skipped.append(k)  # M³ViT's backbone has no final norm; its heads' own norms start fresh
+            continue
         elif k.startswith("norm."):
             _put(out, "ln_f." + k.rsplit(".", 1)[1], v, k, cfg)
         elif m and m.group(2) in _TIMM_BLOCK:
@@ -174,8 +187,14 @@ def from_m3vit(sd: StateDict, cfg: MoEViTConfig) -> tuple[StateDict, dict[str, A
     loaded, skipped = [], []
     gates: dict[int, set[int]] = {}  # MoE block → task gates found
     for full, v in sd.items():
+        if full.startswith("decoders.") and cfg.decoder == "pup":
+            if _put_head(out, full, v, cfg):
+                loaded.append(full)
+            else:
+                skipped.append(full)  # multi-level outputs
+            continue
         if not full.startswith("backbone."):
-            skipped.append(full)  # decoders.<task>.*: their PUP head is not ours (yet)
+            skipped.append(full)  # decoders.* into another decoder, tam_model*
             continue
         k = full.removeprefix("backbone.")
         m = re.fullmatch(r"blocks\.(\d+)\.(.+)", k)
@@ -237,6 +256,39 @@ def from_m3vit(sd: StateDict, cfg: MoEViTConfig) -> tuple[StateDict, dict[str, A
                                   f"{sorted(want)}")
     return out, {"format": "m3vit", "loaded": loaded, "skipped": skipped,
                  "initialised": sorted(set(out) - _WRITTEN), "task_order": list(M3VIT_TASK_ORDER)}
+
+
+def _put_head(out: StateDict, full: str, v: torch.Tensor, cfg: MoEViTConfig) -> bool:
+    """One key of an M³ViT head onto decoder ``pup`` (see the module docstring); False: not a key of
+    the head's forward (multi-level outputs), skipped."""
+    m = re.fullmatch(r"decoders\.(\w+)\.(norm|conv_\d+|syncbn_fc_\d+)\."
+                     r"(weight|bias|running_mean|running_var|num_batches_tracked)", full)
+    if m is None:
+        return False
+    task = M3VIT_TASK_NAMES.get(m.group(1), m.group(1))
+    if task not in cfg.task_names:
+        raise CheckpointError(f"{full}: a head for task {m.group(1)!r} ({task!r} here); config "
+                              f"{cfg.name!r} has tasks {list(cfg.task_names)}")
+    if cfg.n_pup_stages != M3VIT_PUP_STAGES:
+        raise CheckpointError(f"{full}: M³ViT's PUP head has {M3VIT_PUP_STAGES} conv stages (patch 16); "
+                              f"config {cfg.name!r} has {cfg.n_pup_stages} (patch_size {cfg.patch_size})")
+    part, kind, pre = m.group(2), m.group(3), f"heads.{task}"
+    if part == "norm":
+        key = f"ln_f.{kind}"
+        row = out[key].clone()
+        if tuple(v.shape) != tuple(row.shape[1:]):
+            raise CheckpointError(f"{full} has shape {tuple(v.shape)}; config {cfg.name!r} needs "
+                                  f"{tuple(row.shape[1:])} (n_embd)")
+        row[cfg.task_index(task)] = v
+        _put(out, key, row, full, cfg)
+        return True
+    i = int(part.rsplit("_", 1)[1])
+    if part.startswith("conv_"):
+        key = f"{pre}.classifier.{kind}" if i == M3VIT_PUP_STAGES else f"{pre}.convs.{i}.{kind}"
+    else:
+        key = f"{pre}.bns.{i}.{kind}"
+    _put(out, key, v, full, cfg)
+    return True
 
 
 def import_checkpoint(path: str | Path, fmt: str, cfg: MoEViTConfig) -> tuple[M3ViT, dict[str, Any]]:

@@ -11,7 +11,6 @@ expert — never a per-token loop, never every expert on every token.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -239,8 +238,17 @@ class Block(nn.Module):
 class TaskHead(nn.Module):
     """Decoder from the patch-token grid back to a full-resolution map for one task.
 
-    ``pup`` (SETR-PUP-like): log2(patch) stages of conv3x3 → ReLU → 2x bilinear upsampling, then a
-    1x1 classifier. ``linear``: 1x1 classifier on the grid, bilinear upsampling to the image size.
+    ``pup`` — M³ViT's PUP head, following VITA-Group/M3ViT models/vit_up_head.py
+    (VisionTransformerUpHead.__init__ lines 115-128 and forward lines 182-216, num_conv 4,
+    num_upsampe_layer 4, upsampling_method 'bilinear', align_corners False as its
+    configs/pascal/vit_moe/*.yml): log2(patch) stages of conv3x3 → BatchNorm → ReLU, a x2 bilinear
+    upsampling after every stage but the last, the 1x1 classifier at 1/2 resolution, then x2 to the
+    image. Its per-head LayerNorm (vit_up_head.py line 155) is :class:`TaskLayerNorm`, the model's
+    final norm. The BatchNorms are folded into the convolutions before quantization
+    (:func:`fold_batchnorm`), so the quantized model, golden and the accelerator see one conv.
+
+    ``pup-lite`` (mtl-moe's earlier head): log2(patch) stages of conv3x3 → ReLU → x2 bilinear, the
+    classifier at full resolution. ``linear``: 1x1 classifier on the grid, bilinear to the image size.
     """
 
     def __init__(self, config: MoEViTConfig, spec: TaskSpec) -> None:
@@ -249,18 +257,79 @@ class TaskHead(nn.Module):
         c_in, c = config.n_embd, config.decoder_channels
         stages: list[nn.Module] = []
         if self.kind == "pup":
-            for _ in range(int(math.log2(config.patch_size))):
+            n = config.n_pup_stages
+            self.convs = nn.ModuleList(nn.Conv2d(c_in if i == 0 else c, c, 3, padding=1) for i in range(n))
+            self.bns = nn.ModuleList(nn.BatchNorm2d(c) for _ in range(n))  # eps 1e-5, as SyncBN's
+            c_in = c
+        elif self.kind == "pup-lite":
+            for _ in range(config.n_pup_stages):
                 stages += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(),
                            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)]
                 c_in = c
-        self.stages = nn.Sequential(*stages)
+        self.stages = nn.Sequential(*stages)  # empty for pup and linear (no parameters, no keys)
         self.classifier = nn.Conv2d(c_in, spec.out_channels, 1)
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
-        y = self.classifier(self.stages(grid))  # (B, out, H', W')
+        y = grid
+        if self.kind == "pup":
+            for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
+                y = F.relu(bn(conv(y)))
+                if i < len(self.convs) - 1:
+                    y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+        y = self.classifier(self.stages(y))  # (B, out, H', W')
         if y.shape[-2:] != self.img_size:
             y = F.interpolate(y, size=self.img_size, mode="bilinear", align_corners=False)
         return y  # (B, out, H, W)
+
+
+class TaskLayerNorm(nn.Module):
+    """The final LayerNorm, one (γ, β) per task, chosen by the task id as the router is.
+
+    M³ViT's backbone has no final norm; each task's PUP head normalises the tokens itself
+    (VITA-Group/M3ViT models/vit_up_head.py line 84 ``self.norm``, line 155, after dropping the class
+    token). LayerNorm is per token, so normalising the class token as well (which the heads then
+    drop) changes nothing. Parameters ``weight``/``bias`` are (n_tasks, D): the checkpoint keys
+    stay ``ln_f.weight``/``ln_f.bias``, stacked per task.
+    """
+
+    def __init__(self, n_tasks: int, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(n_tasks, dim))
+        self.bias = nn.Parameter(torch.zeros(n_tasks, dim))
+
+    def forward(self, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """x (B, T, D), task_ids (B,) → each image normalised with its task's γ, β."""
+        y = F.layer_norm(x, x.shape[-1:], eps=self.eps)
+        return y * self.weight[task_ids][:, None, :] + self.bias[task_ids][:, None, :]
+
+
+def fold_batchnorm(conv_w: torch.Tensor, conv_b: torch.Tensor, bn: nn.BatchNorm2d
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv → eval-mode BatchNorm as one conv: w·s, (b − μ)·s + β with s = γ / sqrt(σ² + eps).
+
+    Eval mode is what inference runs (running statistics), so the folded conv is the same function;
+    the quantizer then sees one weight and one bias, which is what golden, C-sim and the accelerator
+    compute. Differentiable in w, b, γ, β (QAT trains through the fold, statistics frozen).
+    """
+    s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    w = conv_w * s.to(conv_w.dtype).reshape(-1, *([1] * (conv_w.dim() - 1)))
+    b = (conv_b - bn.running_mean.to(conv_b.dtype)) * s.to(conv_b.dtype) + bn.bias.to(conv_b.dtype)
+    return w, b
+
+
+def folded_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model.named_parameters()`` with every PUP head's BatchNorm folded into its conv: the
+    ``heads.<task>.convs.<i>.weight/bias`` entries become the folded conv's, the ``bns.<i>`` entries
+    are dropped. What quantization (PTQ, QAT, export, golden codes) starts from."""
+    out = dict(model.named_parameters())
+    for hname, head in model.named_modules():
+        if isinstance(head, TaskHead) and head.kind == "pup":
+            for i, (conv, bn) in enumerate(zip(head.convs, head.bns, strict=True)):
+                w, b = fold_batchnorm(conv.weight, conv.bias, bn)
+                out[f"{hname}.convs.{i}.weight"], out[f"{hname}.convs.{i}.bias"] = w, b
+                del out[f"{hname}.bns.{i}.weight"], out[f"{hname}.bns.{i}.bias"]
+    return out
 
 
 class M3ViT(nn.Module):
@@ -274,7 +343,8 @@ class M3ViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
         self.pos_embed = nn.Parameter(torch.zeros(1, config.n_tokens, D))
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(D, eps=config.ln_eps)
+        self.ln_f: nn.Module = (TaskLayerNorm(len(config.tasks), D, config.ln_eps) if config.per_task_norm
+                                else nn.LayerNorm(D, eps=config.ln_eps))
         self.heads = nn.ModuleDict({t.name: TaskHead(config, t) for t in config.tasks})
         self.apply(self._init_weights)
         for p in (self.cls_token, self.pos_embed):
@@ -300,6 +370,19 @@ class M3ViT(nn.Module):
     def forward_features(self, images: torch.Tensor, task_ids: torch.Tensor
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """images (B, C, H, W), task_ids (B,) → patch-token grid (B, D, gh, gw), balance loss."""
+        x, aux = self.forward_tokens(images, task_ids)
+        return self.final_norm(x, task_ids), aux
+
+    def final_norm(self, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """The last block's tokens (B, T, D) → the heads' grid (B, D, gh, gw): the final LayerNorm
+        (the task's own with per_task_norm), the class token dropped (the heads are dense)."""
+        c = self.config
+        x = (self.ln_f(x, task_ids) if c.per_task_norm else self.ln_f(x))[:, 1:]
+        return x.transpose(1, 2).reshape(x.shape[0], c.n_embd, *c.grid)
+
+    def forward_tokens(self, images: torch.Tensor, task_ids: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """images, task_ids (B,) → the last block's tokens (B, T, D) before the final norm, balance loss."""
         c = self.config
         if images.shape[1:] != (c.in_chans, *c.img_size):
             raise ValueError(f"expected images of shape (B, {c.in_chans}, {c.img_size[0]}, "
@@ -310,9 +393,7 @@ class M3ViT(nn.Module):
         for blk in self.blocks:
             x, a = blk(x, task_ids)
             aux = aux + a
-        x = self.ln_f(x)[:, 1:]  # drop the class token: the heads are dense predictors
-        grid = x.transpose(1, 2).reshape(x.shape[0], c.n_embd, *c.grid)  # (B, D, gh, gw)
-        return grid, aux
+        return x, aux
 
     def forward(self, images: torch.Tensor, task: str | int) -> torch.Tensor:
         """Prediction of one task: the backbone runs with that task's gate, then its head."""
@@ -328,9 +409,10 @@ class M3ViT(nn.Module):
         matmuls than T small passes); without it, once for all tasks.
         """
         B, T = images.shape[0], len(self.config.tasks)
-        if self.task_independent:
-            grid, aux = self.forward_features(images, images.new_zeros(B, dtype=torch.long))
-            grids = [grid] * T
+        if self.task_independent:  # one backbone pass; the final norm may still be per task
+            x, aux = self.forward_tokens(images, images.new_zeros(B, dtype=torch.long))
+            grids = [self.final_norm(x, torch.full((B,), t, dtype=torch.long, device=images.device))
+                     for t in range(T)]
         else:
             task_ids = torch.arange(T, device=images.device).repeat_interleave(B)
             grid, aux = self.forward_features(images.repeat(T, 1, 1, 1), task_ids)

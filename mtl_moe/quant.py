@@ -31,7 +31,14 @@ import torch.nn.functional as F
 from mtl_moe.config import ConfigError, MoEViTConfig
 from mtl_moe.fixed import INT64_SAFE_BITS, Fixed, FixedOverflowError
 from mtl_moe.hw import HardwareSpec
-from mtl_moe.model import M3ViT, _grouped_matmul, _per_task_sum, balance_loss, expert_queues
+from mtl_moe.model import (
+    M3ViT,
+    _grouped_matmul,
+    _per_task_sum,
+    balance_loss,
+    expert_queues,
+    folded_parameters,
+)
 from mtl_moe.nonlinear import exp_neg, gelu, reciprocal, rsqrt
 
 Tensor = torch.Tensor
@@ -261,10 +268,11 @@ class QuantM3ViT(nn.Module):
 
     # -- parameters --------------------------------------------------------------------------
     def qparams(self, dtype: torch.dtype) -> dict[str, Tensor]:
-        """Quantized parameter values (STE to the float weights in float32 mode)."""
+        """Quantized parameter values (STE to the float weights in float32 mode). PUP heads'
+        BatchNorms are folded into their convs first (:func:`~mtl_moe.model.folded_parameters`)."""
         c, out = self.config, {}
         scale = c.head_dim ** -0.5
-        for name, p in self.model.named_parameters():
+        for name, p in folded_parameters(self.model).items():
             v = p.to(dtype)
             if name.endswith("attn.c_attn.weight") or name.endswith("attn.c_attn.bias"):
                 fold = torch.ones(v.shape[0], dtype=dtype)
@@ -281,8 +289,8 @@ class QuantM3ViT(nn.Module):
 
     def _layer_norm(self, x: Tensor, g: Tensor, b: Tensor, name: str) -> Tensor:
         hw, a, s = self.hw, self.hw.act, self.hw.ln_stat
-        if x.dtype != torch.float64:
-            return fq(F.layer_norm(x, (self.config.n_embd,), g, b, self.config.ln_eps), a, name)
+        if x.dtype != torch.float64:  # g, b: (D,) or per image (B, 1, D)
+            return fq(F.layer_norm(x, (self.config.n_embd,), eps=self.config.ln_eps) * g + b, a, name)
         D = x.shape[-1]
         xc = codes(x, a)
         mean = torch.div(xc.sum(-1, keepdim=True), D, rounding_mode="floor")
@@ -454,14 +462,28 @@ class QuantM3ViT(nn.Module):
                 h = self._ffn(h, P[f"{pre}.mlp.c_fc.weight"], P[f"{pre}.mlp.c_fc.bias"],
                               P[f"{pre}.mlp.c_proj.weight"], P[f"{pre}.mlp.c_proj.bias"], f"{pre}.mlp")
             x = self._t(f"{pre}.mlp_res", fq(x + h, hw.act, f"{pre}.mlp_res"))
-        x = self._layer_norm(x, P["ln_f.weight"], P["ln_f.bias"], "ln_f")[:, 1:]
+        g, b = P["ln_f.weight"], P["ln_f.bias"]
+        if c.per_task_norm and STATIC_GRAPH:  # an exported graph is one task's: its row, no gather
+            t = int(task_ids[0])
+            g, b = g[t], b[t]
+        elif c.per_task_norm:  # each image's task selects its (γ, β)
+            g, b = g[task_ids][:, None, :], b[task_ids][:, None, :]
+        x = self._layer_norm(x, g, b, "ln_f")[:, 1:]
         return x.transpose(1, 2).reshape(B, c.n_embd, *c.grid), aux
 
     def head(self, grid: Tensor, task: str, P: dict[str, Tensor]) -> Tensor:
         c, pre = self.config, f"heads.{task}"
         y = grid
-        if c.decoder == "pup":
-            for s in range(int(math.log2(c.patch_size))):
+        if c.decoder == "pup":  # BatchNorm already folded into the convs (qparams)
+            n = c.n_pup_stages
+            for s in range(n):
+                y = self._conv(y, P[f"{pre}.convs.{s}.weight"], P[f"{pre}.convs.{s}.bias"], 1, 1,
+                               self.hw.act, f"{pre}.conv{s}")
+                y = torch.relu(y)
+                if s < n - 1:
+                    y = self._upsample(y, (2 * y.shape[-2], 2 * y.shape[-1]), f"{pre}.up{s}")
+        if c.decoder == "pup-lite":
+            for s in range(c.n_pup_stages):
                 j = 3 * s
                 y = self._conv(y, P[f"{pre}.stages.{j}.weight"], P[f"{pre}.stages.{j}.bias"], 1, 1,
                                self.hw.act, f"{pre}.conv{s}")

