@@ -378,7 +378,7 @@ async def accel_seq_runs_the_image(dut):
     Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps(rep))
 
 
-def _run(tmp_path: Path, hw_name: str, task: int) -> dict:
+def _run(tmp_path: Path, hw_name: str, task: int, decoder: str = "pup-lite") -> dict:
     import sys
 
     from cocotb_util import run_unit
@@ -393,7 +393,7 @@ def _run(tmp_path: Path, hw_name: str, task: int) -> dict:
     from mtl_moe.quant import QuantM3ViT
     from mtl_moe.rtl import accel_seq_parameters, tile_buffers
 
-    cfg, hw, kp = get_preset("demo"), get_hw(hw_name), KernelParams()
+    cfg, hw, kp = get_preset("demo").replace(decoder=decoder), get_hw(hw_name), KernelParams()
     ex = tmp_path / "export"
     export(QuantM3ViT(_scaled_model(cfg, 1, 1.0), hw), ex, force=True, kp=kp)
     lin = [s for s in build_program(cfg, hw, kp) if s.op == "linear"]
@@ -434,9 +434,12 @@ def _check(rep: dict) -> None:
         f"says {im['model_cycles']:.0f}: {err:+.1%}, beyond {IMAGE_TOLERANCE:.0%}")
 
 
-@pytest.mark.parametrize(("hw_name", "task"),
-                         [("w16a32", 1), pytest.param("int8", 0, marks=pytest.mark.slow)])
-def test_accel_seq_runs_the_program_equal_to_golden_and_the_model(verilator, tmp_path, hw_name, task):
+@pytest.mark.parametrize(("hw_name", "task", "decoder"), [
+    ("w16a32", 1, "pup-lite"), pytest.param("int8", 0, "pup-lite", marks=pytest.mark.slow),
+    pytest.param("w16a32", 2, "pup", marks=pytest.mark.slow)])
+def test_accel_seq_runs_the_program_equal_to_golden_and_the_model(verilator, tmp_path, hw_name, task,
+                                                                  decoder):
     """Task 1 in CI: its router matrix is at w_off + w_task_stride (a sequencer that ignored the
-    stride would read task 0's and mismatch)."""
-    _check(_run(tmp_path, hw_name, task))
+    stride would read task 0's and mismatch); decoder pup (slow): the final LayerNorm's gamma / beta
+    are task 2's row of their stacks."""
+    _check(_run(tmp_path, hw_name, task, decoder))

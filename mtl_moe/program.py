@@ -183,11 +183,14 @@ class _Builder:
                         f"{p}.experts.b2", index=e, expert=e)
             self.add("expert_combine", layer=i, rows=ROWS_QUEUE, n=D, src="F", dst="SUM", expert=e)
 
-    def layernorm(self, layer: int, name: str, src: str, dst: str) -> None:
-        g, _ = self.off(f"{name}.weight")
-        b, _ = self.off(f"{name}.bias")
+    def layernorm(self, layer: int, name: str, src: str, dst: str, per_task: bool = False) -> None:
+        """A LayerNorm step; ``per_task``: gamma / beta are a stack of one row per task (decoder pup's
+        final norm), the task's row at w_off + task * w_task_stride (b_off + task * b_task_stride)."""
+        g, gs = self.off(f"{name}.weight")
+        b, bs = self.off(f"{name}.bias")
         self.add("layernorm", layer=layer, rows=self.cfg.n_tokens, n=self.cfg.n_embd, src=src, dst=dst,
-                 weight=f"{name}.weight", w_off=g, b_off=b)
+                 weight=f"{name}.weight", w_off=g, b_off=b, flags=F_PER_TASK if per_task else 0,
+                 w_task_stride=gs if per_task else 0, b_task_stride=bs if per_task else 0)
 
     def build(self) -> list[Step]:
         c = self.cfg
@@ -204,7 +207,7 @@ class _Builder:
         self.add("embed", rows=c.n_tokens, n=c.n_embd, src="F", dst="X", w_off=cls, b_off=pos)
         for i in range(c.n_layer):
             self.block(i)
-        self.layernorm(-1, "ln_f", "X", "H")
+        self.layernorm(-1, "ln_f", "X", "H", per_task=c.per_task_norm)
         if self.d.fm_on_chip:
             self.add("write_features", rows=c.n_patches, n=c.n_embd, src="H", dst="ddr")
         return self.steps

@@ -300,9 +300,9 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     lanes = layernorm_lanes(cfg.n_embd, kp.axi_bits, hw.act.width)
     ln = layernorm_parameters(hw, cfg, dir, lanes)
     ge = gelu_parameters(hw, Path(dir) / "gelu_table.mem")
-    at = {f"F_{k.upper()}": pg.STEP_FIELDS.index(k) for k in ("opcode", "rows", "n", "src", "dst", "w_off",
-                                                              "w_task_stride", "b_off", "n_tiles", "k_tiles",
-                                                              "expert", "flags")}
+    at = {f"F_{k.upper()}": pg.STEP_FIELDS.index(k)
+          for k in ("opcode", "rows", "n", "src", "dst", "w_off", "w_task_stride", "b_off", "b_task_stride",
+                    "n_tiles", "k_tiles", "expert", "flags")}
     rt = router_parameters(hw, cfg, dir) if cfg.n_experts else {}
     from mtl_moe.onchip import kernel_widths
 

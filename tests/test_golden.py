@@ -65,9 +65,9 @@ def test_demo_model_bit_exact_every_task(task):
     assert bad == 0, f"{bad} of {n} values differ"
 
 
-# Decoders whose backbone the accelerator (hls/ kernels, program.py, RTL) runs today; "pup"'s final
-# LayerNorm per task is not yet selected there (its kernels read task 0's), so test_hls draws these.
-ACCELERATOR_DECODERS = ("pup-lite", "linear")
+# Decoders whose backbone the accelerator (hls/ kernels, program.py, RTL) runs: all three ("pup"'s final
+# LayerNorm is the task's row, selected as the gate is)
+ACCELERATOR_DECODERS = ("pup", "pup-lite", "linear")
 
 
 @st.composite

@@ -239,9 +239,6 @@ def test_weights_json_stacks_the_final_norm_per_task_with_its_stride() -> None:
     assert m2["tensors"]["ln_f.weight"]["shape"] == [D] and "task_stride" not in m2["tensors"]["ln_f.weight"]
 
 
-@pytest.mark.xfail(strict=True, reason="hls/ kernels.h reads task 0's final LayerNorm for every task "
-                   "(OFF_LNF_W without + task * STRIDE_LNF): the lead's change; strict, so it fails "
-                   "once C-sim selects the task's row and this mark must go")
 def test_csim_selects_each_tasks_final_norm(tmp_path) -> None:
     from mtl_moe.csim import CSim, input_codes
     from mtl_moe.hls_export import export

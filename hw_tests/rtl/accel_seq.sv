@@ -12,7 +12,8 @@
 //                   word r * ceil(n / T_IN) + nt * T_OUT / T_IN (lanes past n not written); into
 //                   LOGITS in the router_logit format (the engine's second output format), and from an
 //                   F_IN_INPUT src (the patch embedding) in the input format;
-//   layernorm       accel_ln.sv (gamma at w_base + w_off, beta at w_base + b_off, over m_axi_l);
+//   layernorm       accel_ln.sv (gamma at w_base + w_off + task * w_task_stride, beta at w_base + b_off
+//                   + task * b_task_stride: decoder pup's final norm is a row per task; over m_axi_l);
 //   gelu            accel_gelu.sv over rows x ceil(n / T_IN) words of src, in place;
 //   residual        accel_add.sv: dst += src word by word (src SUM: the MoE block's gated sums,
 //                   read where accel_combine.sv keeps them);
@@ -107,6 +108,7 @@ module accel_seq #(
     parameter int F_W_OFF = 7,
     parameter int F_W_TASK_STRIDE = 8,
     parameter int F_B_OFF = 9,
+    parameter int F_B_TASK_STRIDE = 10,
     parameter int F_N_TILES = 11,
     parameter int F_K_TILES = 12,
     parameter int F_EXPERT = 13,
@@ -508,8 +510,9 @@ module accel_seq #(
                     e_baddr <= $signed(field(rec, F_B_OFF)) != NO_OFFSET  // no bias: any aligned address
                                ? w_base + 64'(field(rec, F_B_OFF)) : w_base;
                     e_bias <= $signed(field(rec, F_B_OFF)) != NO_OFFSET;
-                    ln_g <= w_base + 64'(field(rec, F_W_OFF));
-                    ln_b <= w_base + 64'(field(rec, F_B_OFF));
+                    // LayerNorm's gamma / beta (a per-task stack: the task's row), embed's cls / pos
+                    ln_g <= w_base + 64'(field(rec, F_W_OFF)) + 64'(task_id) * 64'(field(rec, F_W_TASK_STRIDE));
+                    ln_b <= w_base + 64'(field(rec, F_B_OFF)) + 64'(task_id) * 64'(field(rec, F_B_TASK_STRIDE));
                     st <= S_RUN;
                     cyc <= '0;
                     ovf_n <= '0;

@@ -956,7 +956,8 @@ static void backbone(const axi_word* mem, const axi_word* mem1, const axi_word* 
         }
         residual(X, F);
     }
-    layer_norm(X, mem, OFF_LNF_W, OFF_LNF_B, H);  // every token (the class token is dropped below)
+    // every token (the class token is dropped below); decoder pup: the task's own gamma / beta row
+    layer_norm(X, mem, OFF_LNF_W + task * STRIDE_LNF, OFF_LNF_B + task * STRIDE_LNF, H);
     write_features(H, b, features, carry);
 }
 
