@@ -259,6 +259,7 @@ IMAGE_CYCLE_DEFECT = (("wire piece = running && cnt != 0",
                        "    wire piece = !gap && running && cnt != 0"),)
 
 
+@pytest.mark.slow  # CI: test_accel_rtl runs read_image inside the whole image (the same checks)
 def test_accel_image_equals_golden_im2col_and_the_model(verilator, demo_export, tmp_path):
     """read_image: 0 mismatching img lanes against golden's im2col matrix; cycles within 2 %."""
     rep = _run(tmp_path, demo_export, "accel_image")
@@ -266,7 +267,7 @@ def test_accel_image_equals_golden_im2col_and_the_model(verilator, demo_export, 
     assert abs(_cycles_off(rep)) <= TOLERANCE, rep
 
 
-@pytest.mark.parametrize("which", ["values", "cycles"])
+@pytest.mark.parametrize("which", ["values", pytest.param("cycles", marks=pytest.mark.slow)])
 def test_accel_image_checks_catch_a_planted_defect(verilator, demo_export_of, tmp_path, which):
     """The same checks fail on a defective copy of the unit (w16a32)."""
     defect = IMAGE_VALUE_DEFECT if which == "values" else IMAGE_CYCLE_DEFECT
@@ -285,6 +286,7 @@ EMBED_CYCLE_DEFECT = (("assign m_axi_e_RREADY = running", "assign m_axi_e_RREADY
                        "    always_ff @(posedge clk) {rx2, rx1} <= {rx1, rx};"))
 
 
+@pytest.mark.slow  # CI: test_accel_rtl runs embed inside the whole image (the same checks)
 def test_accel_embed_equals_golden_and_the_model(verilator, demo_export, tmp_path):
     """embed: 0 mismatching X lanes against golden's X after the cls/pos add; cycles within 2 %."""
     rep = _run(tmp_path, demo_export, "accel_embed")
@@ -292,7 +294,7 @@ def test_accel_embed_equals_golden_and_the_model(verilator, demo_export, tmp_pat
     assert abs(_cycles_off(rep)) <= TOLERANCE, rep
 
 
-@pytest.mark.parametrize("which", ["values", "cycles"])
+@pytest.mark.parametrize("which", [pytest.param("values", marks=pytest.mark.slow), "cycles"])
 def test_accel_embed_checks_catch_a_planted_defect(verilator, demo_export_of, tmp_path, which):
     """The same checks fail on a defective copy of the unit (w16a32)."""
     defect = EMBED_VALUE_DEFECT if which == "values" else EMBED_CYCLE_DEFECT
@@ -337,7 +339,7 @@ def odd_export(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize("hw_name", ["w16a32", pytest.param("int8", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("top", ["accel_image", "accel_embed"])
+@pytest.mark.parametrize("top", ["accel_image", pytest.param("accel_embed", marks=pytest.mark.slow)])
 def test_units_at_an_odd_design_point(verilator, odd_export, tmp_path, top, hw_name):
     """Both units at ODD_POINT: 0 mismatches, cycles within 2 % of step_cost."""
     rep = _run(tmp_path, odd_export(hw_name), top, env={"MTL_MOE_IMG_SHIFT": str(ODD_IMG_SHIFT)})
@@ -412,7 +414,7 @@ def test_image_pieces_counts_the_write_loop(c, h, w, patch, per, t_in):
     assert image_pieces(c, h, w, patch, per, t_in) == _walk_pieces(c, h, w, patch, per, t_in)
 
 
-@pytest.mark.parametrize("hw_name", ["int8", "w16a32"])
+@pytest.mark.parametrize("hw_name", ["int8", pytest.param("w16a32", marks=pytest.mark.slow)])
 def test_accel_embed_rounds_and_overflows_as_golden(verilator, demo_export_of, tmp_path, hw_name):
     """F of random full-range codes: int8 (SAT) sums clamp exactly as golden's (0 mismatches, some at
     the act bounds); w16a32 (WRAP) sums overflow, golden raises, the unit flags ovf."""
