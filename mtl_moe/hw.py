@@ -92,6 +92,16 @@ def mac_pack2(a_bits: int, b_bits: int) -> bool:
     return a_bits <= 8 and b_bits <= 8 and a_bits + b_bits <= PACK_SHIFT and b_bits + PACK_SHIFT < 27
 
 
+AXI_4K = 4096  # AXI4: no burst crosses a 4 KiB boundary
+AXI4_BURST_MAX = 256  # AXI4: beats of one INCR burst at most
+
+
+def io_burst_beats(axi_bits: int) -> int:
+    """Beats of one burst of the RTL's image / cls-pos reads (accel_image.sv, accel_embed.sv BURST):
+    AXI4's 256 or fewer, so that a burst from a 4 KiB-aligned start never crosses 4 KiB."""
+    return min(AXI4_BURST_MAX, AXI_4K // (axi_bits // 8))
+
+
 def beat_lanes(axi_bits: int, bits: int) -> int:
     """Values of ``bits`` in one AXI beat (at least 1): the lanes a unit fed one beat a cycle has —
     the attention reads, the LayerNorm unit and the performance model all count with it."""

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_moe.config import MoEViTConfig
-from mtl_moe.hw import HardwareSpec, mac_pack2
+from mtl_moe.hw import AXI4_BURST_MAX, AXI_4K, HardwareSpec, io_burst_beats, mac_pack2  # noqa: F401 (re-exported)
 from mtl_moe.layout import TileLayout
 from mtl_moe.program import ROWS_QUEUE, UNMODELED_OPS, Step, build_program
 from mtl_moe.rtl import ROUTER_STAGES, attention_lanes, beat_lanes, layernorm_lanes, layernorm_timing
@@ -212,18 +212,11 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-AXI_4K = 4096  # AXI4: no burst crosses a 4 KiB boundary
 # cycles from the cycle an RTL unit sees start to its first R beat, besides the memory's first-beat
 # latency: the AR goes out the next cycle (a registered request), the memory counts its latency from
 # the cycle after the AR handshake and its R channel has one register stage (hw_tests/board_memory.py;
 # hw_tests/test_accel_embed.py's first R beat: start + 1 + latency + 2)
 AXI_EDGE_CYCLES = 3
-
-
-def io_burst_beats(axi_bits: int) -> int:
-    """Beats of one burst of the RTL's image / cls-pos reads (accel_image.sv, accel_embed.sv BURST):
-    IO_BURST (AXI4's 256) or fewer, so that a burst from a 4 KiB-aligned start never crosses 4 KiB."""
-    return min(IO_BURST, AXI_4K // (axi_bits // 8))
 
 
 @functools.lru_cache(maxsize=64)
@@ -1081,7 +1074,7 @@ def validate_edge_moe(config: MoEViTConfig, hw: HardwareSpec) -> dict[str, Any]:
 # num_write_outstanding of gmem_io: features are written once an image, nothing waits on the write
 # responses, so one burst fills while one drains (UG1399 'Controlling AXI4 Burst Behavior')
 WRITE_OUTSTANDING = 2
-IO_BURST = 256  # max_read/write_burst_length of gmem_io: image and features are long runs (AXI4's limit)
+IO_BURST = AXI4_BURST_MAX  # max_read/write_burst_length of gmem_io: image and features are long runs
 
 
 def axi_readahead(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, board: str = "zcu104") -> dict[str, int]:

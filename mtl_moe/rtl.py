@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtl_moe.hw import PACK_SHIFT, HardwareSpec, beat_lanes, mac_pack2  # noqa: F401 (beat_lanes re-exported)
+from mtl_moe.hw import PACK_SHIFT, HardwareSpec, beat_lanes, io_burst_beats, mac_pack2  # noqa: F401 (beat_lanes re-exported)
 from mtl_moe.nonlinear import table
 
 if TYPE_CHECKING:  # annotations only (hls_export imports this package's config at import time)
@@ -191,7 +191,6 @@ def _addr_bits(words: int) -> int:
 def image_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
     """accel_image.sv's parameters from the config, the hardware types and the design point."""
     from mtl_moe.deploy.regmap import storage_bytes
-    from mtl_moe.perf import io_burst_beats
 
     kpw = -(-cfg.in_chans * cfg.patch_size**2 // kp.t_in)
     return {"AXI_BITS": kp.axi_bits, "SB": 8 * storage_bytes(hw.input.width), "WI": hw.input.width,
@@ -203,7 +202,6 @@ def image_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
 def embed_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
     """accel_embed.sv's parameters: tokens, width, the act and bias types (the add's grids)."""
     from mtl_moe.deploy.regmap import storage_bytes
-    from mtl_moe.perf import io_burst_beats
 
     a, b = hw.act, hw.bias
     dw = -(-cfg.n_embd // kp.t_in)
