@@ -8,12 +8,15 @@ back to that loop; each check shows it can fail with a deliberately too-wide lim
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from mtl_moe import csim, golden
 from mtl_moe.config import get_preset
+from mtl_moe.deploy.backends import CSimDevice
 from mtl_moe.golden import GoldenModel, int_matmul
 from mtl_moe.hw import HW_PRESETS, get_hw
 from mtl_moe.quant import QuantM3ViT, export_codes
@@ -125,3 +128,97 @@ def test_the_head_check_catches_a_float32_matmul(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(golden, "int_matmul", lambda a, b: np.rint(
         a.astype(np.float32) @ np.asarray(b).astype(np.float32)).astype(np.int64))
     assert _head_mismatches(g, x, monkeypatch)[0] > 0
+
+
+# ---- the run's report: per task mismatches, heads and the latency split -------------------------
+
+def _run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+    from mtl_moe.cli import main
+
+    code = main(["run", *argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_run_json_reports_per_task_mismatches_heads_and_the_split(demo_export, capsys) -> None:
+    code, r = _run_json([str(demo_export), "--backend", "sim", "--images", "2"], capsys)
+    from mtl_moe.hls_export import read_export
+
+    _, cfg, _ = read_export(demo_export)
+    assert code == 0 and r["mismatches"] == 0 and r["heads"] == "host" and r["backend"] == "sim"
+    assert set(r["tasks"]) == {t.name for t in cfg.tasks}
+    for t in cfg.tasks:
+        v = r["tasks"][t.name]
+        assert v["heads"] == "host" and v["mismatches"] == 0 and v["feature_mismatches"] == 0, v
+        assert v["values"] == 2 * t.out_channels * cfg.img_size[0] * cfg.img_size[1]
+        assert v["feature_values"] == 2 * cfg.n_embd * cfg.grid[0] * cfg.grid[1]
+        parts = [v[k] for k in ("pre_s", "accelerator_s", "head_s", "post_s")]
+        assert all(p > 0 for p in parts) and sum(parts) <= v["end_to_end_s"], v
+        assert 0 < v["latency_s"] and v["wall_s"] <= v["accelerator_s"], v
+
+
+def test_run_refuses_heads_on_the_accelerator_in_one_line(demo_export_of, capsys) -> None:
+    from mtl_moe.cli import main
+
+    assert main(["run", str(demo_export_of("int8")), "--heads", "accelerator"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not built yet" in err, err
+    from mtl_moe.deploy.accelerator import Accelerator
+
+    with pytest.raises(ValueError, match="not built yet"):
+        Accelerator(demo_export_of("int8"), backend="sim", heads="accelerator")
+
+
+def test_the_per_task_check_catches_another_tasks_head(demo_export_of) -> None:
+    from mtl_moe.deploy.accelerator import Accelerator
+    from mtl_moe.deploy.check import run_and_check
+
+    acc = Accelerator(demo_export_of("int8"), backend="sim")
+    real = acc.head
+    acc.head = lambda f, task: real(f, "depth")  # every task gets depth's head
+    r = run_and_check(acc, 1, ["depth", "edges", "normals"])
+    depth, edges, normals = (r["tasks"][k] for k in ("depth", "edges", "normals"))
+    assert depth["mismatches"] == 0 and edges["feature_mismatches"] == 0
+    assert edges["mismatches"] > 0, edges  # same shape (one channel), other weights
+    assert normals["mismatches"] == normals["values"], normals  # 1 channel where 3 are due: all count
+
+
+class _AsyncSim:
+    """The C-sim device behind awaited register methods, as the cocotb backend offers them."""
+
+    def __init__(self, dev: CSimDevice) -> None:
+        self.dev, self.name = dev, "async-sim"
+
+    def alloc(self, nbytes: int):  # noqa: ANN201
+        return self.dev.alloc(nbytes)
+
+    async def read(self, offset: int) -> int:
+        return self.dev.read(offset)
+
+    async def write(self, offset: int, value: int) -> None:
+        self.dev.write(offset, value)
+
+    async def now(self) -> float:
+        return self.dev.now()
+
+    async def sleep(self, seconds: float) -> None:
+        self.dev.sleep(seconds)
+
+    async def wait_irq(self, timeout: float) -> bool:
+        return self.dev.wait_irq(timeout)
+
+
+def test_infer_async_reports_the_same_prediction_and_split(demo_export_of) -> None:
+    import asyncio
+
+    from mtl_moe.deploy.accelerator import Accelerator
+
+    ex = demo_export_of("int8")
+    sync = Accelerator(ex, backend="sim")
+    img = csim.test_images(sync.config, 1, 5)[0]
+    want = sync.infer(img, 1)
+    acc = Accelerator(ex, backend=_AsyncSim(CSimDevice(ex)))
+    got = asyncio.run(acc.infer_async(img, 1))
+    t = acc.last_timing
+    assert np.array_equal(got, want) and t["backend"] == "async-sim" and t["heads"] == "host"
+    assert t["pre_s"] + t["accelerator_s"] + t["head_s"] + t["post_s"] <= t["end_to_end_s"]
+    assert t["start_to_done_s"] > 0 and acc.last_wall_s <= t["accelerator_s"]
