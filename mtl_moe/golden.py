@@ -85,14 +85,17 @@ def int_matmul(a: Codes, b: Codes) -> Codes:
     """
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     K = a.shape[-1]
-    plan = _limb_plan(_magnitude_bits(a), _magnitude_bits(b), _F64_EXACT_BITS - max(K - 1, 0).bit_length())
-    if a.size == 0 or b.size == 0 or plan is None:
+    if a.size == 0 or b.size == 0:
         return a @ b
     if b.ndim == 2 and a.ndim != 2:  # one 2-D BLAS call, not one per leading index
         return int_matmul(a.reshape(-1, K), b).reshape(*a.shape[:-1], b.shape[-1])
+    bits_a, bits_b = _magnitude_bits(a), _magnitude_bits(b)
+    plan = _limb_plan(bits_a, bits_b, _F64_EXACT_BITS - (K - 1).bit_length())
+    if plan is None:  # K near 2^53: no limb fits (never for a real layer)
+        return a @ b
     acc: Codes | None = None
-    for sa, la in _split(a, plan[0], _magnitude_bits(a)):
-        for sb, lb in _split(b, plan[1], _magnitude_bits(b)):
+    for sa, la in _split(a, plan[0], bits_a):
+        for sb, lb in _split(b, plan[1], bits_b):
             part = (la @ lb).astype(np.int64) << (sa + sb)
             acc = part if acc is None else acc + part
     assert acc is not None
