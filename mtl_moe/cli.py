@@ -298,18 +298,23 @@ def cmd_csim(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mtl_moe.deploy.accelerator import Accelerator
+    from mtl_moe.deploy.accelerator import Accelerator, check_heads
     from mtl_moe.deploy.check import run_and_check
 
+    check_heads(args.heads)  # before the export is opened: "accelerator" is refused in one line
     acc = Accelerator(args.export_dir, backend=args.backend, overlay=args.overlay, max_images=args.images,
-                      timeout=args.timeout, irq=args.irq)
+                      timeout=args.timeout, irq=args.irq, heads=args.heads)
     r = run_and_check(acc, args.images, args.tasks or None)
     if args.json:
         print(json.dumps(r))
     else:
         for t, v in r["tasks"].items():
-            print(f"{t:>10}: {v['mismatches']} mismatching values of {v['values']} vs golden, "
-                  f"{1e3 * v['latency_s']:.2f} ms start-to-done")
+            print(f"{t:>10}: {v['mismatches']} mismatching values of {v['values']} (prediction) and "
+                  f"{v['feature_mismatches']} of {v['feature_values']} (features) vs golden")
+            print(f"{'':>10}  {1e3 * v['end_to_end_s']:.2f} ms image in -> prediction out = pre "
+                  f"{1e3 * v['pre_s']:.2f} + accelerator {1e3 * v['accelerator_s']:.2f} (start-to-done "
+                  f"{1e3 * v['latency_s']:.2f}) + head ({v['heads']}) {1e3 * v['head_s']:.2f} + post "
+                  f"{1e3 * v['post_s']:.2f}")
         if r["backend"] == "sim":
             print("(sim backend: the C++ on this CPU; its times are not accelerator latencies)")
     return 0 if r["mismatches"] == 0 else 1
@@ -567,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--irq", action="store_true", help="wait for the interrupt instead of polling")
     r.add_argument("--timeout", type=_float_in(0.001, 1e6), default=30.0,
                    help="seconds before a run counts as hung")
+    r.add_argument("--heads", choices=["host", "accelerator"], default="host",
+                   help="where the task heads run (accelerator: not built yet, refused)")
     r.add_argument("--json", action="store_true", help="the result as one JSON line")
     r.set_defaults(func=cmd_run)
 

@@ -39,6 +39,69 @@ def _bound_check(a: Codes, b: Codes, terms: int, name: str) -> None:
             f"golden model's exact int64 range 2^{INT64_SAFE_BITS}; use narrower operand types")
 
 
+_F64_EXACT_BITS = 53  # float64 holds every integer of magnitude <= 2^53 exactly
+
+
+def _magnitude_bits(c: Codes) -> int:
+    """Bits of the largest |code| (Python ints: np.abs of int64's minimum would wrap)."""
+    return max(int(c.max()), -int(c.min())).bit_length() if c.size else 0
+
+
+def _limb_plan(bits_a: int, bits_b: int, budget: int) -> tuple[int, int] | None:
+    """Limb widths (La, Lb) with La + Lb <= budget that need the fewest float64 matmuls
+    ceil(bits_a/La)·ceil(bits_b/Lb); None when the budget leaves no room for a limb."""
+    if bits_a + bits_b <= budget:
+        return max(bits_a, 1), max(bits_b, 1)  # one matmul: the codes themselves are the limbs
+    best: tuple[int, int, int] | None = None
+    for n_a in range(1, bits_a + 1):
+        la = -(-bits_a // n_a)
+        lb = budget - la
+        if lb < 1:
+            continue
+        cost = n_a * -(-bits_b // lb)
+        if best is None or cost < best[0]:
+            best = (cost, la, lb)
+    return None if best is None else (best[1], best[2])
+
+
+def _split(c: Codes, width: int, bits: int) -> list[tuple[int, np.ndarray]]:
+    """c = Σ limb·2^shift: low limbs in [0, 2^width), the top one signed with |limb| <= 2^width."""
+    out, rest, shift = [], c, 0
+    while bits - shift > width:
+        out.append((shift, (rest & ((1 << width) - 1)).astype(np.float64)))
+        rest, shift = rest >> width, shift + width
+    return [*out, (shift, rest.astype(np.float64))]
+
+
+def int_matmul(a: Codes, b: Codes) -> Codes:
+    """int64 a @ b, bit for bit (wrapping as int64 does), through float64 BLAS.
+
+    numpy's integer matmul has no BLAS kernel (a plain loop, ~50x slower than float64). Each
+    operand is split into limbs so narrow that every limb product summed over K terms stays within
+    2^53, where float64 is exact whatever order BLAS adds in; the limb products are shifted and
+    summed in int64. The limb widths follow the operands' actual magnitudes, so an activation of a
+    few significant bits against 16-bit weights is one float64 matmul. Also the exact path of the
+    quantized torch model (``mtl_moe.quant.int_matmul``). a (..., K), b (K, N) or (..., K, N).
+    """
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    K = a.shape[-1]
+    if a.size == 0 or b.size == 0:
+        return a @ b
+    if b.ndim == 2 and a.ndim != 2:  # one 2-D BLAS call, not one per leading index
+        return int_matmul(a.reshape(-1, K), b).reshape(*a.shape[:-1], b.shape[-1])
+    bits_a, bits_b = _magnitude_bits(a), _magnitude_bits(b)
+    plan = _limb_plan(bits_a, bits_b, _F64_EXACT_BITS - (K - 1).bit_length())
+    if plan is None:  # K near 2^53: no limb fits (never for a real layer)
+        return a @ b
+    acc: Codes | None = None
+    for sa, la in _split(a, plan[0], bits_a):
+        for sb, lb in _split(b, plan[1], bits_b):
+            part = (la @ lb).astype(np.int64) << (sa + sb)
+            acc = part if acc is None else acc + part
+    assert acc is not None
+    return acc
+
+
 def align(codes: Codes, from_frac: int, to_frac: int) -> Codes:
     """Move codes to a finer grid (exact left shift); a coarser grid is a rounding, not an align."""
     if to_frac < from_frac:
@@ -55,7 +118,7 @@ def linear(x: Codes, w: Codes, b: Codes | None, x_t: Fixed, w_t: Fixed, b_t: Fix
     """
     fp = x_t.frac_bits + w_t.frac_bits
     _bound_check(x, w, x.shape[-1] + 1, name)
-    acc = np.asarray(x, dtype=np.int64) @ np.asarray(w, dtype=np.int64).T
+    acc = int_matmul(x, np.asarray(w, dtype=np.int64).T)
     if b is not None and b_t is not None:
         acc = acc + shift_round(b, b_t.frac_bits - fp, b_t.rounding)
     hw.accum.fit(align(acc, fp, hw.accum.frac_bits), f"{name}.acc", log)

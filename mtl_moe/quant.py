@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from mtl_moe.config import ConfigError, MoEViTConfig
 from mtl_moe.fixed import INT64_SAFE_BITS, Fixed, FixedOverflowError
+from mtl_moe.golden import int_matmul as _np_int_matmul
 from mtl_moe.hw import HardwareSpec
 from mtl_moe.model import (
     M3ViT,
@@ -150,32 +151,10 @@ def _bound(a: Tensor, b: Tensor, terms: int, name: str) -> None:
             raise FixedOverflowError(f"{name}: dot product could exceed int64 (2^{math.log2(bound):.1f})")
 
 
-_LIMB = 16  # bits per limb: a limb product is < 2^32, so float64 sums of up to 2^21 terms are exact
-
-
-def _limbs(c: Tensor) -> list[tuple[int, Tensor]]:
-    """c = Σ limb·2^shift with |limb| < 2^16 (float64), as many limbs as c's magnitude needs."""
-    out, rest, shift = [], c, 0
-    top = int(c.abs().max()) if c.numel() else 0
-    while True:
-        if top < (1 << _LIMB):
-            return [*out, (shift, rest.to(torch.float64))]
-        lo = rest & ((1 << _LIMB) - 1)  # the low limb, 0..2^16-1
-        out.append((shift, lo.to(torch.float64)))
-        rest, shift, top = rest >> _LIMB, shift + _LIMB, top >> _LIMB
-
-
 def int_matmul(a: Tensor, b: Tensor) -> Tensor:
-    """Exact int64 a @ b through float64 BLAS: operands split into 16-bit limbs (torch's own int64
-    matmul is exact too but has no BLAS kernel and is ~20x slower)."""
-    if a.shape[-1] >= 1 << 21:
-        return a @ b
-    acc = None
-    for sa, la in _limbs(a):
-        for sb, lb in _limbs(b):
-            part = (la @ lb).to(torch.int64) << (sa + sb)
-            acc = part if acc is None else acc + part
-    return acc
+    """Exact int64 a @ b through float64 BLAS limbs: the golden model's :func:`mtl_moe.golden.int_matmul`
+    on the tensors' memory (torch's own int64 matmul is exact too but has no BLAS kernel)."""
+    return torch.from_numpy(_np_int_matmul(a.detach().cpu().numpy(), b.detach().cpu().numpy()))
 
 
 def qmatmul(a: Tensor, b: Tensor, a_t: Fixed, b_t: Fixed, out_t: Fixed, name: str,

@@ -365,6 +365,8 @@ def test_pynq_driver_binds_by_vlnv_and_runs_bit_exact(demo_export, tmp_path, mon
     assert isinstance(acc.backend.ip, MoEAccel) and MoEAccel.bindto == [acc.meta["ip_vlnv"]]
     r = run_and_check(acc, 1, ["semseg", "depth"])
     assert r["backend"] == "pynq" and r["mismatches"] == 0 and device.runs == 2
+    for v in r["tasks"].values():  # the run's split on the board's driver path as well
+        assert v["heads"] == "host" and 0 < v["accelerator_s"] < v["end_to_end_s"], v
     assert acc.read_power_w() is None  # no rails on the stand-in
 
 

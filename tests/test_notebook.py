@@ -54,6 +54,11 @@ def test_notebook_runs_on_the_sim_backend_bit_exact_without_torch(tmp_path, demo
         assert (out / png).stat().st_size > 5000, png
     executed = (out / NOTEBOOK.name).read_text()  # the executed copy keeps its outputs
     assert "0 mismatching values" in executed and '"image/png"' in executed
+    res = json.loads((out / "results.json").read_text())  # the latency table's split, per task
+    assert res["heads"] == "host" and "head (host)" in executed and "end to end" in executed
+    for v in res["tasks"].values():
+        parts = [v[k] for k in ("pre_s", "accelerator_s", "head_s", "post_s")]
+        assert v["heads"] == "host" and all(p > 0 for p in parts) and sum(parts) <= v["end_to_end_s"], v
 
 
 def test_notebook_builds_a_model_when_no_export_exists(tmp_path):

@@ -6,6 +6,12 @@ sizes (``regmap.json`` of the export), writes the weights once, and per call wri
 codes, programs the registers (:mod:`mtl_moe.deploy.protocol`), waits for done, reads the backbone
 features and runs the task's head on the host in the golden model's integer arithmetic (the heads
 are host-side by design, see ``mtl_moe.hls_export``). Switching task is one register write.
+
+End-to-end latency is what :meth:`Accelerator.infer` measures, image in → prediction out, split in
+``last_timing`` into the four parts a user waits for: host pre-processing (float image → input
+codes), accelerator (image written to DDR, registers, start → done, features read back), the head
+on the host, and post-processing (output codes → floats). On the simulated backend the accelerator
+part is the C++ model on this CPU, not a hardware latency.
 """
 
 from __future__ import annotations
@@ -23,14 +29,28 @@ from mtl_moe.deploy import protocol as proto
 from mtl_moe.deploy.backends import Buffer, CSimDevice
 from mtl_moe.hls_export import read_export
 
+HEADS = ("host", "accelerator")  # where the task heads run; only "host" is built
+
+
+def check_heads(heads: str) -> str:
+    """The ``heads`` choice, refused in one line unless it is built ("host")."""
+    if heads == "accelerator":
+        raise ValueError("heads 'accelerator' is not built yet: the accelerator computes the backbone "
+                         "only; use heads 'host' (the task heads in golden arithmetic on this CPU)")
+    if heads not in HEADS:
+        raise ValueError(f"unknown heads {heads!r}; use 'host' ('accelerator' is not built yet)")
+    return heads
+
 
 class Accelerator:
     """An exported design on a backend. ``backend``: "sim", "pynq", "auto" (pynq when importable
-    and an overlay is given, else sim) or an object with the backend methods."""
+    and an overlay is given, else sim) or an object with the backend methods. ``heads``: where the
+    task heads run, "host" (the only one built; "accelerator" is refused)."""
 
     def __init__(self, export_dir: str | Path, backend: str | Any = "auto",
                  overlay: str | Path | None = None, max_images: int = 1, timeout: float = 30.0,
-                 irq: bool = False, poll: float = 1e-4) -> None:
+                 irq: bool = False, poll: float = 1e-4, heads: str = "host") -> None:
+        self.heads = check_heads(heads)
         self.dir = Path(export_dir)
         if not (self.dir / "regmap.json").is_file():
             raise FileNotFoundError(f"{self.dir / 'regmap.json'} is missing: export the model with "
@@ -60,7 +80,10 @@ class Accelerator:
         with np.load(self.dir / "params.npz") as z:
             self.params = {k: z[k] for k in z.files}
         self.last_latency_s: float | None = None  # backend clock, start to done
-        self.last_wall_s: float | None = None
+        self.last_wall_s: float | None = None  # host clock, image written → features read
+        self.last_timing: dict[str, Any] | None = None  # infer's split, see the module docstring
+        self.last_features: np.ndarray | None = None  # infer's backbone features (codes)
+        self.last_output_codes: np.ndarray | None = None  # infer's head output (codes)
 
     def task_index(self, task: str | int) -> int:
         return self.config.task_index(task)  # raises with the known task names
@@ -120,7 +143,26 @@ class Accelerator:
 
     def infer(self, image: np.ndarray, task: str | int) -> np.ndarray:
         """Float image(s) (C, H, W) or (B, C, H, W), normalised as the training data → the task's
-        prediction as floats: host quantization, accelerator backbone, host head."""
+        prediction as floats: host quantization, accelerator backbone, host head, floats out.
+        ``last_timing`` holds the split of this call (seconds)."""
+        t0 = time.perf_counter()
+        codes, single = self._pre(image)
+        t1 = time.perf_counter()
+        feats = self.features(codes, task)
+        return self._finish(feats, task, single, t0, t1)
+
+    async def infer_async(self, image: np.ndarray, task: str | int) -> np.ndarray:
+        """:meth:`infer` on an async backend (the Verilator/cocotb accelerator): the same register
+        program through ``protocol.drive_async``, the same phases and ``last_timing``."""
+        t0 = time.perf_counter()
+        codes, single = self._pre(image)
+        t1 = time.perf_counter()
+        feats = await proto.drive_async(self.program(codes, task), self.backend)
+        self.last_wall_s = time.perf_counter() - t1
+        return self._finish(feats, task, single, t0, t1)
+
+    def _pre(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Host pre-processing: check a normalised float image, quantize it to input codes."""
         from mtl_moe.csim import input_codes
 
         raw = np.asarray(image)
@@ -134,9 +176,22 @@ class Accelerator:
                              f"Accelerator.normalise gives for RGB in [0, 1] (about [{lo:.2f}, {hi:.2f}]): "
                              "normalise the image with the export's mean/std first")
         single = x.ndim == 3
-        codes = input_codes(x[None] if single else x, self.hw)
-        y = self.hw.act.to_float(self.head(self.features(codes, task), task))
-        return y[0] if single else y
+        return input_codes(x[None] if single else x, self.hw), single
+
+    def _finish(self, feats: np.ndarray, task: str | int, single: bool, t0: float, t1: float) -> np.ndarray:
+        """Host head and post-processing after the accelerator's part, and the call's timing."""
+        t2 = time.perf_counter()
+        out = self.head(feats, task)
+        t3 = time.perf_counter()
+        y = self.hw.act.to_float(out)
+        y = y[0] if single else y
+        t4 = time.perf_counter()
+        self.last_features, self.last_output_codes = feats, out
+        self.last_timing = {"backend": getattr(self.backend, "name", type(self.backend).__name__),
+                            "heads": self.heads, "images": int(feats.shape[0]), "pre_s": t1 - t0,
+                            "accelerator_s": t2 - t1, "start_to_done_s": self.last_latency_s,
+                            "head_s": t3 - t2, "post_s": t4 - t3, "end_to_end_s": t4 - t0}
+        return y
 
     def input_range(self) -> tuple[float, float]:
         """Bounds of a normalised image: RGB in [-0.25, 1.25] (a margin for augmented or rendered
