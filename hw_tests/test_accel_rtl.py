@@ -231,18 +231,20 @@ async def _start(dut, pause: int):
     return cfg, hw, model, prog, _GOLDEN["calls"], _GOLDEN["queues"], bench
 
 
-async def _wake(dut) -> bool:
-    """Until the sequencer asks for the bench, holds after a step, or finishes (False)."""
+async def _wake(dut, limit: int = 0) -> bool:
+    """Until the sequencer asks for the bench, holds after a step, or finishes (False); more than
+    ``limit`` cycles (default STEP_LIMIT) without any of them is a hang."""
+    limit = limit or STEP_LIMIT
     await ReadOnly()
     if dut.busy.value == 0:  # finished while the bench was busy
         return False
     woke = await First(RisingEdge(dut.step_req), RisingEdge(dut.step_held), FallingEdge(dut.busy),
-                       Timer(STEP_LIMIT * 10, "ns"))
+                       Timer(limit * 10, "ns"))
     await ReadOnly()
     if dut.busy.value == 0:
         return False
     assert isinstance(woke, (RisingEdge, FallingEdge)), (
-        f"step {int(dut.step_index.value)} ran {STEP_LIMIT} cycles without finishing")
+        f"step {int(dut.step_index.value)} ran {limit} cycles without finishing")
     return True
 
 
@@ -356,7 +358,8 @@ async def accel_seq_runs_the_image(dut):
     cfg, hw, model, prog, calls, queues, bench = await _start(dut, pause=0)
     T, D = cfg.n_tokens, cfg.n_embd
     wall0, sim0 = time.perf_counter(), get_sim_time("ns")
-    while await _wake(dut):
+    limit = 4 * int(sum(model.kernels().values())) + STEP_LIMIT  # no bench step between: the run's bound
+    while await _wake(dut, limit):
         assert dut.step_held.value == 0, "the sequencer held although pause is 0"
         await _bench_step(dut, bench)
     wall = time.perf_counter() - wall0
