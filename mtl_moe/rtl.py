@@ -274,3 +274,73 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
             "NO_OFFSET": pg.NO_OFFSET,
             **at, **{f"LN_{k}": v for k, v in ln.items()}, **{f"GE_{k}": v for k, v in ge.items()},
             **{f"RT_{k}": v for k, v in rt.items()}, **cb}
+
+
+PROGRAM_ALIGN = 4096
+"""program.bin's alignment in the weights buffer (:func:`program_offset`): a 4 KiB page, so no record
+burst crosses an AXI4 4 KiB boundary and the offset survives any allocator's page alignment."""
+
+
+def program_offset(weight_bytes: int) -> int:
+    """Byte offset of program.bin in the weights buffer, for the RTL top (accel_top.sv): right after
+    weights.bin, rounded up to :data:`PROGRAM_ALIGN`. The register map has no program pointer (it is
+    the HLS top's, which has no program), so the program travels with the weights: one buffer, written
+    once, read through the same gmem_w port. The export records it (export.json ``program`` ->
+    ``weights_offset``); the driver sizes the weights buffer from that record, the top's PROG_OFF
+    parameter is that record."""
+    if weight_bytes < 0:
+        raise ValueError(f"weight_bytes must be >= 0, got {weight_bytes}")
+    return -(-weight_bytes // PROGRAM_ALIGN) * PROGRAM_ALIGN
+
+
+ACCEL_TOP_SOURCES = ("accel_top", "axi_lite_ctrl", "axi_rd_arbiter", "accel_seq", "linear_engine", "mac_tile",
+                     "accel_ln", "layernorm_unit", "rsqrt_unit", "accel_gelu", "gelu_unit", "accel_add",
+                     "accel_router", "topk_gate", "accel_combine")
+"""The modules of accel_top.sv's hierarchy (hw_tests/rtl/<name>.sv; with the shared .svh files): what
+the Yosys report synthesises and hashes, the IP packaging copies, and the Verilator build compiles."""
+
+ARB_MASTERS = ("p", "w", "l")
+"""accel_seq's read masters merged onto m_axi_gmem_w by axi_rd_arbiter.sv, in arbiter index order
+(the index is the top bits of ARID): the program, the linear engine's weights, LayerNorm's γ/β."""
+
+
+def accel_seq_export_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, Any]:
+    """:func:`accel_seq_parameters` for an export's design point (its config, hw and kernel params):
+    buffers sized by its program (rows = tokens, the largest k/n tiles of a linear step, GELU and
+    residual buffers of the widest such step), weight-tile buffers for the ZCU104 weight port's
+    latency (:func:`tile_buffers` of the performance model); tables written into ``dir``."""
+    import json
+
+    from mtl_moe.hls_export import KernelParams, read_export
+    from mtl_moe.perf import BOARDS, Design, PerfModel, export_design_params
+    from mtl_moe.program import build_program
+
+    meta, cfg, hw = read_export(export_dir)
+    kp = KernelParams(**meta["kernel_params"])
+    prog = build_program(cfg, hw, kp, json.loads((Path(export_dir) / "weights.json").read_text()))
+    lin = [s for s in prog if s.op == "linear"]
+    model = PerfModel(cfg, hw, Design(**export_design_params(meta["kernel_params"])), BOARDS["zcu104"])
+    nbuf = tile_buffers(model.read_latency_cycles, model.tile_load_cycles)
+    gelu_words = max(cfg.n_tokens * -(-s.n // kp.t_in) for s in prog if s.op == "gelu")
+    add_words = cfg.n_tokens * -(-cfg.n_embd // kp.t_in)
+    return accel_seq_parameters(hw, kp, cfg, dir, cfg.n_tokens, max(s.k_tiles for s in lin),
+                                max(s.n_tiles for s in lin), nbuf, gelu_words, add_words)
+
+
+def accel_top_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, Any]:
+    """Parameters of ``accel_top.sv`` for an export: the register map's (regmap.json: address width,
+    argument offsets, AXI width), PROG_OFF (export.json ``program.weights_offset``), the arbiter's
+    master count and every parameter of its accel_seq (:func:`accel_seq_export_parameters`)."""
+    import json
+
+    ex = Path(export_dir)
+    regs = json.loads((ex / "regmap.json").read_text())
+    meta = json.loads((ex / "export.json").read_text())
+    if "weights_offset" not in meta["program"]:
+        raise ValueError(f"{ex / 'export.json'} records no program.weights_offset (an export older than "
+                         "the RTL top): re-export")
+    seq = accel_seq_export_parameters(ex, dir)
+    if seq["AXI_BITS"] != regs["axi_bits"]:
+        raise ValueError(f"regmap.json's AXI width {regs['axi_bits']} != the design's {seq['AXI_BITS']}")
+    return {"CTRL_ADDR_W": regs["addr_width"], **{f"OFF_{k.upper()}": v for k, v in regs["args"].items()},
+            "PROG_OFF": meta["program"]["weights_offset"], "N_RD": len(ARB_MASTERS), **seq}
