@@ -270,3 +270,33 @@ def test_rtl_overlay_recipe_order(ip):
     steps = [r.stdout.index(s) for s in ("rtl_ip.py", "-source package_ip.tcl",
                                          "-source rtl_ip/build_vivado_rtl.tcl", "-m mtl_moe manifest")]
     assert steps == sorted(steps) and "bitstream-rtl/mtl_moe.bit" in r.stdout and "vitis_hls" not in r.stdout
+
+
+def test_program_rides_in_the_weights_buffer_at_the_recorded_offset(demo_export):
+    """export.json's program.weights_offset is weights.bin rounded up to 4 KiB, and the driver's
+    weights buffer holds weights.bin at 0 and program.bin at that offset (what accel_top reads)."""
+    import numpy as np
+
+    from mtl_moe.deploy.accelerator import Accelerator
+    from mtl_moe.deploy.backends import Buffer, BumpAllocator
+    from mtl_moe.rtl import PROGRAM_ALIGN, program_offset
+
+    assert [program_offset(n) for n in (0, 1, PROGRAM_ALIGN, PROGRAM_ALIGN + 1)] == \
+        [0, PROGRAM_ALIGN, PROGRAM_ALIGN, 2 * PROGRAM_ALIGN]
+
+    class Memory:  # a backend with memory only: the constructor writes the weights, nothing runs
+        def __init__(self) -> None:
+            self.mem = np.zeros(16 << 20, np.uint8)
+            self._alloc = BumpAllocator(0, self.mem.size)
+
+        def alloc(self, nbytes: int) -> Buffer:
+            a = self._alloc.take(nbytes)
+            return Buffer(a, nbytes, self.mem[a: a + nbytes])
+
+    w = (demo_export / "weights.bin").read_bytes()
+    p = (demo_export / "program.bin").read_bytes()
+    off = json.loads((demo_export / "export.json").read_text())["program"]["weights_offset"]
+    assert off == -(-len(w) // PROGRAM_ALIGN) * PROGRAM_ALIGN and off >= len(w)
+    acc = Accelerator(demo_export, backend=Memory())
+    buf = acc.weights.read()
+    assert buf[:len(w)] == w and buf[off:] == p and len(buf) == off + len(p)
