@@ -98,10 +98,12 @@ def package_tcl(part: str, ip_vlnv: str, files: list[str], params: dict[str, Any
         "ipx::infer_bus_interface ap_clk xilinx.com:signal:clock_rtl:1.0 $core",
         "ipx::infer_bus_interface ap_rst_n xilinx.com:signal:reset_rtl:1.0 $core",
         "ipx::infer_bus_interface interrupt xilinx.com:signal:interrupt_rtl:1.0 $core",
-        "set_property value ACTIVE_LOW [ipx::get_bus_parameters POLARITY -of_objects "
-        "[ipx::get_bus_interfaces ap_rst_n -of_objects $core]]",
-        "set_property value LEVEL_HIGH [ipx::add_bus_parameter SENSITIVITY "
-        "[ipx::get_bus_interfaces interrupt -of_objects $core]]",
+        "# ap_rst_n active low, the interrupt level high (the parameter added where inference made none)",
+        "foreach {busif param value} {ap_rst_n POLARITY ACTIVE_LOW interrupt SENSITIVITY LEVEL_HIGH} {",
+        "    set bi [ipx::get_bus_interfaces $busif -of_objects $core]",
+        "    if {[ipx::get_bus_parameters $param -of_objects $bi] eq \"\"} { ipx::add_bus_parameter $param $bi }",
+        "    set_property value $value [ipx::get_bus_parameters $param -of_objects $bi]",
+        "}",
         "foreach busif {" + " ".join(BUS) + "} {",
         "    if {[ipx::get_bus_interfaces $busif -of_objects $core] eq \"\"} {",
         "        error \"accel_top has no bus interface $busif: its port names no longer match the HLS IP\"",
