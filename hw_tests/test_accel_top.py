@@ -218,3 +218,21 @@ def test_accel_top_bench_catches_a_missing_program(verilator, demo_export_of, tm
         failed = True
     rep = json.loads((tmp_path / "report.json").read_text())
     assert failed and all(r["program_bursts"] == 1 for r in rep["runs"].values()), rep
+
+
+def test_accel_top_passes_every_accel_seq_parameter_through():
+    """accel_top declares accel_seq's parameters and hands each to its instance, so a parameter the
+    sequencer gains is not silently left at its default inside the top (and the IP packaging, which
+    sets the top's parameters, reaches it)."""
+    import re
+
+    def declared(src: str, module: str) -> set[str]:
+        head = src.split(f"module {module} #(", 1)[1].split("\n) (", 1)[0]
+        return set(re.findall(r"^\s*parameter\s+(?:int\s+)?(\w+)\s*=", head, re.M))
+
+    seq = declared((HERE / "rtl" / "accel_seq.sv").read_text(), "accel_seq")
+    top_src = (HERE / "rtl" / "accel_top.sv").read_text()
+    inst = top_src.split("accel_seq #(", 1)[1].split(") seq (", 1)[0]
+    passed = dict(re.findall(r"\.(\w+)\((\w+)\)", inst))
+    assert seq - declared(top_src, "accel_top") == set(), "accel_seq parameters accel_top does not declare"
+    assert {p for p in seq if passed.get(p) != p} == set(), "accel_seq parameters accel_top does not pass"
