@@ -7,7 +7,7 @@ generated from an mtl-moe export; no Vitis HLS involved.
   files) and the lookup tables its units read with $readmemh (.mem), written for this export's
   hardware types (mtl_moe.rtl);
 - ``package_ip.tcl``: a Vivado project of those files with accel_top as top and every HDL parameter
-  set to this export's value (mtl_moe.rtl.accel_top_parameters), packaged with ``ipx::package_project``:
+  set to this export's value (mtl_moe.rtl_top.accel_top_parameters), packaged with ``ipx::package_project``:
   bus interfaces inferred from the port names (s_axi_control, m_axi_gmem_w, m_axi_gmem_io; the HLS
   IP's names), each associated with ap_clk, ap_rst_n active low, the interrupt line an interrupt
   interface, and the register map (regmap.json) as s_axi_control's memory map;
@@ -88,7 +88,7 @@ def package_tcl(part: str, ip_vlnv: str, files: list[str], params: dict[str, Any
         "set_property display_name {mtl-moe RTL accelerator} $core",
         "set_property description {Multi-task MoE ViT accelerator: RTL layer-program sequencer, same "
         "register map as the HLS IP} $core",
-        "# every HDL parameter at this export's value (mtl_moe.rtl.accel_top_parameters)",
+        "# every HDL parameter at this export's value (mtl_moe.rtl_top.accel_top_parameters)",
         "foreach {name value} {" + " ".join(f"{k} {{{_tcl_value(v)}}}" for k, v in params.items()) + "} {",
         "    set_property value $value [ipx::get_user_parameters $name -of_objects $core]",
         "    set_property value $value [ipx::get_hdl_parameters $name -of_objects $core]",
@@ -171,7 +171,8 @@ def generate(export_dir: str | Path) -> dict[str, Any]:
     """Write EXPORT/rtl_ip/: the sources, the tables, package_ip.tcl and build_vivado_rtl.tcl.
     Returns what was written (file names, parameters, VLNV)."""
     from mtl_moe import resources
-    from mtl_moe.rtl import ACCEL_TOP_SOURCES, accel_top_parameters
+    from mtl_moe.rtl import ACCEL_TOP_SOURCES
+    from mtl_moe.rtl_top import accel_top_parameters
 
     ex = Path(export_dir)
     meta = json.loads((ex / "export.json").read_text())

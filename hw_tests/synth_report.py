@@ -163,7 +163,7 @@ def synth_slang(top: str, params: dict, workdir: Path) -> dict:
 
 
 def synth_design(export_dir: Path, workdir: Path) -> dict:
-    """The whole design for ``export_dir``'s parameters (mtl_moe.rtl.accel_top_parameters), in three
+    """The whole design for ``export_dir``'s parameters (mtl_moe.rtl_top.accel_top_parameters), in three
     parts and as wired today:
 
     - ``accel_seq``: the sequencer with every unit, its feature-map ports free (top-level I/O), so the
@@ -173,7 +173,7 @@ def synth_design(export_dir: Path, workdir: Path) -> dict:
       input is constant (recorded to show that, not as the design's size).
 
     ``whole`` = accel_seq + axi_lite_ctrl + axi_rd_arbiter."""
-    from mtl_moe.rtl import accel_seq_export_parameters, accel_top_parameters
+    from mtl_moe.rtl_top import accel_seq_export_parameters, accel_top_parameters
 
     top_p = accel_top_parameters(export_dir, workdir)
     seq_p = accel_seq_export_parameters(export_dir, workdir)

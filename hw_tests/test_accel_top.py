@@ -186,7 +186,7 @@ def _rest(run):
 def test_accel_top_runs_the_driver_protocol(verilator, demo_export_of, tmp_path):
     from cocotb_util import run_unit
 
-    from mtl_moe.rtl import accel_top_parameters
+    from mtl_moe.rtl_top import accel_top_parameters
 
     ex = demo_export_of("w16a32")
     params = accel_top_parameters(ex, tmp_path)
@@ -205,7 +205,7 @@ def test_accel_top_bench_catches_a_missing_program(verilator, demo_export_of, tm
     accel_seq then stops at the header (error), so the bench must fail on the program's bursts."""
     from cocotb_util import run_unit
 
-    from mtl_moe.rtl import accel_top_parameters
+    from mtl_moe.rtl_top import accel_top_parameters
 
     ex = demo_export_of("w16a32")
     env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TIMEOUT_S": "0.05", "MTL_MOE_DEFECT": "no_program",

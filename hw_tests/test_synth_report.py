@@ -30,7 +30,7 @@ def test_whole_design_report_is_for_the_current_rtl_and_design_point(demo_export
     and the model column is today's performance model. Stale -> fails with the command to rerun."""
     from synth_report import REGENERATE, model_estimate, source_hash
 
-    from mtl_moe.rtl import accel_top_parameters
+    from mtl_moe.rtl_top import accel_top_parameters
 
     rep = _committed()
     assert rep["source_sha256"] == source_hash(), (

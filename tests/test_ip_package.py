@@ -6,7 +6,7 @@ scripts would ask Vivado to do. Nothing here claims the scripts ran in Vivado.
 Checked against the sources of truth, not against the generator's own output:
 - the files added exist and are the design's (mtl_moe.rtl.ACCEL_TOP_SOURCES, the .svh files, the
   tables its parameters name); the top is accel_top;
-- every parameter accel_top.sv declares is set, to mtl_moe.rtl.accel_top_parameters' value;
+- every parameter accel_top.sv declares is set, to mtl_moe.rtl_top.accel_top_parameters' value;
 - the bus interfaces associated with ap_clk are port prefixes of accel_top.sv (the stub infers an
   interface only where accel_top.sv has ports of that prefix, as Vivado's inference would);
 - the memory map is regmap.json's: 2^addr_width bytes, a register at every offset;
@@ -107,7 +107,8 @@ def run_stub(script: Path, cwd: Path, ports: list[str]) -> list[list[str]]:
 
 def check_package(calls: list[list[str]], ip_dir: Path, export_dir: Path, top_sv: str) -> list[str]:
     """What is wrong with the package_ip.tcl calls, against the sources of truth (empty: nothing)."""
-    from mtl_moe.rtl import ACCEL_TOP_SOURCES, accel_top_parameters
+    from mtl_moe.rtl import ACCEL_TOP_SOURCES
+    from mtl_moe.rtl_top import accel_top_parameters
 
     bad: list[str] = []
     added = [f for c in calls if c[0] == "add_files" for f in c[-1].split()]
