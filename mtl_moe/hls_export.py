@@ -508,6 +508,7 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
     (out / "weights.bin").write_bytes(blob)
     (out / "weights.json").write_text(json.dumps(manifest, indent=1) + "\n")
     from mtl_moe.program import build_program, describe, encode
+    from mtl_moe.rtl import program_offset
 
     program = encode(build_program(cfg, hw, kp, manifest))  # the steps a sequencer runs (mtl_moe.program)
     (out / "program.bin").write_bytes(program)
@@ -526,7 +527,9 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
     cfg.save(out / "model_config.json")
     np.savez_compressed(out / "params.npz", **codes)  # every code incl. the heads (host side)
     meta = {"hw": hw.name, "config_hash": cfg.hash(), "kernel_params": kp.__dict__,
-            "weights_sha256": manifest["sha256"], "program": describe(program),
+            "weights_sha256": manifest["sha256"],
+            # the RTL top reads program.bin from the weights buffer, at this offset (mtl_moe.rtl)
+            "program": {**describe(program), "weights_offset": program_offset(len(blob))},
             "config_h_sha256": hashlib.sha256((out / "config.h").read_bytes()).hexdigest(),
             "testbench_task": cfg.tasks[tb_task].name,
             "ip_vlnv": f"{IP['vendor']}:{IP['library']}:{IP['ipname']}:{IP['version']}",

@@ -341,3 +341,33 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
             "NO_OFFSET": pg.NO_OFFSET,
             **at, **{f"LN_{k}": v for k, v in ln.items()}, **{f"GE_{k}": v for k, v in ge.items()},
             **{f"RT_{k}": v for k, v in rt.items()}, **{f"AT_{k}": v for k, v in att.items()}, **cb}
+
+
+PROGRAM_ALIGN = 4096
+"""program.bin's alignment in the weights buffer (:func:`program_offset`): a 4 KiB page, so no record
+burst crosses an AXI4 4 KiB boundary and the offset survives any allocator's page alignment."""
+
+
+def program_offset(weight_bytes: int) -> int:
+    """Byte offset of program.bin in the weights buffer, for the RTL top (accel_top.sv): right after
+    weights.bin, rounded up to :data:`PROGRAM_ALIGN`. The register map has no program pointer (it is
+    the HLS top's, which has no program), so the program travels with the weights: one buffer, written
+    once, read through the same gmem_w port. The export records it (export.json ``program`` ->
+    ``weights_offset``); the driver sizes the weights buffer from that record, the top's PROG_OFF
+    parameter is that record."""
+    if weight_bytes < 0:
+        raise ValueError(f"weight_bytes must be >= 0, got {weight_bytes}")
+    return -(-weight_bytes // PROGRAM_ALIGN) * PROGRAM_ALIGN
+
+
+ACCEL_SEQ_SOURCES = ("accel_seq", "linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit",
+                     "accel_gelu", "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine",
+                     "accel_fm", "accel_attn", "softmax_unit", "accel_image", "accel_embed")
+"""The modules of accel_seq.sv's hierarchy (hw_tests/rtl/<name>.sv)."""
+ACCEL_TOP_SOURCES = ("accel_top", "axi_lite_ctrl", "axi_rd_arbiter", *ACCEL_SEQ_SOURCES)
+"""The modules of accel_top.sv's hierarchy (hw_tests/rtl/<name>.sv; with the shared .svh files): what
+the Yosys report synthesises and hashes, the IP packaging copies, and the Verilator build compiles."""
+
+ARB_MASTERS = ("p", "w", "l")
+"""accel_seq's read masters merged onto m_axi_gmem_w by axi_rd_arbiter.sv, in arbiter index order
+(the index is the top bits of ARID): the program, the linear engine's weights, LayerNorm's γ/β."""

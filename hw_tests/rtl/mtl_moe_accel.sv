@@ -121,105 +121,22 @@ module mtl_moe_accel #(
                          m_axi_gmem_io_BID, m_axi_gmem_io_BRESP};
     /* verilator lint_on UNUSEDSIGNAL */
 
-    // ---------------- AXI-Lite control block (ap_ctrl_hs) ----------------
+    // ---------------- AXI-Lite control block (ap_ctrl_hs): axi_lite_ctrl.sv ----------------
     logic ap_start, ap_done, ap_idle, ap_ready;
-    logic int_ap_done, int_ap_ready, int_auto_restart, int_gie;
-    logic [1:0] int_ier, int_isr;
-    logic [63:0] arg_weights, arg_weights1, arg_images, arg_features;
+    logic [63:0] arg_weights, arg_images, arg_features;
+    /* verilator lint_off UNUSEDSIGNAL */  // weights1: a register only (this shell has one weight master)
+    logic [63:0] arg_weights1;
+    /* verilator lint_on UNUSEDSIGNAL */
     logic [31:0] arg_task, arg_n_images;
-
-    typedef enum logic [1:0] {WR_IDLE, WR_DATA, WR_RESP} wstate_t;
-    wstate_t wstate;
-    logic [CTRL_ADDR_W-1:0] waddr;
-    wire aw_hs = s_axi_control_AWVALID && s_axi_control_AWREADY;
-    wire w_hs = s_axi_control_WVALID && s_axi_control_WREADY;
-    wire ar_hs = s_axi_control_ARVALID && s_axi_control_ARREADY;
-    wire [31:0] wmask = {{8{s_axi_control_WSTRB[3]}}, {8{s_axi_control_WSTRB[2]}},
-                         {8{s_axi_control_WSTRB[1]}}, {8{s_axi_control_WSTRB[0]}}};
-
-    assign s_axi_control_AWREADY = (wstate == WR_IDLE);
-    assign s_axi_control_WREADY = (wstate == WR_DATA);
-    assign s_axi_control_BRESP = 2'b00;
-    assign s_axi_control_BVALID = (wstate == WR_RESP);
-    assign s_axi_control_ARREADY = !s_axi_control_RVALID;
-    assign s_axi_control_RRESP = 2'b00;
-
-    always_ff @(posedge ap_clk) begin
-        if (rst) wstate <= WR_IDLE;
-        else case (wstate)
-            WR_IDLE: if (aw_hs) begin wstate <= WR_DATA; waddr <= s_axi_control_AWADDR; end
-            WR_DATA: if (w_hs) wstate <= WR_RESP;
-            WR_RESP: if (s_axi_control_BREADY) wstate <= WR_IDLE;
-            default: wstate <= WR_IDLE;
-        endcase
-    end
-
-    function automatic logic [31:0] merge(input logic [31:0] old);
-        return (s_axi_control_WDATA & wmask) | (old & ~wmask);
-    endfunction
-
-    // register writes, ap_start (cleared on handshake), done/ready (clear on read), ISR (toggle on write)
-    wire wr_ctrl = w_hs && waddr == CTRL_ADDR_W'(0);
-    wire rd_ctrl = ar_hs && s_axi_control_ARADDR == CTRL_ADDR_W'(0);
-    always_ff @(posedge ap_clk) begin
-        if (rst) begin
-            ap_start <= 0; int_ap_done <= 0; int_ap_ready <= 0; int_auto_restart <= 0; int_gie <= 0;
-            int_ier <= 0; int_isr <= 0; arg_weights <= 0; arg_weights1 <= 0; arg_images <= 0; arg_features <= 0;
-            arg_task <= 0; arg_n_images <= 0;
-        end else begin
-            if (wr_ctrl && s_axi_control_WSTRB[0] && s_axi_control_WDATA[0]) ap_start <= 1;
-            else if (ap_ready) ap_start <= int_auto_restart;
-            if (ap_done) int_ap_done <= 1; else if (rd_ctrl) int_ap_done <= 0;
-            if (ap_ready) int_ap_ready <= 1; else if (rd_ctrl) int_ap_ready <= 0;
-            if (wr_ctrl && s_axi_control_WSTRB[0]) int_auto_restart <= s_axi_control_WDATA[7];
-            if (w_hs && waddr == CTRL_ADDR_W'('h4) && s_axi_control_WSTRB[0]) int_gie <= s_axi_control_WDATA[0];
-            if (w_hs && waddr == CTRL_ADDR_W'('h8) && s_axi_control_WSTRB[0]) int_ier <= s_axi_control_WDATA[1:0];
-            for (int b = 0; b < 2; b++) begin
-                if (int_ier[b] && (b == 0 ? ap_done : ap_ready)) int_isr[b] <= 1;
-                else if (w_hs && waddr == CTRL_ADDR_W'('hc) && s_axi_control_WSTRB[0] && s_axi_control_WDATA[b])
-                    int_isr[b] <= ~int_isr[b];
-            end
-            if (w_hs) begin
-                if (waddr == CTRL_ADDR_W'(OFF_WEIGHTS)) arg_weights[31:0] <= merge(arg_weights[31:0]);
-                if (waddr == CTRL_ADDR_W'(OFF_WEIGHTS + 4)) arg_weights[63:32] <= merge(arg_weights[63:32]);
-                if (waddr == CTRL_ADDR_W'(OFF_WEIGHTS1)) arg_weights1[31:0] <= merge(arg_weights1[31:0]);
-                if (waddr == CTRL_ADDR_W'(OFF_WEIGHTS1 + 4)) arg_weights1[63:32] <= merge(arg_weights1[63:32]);
-                if (waddr == CTRL_ADDR_W'(OFF_IMAGES)) arg_images[31:0] <= merge(arg_images[31:0]);
-                if (waddr == CTRL_ADDR_W'(OFF_IMAGES + 4)) arg_images[63:32] <= merge(arg_images[63:32]);
-                if (waddr == CTRL_ADDR_W'(OFF_FEATURES)) arg_features[31:0] <= merge(arg_features[31:0]);
-                if (waddr == CTRL_ADDR_W'(OFF_FEATURES + 4)) arg_features[63:32] <= merge(arg_features[63:32]);
-                if (waddr == CTRL_ADDR_W'(OFF_TASK)) arg_task <= merge(arg_task);
-                if (waddr == CTRL_ADDR_W'(OFF_N_IMAGES)) arg_n_images <= merge(arg_n_images);
-            end
-        end
-    end
-    assign interrupt = int_gie && (|int_isr);
-
-    // read data, registered one cycle after the address handshake
-    always_ff @(posedge ap_clk) begin
-        if (rst) s_axi_control_RVALID <= 0;
-        else if (ar_hs) begin
-            s_axi_control_RVALID <= 1;
-            case (s_axi_control_ARADDR)
-                CTRL_ADDR_W'(0): s_axi_control_RDATA <= {22'b0, interrupt, 1'b0, int_auto_restart, 3'b0,
-                                                        int_ap_ready, ap_idle, int_ap_done, ap_start};
-                CTRL_ADDR_W'('h4): s_axi_control_RDATA <= {31'b0, int_gie};
-                CTRL_ADDR_W'('h8): s_axi_control_RDATA <= {30'b0, int_ier};
-                CTRL_ADDR_W'('hc): s_axi_control_RDATA <= {30'b0, int_isr};
-                CTRL_ADDR_W'(OFF_WEIGHTS): s_axi_control_RDATA <= arg_weights[31:0];
-                CTRL_ADDR_W'(OFF_WEIGHTS + 4): s_axi_control_RDATA <= arg_weights[63:32];
-                CTRL_ADDR_W'(OFF_WEIGHTS1): s_axi_control_RDATA <= arg_weights1[31:0];
-                CTRL_ADDR_W'(OFF_WEIGHTS1 + 4): s_axi_control_RDATA <= arg_weights1[63:32];
-                CTRL_ADDR_W'(OFF_IMAGES): s_axi_control_RDATA <= arg_images[31:0];
-                CTRL_ADDR_W'(OFF_IMAGES + 4): s_axi_control_RDATA <= arg_images[63:32];
-                CTRL_ADDR_W'(OFF_FEATURES): s_axi_control_RDATA <= arg_features[31:0];
-                CTRL_ADDR_W'(OFF_FEATURES + 4): s_axi_control_RDATA <= arg_features[63:32];
-                CTRL_ADDR_W'(OFF_TASK): s_axi_control_RDATA <= arg_task;
-                CTRL_ADDR_W'(OFF_N_IMAGES): s_axi_control_RDATA <= arg_n_images;
-                default: s_axi_control_RDATA <= 0;
-            endcase
-        end else if (s_axi_control_RREADY) s_axi_control_RVALID <= 0;
-    end
+    axi_lite_ctrl #(.CTRL_ADDR_W(CTRL_ADDR_W), .OFF_WEIGHTS(OFF_WEIGHTS), .OFF_WEIGHTS1(OFF_WEIGHTS1),
+                    .OFF_IMAGES(OFF_IMAGES), .OFF_FEATURES(OFF_FEATURES), .OFF_TASK(OFF_TASK),
+                    .OFF_N_IMAGES(OFF_N_IMAGES)) ctrl (
+        .ap_clk, .ap_rst_n, .s_axi_control_AWADDR, .s_axi_control_AWVALID, .s_axi_control_AWREADY,
+        .s_axi_control_WDATA, .s_axi_control_WSTRB, .s_axi_control_WVALID, .s_axi_control_WREADY,
+        .s_axi_control_BRESP, .s_axi_control_BVALID, .s_axi_control_BREADY, .s_axi_control_ARADDR,
+        .s_axi_control_ARVALID, .s_axi_control_ARREADY, .s_axi_control_RDATA, .s_axi_control_RRESP,
+        .s_axi_control_RVALID, .s_axi_control_RREADY, .ap_start, .ap_done, .ap_idle, .ap_ready, .interrupt,
+        .arg_weights, .arg_weights1, .arg_images, .arg_features, .arg_task, .arg_n_images);
 
     // ---------------- the core: fetch weights and images, compute, write features ----------------
     typedef enum logic [2:0] {S_IDLE, S_AR, S_R, S_COMPUTE, S_AW, S_W, S_B, S_DONE} state_t;

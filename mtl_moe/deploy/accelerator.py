@@ -73,8 +73,14 @@ class Accelerator:
         if digest != self.meta["weights_sha256"]:  # a damaged or swapped blob computes garbage silently
             raise ValueError(f"{self.dir / 'weights.bin'} has SHA-256 {digest[:16]}…, export.json says "
                              f"{self.meta['weights_sha256'][:16]}…: re-export, or restore the file")
-        self.weights = self.backend.alloc(len(weights))
+        # program.bin rides in the weights buffer at the offset the export records: the RTL top
+        # (hw_tests/rtl/accel_top.sv) reads it there; the HLS top ignores the bytes past weights.bin
+        off = self.meta["program"].get("weights_offset")
+        program = (self.dir / "program.bin").read_bytes() if off is not None else b""
+        self.weights = self.backend.alloc(len(weights) if off is None else off + len(program))
         self.weights.write(weights)  # once: every task shares them
+        if off is not None:
+            self.weights.write(program, off)
         self.images = self.backend.alloc(max_images * sizes["image"])
         self.features_buf = self.backend.alloc(max_images * sizes["features"])
         with np.load(self.dir / "params.npz") as z:

@@ -1,0 +1,472 @@
+// The RTL accelerator behind the HLS IP's interface: the same AXI-Lite register map (axi_lite_ctrl.sv,
+// shared with mtl_moe_accel.sv), the same port names (ap_clk, ap_rst_n, s_axi_control_*, m_axi_gmem_w_*,
+// m_axi_gmem_io_*, interrupt), and the layer-program sequencer accel_seq.sv as the core. A thin
+// wrapper, meant to be re-wired as accel_seq grows; it adds no state but the run flag.
+//
+// Schedule of one run (ap_ctrl_hs, as the HLS top):
+//   host writes the arguments, then ap_start (0x00 bit 0)
+//   -> cycle 0: ap_start && !running: accel_seq start (one pulse), running <= 1, ap_idle falls;
+//      accel_seq fetches program.bin's header from  weights + PROG_OFF  (the program rides in the weights
+//      buffer: mtl_moe.rtl.program_offset, recorded in export.json), then each step's record, and runs
+//      its steps with w_base = weights, task_id = task (the task register alone switches the task);
+//   -> accel_seq done (one pulse): ap_done = ap_ready = 1 for that cycle (the control block latches done
+//      until 0x00 is read, raises the interrupt if enabled, and drops ap_start unless auto_restart),
+//      running <= 0, ap_idle rises.
+// A start while running is ignored (ap_start stays set; the run in flight is not restarted).
+//
+// Memory: accel_seq's three read masters (ARB_MASTERS of mtl_moe.rtl: the program, the linear engine's
+// weights, LayerNorm's gamma / beta) share m_axi_gmem_w through axi_rd_arbiter.sv (round robin, the
+// master's index in the top bits of ARID, so gmem_w's ID is GW_ID bits wide, not the HLS IP's 1).
+//
+// The image: accel_seq's image reader on gmem_io's read channel (the images register), so a run
+// computes the whole backbone on chip. Not yet: the features are not written back (gmem_io's write
+// channel is idle: accel_seq's write_features step is not in RTL, the top answers its step_req at
+// once), and accel_seq's error flag has no register.
+module accel_top #(
+    parameter int CTRL_ADDR_W = 7,     // AXI-Lite address width (regmap addr_width)
+    parameter int OFF_WEIGHTS = 'h10,  // argument offsets (regmap args)
+    parameter int OFF_WEIGHTS1 = 'h1c,
+    parameter int OFF_IMAGES = 'h28,
+    parameter int OFF_FEATURES = 'h34,
+    parameter int OFF_TASK = 'h40,
+    parameter int OFF_N_IMAGES = 'h48,
+    parameter int PROG_OFF = 4096,     // program.bin's offset in the weights buffer (export.json)
+    parameter int N_RD = 3,            // read masters on gmem_w (len(mtl_moe.rtl.ARB_MASTERS))
+    // accel_seq's (mtl_moe.rtl.accel_seq_parameters), passed through unchanged
+    parameter int T_IN = 16,
+    parameter int T_OUT = 16,
+    parameter int WA = 32,
+    parameter int WW = 16,
+    parameter int WSB = 16,
+    parameter int WACC = 58,
+    parameter int PACK2 = 0,
+    parameter int PACK_SHIFT = 18,
+    parameter int AXI_BITS = 256,
+    parameter int TILE_BEATS = 16,
+    parameter int TILE_BYTES = 512,
+    parameter int ROWS_MAX = 256,
+    parameter int KT_MAX = 64,
+    parameter int NT_MAX = 64,
+    parameter int NBUF = 2,
+    parameter int BSB = 32,
+    parameter int BW = 32,
+    parameter int B_SHIFT = -14,
+    parameter int B_ROUND = 2,
+    parameter int ACC_SHIFT = 0,
+    parameter int OW = 32,
+    parameter int O_SHIFT = 14,
+    parameter int O_ROUND = 0,
+    parameter int O_SAT = 0,
+    parameter int LOW = 32,
+    parameter int L_SHIFT = 14,
+    parameter int L_ROUND = 0,
+    parameter int L_SAT = 0,
+    parameter int IN_DF = 0,
+    parameter int D_WORDS = 260,
+    parameter int QKV_WORDS = 780,
+    parameter int HID_WORDS = 1040,
+    parameter int IMG_WORDS = 192,
+    parameter int ID_IMG = 1,
+    parameter int RWN = 1,
+    parameter int ID_X = 2,
+    parameter int ID_H = 3,
+    parameter int ID_O = 4,
+    parameter int ID_F = 5,
+    parameter int ID_QKV = 6,
+    parameter int ID_HID = 7,
+    parameter int ID_LOGITS = 8,
+    parameter int ID_SUM = 10,
+    parameter int STEP_WORDS = 16,
+    parameter int MAGIC = 32'h504C544D,
+    parameter int VERSION = 1,
+    parameter int OP_LINEAR = 3,
+    parameter int OP_LAYERNORM = 5,
+    parameter int OP_GELU = 11,
+    parameter int OP_RESIDUAL = 8,
+    parameter int OP_ROUTER_TOPK = 10,
+    parameter int OP_EXPERT_COMBINE = 13,
+    parameter int OP_ATTN_QK_SOFTMAX = 6,
+    parameter int OP_READ_IMAGE = 1,
+    parameter int OP_IM2COL = 2,
+    parameter int OP_EMBED = 4,
+    parameter int OP_ATTN_AV = 7,
+    parameter int NO_OFFSET = -1,
+    parameter int ROWS_QUEUE = -1,
+    parameter int F_OPCODE = 0,
+    parameter int F_ROWS = 2,
+    parameter int F_N = 4,
+    parameter int F_SRC = 5,
+    parameter int F_DST = 6,
+    parameter int F_FLAGS = 14,
+    parameter int FL_IN_INPUT = 1,
+    parameter int FL_GATHER = 16,
+    parameter int F_W_OFF = 7,
+    parameter int F_W_TASK_STRIDE = 8,
+    parameter int F_B_OFF = 9,
+    parameter int F_B_TASK_STRIDE = 10,
+    parameter int F_N_TILES = 11,
+    parameter int F_K_TILES = 12,
+    parameter int F_EXPERT = 13,
+    parameter int LN_D = 64,
+    parameter int LN_L = 8,
+    parameter int LN_W = 32,
+    parameter int LN_F = 22,
+    parameter int LN_A_ROUND = 0,
+    parameter int LN_A_SAT = 0,
+    parameter int LN_BW = 32,
+    parameter int LN_BF = 22,
+    parameter int LN_SW = 48,
+    parameter int LN_SF = 32,
+    parameter int LN_S_SAT = 0,
+    parameter int LN_EPS = 1,
+    parameter int LN_RW = 32,
+    parameter int LN_RF = 21,
+    parameter int LN_R_SIGNED = 0,
+    parameter int LN_R_ROUND = 1,
+    parameter int LN_R_SAT = 0,
+    parameter int LN_N = 97,
+    parameter int LN_STEP = 5,
+    parameter int LN_EW = 18,
+    parameter int LN_EF = 17,
+    parameter LN_TABLE = "rsqrt_table.mem",
+    parameter int GE_W = 32,
+    parameter int GE_F = 22,
+    parameter int GE_OUT_ROUND = 0,
+    parameter int GE_OUT_SAT = 0,
+    parameter int GE_N = 177,
+    parameter int GE_STEP = 5,
+    parameter int GE_EW = 18,
+    parameter int GE_EF = 18,
+    parameter GE_TABLE = "gelu_table.mem",
+    parameter int AD_SAT = 0,
+    parameter int RT_E = 8,
+    parameter int RT_K = 2,
+    parameter int RT_LW = 32,
+    parameter int RT_LFB = 22,
+    parameter int RT_EW = 18,
+    parameter int RT_EF = 17,
+    parameter int RT_E_ROUND = 1,
+    parameter int RT_E_SAT = 0,
+    parameter int RT_SW = 32,
+    parameter int RT_SF = 20,
+    parameter int RT_S_ROUND = 0,
+    parameter int RT_S_SAT = 0,
+    parameter int RT_RW = 24,
+    parameter int RT_RF = 23,
+    parameter int RT_R_ROUND = 1,
+    parameter int RT_R_SAT = 0,
+    parameter int RT_GW = 18,
+    parameter int RT_GF = 17,
+    parameter int RT_G_ROUND = 1,
+    parameter int RT_G_SAT = 0,
+    parameter int RT_LGW = 18,
+    parameter int RT_LGF = 17,
+    parameter int RT_LOG2E = 189097,
+    parameter int RT_EN = 65,
+    parameter int RT_ESTEP = 6,
+    parameter int RT_ETW = 18,
+    parameter int RT_ETF = 17,
+    parameter int RT_RN = 65,
+    parameter int RT_RSTEP = 6,
+    parameter int RT_RTW = 18,
+    parameter int RT_RTF = 17,
+    parameter int RT_RK = 26,
+    parameter RT_ETABLE = "softmax_exp.mem",
+    parameter RT_RTABLE = "softmax_recip.mem",
+    parameter int RT_STAGES = 7,
+    parameter int RT_IW = (RT_E > 1) ? $clog2(RT_E) : 1,
+    parameter int AT_T = 65,
+    parameter int AT_HD = 32,
+    parameter int AT_NH = 2,
+    parameter int AT_P = 4,
+    parameter int AT_LANES = 8,
+    parameter int AT_W = 32,
+    parameter int AT_F = 22,
+    parameter int AT_A_ROUND = 0,
+    parameter int AT_A_SAT = 0,
+    parameter int AT_DOTW = 64,
+    parameter int AT_AVW = 57,
+    parameter int AT_SC_ROUND = 0,
+    parameter int AT_SC_SAT = 0,
+    parameter int AT_SM_W = 32,
+    parameter int AT_SM_F = 22,
+    parameter int AT_SM_EW = 18,
+    parameter int AT_SM_EF = 17,
+    parameter int AT_SM_E_ROUND = 1,
+    parameter int AT_SM_E_SAT = 0,
+    parameter int AT_SM_SW = 32,
+    parameter int AT_SM_SF = 20,
+    parameter int AT_SM_S_ROUND = 0,
+    parameter int AT_SM_S_SAT = 0,
+    parameter int AT_SM_RW = 24,
+    parameter int AT_SM_RF = 23,
+    parameter int AT_SM_R_ROUND = 1,
+    parameter int AT_SM_R_SAT = 0,
+    parameter int AT_SM_LW = 18,
+    parameter int AT_SM_LF = 17,
+    parameter int AT_SM_LOG2E = 189097,
+    parameter int AT_SM_EN = 65,
+    parameter int AT_SM_ESTEP = 6,
+    parameter int AT_SM_ETW = 18,
+    parameter int AT_SM_ETF = 17,
+    parameter int AT_SM_RN = 65,
+    parameter int AT_SM_RSTEP = 6,
+    parameter int AT_SM_RTW = 18,
+    parameter int AT_SM_RTF = 17,
+    parameter int AT_SM_RK = 26,
+    parameter AT_SM_ETABLE = "softmax_exp.mem",
+    parameter AT_SM_RTABLE = "softmax_recip.mem",
+    parameter int IM_SB = 32,
+    parameter int IM_WI = 32,
+    parameter int IM_C = 3,
+    parameter int IM_IMG_H = 32,
+    parameter int IM_IMG_W = 32,
+    parameter int IM_PATCH = 4,
+    parameter int IM_BURST = 128,
+    parameter int EM_T = 65,
+    parameter int EM_D = 64,
+    parameter int EM_FA_ACT = 22,
+    parameter int EM_A_ROUND = 0,
+    parameter int EM_A_SAT = 0,
+    parameter int EM_BSB = 32,
+    parameter int EM_BW = 32,
+    parameter int EM_FB = 22,
+    parameter int EM_BURST = 128,
+    parameter int CB_A_ROUND = 0,
+    parameter int CB_SUMW = 34,
+    parameter int CB_D = 64,
+    localparam int GW_ID = 1 + (N_RD > 1 ? $clog2(N_RD) : 1)  // gmem_w's ID: {master index, master's ID}
+) (
+    input  logic ap_clk,
+    input  logic ap_rst_n,
+    /* verilator lint_off SYMRSVDWORD */  // 'interrupt' is the Vitis HLS IP's port name
+    output logic interrupt,
+    /* verilator lint_on SYMRSVDWORD */
+    // AXI-Lite control slave
+    input  logic [CTRL_ADDR_W-1:0] s_axi_control_AWADDR,
+    input  logic s_axi_control_AWVALID,
+    output logic s_axi_control_AWREADY,
+    input  logic [31:0] s_axi_control_WDATA,
+    input  logic [3:0] s_axi_control_WSTRB,
+    input  logic s_axi_control_WVALID,
+    output logic s_axi_control_WREADY,
+    output logic [1:0] s_axi_control_BRESP,
+    output logic s_axi_control_BVALID,
+    input  logic s_axi_control_BREADY,
+    input  logic [CTRL_ADDR_W-1:0] s_axi_control_ARADDR,
+    input  logic s_axi_control_ARVALID,
+    output logic s_axi_control_ARREADY,
+    output logic [31:0] s_axi_control_RDATA,
+    output logic [1:0] s_axi_control_RRESP,
+    output logic s_axi_control_RVALID,
+    input  logic s_axi_control_RREADY,
+    // AXI4 master gmem_w (read channels only)
+    output logic [GW_ID-1:0] m_axi_gmem_w_ARID,
+    output logic [63:0] m_axi_gmem_w_ARADDR,
+    output logic [7:0] m_axi_gmem_w_ARLEN,
+    output logic [2:0] m_axi_gmem_w_ARSIZE,
+    output logic [1:0] m_axi_gmem_w_ARBURST,
+    output logic m_axi_gmem_w_ARLOCK,
+    output logic [3:0] m_axi_gmem_w_ARCACHE,
+    output logic [2:0] m_axi_gmem_w_ARPROT,
+    output logic m_axi_gmem_w_ARVALID,
+    input  logic m_axi_gmem_w_ARREADY,
+    input  logic [GW_ID-1:0] m_axi_gmem_w_RID,
+    input  logic [AXI_BITS-1:0] m_axi_gmem_w_RDATA,
+    input  logic [1:0] m_axi_gmem_w_RRESP,
+    input  logic m_axi_gmem_w_RLAST,
+    input  logic m_axi_gmem_w_RVALID,
+    output logic m_axi_gmem_w_RREADY,
+    // AXI4 master gmem_io
+    output logic [0:0] m_axi_gmem_io_AWID,
+    output logic [63:0] m_axi_gmem_io_AWADDR,
+    output logic [7:0] m_axi_gmem_io_AWLEN,
+    output logic [2:0] m_axi_gmem_io_AWSIZE,
+    output logic [1:0] m_axi_gmem_io_AWBURST,
+    output logic m_axi_gmem_io_AWLOCK,
+    output logic [3:0] m_axi_gmem_io_AWCACHE,
+    output logic [2:0] m_axi_gmem_io_AWPROT,
+    output logic m_axi_gmem_io_AWVALID,
+    input  logic m_axi_gmem_io_AWREADY,
+    output logic [AXI_BITS-1:0] m_axi_gmem_io_WDATA,
+    output logic [AXI_BITS/8-1:0] m_axi_gmem_io_WSTRB,
+    output logic m_axi_gmem_io_WLAST,
+    output logic m_axi_gmem_io_WVALID,
+    input  logic m_axi_gmem_io_WREADY,
+    input  logic [0:0] m_axi_gmem_io_BID,
+    input  logic [1:0] m_axi_gmem_io_BRESP,
+    input  logic m_axi_gmem_io_BVALID,
+    output logic m_axi_gmem_io_BREADY,
+    output logic [0:0] m_axi_gmem_io_ARID,
+    output logic [63:0] m_axi_gmem_io_ARADDR,
+    output logic [7:0] m_axi_gmem_io_ARLEN,
+    output logic [2:0] m_axi_gmem_io_ARSIZE,
+    output logic [1:0] m_axi_gmem_io_ARBURST,
+    output logic m_axi_gmem_io_ARLOCK,
+    output logic [3:0] m_axi_gmem_io_ARCACHE,
+    output logic [2:0] m_axi_gmem_io_ARPROT,
+    output logic m_axi_gmem_io_ARVALID,
+    input  logic m_axi_gmem_io_ARREADY,
+    input  logic [0:0] m_axi_gmem_io_RID,
+    input  logic [AXI_BITS-1:0] m_axi_gmem_io_RDATA,
+    input  logic [1:0] m_axi_gmem_io_RRESP,
+    input  logic m_axi_gmem_io_RLAST,
+    input  logic m_axi_gmem_io_RVALID,
+    output logic m_axi_gmem_io_RREADY
+);
+    wire rst = !ap_rst_n;
+
+    // ---------------- AXI-Lite control block (ap_ctrl_hs): axi_lite_ctrl.sv ----------------
+    logic ap_start, ap_done, ap_idle, ap_ready;
+    logic [63:0] arg_weights;
+    /* verilator lint_off UNUSEDSIGNAL */  // registers only in this slice (see the header)
+    logic [63:0] arg_weights1, arg_images, arg_features;
+    logic [31:0] arg_n_images;
+    /* verilator lint_on UNUSEDSIGNAL */
+    logic [31:0] arg_task;
+    axi_lite_ctrl #(.CTRL_ADDR_W(CTRL_ADDR_W), .OFF_WEIGHTS(OFF_WEIGHTS), .OFF_WEIGHTS1(OFF_WEIGHTS1),
+                    .OFF_IMAGES(OFF_IMAGES), .OFF_FEATURES(OFF_FEATURES), .OFF_TASK(OFF_TASK),
+                    .OFF_N_IMAGES(OFF_N_IMAGES)) ctrl (
+        .ap_clk, .ap_rst_n, .s_axi_control_AWADDR, .s_axi_control_AWVALID, .s_axi_control_AWREADY,
+        .s_axi_control_WDATA, .s_axi_control_WSTRB, .s_axi_control_WVALID, .s_axi_control_WREADY,
+        .s_axi_control_BRESP, .s_axi_control_BVALID, .s_axi_control_BREADY, .s_axi_control_ARADDR,
+        .s_axi_control_ARVALID, .s_axi_control_ARREADY, .s_axi_control_RDATA, .s_axi_control_RRESP,
+        .s_axi_control_RVALID, .s_axi_control_RREADY, .ap_start, .ap_done, .ap_idle, .ap_ready, .interrupt,
+        .arg_weights, .arg_weights1, .arg_images, .arg_features, .arg_task, .arg_n_images);
+
+    // ---------------- ap_ctrl_hs <-> accel_seq ----------------
+    logic running, seq_done, seq_busy;
+    wire seq_start = ap_start && !running;
+    always_ff @(posedge ap_clk) begin
+        if (rst) running <= 1'b0;
+        else if (seq_start) running <= 1'b1;
+        else if (seq_done) running <= 1'b0;
+    end
+    assign ap_idle = !running;
+    assign ap_done = running && seq_done;
+    assign ap_ready = running && seq_done;
+
+    // the sequencer's three read masters, packed for the arbiter (index order = ARB_MASTERS)
+    logic [N_RD-1:0] a_arid, a_rid;
+    logic [N_RD*64-1:0] a_araddr;
+    logic [N_RD*8-1:0] a_arlen;
+    logic [N_RD*3-1:0] a_arsize;
+    logic [N_RD*2-1:0] a_arburst, a_rresp;
+    logic [N_RD-1:0] a_arvalid, a_arready, a_rlast, a_rvalid, a_rready;
+    logic [N_RD*AXI_BITS-1:0] a_rdata;
+
+    logic step_req;
+    /* verilator lint_off UNUSEDSIGNAL */  // the bench's outputs of the sequencer, unused on the board
+    logic [31:0] step_rows, step_index, step_cycles, step_ovf, run_cycles, bench_cycles;
+    logic seq_error, step_done, step_skip, step_held, rt_out_valid, rt_out_ovf;
+    logic [15:0] rt_out_token;
+    logic [RT_K*RT_IW-1:0] rt_out_idx;
+    logic [RT_K*RT_GW-1:0] rt_out_gate;
+    logic [T_IN*WA-1:0] dbg_rdata;
+    logic [T_IN-1:0] dbg_sum_ovf;
+    /* verilator lint_on UNUSEDSIGNAL */
+
+    accel_seq #(
+        .T_IN(T_IN), .T_OUT(T_OUT), .WA(WA), .WW(WW), .WSB(WSB), .WACC(WACC), .PACK2(PACK2),
+        .PACK_SHIFT(PACK_SHIFT), .AXI_BITS(AXI_BITS), .TILE_BEATS(TILE_BEATS), .TILE_BYTES(TILE_BYTES),
+        .ROWS_MAX(ROWS_MAX), .KT_MAX(KT_MAX), .NT_MAX(NT_MAX), .NBUF(NBUF), .BSB(BSB), .BW(BW),
+        .B_SHIFT(B_SHIFT), .B_ROUND(B_ROUND), .ACC_SHIFT(ACC_SHIFT), .OW(OW), .O_SHIFT(O_SHIFT),
+        .O_ROUND(O_ROUND), .O_SAT(O_SAT), .LOW(LOW), .L_SHIFT(L_SHIFT), .L_ROUND(L_ROUND), .L_SAT(L_SAT),
+        .IN_DF(IN_DF), .D_WORDS(D_WORDS), .QKV_WORDS(QKV_WORDS), .HID_WORDS(HID_WORDS), .IMG_WORDS(IMG_WORDS),
+        .ID_IMG(ID_IMG), .RWN(RWN), .ID_X(ID_X), .ID_H(ID_H), .ID_O(ID_O), .ID_F(ID_F), .ID_QKV(ID_QKV),
+        .ID_HID(ID_HID), .ID_LOGITS(ID_LOGITS), .ID_SUM(ID_SUM), .STEP_WORDS(STEP_WORDS), .MAGIC(MAGIC),
+        .VERSION(VERSION), .OP_LINEAR(OP_LINEAR), .OP_LAYERNORM(OP_LAYERNORM), .OP_GELU(OP_GELU),
+        .OP_RESIDUAL(OP_RESIDUAL), .OP_ROUTER_TOPK(OP_ROUTER_TOPK), .OP_EXPERT_COMBINE(OP_EXPERT_COMBINE),
+        .OP_ATTN_QK_SOFTMAX(OP_ATTN_QK_SOFTMAX), .OP_READ_IMAGE(OP_READ_IMAGE), .OP_IM2COL(OP_IM2COL),
+        .OP_EMBED(OP_EMBED), .OP_ATTN_AV(OP_ATTN_AV), .NO_OFFSET(NO_OFFSET), .ROWS_QUEUE(ROWS_QUEUE),
+        .F_OPCODE(F_OPCODE), .F_ROWS(F_ROWS), .F_N(F_N), .F_SRC(F_SRC), .F_DST(F_DST), .F_FLAGS(F_FLAGS),
+        .FL_IN_INPUT(FL_IN_INPUT), .FL_GATHER(FL_GATHER), .F_W_OFF(F_W_OFF), .F_W_TASK_STRIDE(F_W_TASK_STRIDE),
+        .F_B_OFF(F_B_OFF), .F_B_TASK_STRIDE(F_B_TASK_STRIDE), .F_N_TILES(F_N_TILES), .F_K_TILES(F_K_TILES),
+        .F_EXPERT(F_EXPERT), .LN_D(LN_D), .LN_L(LN_L), .LN_W(LN_W), .LN_F(LN_F), .LN_A_ROUND(LN_A_ROUND),
+        .LN_A_SAT(LN_A_SAT), .LN_BW(LN_BW), .LN_BF(LN_BF), .LN_SW(LN_SW), .LN_SF(LN_SF), .LN_S_SAT(LN_S_SAT),
+        .LN_EPS(LN_EPS), .LN_RW(LN_RW), .LN_RF(LN_RF), .LN_R_SIGNED(LN_R_SIGNED), .LN_R_ROUND(LN_R_ROUND),
+        .LN_R_SAT(LN_R_SAT), .LN_N(LN_N), .LN_STEP(LN_STEP), .LN_EW(LN_EW), .LN_EF(LN_EF), .LN_TABLE(LN_TABLE),
+        .GE_W(GE_W), .GE_F(GE_F), .GE_OUT_ROUND(GE_OUT_ROUND), .GE_OUT_SAT(GE_OUT_SAT), .GE_N(GE_N),
+        .GE_STEP(GE_STEP), .GE_EW(GE_EW), .GE_EF(GE_EF), .GE_TABLE(GE_TABLE), .AD_SAT(AD_SAT), .RT_E(RT_E),
+        .RT_K(RT_K), .RT_LW(RT_LW), .RT_LFB(RT_LFB), .RT_EW(RT_EW), .RT_EF(RT_EF), .RT_E_ROUND(RT_E_ROUND),
+        .RT_E_SAT(RT_E_SAT), .RT_SW(RT_SW), .RT_SF(RT_SF), .RT_S_ROUND(RT_S_ROUND), .RT_S_SAT(RT_S_SAT),
+        .RT_RW(RT_RW), .RT_RF(RT_RF), .RT_R_ROUND(RT_R_ROUND), .RT_R_SAT(RT_R_SAT), .RT_GW(RT_GW),
+        .RT_GF(RT_GF), .RT_G_ROUND(RT_G_ROUND), .RT_G_SAT(RT_G_SAT), .RT_LGW(RT_LGW), .RT_LGF(RT_LGF),
+        .RT_LOG2E(RT_LOG2E), .RT_EN(RT_EN), .RT_ESTEP(RT_ESTEP), .RT_ETW(RT_ETW), .RT_ETF(RT_ETF),
+        .RT_RN(RT_RN), .RT_RSTEP(RT_RSTEP), .RT_RTW(RT_RTW), .RT_RTF(RT_RTF), .RT_RK(RT_RK),
+        .RT_ETABLE(RT_ETABLE), .RT_RTABLE(RT_RTABLE), .RT_STAGES(RT_STAGES), .RT_IW(RT_IW), .AT_T(AT_T),
+        .AT_HD(AT_HD), .AT_NH(AT_NH), .AT_P(AT_P), .AT_LANES(AT_LANES), .AT_W(AT_W), .AT_F(AT_F),
+        .AT_A_ROUND(AT_A_ROUND), .AT_A_SAT(AT_A_SAT), .AT_DOTW(AT_DOTW), .AT_AVW(AT_AVW),
+        .AT_SC_ROUND(AT_SC_ROUND), .AT_SC_SAT(AT_SC_SAT), .AT_SM_W(AT_SM_W), .AT_SM_F(AT_SM_F),
+        .AT_SM_EW(AT_SM_EW), .AT_SM_EF(AT_SM_EF), .AT_SM_E_ROUND(AT_SM_E_ROUND), .AT_SM_E_SAT(AT_SM_E_SAT),
+        .AT_SM_SW(AT_SM_SW), .AT_SM_SF(AT_SM_SF), .AT_SM_S_ROUND(AT_SM_S_ROUND), .AT_SM_S_SAT(AT_SM_S_SAT),
+        .AT_SM_RW(AT_SM_RW), .AT_SM_RF(AT_SM_RF), .AT_SM_R_ROUND(AT_SM_R_ROUND), .AT_SM_R_SAT(AT_SM_R_SAT),
+        .AT_SM_LW(AT_SM_LW), .AT_SM_LF(AT_SM_LF), .AT_SM_LOG2E(AT_SM_LOG2E), .AT_SM_EN(AT_SM_EN),
+        .AT_SM_ESTEP(AT_SM_ESTEP), .AT_SM_ETW(AT_SM_ETW), .AT_SM_ETF(AT_SM_ETF), .AT_SM_RN(AT_SM_RN),
+        .AT_SM_RSTEP(AT_SM_RSTEP), .AT_SM_RTW(AT_SM_RTW), .AT_SM_RTF(AT_SM_RTF), .AT_SM_RK(AT_SM_RK),
+        .AT_SM_ETABLE(AT_SM_ETABLE), .AT_SM_RTABLE(AT_SM_RTABLE), .IM_SB(IM_SB), .IM_WI(IM_WI), .IM_C(IM_C),
+        .IM_IMG_H(IM_IMG_H), .IM_IMG_W(IM_IMG_W), .IM_PATCH(IM_PATCH), .IM_BURST(IM_BURST), .EM_T(EM_T),
+        .EM_D(EM_D), .EM_FA_ACT(EM_FA_ACT), .EM_A_ROUND(EM_A_ROUND), .EM_A_SAT(EM_A_SAT), .EM_BSB(EM_BSB),
+        .EM_BW(EM_BW), .EM_FB(EM_FB), .EM_BURST(EM_BURST), .CB_A_ROUND(CB_A_ROUND), .CB_SUMW(CB_SUMW),
+        .CB_D(CB_D)
+    ) seq (
+        .clk(ap_clk), .rst, .start(seq_start), .prog_addr(arg_weights + 64'(PROG_OFF)), .w_base(arg_weights),
+        .img_addr(arg_images), .task_id(arg_task), .pause(1'b0), .busy(seq_busy), .done(seq_done),
+        .error(seq_error), .step_req, .step_held, .step_index, .step_rows, .step_go(step_req), .step_done,
+        .step_skip, .step_cycles, .step_ovf, .run_cycles, .bench_cycles,
+        .dbg_we(1'b0), .dbg_buf('0), .dbg_addr('0), .dbg_wdata('0), .dbg_rdata, .dbg_sum_ovf,
+        .rt_out_valid, .rt_out_token, .rt_out_idx, .rt_out_gate, .rt_out_ovf,
+        // the image: gmem_io's read channel (the HLS top's images bundle)
+        .m_axi_i_ARID(m_axi_gmem_io_ARID), .m_axi_i_ARADDR(m_axi_gmem_io_ARADDR),
+        .m_axi_i_ARLEN(m_axi_gmem_io_ARLEN), .m_axi_i_ARSIZE(m_axi_gmem_io_ARSIZE),
+        .m_axi_i_ARBURST(m_axi_gmem_io_ARBURST), .m_axi_i_ARVALID(m_axi_gmem_io_ARVALID),
+        .m_axi_i_ARREADY(m_axi_gmem_io_ARREADY), .m_axi_i_RID(m_axi_gmem_io_RID),
+        .m_axi_i_RLAST(m_axi_gmem_io_RLAST), .m_axi_i_RDATA(m_axi_gmem_io_RDATA),
+        .m_axi_i_RRESP(m_axi_gmem_io_RRESP), .m_axi_i_RVALID(m_axi_gmem_io_RVALID),
+        .m_axi_i_RREADY(m_axi_gmem_io_RREADY),
+        // master 0: the program; 1: the weights; 2: LayerNorm's parameters
+        .m_axi_p_ARID(a_arid[0]), .m_axi_p_ARADDR(a_araddr[0 +: 64]), .m_axi_p_ARLEN(a_arlen[0 +: 8]),
+        .m_axi_p_ARSIZE(a_arsize[0 +: 3]), .m_axi_p_ARBURST(a_arburst[0 +: 2]), .m_axi_p_ARVALID(a_arvalid[0]),
+        .m_axi_p_ARREADY(a_arready[0]), .m_axi_p_RID(a_rid[0]), .m_axi_p_RLAST(a_rlast[0]),
+        .m_axi_p_RDATA(a_rdata[0 +: AXI_BITS]), .m_axi_p_RRESP(a_rresp[0 +: 2]), .m_axi_p_RVALID(a_rvalid[0]),
+        .m_axi_p_RREADY(a_rready[0]),
+        .m_axi_w_ARID(a_arid[1]), .m_axi_w_ARADDR(a_araddr[64 +: 64]), .m_axi_w_ARLEN(a_arlen[8 +: 8]),
+        .m_axi_w_ARSIZE(a_arsize[3 +: 3]), .m_axi_w_ARBURST(a_arburst[2 +: 2]), .m_axi_w_ARVALID(a_arvalid[1]),
+        .m_axi_w_ARREADY(a_arready[1]), .m_axi_w_RID(a_rid[1]), .m_axi_w_RLAST(a_rlast[1]),
+        .m_axi_w_RDATA(a_rdata[AXI_BITS +: AXI_BITS]), .m_axi_w_RRESP(a_rresp[2 +: 2]),
+        .m_axi_w_RVALID(a_rvalid[1]), .m_axi_w_RREADY(a_rready[1]),
+        .m_axi_l_ARID(a_arid[2]), .m_axi_l_ARADDR(a_araddr[128 +: 64]), .m_axi_l_ARLEN(a_arlen[16 +: 8]),
+        .m_axi_l_ARSIZE(a_arsize[6 +: 3]), .m_axi_l_ARBURST(a_arburst[4 +: 2]), .m_axi_l_ARVALID(a_arvalid[2]),
+        .m_axi_l_ARREADY(a_arready[2]), .m_axi_l_RID(a_rid[2]), .m_axi_l_RLAST(a_rlast[2]),
+        .m_axi_l_RDATA(a_rdata[2*AXI_BITS +: AXI_BITS]), .m_axi_l_RRESP(a_rresp[4 +: 2]),
+        .m_axi_l_RVALID(a_rvalid[2]), .m_axi_l_RREADY(a_rready[2]));
+
+    /* verilator lint_off UNUSEDSIGNAL */  // the sequencer's busy: the run flag follows start and done
+    wire unused_busy = seq_busy;
+    /* verilator lint_on UNUSEDSIGNAL */
+
+    axi_rd_arbiter #(.N(N_RD), .AXI_BITS(AXI_BITS), .ID_W(1)) arb (
+        .clk(ap_clk), .rst, .s_ARID(a_arid), .s_ARADDR(a_araddr), .s_ARLEN(a_arlen), .s_ARSIZE(a_arsize),
+        .s_ARBURST(a_arburst), .s_ARVALID(a_arvalid), .s_ARREADY(a_arready), .s_RID(a_rid), .s_RDATA(a_rdata),
+        .s_RRESP(a_rresp), .s_RLAST(a_rlast), .s_RVALID(a_rvalid), .s_RREADY(a_rready),
+        .m_ARID(m_axi_gmem_w_ARID), .m_ARADDR(m_axi_gmem_w_ARADDR), .m_ARLEN(m_axi_gmem_w_ARLEN),
+        .m_ARSIZE(m_axi_gmem_w_ARSIZE), .m_ARBURST(m_axi_gmem_w_ARBURST), .m_ARVALID(m_axi_gmem_w_ARVALID),
+        .m_ARREADY(m_axi_gmem_w_ARREADY), .m_RID(m_axi_gmem_w_RID), .m_RDATA(m_axi_gmem_w_RDATA),
+        .m_RRESP(m_axi_gmem_w_RRESP), .m_RLAST(m_axi_gmem_w_RLAST), .m_RVALID(m_axi_gmem_w_RVALID),
+        .m_RREADY(m_axi_gmem_w_RREADY));
+    // fixed burst attributes, as the HLS adapters: normal access, modifiable, bufferable
+    assign m_axi_gmem_w_ARLOCK = 0, m_axi_gmem_w_ARCACHE = 4'b0011, m_axi_gmem_w_ARPROT = 0;
+
+    // ---------------- gmem_io: the image reader's read channel; no features are written yet ----------------
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire unused_io = ^{m_axi_gmem_io_AWREADY, m_axi_gmem_io_WREADY, m_axi_gmem_io_BID, m_axi_gmem_io_BRESP,
+                       m_axi_gmem_io_BVALID};
+    /* verilator lint_on UNUSEDSIGNAL */
+    localparam int SIZE = $clog2(AXI_BITS / 8);
+    assign m_axi_gmem_io_AWID = 0, m_axi_gmem_io_AWADDR = 0, m_axi_gmem_io_AWLEN = 0;
+    assign m_axi_gmem_io_AWSIZE = 3'(SIZE), m_axi_gmem_io_AWBURST = 2'b01, m_axi_gmem_io_AWLOCK = 0;
+    assign m_axi_gmem_io_AWCACHE = 4'b0011, m_axi_gmem_io_AWPROT = 0, m_axi_gmem_io_AWVALID = 0;
+    assign m_axi_gmem_io_WDATA = 0, m_axi_gmem_io_WSTRB = 0, m_axi_gmem_io_WLAST = 0, m_axi_gmem_io_WVALID = 0;
+    assign m_axi_gmem_io_BREADY = 1;
+    assign m_axi_gmem_io_ARLOCK = 0, m_axi_gmem_io_ARCACHE = 4'b0011, m_axi_gmem_io_ARPROT = 0;
+endmodule

@@ -1,0 +1,51 @@
+"""The RTL top's parameters for an export (hw_tests/rtl/accel_top.sv and its accel_seq): the export's
+design point read back (config, hardware types, kernel parameters, program, register map) and turned
+into the parameters of :mod:`mtl_moe.rtl`. A module of its own because it reads exports and the
+performance model, which themselves use :mod:`mtl_moe.rtl` (one import direction)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mtl_moe.rtl import ARB_MASTERS, accel_seq_parameters, tile_buffers
+
+
+def accel_seq_export_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, Any]:
+    """:func:`accel_seq_parameters` for an export's design point (its config, hw and kernel params):
+    buffers sized by its program (rows = tokens, the largest k/n tiles of a linear step; the feature
+    maps by accel_seq_parameters), weight-tile buffers for the ZCU104 weight port's
+    latency (:func:`tile_buffers` of the performance model); tables written into ``dir``."""
+    import json
+
+    from mtl_moe.hls_export import KernelParams, read_export
+    from mtl_moe.perf import BOARDS, Design, PerfModel, export_design_params
+    from mtl_moe.program import build_program
+
+    meta, cfg, hw = read_export(export_dir)
+    kp = KernelParams(**meta["kernel_params"])
+    prog = build_program(cfg, hw, kp, json.loads((Path(export_dir) / "weights.json").read_text()))
+    lin = [s for s in prog if s.op == "linear"]
+    model = PerfModel(cfg, hw, Design(**export_design_params(meta["kernel_params"])), BOARDS["zcu104"])
+    nbuf = tile_buffers(model.read_latency_cycles, model.tile_load_cycles)
+    return accel_seq_parameters(hw, kp, cfg, dir, cfg.n_tokens, max(s.k_tiles for s in lin),
+                                max(s.n_tiles for s in lin), nbuf)
+
+
+def accel_top_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, Any]:
+    """Parameters of ``accel_top.sv`` for an export: the register map's (regmap.json: address width,
+    argument offsets, AXI width), PROG_OFF (export.json ``program.weights_offset``), the arbiter's
+    master count and every parameter of its accel_seq (:func:`accel_seq_export_parameters`)."""
+    import json
+
+    ex = Path(export_dir)
+    regs = json.loads((ex / "regmap.json").read_text())
+    meta = json.loads((ex / "export.json").read_text())
+    if "weights_offset" not in meta["program"]:
+        raise ValueError(f"{ex / 'export.json'} records no program.weights_offset (an export older than "
+                         "the RTL top): re-export")
+    seq = accel_seq_export_parameters(ex, dir)
+    if seq["AXI_BITS"] != regs["axi_bits"]:
+        raise ValueError(f"regmap.json's AXI width {regs['axi_bits']} != the design's {seq['AXI_BITS']}")
+    return {"CTRL_ADDR_W": regs["addr_width"], **{f"OFF_{k.upper()}": v for k, v in regs["args"].items()},
+            "PROG_OFF": meta["program"]["weights_offset"], "N_RD": len(ARB_MASTERS), **seq}
