@@ -203,11 +203,9 @@ def model_estimate(export_dir: Path) -> dict:
 
 
 LEFT_OUT = [
-    "attention (accel_attn.sv is not in accel_seq yet): the model counts its Q.K and A.V DSPs and its "
-    "softmax rows; Yosys has nothing of it",
-    "the feature-map buffers between units, the image and feature movers and the patch embedding's "
-    "im2col (not in RTL yet): the model counts the exported kernels' on-chip arrays (mtl_moe.onchip), "
-    "which is most of its BRAM/URAM",
+    "write_features (not in RTL yet: no AXI write master) and the second weight port",
+    "block RAM inference of the feature maps: accel_fm.sv reads every buffer into a mux, which Yosys "
+    "maps to flip-flops and LUTs; the model counts the exported kernels' on-chip arrays (mtl_moe.onchip)",
     "place and route: Yosys maps to cells before packing and optimisation across LUTs, so LUT/FF are "
     "pre-implementation counts and no timing is known (Vivado's numbers will differ)",
     "Vivado's own memory inference and DSP packing (Yosys' xcup mapping chooses RAMB/URAM/LUTRAM and "
