@@ -38,6 +38,28 @@ def waves_dir() -> Path | None:
     return Path(d).expanduser().resolve() if d else None
 
 
+async def driver_on(dut, clock_ns: int):
+    """The deployment driver on a top with the HLS IP's ports (ap_clk, ap_rst_n, the register map):
+    its clock, ap_rst_n low for 4 cycles, the cocotb backend and the Accelerator of $MTL_MOE_EXPORT
+    (weights written once), with the driver's timeout from $MTL_MOE_TIMEOUT_S."""
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import ClockCycles
+
+    from mtl_moe.deploy.accelerator import Accelerator
+    from mtl_moe.deploy.cocotb_backend import CocotbBackend
+
+    cocotb.start_soon(Clock(dut.ap_clk, clock_ns, unit="ns").start())
+    be = CocotbBackend(dut)
+    dut.ap_rst_n.value = 0
+    await ClockCycles(dut.ap_clk, 4)
+    dut.ap_rst_n.value = 1
+    await ClockCycles(dut.ap_clk, 2)
+    acc = Accelerator(os.environ["MTL_MOE_EXPORT"], backend=be,
+                      timeout=float(os.environ["MTL_MOE_TIMEOUT_S"]), poll=2e-6)
+    return be, acc
+
+
 async def reset(dut, cycles: int = 3) -> None:
     """Start a 100 MHz clock on dut.clk and hold dut.rst for a few cycles (in_valid low)."""
     import cocotb

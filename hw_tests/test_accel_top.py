@@ -41,20 +41,10 @@ UNITS = tuple(m for m in ACCEL_TOP_SOURCES if m != "accel_top")  # everything un
 
 
 async def _setup(dut):
-    from cocotb.clock import Clock
+    """The driver on this top (cocotb_util.driver_on)."""
+    from cocotb_util import driver_on
 
-    from mtl_moe.deploy.accelerator import Accelerator
-    from mtl_moe.deploy.cocotb_backend import CocotbBackend
-
-    cocotb.start_soon(Clock(dut.ap_clk, CLOCK_NS, unit="ns").start())
-    be = CocotbBackend(dut)
-    dut.ap_rst_n.value = 0
-    await ClockCycles(dut.ap_clk, 4)
-    dut.ap_rst_n.value = 1
-    await ClockCycles(dut.ap_clk, 2)
-    acc = Accelerator(os.environ["MTL_MOE_EXPORT"], backend=be,
-                      timeout=float(os.environ["MTL_MOE_TIMEOUT_S"]), poll=2e-6)
-    return be, acc
+    return await driver_on(dut, CLOCK_NS)
 
 
 def _ar_log(dut) -> list[tuple[int, int, int]]:

@@ -36,21 +36,10 @@ CLOCK_NS = 10
 
 
 async def setup(dut):
-    """Clock, reset (ap_rst_n low for 4 cycles), the cocotb backend and the driver (weights once)."""
-    from cocotb.clock import Clock
+    """The driver on this top (cocotb_util.driver_on)."""
+    from cocotb_util import driver_on
 
-    from mtl_moe.deploy.accelerator import Accelerator
-    from mtl_moe.deploy.cocotb_backend import CocotbBackend
-
-    cocotb.start_soon(Clock(dut.ap_clk, CLOCK_NS, unit="ns").start())
-    be = CocotbBackend(dut)
-    dut.ap_rst_n.value = 0
-    await ClockCycles(dut.ap_clk, 4)
-    dut.ap_rst_n.value = 1
-    await ClockCycles(dut.ap_clk, 2)
-    acc = Accelerator(os.environ["MTL_MOE_EXPORT"], backend=be,
-                      timeout=float(os.environ["MTL_MOE_TIMEOUT_S"]), poll=2e-6)
-    return be, acc
+    return await driver_on(dut, CLOCK_NS)
 
 
 def golden_features(acc, n: int, seed: int = 0):
