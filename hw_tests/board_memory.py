@@ -70,6 +70,10 @@ class RamTarget:
         self.mem = bytearray(size)
 
     def write(self, address: int, data: bytes) -> None:
+        """``data`` at ``address``; past the end raises (a slice assignment would grow the memory
+        silently, and a bench's overlapping buffers would go unnoticed)."""
+        if address < 0 or address + len(data) > len(self.mem):
+            raise IndexError(f"write of {len(data)} bytes at {address:#x} past the end ({len(self.mem):#x})")
         self.mem[address:address + len(data)] = data
 
     async def read(self, address: int, length: int) -> bytes:

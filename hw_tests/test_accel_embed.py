@@ -133,8 +133,9 @@ async def _embed(dut, ex: Path, cfg: Any, hw: Any, kp: Any, model: Any, prog: li
     from cocotb_util import pack
     from cocotbext.axi import AxiReadBus
 
-    ram = RamTarget(1 << 24)
-    ram.write(W_BASE, (ex / "weights.bin").read_bytes())
+    weights = (ex / "weights.bin").read_bytes()
+    ram = RamTarget(W_BASE + len(weights))  # m3vit-tiny's weights: 28 MB (w16a32)
+    ram.write(W_BASE, weights)
     board_read_slave(AxiReadBus.from_prefix(dut, "m_axi_e"), dut.clk, dut.rst, ram,
                      PortTiming.weight_port(model))
     f, want = _golden_embed(ex)

@@ -203,15 +203,20 @@ async def _start(dut, pause: int):
         _GOLDEN["calls"], _GOLDEN["queues"] = golden_linears(ex, task)
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    ram = RamTarget(1 << 24)
-    P_BASE, W_BASE, I_BASE = 0x1000, 0x100000, 0x800000
-    ram.write(P_BASE, (ex / "program.bin").read_bytes())
-    ram.write(W_BASE, (ex / "weights.bin").read_bytes())
     from mtl_moe.csim import input_codes, test_images
     from mtl_moe.deploy.regmap import storage_bytes
 
     img = input_codes(test_images(cfg, 1, cfg.seed), hw)[0]  # golden_linears' image, as the host writes it
-    ram.write(I_BASE, img.astype(f"<i{storage_bytes(hw.input.width)}").tobytes())
+    blobs = [(ex / "program.bin").read_bytes(), (ex / "weights.bin").read_bytes(),
+             img.astype(f"<i{storage_bytes(hw.input.width)}").tobytes()]
+    bases, top = [], 0x1000  # one after the other, each 4 KiB-aligned (m3vit-tiny's weights: 28 MB)
+    for b in blobs:
+        bases.append(top)
+        top = -(-(top + len(b)) // 4096) * 4096
+    ram = RamTarget(top)
+    for base, b in zip(bases, blobs, strict=True):
+        ram.write(base, b)
+    P_BASE, W_BASE, I_BASE = bases
     for port, timing in (("m_axi_w", PortTiming.weight_port(model)), ("m_axi_p", PortTiming.io_port(model)),
                          ("m_axi_l", PortTiming.weight_port(model)), ("m_axi_i", PortTiming.io_port(model))):
         board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, ram, timing)
@@ -285,6 +290,9 @@ async def accel_seq_runs_the_program(dut):
                "cycles": int(dut.step_cycles.value), "model_cycles": modeled}
         flags = int(dut.step_ovf.value)
         await FallingEdge(dut.clk)
+        if i < int(os.environ.get("MTL_MOE_CHECK_FROM", "0")):  # debugging a large model: go on unchecked
+            await bench.go()
+            continue
         mism, checked = flags, 0
         if s.op == "router_topk":
             pre = f"blocks.{s.layer}.mlp.router"
@@ -333,7 +341,12 @@ async def accel_seq_runs_the_program(dut):
         else:  # layernorm, gelu, linear: the dst buffer's rows against golden's outputs of the step
             want = calls["patch_embed" if s.kind == "patch_embed" else _golden_name(s)][1]
             got, _ = await bench.read_rows(s.dst, rows, s.n)
-            mism += int((got != want.reshape(rows, s.n)).sum())
+            bad = np.argwhere(got != want.reshape(rows, s.n))
+            mism += len(bad)
+            if len(bad) or flags:  # where: the rows and columns that differ (a report for debugging)
+                w2 = want.reshape(rows, s.n)
+                rec["where"] = {"flags": flags, "cells": bad[:64].tolist(),
+                                "got": got[tuple(bad[:8].T)].tolist(), "want": w2[tuple(bad[:8].T)].tolist()}
             checked, rec["weight"] = got.size, s.weight or s.op
         steps.append({**rec, "mismatches": mism, "checked": checked})
         dut._log.info("step %d %s %s: %s mismatches of %d, %d cycles (model %.0f)", i, s.op, rec["weight"],
