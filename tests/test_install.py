@@ -99,9 +99,10 @@ def test_wheel_ships_every_resource_and_no_torch_in_the_base_requirements(wheel)
             rel = f.relative_to(REPO).as_posix()
             assert _wheel_name(rel) in names, f"{rel} is not in the wheel"
             assert z.read(_wheel_name(rel)) == f.read_bytes(), rel
-        # the data folders carry no Python but sim/'s developer scripts (setuptools takes a mapped
-        # package's modules; nothing imports them from the wheel)
-        scripts = {_wheel_name(f.relative_to(REPO).as_posix()) for f in (REPO / "sim").glob("*.py")}
+        # the data folders carry no Python but sim/'s and bitstreams/'s developer scripts (setuptools
+        # takes a mapped package's modules; nothing imports them from the wheel)
+        scripts = {_wheel_name(f.relative_to(REPO).as_posix())
+                   for d in ("sim", "bitstreams") for f in (REPO / d).glob("*.py")}
         assert {n for n in names if n.startswith("mtl_moe/_data/") and n.endswith(".py")} <= scripts
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         eps = z.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
