@@ -204,8 +204,8 @@ def model_estimate(export_dir: Path) -> dict:
 
 LEFT_OUT = [
     "write_features (not in RTL yet: no AXI write master) and the second weight port",
-    "block RAM inference of the feature maps: accel_fm.sv reads every buffer into a mux, which Yosys "
-    "maps to flip-flops and LUTs; the model counts the exported kernels' on-chip arrays (mtl_moe.onchip)",
+    "the feature maps are inferred as block RAM from accel_fm.sv's banks (fm_ram.sv); the model counts the "
+    "exported kernels' on-chip arrays (mtl_moe.onchip), so the two BRAM figures count different buffers",
     "place and route: Yosys maps to cells before packing and optimisation across LUTs, so LUT/FF are "
     "pre-implementation counts and no timing is known (Vivado's numbers will differ)",
     "Vivado's own memory inference and DSP packing (Yosys' xcup mapping chooses RAMB/URAM/LUTRAM and "

@@ -226,6 +226,11 @@ def modeled_cycles(export_dir: Path) -> float:
     return perf_of_export(export_dir, ideal_memory(BOARDS["zcu104"], axi_bits, 0))["cycles"]
 
 
+# The C++-datapath shell proves the driver protocol and the exported C++ behind AXI; the RTL
+# accelerator's tests (test_accel_rtl.py) run both presets. int8 here is a second run of the same
+# shell, so CI runs w16a32 and int8 waits for `slow` (CI's time budget).
+@pytest.mark.parametrize("demo_export", ["w16a32", pytest.param("int8", marks=pytest.mark.slow)],
+                         indirect=True)
 def test_accelerator_behind_axi_matches_golden(verilator, demo_export, tmp_path):
     build_dir = build(demo_export, [HERE / "rtl" / f"{m}.sv" for m in ("axi_lite_ctrl", "mtl_moe_accel")],
                       "mtl_moe_accel")

@@ -329,7 +329,7 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
             "HID_WORDS": hid,
             "RWN": max(1, -(-lanes // kp.t_in), -(-kp.t_out // kp.t_in), -(-at_lanes // kp.t_in)),
             **{f"ID_{b.upper()}": pg.BUFFERS[b]
-               for b in ("img", "X", "H", "O", "F", "QKV", "HID", "LOGITS", "SUM")},
+               for b in ("none", "img", "X", "H", "O", "F", "QKV", "HID", "LOGITS", "SUM")},
             "FL_IN_INPUT": pg.F_IN_INPUT, "FL_GATHER": pg.F_GATHER,
             "STEP_WORDS": pg.STEP_WORDS, "MAGIC": pg.MAGIC, "VERSION": pg.VERSION,
             **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual",
@@ -362,7 +362,7 @@ def program_offset(weight_bytes: int) -> int:
 
 ACCEL_SEQ_SOURCES = ("accel_seq", "linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit",
                      "accel_gelu", "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine",
-                     "accel_fm", "accel_attn", "softmax_unit", "accel_image", "accel_embed")
+                     "accel_fm", "fm_ram", "accel_attn", "softmax_unit", "accel_image", "accel_embed")
 """The modules of accel_seq.sv's hierarchy (hw_tests/rtl/<name>.sv)."""
 ACCEL_TOP_SOURCES = ("accel_top", "axi_lite_ctrl", "axi_rd_arbiter", *ACCEL_SEQ_SOURCES)
 """The modules of accel_top.sv's hierarchy (hw_tests/rtl/<name>.sv; with the shared .svh files): what

@@ -1,19 +1,25 @@
 // The accelerator's on-chip feature maps (kernels.h backbone's img, X, H, O, F, QKV, HID; program.py
-// BUFFERS): one RAM per buffer, words of T_IN act codes (lane l at bits [l*WA +: WA]; row r's word w
-// at address r * WPR + w, WPR = ceil(row width / T_IN), the same layout as kernels.h's fm_word
-// arrays), behind two read ports and one write port that the sequencer points at a buffer per step
-// (its src / dst ids). Every unit reads and writes the feature maps through these ports only; no unit
-// holds a private copy. Reads are registered (data the cycle after the address, BRAM-like); a
-// write lands at the clock edge (per-lane strobes, for words a producer fills in parts).
-// Within one step a buffer sees at most two of the three ports (residual: A and the write on X;
-// attention: A and B on QKV, the write on O; gelu: A and the write on HID, in place), so each
-// buffer maps to one true dual-port RAM (A/write share a port where both touch it).
+// BUFFERS): words of T_IN act codes (lane l at bits [l*WA +: WA]; row r's word w at address
+// r * WPR + w, WPR = ceil(row width / T_IN), the same layout as kernels.h's fm_word arrays), behind
+// two read ports (A, B) and one write port (W) that the sequencer points at a buffer per step (its
+// src / dst ids). Every unit reads and writes the feature maps through these ports only; no unit
+// holds a private copy. Reads are registered (data the cycle after the address); a write lands at
+// the clock edge, with a strobe per code (for words a producer fills in parts).
+//
+// Storage: each buffer is NB banks (NB = RWN rounded up to a power of two), word w in bank w % NB at
+// row w / NB (a cyclic partition: ARRAY_PARTITION cyclic in HLS terms), and each bank is one true
+// dual-port block RAM (fm_ram.sv): port 1 reads for A, or for B when A is elsewhere; port 2 writes
+// for W, or reads for B. A port moves a window of RWN consecutive words (address a: words a .. a +
+// RWN - 1, for units that take more than T_IN codes a cycle: LayerNorm with more lanes than a word,
+// a linear unit with T_OUT > T_IN, attention): RWN <= NB consecutive words lie in distinct banks, so
+// a window at any address is one row of each bank, rotated by a % NB.
+// Within one step a buffer sees at most two of the three ports (residual: A reads X, W writes X,
+// B reads src; attention: A and B on QKV, W on O; GELU: A and W on HID, in place; the debug port:
+// A, or W), which is what one dual-port RAM a bank serves; a cycle with A, B and W on one buffer
+// is an error (simulation check below), as the sequencer never points an unused port at a buffer.
 // Port B can also read the combine's gated sums (buffer id SUM_ID: the MoE block's output, already
 // fitted to act, accel_combine.sv), so the residual after a MoE block adds them without a copy.
-// A port moves a window of RWN consecutive words (address a: words a .. a + RWN - 1), for units that
-// take more than T_IN codes a cycle (LayerNorm with more lanes than a word, a linear unit with
-// T_OUT > T_IN); they keep a window's address a multiple of RWN, so each buffer can be built as RWN
-// banks of a cyclic partition (word w in bank w % RWN).
+// Words past a buffer's end read as 0 and writes there are dropped.
 // The LOGITS buffer (router logits: one token's E codes a word) is not here: accel_seq writes it
 // from the linear engine and accel_router.sv reads it.
 module accel_fm #(
@@ -37,9 +43,7 @@ module accel_fm #(
     localparam int NMAX = (NMAX0 > IMG_WORDS) ? NMAX0 : IMG_WORDS,
     localparam int WORDS_MAX = (NMAX > D_WORDS) ? NMAX : D_WORDS,
     localparam int FA = $clog2(WORDS_MAX),
-    localparam int WB = T_IN * WA,
-    localparam int DA = $clog2(D_WORDS), QA = $clog2(QKV_WORDS), HA = $clog2(HID_WORDS),
-    localparam int IA = $clog2(IMG_WORDS)
+    localparam int WB = T_IN * WA
 ) (
     input  logic clk,
     input  logic [3:0] a_buf,
@@ -55,49 +59,87 @@ module accel_fm #(
     input  logic [RWN*T_IN-1:0] w_strb,
     input  logic [RWN*WB-1:0] w_data
 );
-    logic [WB-1:0] mx [D_WORDS], mh [D_WORDS], mo [D_WORDS], mf [D_WORDS];
-    logic [WB-1:0] mq [QKV_WORDS], mhid [HID_WORDS], mimg [IMG_WORDS];
+    localparam int LB = RWN > 1 ? $clog2(RWN) : 0;
+    localparam int NB = 1 << LB;          // banks a buffer
+    localparam int NBUF = 7;
+    localparam int BUF_ID [NBUF] = '{ID_IMG, ID_X, ID_H, ID_O, ID_F, ID_QKV, ID_HID};
+    localparam int BUF_WORDS [NBUF] = '{IMG_WORDS, D_WORDS, D_WORDS, D_WORDS, D_WORDS, QKV_WORDS, HID_WORDS};
 
-    function automatic logic [WB-1:0] merge(input logic [WB-1:0] old, input logic [WB-1:0] nw,
-                                            input logic [T_IN-1:0] strb);
-        logic [WB-1:0] r;
-        for (int l = 0; l < T_IN; l++) r[l*WA +: WA] = strb[l] ? nw[l*WA +: WA] : old[l*WA +: WA];
-        return r;
+    // bank j holds lane (j - a) mod NB of the window at address a: word a + that lane
+    function automatic logic [FA-1:0] bank_lane(input logic [FA-1:0] a, input logic [FA-1:0] j);
+        return (j - a) & FA'(NB - 1);
     endfunction
 
-    // a buffer's word at an address, 0 past its end or for a buffer id it does not hold
-    function automatic logic [WB-1:0] rd(input logic [3:0] id, input logic [FA-1:0] a);
-        logic [WB-1:0] v;
-        v = '0;
-        if (32'(id) == ID_X && 32'(a) < D_WORDS) v = mx[DA'(a)];
-        if (32'(id) == ID_H && 32'(a) < D_WORDS) v = mh[DA'(a)];
-        if (32'(id) == ID_O && 32'(a) < D_WORDS) v = mo[DA'(a)];
-        if (32'(id) == ID_F && 32'(a) < D_WORDS) v = mf[DA'(a)];
-        if (32'(id) == ID_QKV && 32'(a) < QKV_WORDS) v = mq[QA'(a)];
-        if (32'(id) == ID_HID && 32'(a) < HID_WORDS) v = mhid[HA'(a)];
-        if (32'(id) == ID_IMG && 32'(a) < IMG_WORDS) v = mimg[IA'(a)];
-        return v;
+    localparam int BW = LB > 0 ? LB : 1;
+    /* verilator lint_off UNUSEDSIGNAL */  // the word's bank: its low LB bits only
+    function automatic logic [BW-1:0] bank_of(input logic [FA-1:0] w);  // w mod NB
+        return NB > 1 ? BW'(w) : '0;
     endfunction
+    /* verilator lint_on UNUSEDSIGNAL */
 
-    always_ff @(posedge clk) begin
-        for (int i = 0; i < RWN; i++) begin
-            logic [FA-1:0] wa;
-            logic [WB-1:0] wd;
-            logic [T_IN-1:0] ws;
-            a_data[i*WB +: WB] <= rd(a_buf, a_addr + FA'(i));
-            b_data[i*WB +: WB] <= 32'(b_buf) == ID_SUM ? (i == 0 ? sum_data : '0) : rd(b_buf, b_addr + FA'(i));
-            wa = w_addr + FA'(i);
-            wd = w_data[i*WB +: WB];
-            ws = w_strb[i*T_IN +: T_IN];
-            if (w_we && ws != '0) begin
-                if (32'(w_buf) == ID_X && 32'(wa) < D_WORDS) mx[DA'(wa)] <= merge(mx[DA'(wa)], wd, ws);
-                if (32'(w_buf) == ID_H && 32'(wa) < D_WORDS) mh[DA'(wa)] <= merge(mh[DA'(wa)], wd, ws);
-                if (32'(w_buf) == ID_O && 32'(wa) < D_WORDS) mo[DA'(wa)] <= merge(mo[DA'(wa)], wd, ws);
-                if (32'(w_buf) == ID_F && 32'(wa) < D_WORDS) mf[DA'(wa)] <= merge(mf[DA'(wa)], wd, ws);
-                if (32'(w_buf) == ID_QKV && 32'(wa) < QKV_WORDS) mq[QA'(wa)] <= merge(mq[QA'(wa)], wd, ws);
-                if (32'(w_buf) == ID_HID && 32'(wa) < HID_WORDS) mhid[HA'(wa)] <= merge(mhid[HA'(wa)], wd, ws);
-                if (32'(w_buf) == ID_IMG && 32'(wa) < IMG_WORDS) mimg[IA'(wa)] <= merge(mimg[IA'(wa)], wd, ws);
-            end
+    logic [NBUF-1:0] a_on, b_on, w_on, a_on_q, b_on_q;
+    logic [FA-1:0] a_addr_q, b_addr_q;
+    logic b_sum_q;
+    logic [WB-1:0] q1 [NBUF][NB], q2 [NBUF][NB];
+
+    for (genvar k = 0; k < NBUF; k++) begin : g_buf
+        localparam int WORDS = BUF_WORDS[k];
+        localparam int DEPTH = (WORDS + NB - 1) / NB;
+        localparam int RA = DEPTH > 1 ? $clog2(DEPTH) : 1;
+        assign a_on[k] = 32'(a_buf) == BUF_ID[k];
+        assign b_on[k] = 32'(b_buf) == BUF_ID[k];
+        assign w_on[k] = w_we && 32'(w_buf) == BUF_ID[k];
+        for (genvar j = 0; j < NB; j++) begin : g_bank
+            logic [FA-1:0] aw, bw, ww;
+            logic [RA-1:0] p1_addr, p2_addr;
+            logic [T_IN-1:0] strb;
+            logic we;
+            int li;
+            assign aw = a_addr + bank_lane(a_addr, FA'(j));
+            assign bw = b_addr + bank_lane(b_addr, FA'(j));
+            assign ww = w_addr + bank_lane(w_addr, FA'(j));
+            assign li = int'(bank_lane(w_addr, FA'(j)));
+            assign p1_addr = RA'(a_on[k] ? aw >> LB : bw >> LB);
+            assign p2_addr = RA'(w_on[k] ? ww >> LB : bw >> LB);
+            assign strb = w_strb[li*T_IN +: T_IN];
+            assign we = w_on[k] && li < RWN && 32'(ww) < WORDS && strb != '0;
+            fm_ram #(.WA(WA), .LANES(T_IN), .DEPTH(DEPTH)) ram (
+                .clk, .p1_addr, .p1_q(q1[k][j]), .p2_addr, .p2_we(we), .p2_strb(strb),
+                .p2_d(w_data[li*WB +: WB]), .p2_q(q2[k][j]));
         end
     end
+
+    always_ff @(posedge clk) begin
+        a_on_q <= a_on;
+        b_on_q <= b_on & ~(a_on & w_on);  // B has no port left when A and W hold both
+        a_addr_q <= a_addr;
+        b_addr_q <= b_addr;
+        b_sum_q <= 32'(b_buf) == ID_SUM;
+    end
+
+    // window lane i: the bank holding word a + i, zero past the buffer's end; B is served by port 1
+    // when A is on another buffer, else by port 2
+    logic [WB-1:0] sum_q;
+    always_ff @(posedge clk) sum_q <= sum_data;
+    always_comb begin
+        a_data = '0;
+        b_data = '0;
+        for (int i = 0; i < RWN; i++) begin
+            logic [FA-1:0] aw, bw;
+            aw = a_addr_q + FA'(i);
+            bw = b_addr_q + FA'(i);
+            for (int k = 0; k < NBUF; k++) begin
+                if (a_on_q[k] && 32'(aw) < BUF_WORDS[k]) a_data[i*WB +: WB] = q1[k][bank_of(aw)];
+                if (b_on_q[k] && 32'(bw) < BUF_WORDS[k]) b_data[i*WB +: WB] = a_on_q[k] ? q2[k][bank_of(bw)] : q1[k][bank_of(bw)];
+            end
+        end
+        if (b_sum_q) b_data = (RWN*WB)'(sum_q);
+    end
+
+`ifndef SYNTHESIS
+    always_ff @(posedge clk)
+        if ((a_on & b_on & w_on) != '0)
+            $error("accel_fm: ports A, B and W on buffer %0d in one cycle (one dual-port RAM a bank)",
+                   a_buf);
+`endif
 endmodule

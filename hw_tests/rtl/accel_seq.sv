@@ -69,6 +69,7 @@ module accel_seq #(
     parameter int QKV_WORDS = 780,
     parameter int HID_WORDS = 1040,
     parameter int IMG_WORDS = 192,
+    parameter int ID_NONE = 0,          // a port pointed at no buffer
     parameter int ID_IMG = 1,
     parameter int RWN = 1,
     parameter int ID_X = 2,
@@ -810,9 +811,9 @@ module accel_seq #(
     always_comb begin
         logic [RWN*WB-1:0] v;
         logic [RWN*T_IN-1:0] o;
-        a_buf = dbg_buf;
+        a_buf = dbg_buf;  // the debug port reads through A (the combine's sums through B)
         a_addr = dbg_addr;
-        b_buf = dbg_buf;
+        b_buf = dbg_buf == 4'(ID_SUM) ? 4'(ID_SUM) : 4'(ID_NONE);  // a port a step does not use: no buffer
         b_addr = dbg_addr;
         w_we = dbg_we && !running;
         w_buf = dbg_buf;
@@ -823,6 +824,8 @@ module accel_seq #(
         v = '0;
         o = '0;
         if (running) begin
+            a_buf = 4'(ID_NONE);
+            b_buf = 4'(ID_NONE);
             w_we = 1'b0;
             w_buf = u_dst;
             if (is_im) begin  // the image's im2col rows into img
