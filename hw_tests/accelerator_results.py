@@ -7,7 +7,11 @@ golden model (and every step's, for the step-by-step run), ``cycles`` (simulated
     .venv/bin/python hw_tests/accelerator_results.py                      # demo, both presets
     .venv/bin/python hw_tests/accelerator_results.py --model m3vit-tiny --image-only
 
-The same runs as hw_tests/test_accel_rtl.py (that test asserts them); this script records them."""
+The same runs as hw_tests/test_accel_rtl.py (that test asserts them); this script records them.
+Each entry records ``sources_sha256``, a hash of what its numbers depend on (the RTL sources, the
+layer program, the performance model); an entry whose hash is not the checkout's is marked
+``"stale": true`` on every write (re-run it), so a number recorded before a change is never shown as
+current."""
 
 from __future__ import annotations
 
@@ -19,6 +23,21 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+
+def sources_sha256() -> str:
+    """SHA-256 over the files a recorded run depends on: hw_tests/rtl's sources, the layer program
+    and the performance model (mtl_moe/program.py, perf.py, rtl.py) and the bench."""
+    import hashlib
+
+    root = HERE.parent
+    files = sorted((HERE / "rtl").glob("*.sv*")) + [root / "mtl_moe" / f for f in ("program.py", "perf.py",
+                                                                                   "rtl.py")]
+    files += [HERE / "test_accel_rtl.py", HERE / "board_memory.py"]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,11 +76,17 @@ def main(argv: list[str] | None = None) -> int:
             "cycles": im["cycles"], "model_cycles": im["model_cycles"],
             "cycles_vs_model": round(im["cycles"] / im["model_cycles"] - 1, 4),
             "bench_cycles": im["bench_cycles"], "rtl_steps": im["rtl_steps"],
-            "cycles_per_second": round(im["cycles_per_second"]), "wall_s": round(im["wall_s"], 1)}
+            "cycles_per_second": round(im["cycles_per_second"]), "wall_s": round(im["wall_s"], 1),
+            "sources_sha256": sources_sha256()}
         r = results[f"{a.model}/{hw_name}"]
         print(f"{a.model} {hw_name}: {im['mismatches']} of {im['checked']} features mismatch, "
               f"{im['cycles']} cycles (model {im['model_cycles']:.0f}, {r['cycles_vs_model']:+.2%}), "
               f"{im['cycles_per_second']:.0f} cycles/s")
+    now = sources_sha256()
+    for k, r in results.items():  # a run recorded on other sources: its numbers are not this checkout's
+        r["stale"] = r.get("sources_sha256") != now
+        if r["stale"]:
+            print(f"{k}: stale (recorded on other sources): re-run it")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     return 0

@@ -20,6 +20,12 @@ So n back-to-back bursts of B beats, requested early enough, take
 ``latency + n * B * beat_cycles + (n - 1) * burst_overhead`` cycles from the first AR to the last
 beat — :meth:`PortTiming.burst_sequence_cycles`, what ``hw_tests/test_board_memory.py`` checks on a
 Verilator bus.
+
+The write side (:func:`board_write_slave`, the features out through the io port) takes the same
+figures: a burst's W beats one every ``beat_cycles`` at most, from its AW handshake on, with
+``burst_overhead`` idle cycles after the burst before it; its B response ``latency`` cycles after
+its last W beat. The model states no write latency of its own: the read's first-beat latency stands
+for the write response's (the performance model prices write_features' tail with the same figure).
 """
 
 from __future__ import annotations
@@ -141,3 +147,85 @@ def board_read_slave(bus: Any, clock: Any, reset: Any, target: Any, timing: Port
                 self.bursts.append((t_ar, math.ceil(start - 1e-9), math.ceil(last - 1e-9), length))
 
     return BoardAxiSlaveRead()
+
+
+def board_write_slave(bus: Any, clock: Any, reset: Any, target: Any, timing: PortTiming) -> Any:
+    """A cocotbext-axi ``AxiSlaveWrite`` on ``bus`` whose W beats and B responses follow ``timing``
+    (see the module docstring); ``target.write`` takes the bytes each beat's WSTRB selects."""
+    import cocotb
+    from cocotb.triggers import ReadOnly, RisingEdge
+    from cocotbext.axi import AxiSlaveWrite
+    from cocotbext.axi.constants import AxiBurstType, AxiResp
+
+    class BoardAxiSlaveWrite(AxiSlaveWrite):
+        """AxiSlaveWrite (INCR bursts) with the board's timing; records each burst's cycles."""
+
+        def __init__(self) -> None:
+            self.cycle = 0
+            self.aw_cycles: deque[int] = deque()
+            # (AW cycle, first W beat taken, last W beat taken, B due, beats, address)
+            self.bursts: list[tuple[int, int, int, int, int, int]] = []
+            self._free: float | None = None
+            self.timing = timing
+            super().__init__(bus, clock, reset, target)
+            cocotb.start_soon(self._count())
+
+        async def _count(self) -> None:
+            aw = self.aw_channel.bus
+            while True:
+                await RisingEdge(clock)
+                await ReadOnly()
+                self.cycle += 1
+                if int(aw.awvalid.value) and int(aw.awready.value):
+                    self.aw_cycles.append(self.cycle)
+
+        async def _respond(self, due: int, awid: int, resp: Any) -> None:
+            while self.cycle < due:
+                await RisingEdge(clock)
+            b = self.b_channel._transaction_obj()
+            b.bid, b.bresp = awid, resp
+            await self.b_channel.send(b)
+
+        async def _process_write(self) -> None:
+            while True:
+                aw = await self.aw_channel.recv()
+                while not self.aw_cycles:
+                    await RisingEdge(clock)
+                t_aw = self.aw_cycles.popleft()
+                awid, addr, length = int(getattr(aw, "awid", 0)), int(aw.awaddr), int(aw.awlen) + 1
+                assert AxiBurstType(int(getattr(aw, "awburst", AxiBurstType.INCR))) == AxiBurstType.INCR
+                assert int(aw.awsize) == (self.byte_lanes - 1).bit_length() and addr % self.byte_lanes == 0
+                assert 0x1000 - (addr & 0xFFF) >= length * self.byte_lanes, "a burst crosses 4 KiB"
+                t = self.timing
+                nxt = t_aw if self._free is None else max(t_aw, self._free + t.burst_overhead)
+                resp, first, got = AxiResp.OKAY, None, t_aw
+                for n in range(length):
+                    due = math.ceil(nxt - 1e-9)
+                    while self.cycle < due:
+                        await RisingEdge(clock)
+                    w = await self.w_channel.recv()
+                    got = max(due, self.cycle)  # the beat taken (a late one later)
+                    first = got if first is None else first
+                    nxt = got + t.beat_cycles
+                    assert int(w.wlast) == (n == length - 1), f"WLAST at beat {n} of {length}"
+                    data, strb = int(w.wdata).to_bytes(self.byte_lanes, "little"), int(w.wstrb)
+                    base = addr + n * self.byte_lanes
+                    i = 0
+                    try:
+                        while i < self.byte_lanes:  # each run of strobed bytes
+                            if (strb >> i) & 1:
+                                j = i
+                                while j < self.byte_lanes and (strb >> j) & 1:
+                                    j += 1
+                                target.write(base + i, data[i:j])
+                                i = j
+                            else:
+                                i += 1
+                    except Exception:
+                        resp = AxiResp.SLVERR
+                self._free = nxt
+                b_due = math.ceil(got + t.latency - 1e-9)
+                self.bursts.append((t_aw, first, got, b_due, length, addr))
+                cocotb.start_soon(self._respond(b_due, awid, resp))
+
+    return BoardAxiSlaveWrite()

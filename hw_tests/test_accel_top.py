@@ -4,12 +4,16 @@ export's program.
 
 What runs: the driver allocates the weights buffer (weights.bin, then program.bin at the offset
 export.json records), and per task writes the arguments and ap_start, polls ap_done (or waits for the
-interrupt), and reads the features buffer back. accel_seq runs every step of the program (the image
-from the images buffer through the final LayerNorm); write_features, not in RTL yet, is passed over.
+interrupt), and reads the features buffer back. accel_seq runs every step of the program: the image
+from the images buffer over gmem_io's read channel, the backbone on chip, the features into the
+features buffer over gmem_io's write channels (write_features, accel_wfeat.sv).
 
-What is checked (the protocol, not values: the top computes the backbone from the image it reads over
-gmem_io, but writes no features back yet, so the features buffer is not compared; the values are
-test_accel_rtl's, on accel_seq itself):
+What is checked:
+
+- the values: the features the driver reads back equal the golden model's for the same image and
+  task, every code (mismatches counted, 0 expected; the buffer is filled with the complement of
+  golden's before each run, so a code the top does not write counts); with no program (the defect
+  below) none are written and every code mismatches;
 
 - the program is fetched from weights + weights_offset: exactly one burst per record, header first,
   in order (a top that read it from anywhere else, or a sequencer that lost a step, fails);
@@ -96,9 +100,14 @@ async def driver_runs_the_program_for_two_tasks(dut):
     P, W, L = (ARB_MASTERS.index(m) for m in ("p", "w", "l"))
     per_task_steps = [s for s in steps if s["w_task_stride"] != 0]
     runs, writes = {}, []
+    from mtl_moe.golden import GoldenModel
+
+    elem = acc.regs["buffers"]["features_elem"]
     for t in (0, 1):
+        gold = GoldenModel(acc.config, acc.hw, acc.params).features(x, t)
+        acc.features_buf.write((~gold).astype(f"<i{elem}").tobytes())  # a code not written differs
         n0, log0, c0 = len(ar), len(be.log), await be.now()
-        await proto.drive_async(acc.program(x, t), be)
+        got = await proto.drive_async(acc.program(x, t), be)
         cycles = round((await be.now() - c0) * 1e9 / CLOCK_NS)
         idle = (await be.read(rm.CTRL)) & rm.AP_IDLE
         mine = ar[n0:]
@@ -114,7 +123,8 @@ async def driver_runs_the_program_for_two_tasks(dut):
                    "weight_bursts": sum(i == W for i, _, _ in mine),
                    "ln_bursts": sum(i == L for i, _, _ in mine),
                    "outside_weights": len(outside), "own_router_read": all(a in routers for a in own),
-                   "other_router_read": sum(a in routers for a in other), "idle_after": int(bool(idle))}
+                   "other_router_read": sum(a in routers for a in other), "idle_after": int(bool(idle)),
+                   "feature_mismatches": int((got != gold).sum()), "features_checked": int(gold.size)}
         writes.append([(o, v) for k, o, v in be.log[log0:] if k == "W"])
     task_off = acc.regs["args"]["task"]
     others = {tuple((o, v) for o, v in w if o != task_off) for w in writes}
@@ -125,6 +135,7 @@ async def driver_runs_the_program_for_two_tasks(dut):
         assert r["outside_weights"] == 0 and r["weight_bursts"] > 0 and r["ln_bursts"] > 0, (t, r)
         assert r["own_router_read"] and r["other_router_read"] == 0, (t, r)
         assert r["idle_after"] == 1, (t, r)
+        assert r["features_checked"] > 0 and r["feature_mismatches"] == 0, (t, r)
     assert per_task_steps, "the demo program has no per-task router step: the task check is vacuous"
     assert len(others) == 1, "runs differ in registers other than the task"
 
@@ -189,6 +200,7 @@ def test_accel_top_runs_the_driver_protocol(verilator, demo_export_of, tmp_path)
     assert all(r["program_in_order"] and r["own_router_read"] and not r["other_router_read"]
                for r in rep["runs"].values()), rep
     assert rep["dones"] == 1 and rep["irq_line_at_done"] == 1 and rep["same_other_writes"], rep
+    assert all(r["features_checked"] > 0 and r["feature_mismatches"] == 0 for r in rep["runs"].values()), rep
 
 
 def test_accel_top_bench_catches_a_missing_program(verilator, demo_export_of, tmp_path):
@@ -209,6 +221,8 @@ def test_accel_top_bench_catches_a_missing_program(verilator, demo_export_of, tm
         failed = True
     rep = json.loads((tmp_path / "report.json").read_text())
     assert failed and all(r["program_bursts"] == 1 for r in rep["runs"].values()), rep
+    # no step ran, so no feature was written: the check sees every code off
+    assert all(r["feature_mismatches"] == r["features_checked"] > 0 for r in rep["runs"].values()), rep
 
 
 def test_accel_top_passes_every_accel_seq_parameter_through():

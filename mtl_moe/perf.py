@@ -470,7 +470,6 @@ class PerfModel:
         fb = beat_lanes(d.axi_bits, hw.act.width)
         tok_beats = T * _cdiv(D, fb)
         fm_bytes = 0.0 if d.fm_on_chip else tok_beats * ab
-        io = self.read_latency_cycles + self.burst_overhead_cycles
         if s.op == "linear" or (s.op == "router_logits" and d.gate_on_linear):
             p = self.linear(r, s.k, s.n)
             return {"cycles": p["load"] + p["compute"], "macs": p["macs"], "bytes": p["bytes"],
@@ -514,10 +513,20 @@ class PerfModel:
             # x KP_WORDS x IM2COL_II, is not this schedule)
             return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
         if s.op == "write_features":
-            # the features back through the io bundle; counted for T rows (the class token too)
-            # although write_features writes N_PATCHES: kept so the published figures stand
-            feat = self.beats(T * D, hw.act.width)
-            return {"cycles": feat * self.beat_cycles + io, "macs": 0, "bytes": feat * ab}
+            # accel_wfeat.sv, as kernels.h write_features: one feature code a cycle (PIPELINE II=1
+            # over rows x n codes, the class token dropped: H is read across its rows, d outer), packed
+            # into beats of `per` codes (their storage bytes) that go out on the io port's W channel as
+            # INCR bursts of io_burst_beats; the slower of the read loop and the W stream (a beat every
+            # beat_cycles, a burst overhead between bursts) sets the pace; then the last beat's write
+            # response, read_latency_cycles after it (the board model's only first-beat figure, for
+            # writes too: hw_tests/board_memory.py). + 3: start seen, H's registered read, the pack
+            # into the W FIFO; + 2: B's register stage and done's register
+            codes = r * s.n
+            per = beat_lanes(d.axi_bits, 8 * _storage_bytes(hw.act.width))
+            feat = _cdiv(codes, per)
+            bursts = _cdiv(feat, io_burst_beats(d.axi_bits))
+            w = feat * self.beat_cycles + (bursts - 1) * self.burst_overhead_cycles
+            return {"cycles": max(codes, w) + self.read_latency_cycles + 3 + 2, "macs": 0, "bytes": feat * ab}
         if s.op == "layernorm":
             # LayerNorm row unit (kernels.h layer_norm = layernorm_unit.sv's schedule): rows one at a
             # time, per row 3 passes of D / L words (input, centring, output; PIPELINE II=1) + 8 cycles

@@ -211,6 +211,20 @@ def embed_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
             "FB": b.frac_bits, "FA": _addr_bits(cfg.n_tokens * dw), "BURST": io_burst_beats(kp.axi_bits)}
 
 
+def wfeat_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
+    """accel_wfeat.sv's parameters (write_features on an AXI4 write master): the features' storage
+    bits in DDR (8 x kernels.h's OUT_BYTES, regmap.storage_bytes of act), the rows of H before the
+    first patch (the class token), the io port's burst (:func:`mtl_moe.hw.io_burst_beats`: 256 beats
+    and 4 KiB at most) and the write bursts in flight (the HLS top's gmem_io num_write_outstanding,
+    ``mtl_moe.perf.WRITE_OUTSTANDING``)."""
+    from mtl_moe.deploy.regmap import storage_bytes
+    from mtl_moe.perf import WRITE_OUTSTANDING
+
+    return {"AXI_BITS": kp.axi_bits, "T_IN": kp.t_in, "WA": hw.act.width,
+            "SB": 8 * storage_bytes(hw.act.width), "CLS": cfg.n_tokens - cfg.n_patches,
+            "BURST": io_burst_beats(kp.axi_bits), "OUTSTANDING": WRITE_OUTSTANDING}
+
+
 def attention_lanes(attn_lanes: int, axi_bits: int, act_bits: int) -> int:
     """Head-dim values a cycle per query row of the attention unit a design instantiates: the
     design's ``attn_lanes``, 0 meaning one AXI beat of act values (K/V on chip; the performance
@@ -323,7 +337,8 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     shared = ("AXI_BITS", "T_IN", "WA", "FA")  # the sequencer's own
     im = {f"IM_{k}": v for k, v in image_parameters(cfg, hw, kp).items() if k not in shared}
     em = {f"EM_{k}": v for k, v in embed_parameters(cfg, hw, kp).items() if k not in shared}
-    return {**le, **second, **im, **em,
+    wf = {f"WF_{k}": v for k, v in wfeat_parameters(cfg, hw, kp).items() if k not in shared}
+    return {**le, **second, **im, **em, **wf,
             "IMG_WORDS": cfg.n_patches * -(-cfg.in_chans * cfg.patch_size**2 // kp.t_in),
             "D_WORDS": cfg.n_tokens * words, "QKV_WORDS": cfg.n_tokens * -(-3 * cfg.n_embd // kp.t_in),
             "HID_WORDS": hid,
@@ -335,7 +350,7 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
             **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual",
                                                              "router_topk", "expert_combine",
                                                              "attn_qk_softmax", "attn_av", "read_image",
-                                                             "im2col", "embed")},
+                                                             "im2col", "embed", "write_features")},
             "ROWS_QUEUE": pg.ROWS_QUEUE,
             "AD_SAT": int(hw.act.overflow == "SAT"),
             "NO_OFFSET": pg.NO_OFFSET,
@@ -362,7 +377,8 @@ def program_offset(weight_bytes: int) -> int:
 
 ACCEL_SEQ_SOURCES = ("accel_seq", "linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit",
                      "accel_gelu", "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine",
-                     "accel_fm", "fm_ram", "accel_attn", "softmax_unit", "accel_image", "accel_embed")
+                     "accel_fm", "fm_ram", "accel_attn", "softmax_unit", "accel_image", "accel_embed",
+                     "accel_wfeat")
 """The modules of accel_seq.sv's hierarchy (hw_tests/rtl/<name>.sv)."""
 ACCEL_TOP_SOURCES = ("accel_top", "axi_lite_ctrl", "axi_rd_arbiter", *ACCEL_SEQ_SOURCES)
 """The modules of accel_top.sv's hierarchy (hw_tests/rtl/<name>.sv; with the shared .svh files): what

@@ -27,7 +27,11 @@
 //   attn_qk_softmax accel_attn.sv: the whole attention core of the block (Q.K^T, softmax, A.V
 //                   interleaved by groups of P query rows) from QKV (K/V on port A, Q on port B) into
 //                   O; the record after it (attn_av) has no work of its own and is passed over.
-// Any other op (write_features: not in RTL yet) is the bench's: the sequencer
+//   write_features  accel_wfeat.sv: src's rows past the class token (the final LayerNorm's H) as
+//                   (n, rows) codes packed into AXI words (kernels.h write_features' layout) to
+//                   feat_addr over m_axi_f, the image's first code at feat_code0; done with the last
+//                   write response.
+// Any other op (none of the backbone's) is the bench's: the sequencer
 // raises step_req and waits for step_go, while the bench writes the step's outputs through the debug
 // port. With pause set it also holds after every step (step_held) until step_go, so a bench can read
 // any buffer between steps; step_cycles is each unit's start -> done, step_ovf the outputs of real
@@ -95,6 +99,7 @@ module accel_seq #(
     parameter int OP_IM2COL = 2,
     parameter int OP_EMBED = 4,
     parameter int OP_ATTN_AV = 7,
+    parameter int OP_WRITE_FEATURES = 12,
     parameter int NO_OFFSET = -1,
     parameter int ROWS_QUEUE = -1,
     // word index of each field in a record (mtl_moe.program.STEP_FIELDS)
@@ -249,6 +254,11 @@ module accel_seq #(
     parameter int CB_A_ROUND = 0,
     parameter int CB_SUMW = 34,
     parameter int CB_D = 64,
+    // the features writer's (mtl_moe.rtl.wfeat_parameters, prefixed WF_; accel_wfeat.sv)
+    parameter int WF_SB = 32,
+    parameter int WF_CLS = 1,
+    parameter int WF_BURST = 128,
+    parameter int WF_OUTSTANDING = 2,
     localparam int NMAX0_ = (QKV_WORDS > HID_WORDS) ? QKV_WORDS : HID_WORDS,
     localparam int NMAX_ = (NMAX0_ > IMG_WORDS) ? NMAX0_ : IMG_WORDS,
     localparam int FA = $clog2((NMAX_ > D_WORDS) ? NMAX_ : D_WORDS),  // feature-map word address
@@ -262,6 +272,8 @@ module accel_seq #(
     input  logic [63:0] w_base,       // weights.bin
     input  logic [63:0] img_addr,     // the image (the input codes as the host writes them), over m_axi_i
     input  logic [31:0] task_id,
+    input  logic [63:0] feat_addr,    // the features buffer, AXI_BITS/8-aligned, over m_axi_f
+    input  logic [31:0] feat_code0,   // this image's first feature code in it (b * N_OUT)
     input  logic pause,               // hold after every step until step_go (a bench inspecting buffers)
     output logic busy,
     output logic done,
@@ -321,6 +333,23 @@ module accel_seq #(
     input  logic [1:0] m_axi_l_RRESP,
     input  logic m_axi_l_RVALID,
     output logic m_axi_l_RREADY,
+    // AXI4 write master: the features (the HLS top's gmem_io bundle, its write channels)
+    output logic [0:0] m_axi_f_AWID,
+    output logic [63:0] m_axi_f_AWADDR,
+    output logic [7:0] m_axi_f_AWLEN,
+    output logic [2:0] m_axi_f_AWSIZE,
+    output logic [1:0] m_axi_f_AWBURST,
+    output logic m_axi_f_AWVALID,
+    input  logic m_axi_f_AWREADY,
+    output logic [AXI_BITS-1:0] m_axi_f_WDATA,
+    output logic [AXI_BITS/8-1:0] m_axi_f_WSTRB,
+    output logic m_axi_f_WLAST,
+    output logic m_axi_f_WVALID,
+    input  logic m_axi_f_WREADY,
+    input  logic [0:0] m_axi_f_BID,
+    input  logic [1:0] m_axi_f_BRESP,
+    input  logic m_axi_f_BVALID,
+    output logic m_axi_f_BREADY,
     // AXI4 read master: the program
     output logic [0:0] m_axi_p_ARID,
     output logic [63:0] m_axi_p_ARADDR,
@@ -394,6 +423,7 @@ module accel_seq #(
     logic is_cb, cb_start, cb_done;
     logic is_at, at_start, at_done;
     logic is_im, im_start, im_done, im_err, is_em, em_start, em_done, em_err;
+    logic is_wf, wf_start, wf_done, wf_err;
     /* verilator lint_off UNUSEDSIGNAL */  // queue rows: bits above the queue depth stay 0
     logic [15:0] q_index, cb_q_index;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -408,7 +438,8 @@ module accel_seq #(
     function automatic logic is_rtl_op(input logic [31:0] op);
         return op == OP_LINEAR || op == OP_LAYERNORM || op == OP_GELU || op == OP_RESIDUAL
                || op == OP_ROUTER_TOPK || op == OP_EXPERT_COMBINE || op == OP_ATTN_QK_SOFTMAX
-               || op == OP_ATTN_AV || op == OP_READ_IMAGE || op == OP_IM2COL || op == OP_EMBED;
+               || op == OP_ATTN_AV || op == OP_READ_IMAGE || op == OP_IM2COL || op == OP_EMBED
+               || op == OP_WRITE_FEATURES;
     endfunction
 
     assign m_axi_p_ARID = '0;
@@ -449,6 +480,7 @@ module accel_seq #(
         at_start <= 1'b0;
         im_start <= 1'b0;
         em_start <= 1'b0;
+        wf_start <= 1'b0;
         if (rst) begin
             st <= S_IDLE;
             error <= 1'b0;
@@ -496,6 +528,7 @@ module accel_seq #(
                     is_at <= field(rec, F_OPCODE) == OP_ATTN_QK_SOFTMAX;
                     is_im <= field(rec, F_OPCODE) == OP_READ_IMAGE;
                     is_em <= field(rec, F_OPCODE) == OP_EMBED;
+                    is_wf <= field(rec, F_OPCODE) == OP_WRITE_FEATURES;
                     u_src <= 4'(field(rec, F_SRC));
                     u_dst <= 4'(field(rec, F_DST));
                     u_n <= field(rec, F_N);
@@ -526,6 +559,7 @@ module accel_seq #(
                         OP_ATTN_QK_SOFTMAX: at_start <= 1'b1;
                         OP_READ_IMAGE: im_start <= 1'b1;
                         OP_EMBED: em_start <= 1'b1;
+                        OP_WRITE_FEATURES: wf_start <= 1'b1;
                         default: cb_start <= 1'b1;
                     endcase
                 end
@@ -538,8 +572,8 @@ module accel_seq #(
             S_RUN: begin
                 cyc <= cyc + 1;
                 ovf_n <= ovf_n + flagged;
-                if (e_err || im_err || em_err) error <= 1'b1;
-                if (is_im ? im_done : is_em ? em_done : is_at ? at_done : is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
+                if (e_err || im_err || em_err || wf_err) error <= 1'b1;
+                if (is_wf ? wf_done : is_im ? im_done : is_em ? em_done : is_at ? at_done : is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
                     step_done <= 1'b1;
                     step_cycles <= cyc;
                     step_ovf <= ovf_n + flagged;
@@ -702,6 +736,25 @@ module accel_seq #(
         .fm_raddr(em_raddr), .fm_rdata(a_data[WB-1:0]), .fm_we(em_we), .fm_waddr(em_waddr),
         .fm_wstrb(em_wstrb), .fm_wdata(em_wdata));
 
+    // the features to DDR (kernels.h write_features' layout) over m_axi_f
+    logic wf_busy, wf_re;
+    logic [FA-1:0] wf_raddr;
+    /* verilator lint_off UNUSEDSIGNAL */  // busy: the sequencer waits for done; the bank reads every cycle
+    logic wf_unused;
+    assign wf_unused = wf_busy | wf_re;
+    /* verilator lint_on UNUSEDSIGNAL */
+    accel_wfeat #(.AXI_BITS(AXI_BITS), .T_IN(T_IN), .WA(WA), .SB(WF_SB), .CLS(WF_CLS), .BURST(WF_BURST),
+                  .OUTSTANDING(WF_OUTSTANDING), .FA(FA)) wfeat (
+        .clk, .rst, .start(wf_start), .rows(e_rows), .n(u_n), .code0(feat_code0), .feat_addr,
+        .busy(wf_busy), .done(wf_done), .wr_error(wf_err), .fm_re(wf_re), .fm_raddr(wf_raddr),
+        .fm_rdata(a_data[WB-1:0]),
+        .m_axi_AWID(m_axi_f_AWID), .m_axi_AWADDR(m_axi_f_AWADDR), .m_axi_AWLEN(m_axi_f_AWLEN),
+        .m_axi_AWSIZE(m_axi_f_AWSIZE), .m_axi_AWBURST(m_axi_f_AWBURST), .m_axi_AWVALID(m_axi_f_AWVALID),
+        .m_axi_AWREADY(m_axi_f_AWREADY), .m_axi_WDATA(m_axi_f_WDATA), .m_axi_WSTRB(m_axi_f_WSTRB),
+        .m_axi_WLAST(m_axi_f_WLAST), .m_axi_WVALID(m_axi_f_WVALID), .m_axi_WREADY(m_axi_f_WREADY),
+        .m_axi_BID(m_axi_f_BID), .m_axi_BRESP(m_axi_f_BRESP), .m_axi_BVALID(m_axi_f_BVALID),
+        .m_axi_BREADY(m_axi_f_BREADY));
+
     /* verilator lint_off UNUSEDSIGNAL */  // addresses: the bits above a buffer's size stay 0
     logic [31:0] ge_raddr;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -849,6 +902,9 @@ module accel_seq #(
                 w_addr = at_waddr;
                 w_strb = (RWN*T_IN)'(at_wstrb);
                 w_data = (RWN*WB)'(at_wdata);
+            end else if (is_wf) begin  // the features' codes from H, one a cycle
+                a_buf = u_src;
+                a_addr = wf_raddr;
             end else if (is_cb) begin
                 a_buf = u_src;
                 a_addr = FA'(cb_raddr);
@@ -900,7 +956,7 @@ module accel_seq #(
             if (!w_we && !(is_rt || is_cb || is_at || is_em)) flagged = '0;
             if (is_at) flagged = 32'(at_done && at_ovf);
             if (is_em) flagged = 32'(em_done && em_ovf);
-            if (is_im) flagged = '0;
+            if (is_im || is_wf) flagged = '0;
             if (is_rt) flagged = 32'(rt_out_valid && rt_out_ovf);
             if (is_cb) flagged = 32'(cb_done && cb_ovf);
         end

@@ -18,10 +18,13 @@
 // weights, LayerNorm's gamma / beta) share m_axi_gmem_w through axi_rd_arbiter.sv (round robin, the
 // master's index in the top bits of ARID, so gmem_w's ID is GW_ID bits wide, not the HLS IP's 1).
 //
-// The image: accel_seq's image reader on gmem_io's read channel (the images register), so a run
-// computes the whole backbone on chip. Not yet: the features are not written back (gmem_io's write
-// channel is idle: accel_seq's write_features step is not in RTL, the top answers its step_req at
-// once), and accel_seq's error flag has no register.
+// The image: accel_seq's image reader on gmem_io's read channel (the images register); the features:
+// accel_seq's write_features step (accel_wfeat.sv) on gmem_io's write channels (AW/W/B) at the
+// features register, in kernels.h's DDR layout, the run's done after the last write response. So a
+// run reads the image, computes the whole backbone on chip and leaves the features in DDR, as the HLS
+// top does for one image. Not yet: n_images > 1 (one run is one image, b = 0: the top would restart
+// the sequencer per image with images + b * IMAGE_BYTES and feat_code0 = b * N_OUT), and accel_seq's
+// error flag has no register. A step the sequencer does not run (step_req) is answered at once.
 module accel_top #(
     parameter int CTRL_ADDR_W = 7,     // AXI-Lite address width (regmap addr_width)
     parameter int OFF_WEIGHTS = 'h10,  // argument offsets (regmap args)
@@ -91,6 +94,7 @@ module accel_top #(
     parameter int OP_IM2COL = 2,
     parameter int OP_EMBED = 4,
     parameter int OP_ATTN_AV = 7,
+    parameter int OP_WRITE_FEATURES = 12,
     parameter int NO_OFFSET = -1,
     parameter int ROWS_QUEUE = -1,
     parameter int F_OPCODE = 0,
@@ -236,6 +240,10 @@ module accel_top #(
     parameter int CB_A_ROUND = 0,
     parameter int CB_SUMW = 34,
     parameter int CB_D = 64,
+    parameter int WF_SB = 32,
+    parameter int WF_CLS = 1,
+    parameter int WF_BURST = 128,
+    parameter int WF_OUTSTANDING = 2,
     localparam int GW_ID = 1 + (N_RD > 1 ? $clog2(N_RD) : 1)  // gmem_w's ID: {master index, master's ID}
 ) (
     input  logic ap_clk,
@@ -321,10 +329,11 @@ module accel_top #(
     logic ap_start, ap_done, ap_idle, ap_ready;
     logic [63:0] arg_weights;
     /* verilator lint_off UNUSEDSIGNAL */  // registers only in this slice (see the header)
-    logic [63:0] arg_weights1, arg_images, arg_features;
+    logic [63:0] arg_weights1;
     logic [31:0] arg_n_images;
     /* verilator lint_on UNUSEDSIGNAL */
     logic [31:0] arg_task;
+    logic [63:0] arg_images, arg_features;
     axi_lite_ctrl #(.CTRL_ADDR_W(CTRL_ADDR_W), .OFF_WEIGHTS(OFF_WEIGHTS), .OFF_WEIGHTS1(OFF_WEIGHTS1),
                     .OFF_IMAGES(OFF_IMAGES), .OFF_FEATURES(OFF_FEATURES), .OFF_TASK(OFF_TASK),
                     .OFF_N_IMAGES(OFF_N_IMAGES)) ctrl (
@@ -379,7 +388,7 @@ module accel_top #(
         .VERSION(VERSION), .OP_LINEAR(OP_LINEAR), .OP_LAYERNORM(OP_LAYERNORM), .OP_GELU(OP_GELU),
         .OP_RESIDUAL(OP_RESIDUAL), .OP_ROUTER_TOPK(OP_ROUTER_TOPK), .OP_EXPERT_COMBINE(OP_EXPERT_COMBINE),
         .OP_ATTN_QK_SOFTMAX(OP_ATTN_QK_SOFTMAX), .OP_READ_IMAGE(OP_READ_IMAGE), .OP_IM2COL(OP_IM2COL),
-        .OP_EMBED(OP_EMBED), .OP_ATTN_AV(OP_ATTN_AV), .NO_OFFSET(NO_OFFSET), .ROWS_QUEUE(ROWS_QUEUE),
+        .OP_EMBED(OP_EMBED), .OP_ATTN_AV(OP_ATTN_AV), .OP_WRITE_FEATURES(OP_WRITE_FEATURES), .NO_OFFSET(NO_OFFSET), .ROWS_QUEUE(ROWS_QUEUE),
         .F_OPCODE(F_OPCODE), .F_ROWS(F_ROWS), .F_N(F_N), .F_SRC(F_SRC), .F_DST(F_DST), .F_FLAGS(F_FLAGS),
         .FL_IN_INPUT(FL_IN_INPUT), .FL_GATHER(FL_GATHER), .F_W_OFF(F_W_OFF), .F_W_TASK_STRIDE(F_W_TASK_STRIDE),
         .F_B_OFF(F_B_OFF), .F_B_TASK_STRIDE(F_B_TASK_STRIDE), .F_N_TILES(F_N_TILES), .F_K_TILES(F_K_TILES),
@@ -409,10 +418,10 @@ module accel_top #(
         .IM_IMG_H(IM_IMG_H), .IM_IMG_W(IM_IMG_W), .IM_PATCH(IM_PATCH), .IM_BURST(IM_BURST), .EM_T(EM_T),
         .EM_D(EM_D), .EM_FA_ACT(EM_FA_ACT), .EM_A_ROUND(EM_A_ROUND), .EM_A_SAT(EM_A_SAT), .EM_BSB(EM_BSB),
         .EM_BW(EM_BW), .EM_FB(EM_FB), .EM_BURST(EM_BURST), .CB_A_ROUND(CB_A_ROUND), .CB_SUMW(CB_SUMW),
-        .CB_D(CB_D)
+        .CB_D(CB_D), .WF_SB(WF_SB), .WF_CLS(WF_CLS), .WF_BURST(WF_BURST), .WF_OUTSTANDING(WF_OUTSTANDING)
     ) seq (
         .clk(ap_clk), .rst, .start(seq_start), .prog_addr(arg_weights + 64'(PROG_OFF)), .w_base(arg_weights),
-        .img_addr(arg_images), .task_id(arg_task), .pause(1'b0), .busy(seq_busy), .done(seq_done),
+        .img_addr(arg_images), .task_id(arg_task), .feat_addr(arg_features), .feat_code0('0), .pause(1'b0), .busy(seq_busy), .done(seq_done),
         .error(seq_error), .step_req, .step_held, .step_index, .step_rows, .step_go(step_req), .step_done,
         .step_skip, .step_cycles, .step_ovf, .run_cycles, .bench_cycles,
         .dbg_we(1'b0), .dbg_buf('0), .dbg_addr('0), .dbg_wdata('0), .dbg_rdata, .dbg_sum_ovf,
@@ -425,6 +434,15 @@ module accel_top #(
         .m_axi_i_RLAST(m_axi_gmem_io_RLAST), .m_axi_i_RDATA(m_axi_gmem_io_RDATA),
         .m_axi_i_RRESP(m_axi_gmem_io_RRESP), .m_axi_i_RVALID(m_axi_gmem_io_RVALID),
         .m_axi_i_RREADY(m_axi_gmem_io_RREADY),
+        // the features: gmem_io's write channels (the HLS top's features bundle)
+        .m_axi_f_AWID(m_axi_gmem_io_AWID), .m_axi_f_AWADDR(m_axi_gmem_io_AWADDR),
+        .m_axi_f_AWLEN(m_axi_gmem_io_AWLEN), .m_axi_f_AWSIZE(m_axi_gmem_io_AWSIZE),
+        .m_axi_f_AWBURST(m_axi_gmem_io_AWBURST), .m_axi_f_AWVALID(m_axi_gmem_io_AWVALID),
+        .m_axi_f_AWREADY(m_axi_gmem_io_AWREADY), .m_axi_f_WDATA(m_axi_gmem_io_WDATA),
+        .m_axi_f_WSTRB(m_axi_gmem_io_WSTRB), .m_axi_f_WLAST(m_axi_gmem_io_WLAST),
+        .m_axi_f_WVALID(m_axi_gmem_io_WVALID), .m_axi_f_WREADY(m_axi_gmem_io_WREADY),
+        .m_axi_f_BID(m_axi_gmem_io_BID), .m_axi_f_BRESP(m_axi_gmem_io_BRESP),
+        .m_axi_f_BVALID(m_axi_gmem_io_BVALID), .m_axi_f_BREADY(m_axi_gmem_io_BREADY),
         // master 0: the program; 1: the weights; 2: LayerNorm's parameters
         .m_axi_p_ARID(a_arid[0]), .m_axi_p_ARADDR(a_araddr[0 +: 64]), .m_axi_p_ARLEN(a_arlen[0 +: 8]),
         .m_axi_p_ARSIZE(a_arsize[0 +: 3]), .m_axi_p_ARBURST(a_arburst[0 +: 2]), .m_axi_p_ARVALID(a_arvalid[0]),
@@ -458,16 +476,8 @@ module accel_top #(
     // fixed burst attributes, as the HLS adapters: normal access, modifiable, bufferable
     assign m_axi_gmem_w_ARLOCK = 0, m_axi_gmem_w_ARCACHE = 4'b0011, m_axi_gmem_w_ARPROT = 0;
 
-    // ---------------- gmem_io: the image reader's read channel; no features are written yet ----------------
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire unused_io = ^{m_axi_gmem_io_AWREADY, m_axi_gmem_io_WREADY, m_axi_gmem_io_BID, m_axi_gmem_io_BRESP,
-                       m_axi_gmem_io_BVALID};
-    /* verilator lint_on UNUSEDSIGNAL */
-    localparam int SIZE = $clog2(AXI_BITS / 8);
-    assign m_axi_gmem_io_AWID = 0, m_axi_gmem_io_AWADDR = 0, m_axi_gmem_io_AWLEN = 0;
-    assign m_axi_gmem_io_AWSIZE = 3'(SIZE), m_axi_gmem_io_AWBURST = 2'b01, m_axi_gmem_io_AWLOCK = 0;
-    assign m_axi_gmem_io_AWCACHE = 4'b0011, m_axi_gmem_io_AWPROT = 0, m_axi_gmem_io_AWVALID = 0;
-    assign m_axi_gmem_io_WDATA = 0, m_axi_gmem_io_WSTRB = 0, m_axi_gmem_io_WLAST = 0, m_axi_gmem_io_WVALID = 0;
-    assign m_axi_gmem_io_BREADY = 1;
+    // ---------------- gmem_io: the image reader's read channel, the features writer's write channels ----------------
+    // fixed burst attributes, as the HLS adapters: normal access, modifiable, bufferable
+    assign m_axi_gmem_io_AWLOCK = 0, m_axi_gmem_io_AWCACHE = 4'b0011, m_axi_gmem_io_AWPROT = 0;
     assign m_axi_gmem_io_ARLOCK = 0, m_axi_gmem_io_ARCACHE = 4'b0011, m_axi_gmem_io_ARPROT = 0;
 endmodule
