@@ -286,7 +286,8 @@ def head_schedule(cfg: MoEViTConfig, kp: KernelParams) -> list[dict[str, int]]:
 
     def up(lfh: int, lfw: int, ch: int) -> None:
         nonlocal h, w
-        ok = 2 * w * _words(ch or max(s.out_channels for s in cfg.tasks), t) <= buf["band"]  # 2 source rows
+        row = w * _words(ch or max(s.out_channels for s in cfg.tasks), t)  # one source row in QKV, one in F
+        ok = row <= buf["band"] and row <= buf["out"]
         ops.append(dict(kind=HEAD_UP, k=0, relu=0, cin=ch, cout=ch, h=h, w=w, lfh=lfh, lfw=lfw, band=int(ok)))
         h, w = h << lfh, w << lfw
 
@@ -656,6 +657,12 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
     _samples(cfg, out)
     _tcl(out, cfg, hw, kp, len(blob), tb_task)
     regs = {**register_map(), "axi_bits": kp.axi_bits, "buffers": buffer_sizes(cfg, hw, len(blob))}
+    if getattr(kp, "heads_on_accel", False):  # the output buffer: predictions, then two scratch maps
+        from mtl_moe.deploy.regmap import head_io_words
+
+        io = head_io_words(cfg, hw, kp.axi_bits)
+        regs["buffers"].update(prediction=io["pred"] * kp.axi_bits // 8,
+                               head_scratch=2 * io["scratch"] * kp.axi_bits // 8)
     (out / "regmap.json").write_text(json.dumps(regs, indent=1) + "\n")
     cfg.save(out / "model_config.json")
     np.savez_compressed(out / "params.npz", **codes)  # every code incl. the heads (host side)

@@ -82,6 +82,14 @@ def buffer_sizes(cfg: Any, hw: Any, weight_bytes: int) -> dict[str, int]:
             "features": cfg.n_embd * cfg.n_patches * fb, "features_elem": fb}
 
 
+def output_bytes(sizes: dict[str, int], n: int) -> tuple[int, int]:
+    """(bytes of the output buffer for n images, stride of one image in it): the features, or with
+    the heads on the accelerator (``prediction`` in the sizes) n predictions then the heads' scratch."""
+    if "prediction" in sizes:
+        return n * sizes["prediction"] + sizes["head_scratch"], sizes["prediction"]
+    return n * sizes["features"], sizes["features"]
+
+
 def head_io_words(cfg: Any, hw: Any, axi_bits: int) -> dict[str, int]:
     """AXI words of the output buffer when the heads run on the accelerator: one prediction per image
     ((max out channels, H, W) act codes, padded to whole words), then two scratch maps, each the

@@ -929,11 +929,10 @@ static void write_features(const fm_word* h, int b, axi_word* features, axi_word
 //    tile-major at OFF_HEAD_W[task * N_HEAD_OPS + i]: the task register selects them) into F, ReLU
 //    at the store;
 //  - bilinear x 2^LFH, 2^LFW (HEAD_KIND 1, ARITHMETIC.md, golden _upsample_axis): per output row the
-//    two source rows into QKV, each output code the exact 4-term sum, one rounding.
+//    two source rows into QKV and F, each output code the exact 4-term sum, one rounding.
 const int IO_PER = AXI_BITS / (8 * OUT_BYTES);  // act codes in one AXI word
 const int HEAD_CW_MAX = (HEAD_C_MAX + T_IN - 1) / T_IN;
 const int HEAD_K9W_MAX = (9 * HEAD_C_MAX + T_IN - 1) / T_IN;
-const int HEAD_IM2COL_II = (T_IN + 1) / 2;  // up to T_IN band words a cols word, 2 RAM ports
 static inline int head_px_words(int c) { return (c + IO_PER - 1) / IO_PER; }
 
 // rows [y0, y0 + n) of a (c, h, w) pixel-major map at word base -> band, fm words pixel-major
@@ -965,7 +964,7 @@ static void head_read_rows(const axi_word* io, int base, int c, int h, int w, in
 
 // The features H (token rows; token p + 1 is pixel p) -> scratch map 0, pixel-major.
 static void head_store_grid(const fm_word* h, axi_word* io, int base) {
-    const int pw = head_px_words(N_EMBD);
+    const int pw = (N_EMBD + IO_PER - 1) / IO_PER;
     axi_word carry = 0;
     int p = 0, k = 0;
     // II=1: one code a cycle, one AXI beat written every IO_PER codes (one burst)
@@ -1044,21 +1043,23 @@ static void head_write_rows(const fm_word* out, int c, int h, int w, int y0, int
 // from band rows r .. r + 2 (band row 0 is input row y0 - 1); columns outside [0, w) are zero.
 static void head_im2col(const fm_word* band, int c, int w, int n, fm_word* cols) {
     const int cw = (c + T_IN - 1) / T_IN, kw9 = (9 * c + T_IN - 1) / T_IN;
-    int p = 0, j = 0;
-    // II=HEAD_IM2COL_II: a cols word gathers T_IN codes from up to T_IN band words (2 RAM ports)
-    for (int i = 0; i < n * w * kw9; i++) {
-#pragma HLS PIPELINE II = HEAD_IM2COL_II
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ROWS * HEAD_K9W_MAX
-        const int r = p / w, x = p % w;
-        fm_word v;
-        for (int l = 0; l < T_IN; l++) {
-            const int k = j * T_IN + l, ch = k / 9, t = k % 9, ky = t / 3, xx = x + t % 3 - 1;
-            v[l] = k < 9 * c && xx >= 0 && xx < w ? band[((r + ky) * w + xx) * cw + ch / T_IN][ch % T_IN] : fm_raw(0);
-        }
-        cols[i] = v;
-        if (++j == kw9) {
-            j = 0;
-            p++;
+    int r = 0, x = 0, k = 0, o = 0;
+    fm_word v;
+    // II=1: one code a cycle (one band read: consecutive codes of a cols word come from different
+    // band words), one cols word written every T_IN codes
+    for (int i = 0; i < n * w * kw9 * T_IN; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ROWS * HEAD_K9W_MAX * T_IN
+        const int ch = k / 9, t = k % 9, ky = t / 3, xx = x + t % 3 - 1;
+        v[k % T_IN] = k < 9 * c && xx >= 0 && xx < w ? band[((r + ky) * w + xx) * cw + ch / T_IN][ch % T_IN]
+                                                     : fm_raw(0);
+        if (k % T_IN == T_IN - 1) cols[o++] = v;
+        if (++k == kw9 * T_IN) {
+            k = 0;
+            if (++x == w) {
+                x = 0;
+                r++;
+            }
         }
     }
 }
@@ -1092,9 +1093,11 @@ static inline void head_up_src(int i, int n, int& i0, int& i1, int& lam) {
 }
 
 // One bilinear pass x 2^LFH, 2^LFW (align_corners=False, exact): output row Y from its two source
-// rows (on chip in band); each code sum_{a,b} x[a][b] * wy[a] * wx[b], then one rounding to act.
+// rows (on chip: row0 in QKV, row1 in F, two reads of each an output code over their 2 RAM ports);
+// each code sum_{a,b} x[a][b] * wy[a] * wx[b], then one rounding to act.
 template <int LFH, int LFW>
-static void head_upsample(int op, int c, axi_word* io, int src, int dst, bool to_pred, fm_word* band) {
+static void head_upsample(int op, int c, axi_word* io, int src, int dst, bool to_pred, fm_word* row0,
+                          fm_word* row1) {
     const int h = HEAD_H[op], w = HEAD_W[op], H = h << LFH, W = w << LFW;
     const int cw = (c + T_IN - 1) / T_IN, pw = head_px_words(c);
     const int EX = LFH + LFW + 2, SW = act_t::W + EX + 2;
@@ -1102,8 +1105,8 @@ static void head_upsample(int op, int c, axi_word* io, int src, int dst, bool to
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HEAD_HW_MAX
         int y0, y1, ly;
         head_up_src<LFH>(Y, h, y0, y1, ly);
-        head_read_rows(io, src, c, h, w, y0, 1, band);
-        head_read_rows(io, src, c, h, w, y1, 1, band + w * cw);
+        head_read_rows(io, src, c, h, w, y0, 1, row0);
+        head_read_rows(io, src, c, h, w, y1, 1, row1);
         const int wy0 = (2 << LFH) - ly;
         axi_word carry = 0;
         const int n_codes = to_pred ? c * W : W * pw * IO_PER;
@@ -1119,9 +1122,10 @@ static void head_upsample(int op, int c, axi_word* io, int src, int dst, bool to
             ap_int<SW> s = 0;
             if (ch < c) {
                 const int l = ch % T_IN, q = ch / T_IN, wx0 = (2 << LFW) - lx;
-                const ap_int<act_t::W + LFW + 3> r0 = act_raw(band[x0 * cw + q][l]) * wx0 + act_raw(band[x1 * cw + q][l]) * lx;
+                const ap_int<act_t::W + LFW + 3> r0 =
+                    act_raw(row0[x0 * cw + q][l]) * wx0 + act_raw(row0[x1 * cw + q][l]) * lx;
                 const ap_int<act_t::W + LFW + 3> r1 =
-                    act_raw(band[(w + x0) * cw + q][l]) * wx0 + act_raw(band[(w + x1) * cw + q][l]) * lx;
+                    act_raw(row1[x0 * cw + q][l]) * wx0 + act_raw(row1[x1 * cw + q][l]) * lx;
                 s = r0 * wy0 + r1 * ly;
             }
             const act_raw v = ch < c ? requant<act_t, act_t::F + EX>(s) : act_raw(0);
@@ -1169,9 +1173,9 @@ static void heads(const fm_word* H, int task, int b, int n_images, const axi_wor
             head_conv(i, task, HEAD_COUT[i] ? HEAD_COUT[i] : OUT_CH[task], mem, mem1, io, src, dst, to_pred, band,
                       cols, out, logits);
         else if (HEAD_LFH[i] == 1 && HEAD_LFW[i] == 1)
-            head_upsample<1, 1>(i, HEAD_CIN[i] ? HEAD_CIN[i] : OUT_CH[task], io, src, dst, to_pred, band);
+            head_upsample<1, 1>(i, HEAD_CIN[i] ? HEAD_CIN[i] : OUT_CH[task], io, src, dst, to_pred, band, out);
         else
-            head_upsample<HEAD_RESIZE_LFH, HEAD_RESIZE_LFW>(i, OUT_CH[task], io, src, dst, to_pred, band);
+            head_upsample<HEAD_RESIZE_LFH, HEAD_RESIZE_LFW>(i, OUT_CH[task], io, src, dst, to_pred, band, out);
     }
 }
 
