@@ -17,9 +17,11 @@ export fills in only what depends on the model:
 - ``regmap.json``: the AXI-Lite register map of the top function (``ap_ctrl_hs``) and the byte
   size of each DDR buffer (``mtl_moe.deploy.regmap``), read by the driver and the RTL shell.
 
-The decoder heads run on the host, in the same integer arithmetic (``mtl_moe.golden``): they are
-per-task 3x3 convolutions at growing resolution, a different dataflow from the ViT backbone the
-accelerator's linear unit and attention engine are built for (Edge-MoE accelerates the backbone).
+The decoder heads run on the host by default, in the same integer arithmetic (``mtl_moe.golden``).
+With ``KernelParams.heads_on_accel`` (``mtl-moe export --heads accelerator``) they run in the top as
+well (:func:`head_schedule`, kernels.h ``heads``): the 3x3 convolutions band by band through the
+shared linear unit, the exact bilinear passes, DDR -> DDR through scratch maps in the output buffer,
+which then holds the task's prediction.
 """
 
 from __future__ import annotations
