@@ -227,6 +227,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                              f"{model!r}: its modeled latency does not apply (run `mtl-moe dse --model` for "
                              "this model, or pass --any-model to use its kernel parameters anyway)")
         kp = KernelParams(**design_to_kernel_params(d))
+    if args.heads == "accelerator":  # the task heads in the top: the output buffer holds predictions
+        import dataclasses
+
+        kp = dataclasses.replace(kp, heads_on_accel=True)
     meta = export(load_quant_model(args.checkpoint), args.out, force=args.force, kp=kp)
     print(json.dumps({"out": args.out, **meta}, indent=2))
     return 0
@@ -301,7 +305,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mtl_moe.deploy.accelerator import Accelerator, check_heads
     from mtl_moe.deploy.check import run_and_check
 
-    check_heads(args.heads)  # before the export is opened: "accelerator" is refused in one line
+    check_heads(args.heads)  # before the export is opened; a backbone-only export refuses "accelerator"
     acc = Accelerator(args.export_dir, backend=args.backend, overlay=args.overlay, max_images=args.images,
                       timeout=args.timeout, irq=args.irq, heads=args.heads)
     r = run_and_check(acc, args.images, args.tasks or None)
@@ -309,8 +313,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(r))
     else:
         for t, v in r["tasks"].items():
+            feats = (f"{v['feature_mismatches']} of {v['feature_values']} (features)"
+                     if v["feature_values"] is not None else "features not read back (heads on chip)")
             print(f"{t:>10}: {v['mismatches']} mismatching values of {v['values']} (prediction) and "
-                  f"{v['feature_mismatches']} of {v['feature_values']} (features) vs golden")
+                  f"{feats} vs golden")
             print(f"{'':>10}  {1e3 * v['end_to_end_s']:.2f} ms image in -> prediction out = pre "
                   f"{1e3 * v['pre_s']:.2f} + accelerator {1e3 * v['accelerator_s']:.2f} (start-to-done "
                   f"{1e3 * v['latency_s']:.2f}) + head ({v['heads']}) {1e3 * v['head_s']:.2f} + post "
@@ -540,6 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--attn-p", type=_int_in(1, 64), default=4, help="attention: query rows per K/V pass")
     x.add_argument("--axi-bits", type=int, default=256, choices=[32, 64, 128, 256, 512],
                    help="width of the m_axi ports")
+    x.add_argument("--heads", choices=["host", "accelerator"], default="host",
+                   help="where the task heads run: host (the top writes the features) or accelerator (the "
+                   "top writes the task's prediction; run it with `mtl-moe run --heads accelerator`)")
     x.add_argument("--design", help="design.json from `mtl-moe dse`: its kernel parameters (overrides "
                    "--t-in, --t-out, --attn-p, --axi-bits); a knob the kernels do not implement is refused "
                    "(default: the options above)")
@@ -573,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=_float_in(0.001, 1e6), default=30.0,
                    help="seconds before a run counts as hung")
     r.add_argument("--heads", choices=["host", "accelerator"], default="host",
-                   help="where the task heads run (accelerator: not built yet, refused)")
+                   help="where the task heads run (accelerator: an export with the heads in its top)")
     r.add_argument("--json", action="store_true", help="the result as one JSON line")
     r.set_defaults(func=cmd_run)
 

@@ -173,6 +173,8 @@ class CSim:
 
     def features(self, image_codes: np.ndarray, task: str | int) -> np.ndarray:
         """(B, C, H, W) codes of hw.input → (B, D, gh, gw) act codes, computed by the C++."""
+        if self.heads_on_accel:  # its output buffer holds predictions: see prediction()
+            raise ValueError(f"{self.dir} runs the heads on the accelerator: its output is predictions")
         c = self.config
         t = c.task_index(task)
         x = np.ascontiguousarray(image_codes, dtype=np.int64)
@@ -181,6 +183,32 @@ class CSim:
                              f"got {x.shape}")
         check_input_codes(x, self.hw)  # the C++ would wrap them silently
         out = np.zeros((x.shape[0], c.n_embd, *c.grid), dtype=np.int64)
+        ovf = ctypes.c_longlong(0)
+        rc = self.lib.csim_run(self._wbuf, x.ctypes.data_as(ctypes.c_void_p), t, x.shape[0],
+                               out.ctypes.data_as(ctypes.c_void_p), ctypes.byref(ovf))
+        if rc:
+            raise RuntimeError(f"csim_run returned {rc}")
+        self.wrap_overflows += ovf.value
+        return out
+
+    @property
+    def heads_on_accel(self) -> bool:
+        """True when the export runs the task heads in the top (``KernelParams.heads_on_accel``)."""
+        return "const bool HEADS_ON_ACCEL = true;" in (self.dir / "config.h").read_text()
+
+    def prediction(self, image_codes: np.ndarray, task: str | int) -> np.ndarray:
+        """(B, C, H, W) input codes → the task's prediction (B, out, H, W) act codes, backbone and
+        head both computed by the C++ (an export with the heads on the accelerator)."""
+        c = self.config
+        t = c.task_index(task)
+        if not self.heads_on_accel:
+            raise ValueError(f"{self.dir} runs the heads on the host (exported without heads_on_accel)")
+        x = np.ascontiguousarray(image_codes, dtype=np.int64)
+        if x.shape[1:] != (c.in_chans, *c.img_size):
+            raise ValueError(f"expected images of shape (B, {c.in_chans}, {c.img_size[0]}, {c.img_size[1]}), "
+                             f"got {x.shape}")
+        check_input_codes(x, self.hw)
+        out = np.zeros((x.shape[0], c.tasks[t].out_channels, *c.img_size), dtype=np.int64)
         ovf = ctypes.c_longlong(0)
         rc = self.lib.csim_run(self._wbuf, x.ctypes.data_as(ctypes.c_void_p), t, x.shape[0],
                                out.ctypes.data_as(ctypes.c_void_p), ctypes.byref(ovf))

@@ -17,9 +17,11 @@ export fills in only what depends on the model:
 - ``regmap.json``: the AXI-Lite register map of the top function (``ap_ctrl_hs``) and the byte
   size of each DDR buffer (``mtl_moe.deploy.regmap``), read by the driver and the RTL shell.
 
-The decoder heads run on the host, in the same integer arithmetic (``mtl_moe.golden``): they are
-per-task 3x3 convolutions at growing resolution, a different dataflow from the ViT backbone the
-accelerator's linear unit and attention engine are built for (Edge-MoE accelerates the backbone).
+The decoder heads run on the host by default, in the same integer arithmetic (``mtl_moe.golden``).
+With ``KernelParams.heads_on_accel`` (``mtl-moe export --heads accelerator``) they run in the top as
+well (:func:`head_schedule`, kernels.h ``heads``): the 3x3 convolutions band by band through the
+shared linear unit, the exact bilinear passes, DDR -> DDR through scratch maps in the output buffer,
+which then holds the task's prediction.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class KernelParams:
     attn_lanes: int = 0  # head-dim values per cycle per query row (0: one AXI beat of act values)
     clock_mhz: float = 300.0  # PL clock: run_hls.tcl's create_clock, build_vivado.tcl's PL0
     weight_ports: int = 1  # m_axi bundles the weight tiles are read through: gmem_w, or gmem_w + gmem_w1
+    heads_on_accel: bool = False  # the task heads run in the top too: the output buffer holds the prediction
 
     def __post_init__(self) -> None:
         """A kernel parameter the kernels cannot build is refused here, where it enters (a tile of
@@ -103,12 +106,14 @@ def _linear_matrices(name: str, c: np.ndarray) -> np.ndarray | None:
         return c.transpose(0, 2, 1)  # (E, in, out) -> (E, out, in)
     if name.endswith((".c_attn.weight", ".c_proj.weight", ".c_fc.weight", "router.weight")):
         return c
+    if name.startswith("heads.") and name.endswith(".weight") and c.ndim == 4:
+        return c.reshape(c.shape[0], -1)  # conv (O, C, k, k) -> (O, C*k*k): im2col order (c, ky, kx)
     return None
 
 
 def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarray],
                  axi_bits: int = 256, t_out: int = 16, t_in: int = 16,
-                 ports: int = 1) -> tuple[bytes, dict[str, Any]]:
+                 ports: int = 1, heads: bool = False) -> tuple[bytes, dict[str, Any]]:
     """The weight blob and its manifest (name -> offset, shape, class, storage bytes, layout).
 
     Linear weights are tile-major (``mtl_moe.layout``: T_OUT x T_IN tiles, each one burst of
@@ -117,6 +122,8 @@ def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarra
     matrix is two planes (``TileLayout.ports``: the first and the second half of every tile), one per
     m_axi bundle, each read front to back in one burst. Every other tensor (biases, LayerNorm, cls, pos, task
     embeddings) is a row vector per last axis, each row padded to whole AXI words (``row_bytes``).
+    With ``heads`` the task heads' convolutions ((O, C, k, k) as (O, C*k*k) tile-major, im2col
+    order) and biases follow every backbone tensor, so a backbone-only export keeps its offsets.
     """
     from mtl_moe.layout import TileLayout, pack_tiles
     from mtl_moe.quant import param_type
@@ -124,9 +131,14 @@ def pack_weights(cfg: MoEViTConfig, hw: HardwareSpec, codes: dict[str, np.ndarra
     align = axi_bits // 8
     blob = bytearray()
     tensors: dict[str, Any] = {}
-    for name in sorted(codes):
-        if ".heads." in f".{name}" or name.startswith("heads.") or ".w_noise" in name:
-            continue  # heads run on the host; noise weights are training-only
+    def is_head(n: str) -> bool:
+        return n.startswith("heads.")
+
+    head_names = sorted(n for n in codes if is_head(n)) if heads else []
+    names = sorted(n for n in codes if not is_head(n)) + head_names
+    for name in names:
+        if ".w_noise" in name:
+            continue  # noise weights are training-only
         t = param_type(name, hw)
         nb = storage_bytes(t.width)
         m = _linear_matrices(name, codes[name])
@@ -235,6 +247,123 @@ def im2col_ii(cfg: MoEViTConfig, t_in: int) -> int:
         for kw, bw in zip(k, (base + o) % t_in, strict=True):
             worst = max(worst, int(np.bincount(bw[kw < kp], minlength=t_in).max(initial=0)))
     return max(1, -(-worst // 2))
+
+
+HEAD_CONV, HEAD_UP = 0, 1  # kinds of kernels.h head passes
+HEAD_S0, HEAD_S1, HEAD_PRED = 0, 1, 2  # where a pass reads / writes: scratch 0, scratch 1, the prediction
+
+
+def _words(n: int, per: int) -> int:
+    return -(-n // per)
+
+
+def head_buffers(cfg: MoEViTConfig, kp: KernelParams) -> dict[str, int]:
+    """Words of kernels.h's on-chip buffers the head passes borrow from the backbone (the same
+    formulas as kernels.h's HID_WORDS, QKV and F sizes; kernels.h checks them again in C-sim)."""
+    w = lambda n: _words(n, kp.t_in)  # noqa: E731
+    mlp = max([0 if cfg.is_moe_block(i) else cfg.mlp_hidden for i in range(cfg.n_layer)] + [1])
+    kp_words = w(cfg.in_chans * cfg.patch_size ** 2)
+    return {"hid": max(cfg.n_patches * kp_words, cfg.n_tokens * w(mlp), cfg.n_tokens * w(cfg.expert_hidden)),
+            "band": cfg.n_tokens * w(3 * cfg.n_embd), "out": cfg.n_tokens * w(cfg.n_embd),
+            "rows": cfg.n_tokens}
+
+
+def head_schedule(cfg: MoEViTConfig, kp: KernelParams) -> list[dict[str, int]]:
+    """The task head as DDR -> DDR passes (golden ``GoldenModel._head``, one pass per op): conv
+    (k 3 pad 1, or the 1x1 classifier), ReLU at its store, exact bilinear upsampling by 2^lfh x 2^lfw.
+    ``band``: output rows per linear-unit call, the most that fit the borrowed buffers (im2col rows
+    in HID, the input rows with their halo in QKV, the outputs in F, rows <= MAX_ROWS); 0 when none
+    fit. cout 0: the task's own output channels (config.h OUT_CH)."""
+    buf, t = head_buffers(cfg, kp), kp.t_in
+    ops: list[dict[str, int]] = []
+    c, (h, w) = cfg.n_embd, cfg.grid
+
+    def conv(k: int, cout: int, relu: int) -> None:
+        co = cout or max(s.out_channels for s in cfg.tasks)
+        fits = [r for r in range(1, h + 1)
+                if r * w <= buf["rows"] and r * w * _words(k * k * c, t) <= buf["hid"]
+                and (r + k - 1) * w * _words(c, t) <= buf["band"] and r * w * _words(co, t) <= buf["out"]]
+        ops.append(dict(kind=HEAD_CONV, k=k, relu=relu, cin=c, cout=cout, h=h, w=w, lfh=0, lfw=0,
+                        band=max(fits, default=0)))
+
+    def up(lfh: int, lfw: int, ch: int) -> None:
+        nonlocal h, w
+        row = w * _words(ch or max(s.out_channels for s in cfg.tasks), t)  # one source row in QKV, one in F
+        ok = row <= buf["band"] and row <= buf["out"]
+        ops.append(dict(kind=HEAD_UP, k=0, relu=0, cin=ch, cout=ch, h=h, w=w, lfh=lfh, lfw=lfw, band=int(ok)))
+        h, w = h << lfh, w << lfw
+
+    n = cfg.n_pup_stages
+    if cfg.decoder in ("pup", "pup-lite"):
+        for s in range(n):
+            conv(3, cfg.decoder_channels, 1)
+            c = cfg.decoder_channels
+            if s < n - 1 or cfg.decoder == "pup-lite":
+                up(1, 1, c)
+    conv(1, 0, 0)  # the classifier
+    H, W = cfg.img_size
+    if (h, w) != (H, W):
+        up((H // h).bit_length() - 1, (W // w).bit_length() - 1, 0)  # cin 0: the task's OUT_CH
+    for i, op in enumerate(ops):  # ping-pong between the scratch maps; the last pass writes the prediction
+        op["src"], op["dst"] = i % 2, HEAD_PRED if i == len(ops) - 1 else 1 - i % 2
+    return ops
+
+
+def head_weight_names(cfg: MoEViTConfig, task: str) -> list[str | None]:
+    """The params.npz / weights.bin name prefix of each head pass of ``task`` (None: no weights)."""
+    pre, names, s = f"heads.{task}", [], 0
+    for op in head_schedule(cfg, KernelParams()):
+        if op["kind"] != HEAD_CONV:
+            names.append(None)
+        elif op["cout"] == 0:
+            names.append(f"{pre}.classifier")
+        else:
+            names.append(f"{pre}.convs.{s}" if cfg.decoder == "pup" else f"{pre}.stages.{3 * s}")
+            s += 1
+    return names
+
+
+def _head_lines(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any], kp: KernelParams) -> list[str]:
+    """config.h: the head passes (:func:`head_schedule`), their weights per task and the output buffer."""
+    from mtl_moe.deploy.regmap import head_io_words
+
+    ops, T = head_schedule(cfg, kp), manifest["tensors"]
+    if kp.heads_on_accel:
+        bad = [i for i, op in enumerate(ops) if op["band"] == 0]
+        if bad:
+            raise ConfigError(f"head passes {bad} of decoder {cfg.decoder!r} do not fit the kernels' on-chip "
+                              f"buffers {head_buffers(cfg, kp)} (words); run the heads on the host")
+    io = head_io_words(cfg, hw, kp.axi_bits)
+    offs = {"W": [], "B": []}
+    for t in cfg.tasks:
+        for nm in head_weight_names(cfg, t.name):
+            for k, suf in (("W", "weight"), ("B", "bias")):
+                e = T.get(f"{nm}.{suf}") if nm else None
+                offs[k].append(e["offset"] if e is not None else -1)
+    col = lambda key: _arr([op[key] for op in ops])  # noqa: E731
+    return ["// task heads (hls_export.head_schedule): DDR -> DDR passes through two scratch maps in the",
+            "// output buffer, pixel-major (a pixel's C act codes in HEAD_PX_WORDS(C) AXI words)",
+            f"const bool HEADS_ON_ACCEL = {'true' if kp.heads_on_accel else 'false'};",
+            f"const int N_HEAD_OPS = {len(ops)};  // kind 0: conv (k 3 pad 1, or 1x1), 1: bilinear",
+            f"const int HEAD_KIND[N_HEAD_OPS] = {col('kind')}, HEAD_K[N_HEAD_OPS] = {col('k')};",
+            f"const int HEAD_RELU[N_HEAD_OPS] = {col('relu')}, HEAD_BAND[N_HEAD_OPS] = {col('band')};",
+            f"const int HEAD_CIN[N_HEAD_OPS] = {col('cin')}, HEAD_COUT[N_HEAD_OPS] = {col('cout')};"
+            "  // COUT 0: the task's OUT_CH",
+            f"const int HEAD_H[N_HEAD_OPS] = {col('h')}, HEAD_W[N_HEAD_OPS] = {col('w')};  // input map",
+            f"const int HEAD_LFH[N_HEAD_OPS] = {col('lfh')}, HEAD_LFW[N_HEAD_OPS] = {col('lfw')};",
+            f"const int HEAD_SRC[N_HEAD_OPS] = {col('src')}, HEAD_DST[N_HEAD_OPS] = {col('dst')};"
+            "  // 0, 1: scratch maps, 2: prediction",
+            f"const int HEAD_RESIZE_LFH = {ops[-1]['lfh'] or 1}, HEAD_RESIZE_LFW = {ops[-1]['lfw'] or 1};"
+            "  // the final resize",
+            f"const int OUT_CH[N_TASKS] = {_arr([t.out_channels for t in cfg.tasks])};",
+            f"const int HEAD_C_MAX = {max(max(op['cin'], op['cout']) for op in ops)}, "
+            f"HEAD_HW_MAX = {max(op['h'] * op['w'] for op in ops)}, "
+            f"HEAD_W_MAX = {max(op['w'] for op in ops)};",
+            "// task t's weights of pass i at [t * N_HEAD_OPS + i] (-1: none)",
+            f"const int OFF_HEAD_W[N_TASKS * N_HEAD_OPS] = {_arr(offs['W'])};",
+            f"const int OFF_HEAD_B[N_TASKS * N_HEAD_OPS] = {_arr(offs['B'])};",
+            f"const int PRED_WORDS = {io['pred']}, SCRATCH_WORDS = {io['scratch']};"
+            "  // per image prediction (whole words); one scratch map"]
 
 
 def _axi_lines(ra: dict[str, int]) -> list[str]:
@@ -362,6 +491,7 @@ def config_header(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any],
            "EXP_W1": "blocks.{}.mlp.experts.w1", "EXP_B1": "blocks.{}.mlp.experts.b1",
            "EXP_W2": "blocks.{}.mlp.experts.w2", "EXP_B2": "blocks.{}.mlp.experts.b2"}
     lines += [f"const int OFF_{k}[N_LAYER] = {per_layer(v)};" for k, v in per.items()]
+    lines += ["", *_head_lines(cfg, hw, manifest, kp)]
     lines += ["", "}  // namespace cfg", "}  // namespace mtl_moe", ""]
     return "\n".join(lines)
 
@@ -405,11 +535,12 @@ extern "C" void mtl_moe_top(const ap_uint<AXI_W>* weights, const ap_uint<AXI_W>*
     axi_word carry = 0;                           // a feature word shared by two images
     for (int b = 0; b < n_images; b++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = BATCH_TRIP
-        backbone(weights, weights1, images, b, task, features, carry);
+        backbone(weights, weights1, images, b, task, n_images, features, carry);
     }
     const int PER = cfg::AXI_BITS / (8 * cfg::OUT_BYTES);
     const int n_codes = n_images * N_OUT;
-    if (n_images > 0 && n_codes % PER != 0) features[n_codes / PER] = carry;  // the last, partial word
+    if (!cfg::HEADS_ON_ACCEL && n_images > 0 && n_codes % PER != 0)
+        features[n_codes / PER] = carry;  // the last, partial word
 }
 """
 
@@ -437,15 +568,19 @@ IP = {"vendor": "mtl-moe.org", "library": "hls", "ipname": "mtl_moe", "version":
 BOARD = {"part": "xczu7ev-ffvc1156-2-e", "board": "xilinx.com:zcu104:part0:1.1", "clock_mhz": 300}
 
 
-def _testbench(qmodel: Any, codes: dict[str, np.ndarray], out: Path, blob: bytes, task: int) -> None:
-    """tb_input.i64 / tb_expected.i64: one test image and the golden model's features."""
+def _testbench(qmodel: Any, codes: dict[str, np.ndarray], out: Path, blob: bytes, task: int,
+               heads: bool = False) -> None:
+    """tb_input.i64 / tb_expected.i64: one test image and the golden model's features (``heads``:
+    its prediction for the testbench task)."""
     from mtl_moe.csim import input_codes, test_images
     from mtl_moe.golden import GoldenModel
 
     cfg, hw = qmodel.config, qmodel.hw
     x = input_codes(test_images(cfg, 1, cfg.seed), hw)
     x.astype("<i8").tofile(out / "tb_input.i64")
-    GoldenModel(cfg, hw, codes).features(x, task).astype("<i8").tofile(out / "tb_expected.i64")
+    g = GoldenModel(cfg, hw, codes)
+    want = g(x, task) if heads else g.features(x, task)  # heads on the accelerator: the prediction
+    want.astype("<i8").tofile(out / "tb_expected.i64")
     shutil.copy(resources.path("hls", "templates", "tb.cpp"), out / "tb.cpp")
 
 
@@ -504,7 +639,8 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
     codes = export_codes(qmodel)
     check_weight_ports(kp, TileLayout(1, 1, kp.t_out, kp.t_in, storage_bytes(hw.weight.width),
                                       kp.axi_bits).tile_beats)  # before the layout refuses it
-    blob, manifest = pack_weights(cfg, hw, codes, kp.axi_bits, kp.t_out, kp.t_in, kp.weight_ports)
+    blob, manifest = pack_weights(cfg, hw, codes, kp.axi_bits, kp.t_out, kp.t_in, kp.weight_ports,
+                                  getattr(kp, "heads_on_accel", False))
     (out / "weights.bin").write_bytes(blob)
     (out / "weights.json").write_text(json.dumps(manifest, indent=1) + "\n")
     from mtl_moe.program import build_program, describe, encode
@@ -519,10 +655,16 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
     inc.mkdir(parents=True)
     for h in sorted(resources.path("hls", "include", "mtl_moe").glob("*.h")):
         shutil.copy(h, inc / h.name)
-    _testbench(qmodel, codes, out, blob, tb_task)
+    _testbench(qmodel, codes, out, blob, tb_task, getattr(kp, "heads_on_accel", False))
     _samples(cfg, out)
     _tcl(out, cfg, hw, kp, len(blob), tb_task)
     regs = {**register_map(), "axi_bits": kp.axi_bits, "buffers": buffer_sizes(cfg, hw, len(blob))}
+    if getattr(kp, "heads_on_accel", False):  # the output buffer: predictions, then two scratch maps
+        from mtl_moe.deploy.regmap import head_io_words
+
+        io = head_io_words(cfg, hw, kp.axi_bits)
+        regs["buffers"].update(prediction=io["pred"] * kp.axi_bits // 8,
+                               head_scratch=2 * io["scratch"] * kp.axi_bits // 8)
     (out / "regmap.json").write_text(json.dumps(regs, indent=1) + "\n")
     cfg.save(out / "model_config.json")
     np.savez_compressed(out / "params.npz", **codes)  # every code incl. the heads (host side)

@@ -41,6 +41,9 @@ OPS: dict[str, tuple[int, str]] = {
     "layernorm": (5, "layernorm"), "attn_qk_softmax": (6, "attn_qk_softmax"), "attn_av": (7, "attn_av"),
     "residual": (8, "add"), "router_logits": (9, "gate"), "router_topk": (10, "gate"),
     "gelu": (11, ""), "write_features": (12, "io"), "expert_combine": (13, "experts"),
+    # the task heads in the top (KernelParams.heads_on_accel; hls_export.head_schedule, kernels.h heads):
+    # one step per DDR -> DDR pass; after the backbone's steps, outside the header's n_steps (below)
+    "head_store_grid": (14, "head"), "head_conv": (15, "head"), "head_upsample": (16, "head"),
 }
 # on-chip feature-map buffers of kernels.h backbone (ids in program.bin)
 # SUM: the MoE block's gated sums (fitted to act), which the block's residual adds: kernels.h moe first
@@ -61,7 +64,7 @@ F_GATHER = 16  # an expert's first linear: its row r is the src row of the queue
 # its write addressing, so the im2col step moves nothing; accel_embed.sv streams cls/pos), which
 # kernels.h's code-a-cycle loops do not follow yet. (expert_combine, the gated accumulation, is
 # priced from kernels.h's loop and accel_combine.sv; the gather of a queue's rows is not a step yet)
-UNMODELED_OPS: tuple[str, ...] = ()
+UNMODELED_OPS: tuple[str, ...] = ("head_store_grid", "head_conv", "head_upsample")  # the heads: not yet
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ class Step:
 # program.bin: a header of HEADER_WORDS little-endian 32-bit words (magic, version, number of steps,
 # words per step, then zeros: the header is one record long, so record i starts (i + 1) x 64 bytes
 # in, whole AXI words for a 32..512-bit bus), then one record of STEP_WORDS signed 32-bit words per
-# step, in this field order
+# step, in this field order. Header word 4: the number of head steps that follow the n_steps backbone
+# records (0 without heads on the accelerator); the RTL sequencer runs the n_steps backbone steps only
 MAGIC = 0x504C544D  # b"MTLP" little-endian
 VERSION = 1
 STEP_FIELDS = ("opcode", "layer", "rows", "k", "n", "src", "dst", "w_off", "w_task_stride", "b_off",
@@ -208,9 +212,32 @@ class _Builder:
         for i in range(c.n_layer):
             self.block(i)
         self.layernorm(-1, "ln_f", "X", "H", per_task=c.per_task_norm)
-        if self.d.fm_on_chip:
+        if self.d.heads_on_accel:
+            self.heads()
+        elif self.d.fm_on_chip:
             self.add("write_features", rows=c.n_patches, n=c.n_embd, src="H", dst="ddr")
         return self.steps
+
+    def heads(self) -> None:
+        """kernels.h ``heads``: the grid to scratch, then one step per pass of the task's head (rows:
+        output pixels; k -> n: the conv's im2col width -> channels, n 0: the task's OUT_CH; task 0's
+        offsets, config.h OFF_HEAD_W/B hold every task's)."""
+        from mtl_moe.hls_export import HEAD_CONV, head_schedule, head_weight_names
+
+        c = self.cfg
+        self.add("head_store_grid", rows=c.n_patches, n=c.n_embd, src="H", dst="ddr")
+        names = head_weight_names(c, c.tasks[0].name)
+        for i, op in enumerate(head_schedule(c, self.d)):
+            if op["kind"] == HEAD_CONV:
+                w, _ = self.off(f"{names[i]}.weight")
+                b, _ = self.off(f"{names[i]}.bias")
+                k, n = op["k"] ** 2 * op["cin"], op["cout"]
+                self.add("head_conv", layer=i, rows=op["h"] * op["w"], k=k, n=n, src="ddr", dst="ddr",
+                         weight=f"{names[i]}.weight", w_off=w, b_off=b, flags=F_PER_TASK,
+                         n_tiles=_cdiv(n, self.d.t_out), k_tiles=_cdiv(k, self.d.t_in))
+            else:
+                self.add("head_upsample", layer=i, rows=(op["h"] << op["lfh"]) * (op["w"] << op["lfw"]),
+                         n=op["cin"], src="ddr", dst="ddr")
 
 
 def build_program(cfg: MoEViTConfig, hw: HardwareSpec, design: Any,
@@ -238,6 +265,7 @@ class _Shape:
     t_out: int
     axi_bits: int
     weight_ports: int
+    heads_on_accel: bool = False
     fused_qkv: bool = True
     gate_on_linear: bool = True
     fm_on_chip: bool = True
@@ -254,7 +282,9 @@ def _record(s: Step) -> list[int]:
 
 def encode(steps: list[Step]) -> bytes:
     """program.bin: the header, then each step as STEP_WORDS little-endian int32 words."""
-    words = [MAGIC, VERSION, len(steps), STEP_WORDS] + [0] * (HEADER_WORDS - 4)
+    n_head = sum(OPS[s.op][1] == "head" for s in steps)
+    assert all(OPS[s.op][1] == "head" for s in steps[len(steps) - n_head:]), "head steps come last"
+    words = [MAGIC, VERSION, len(steps) - n_head, STEP_WORDS, n_head] + [0] * (HEADER_WORDS - 5)
     out = struct.pack(f"<{HEADER_WORDS}I", *words)
     for s in steps:
         out += struct.pack(f"<{STEP_WORDS}i", *_record(s))
@@ -266,7 +296,8 @@ def decode(data: bytes) -> list[dict[str, int]]:
     that is not a program of this version."""
     if len(data) < 4 * HEADER_WORDS:
         raise ValueError(f"program of {len(data)} bytes is shorter than its {4 * HEADER_WORDS}-byte header")
-    magic, version, n, sw = struct.unpack_from("<4I", data)
+    magic, version, n, sw, n_head = struct.unpack_from("<5I", data)
+    n += n_head  # the head steps follow the backbone's
     if magic != MAGIC or version != VERSION or sw != STEP_WORDS:
         raise ValueError(f"not an mtl-moe program v{VERSION} (magic {magic:#x}, version {version}, "
                          f"{sw} words a step; expected {MAGIC:#x}, {VERSION}, {STEP_WORDS})")

@@ -22,13 +22,17 @@ extern "C" int csim_run(const unsigned char* weights, const long long* images, i
     const long n_in = (long)cfg::IN_CHANS * cfg::IMG_H * cfg::IMG_W;
     const long n_out = (long)cfg::N_EMBD * cfg::N_PATCHES;
     if (task < 0 || task >= cfg::N_TASKS || n_images < 1) return 1;
-    std::vector<unsigned char> img(IMAGE_BYTES * n_images), feat(FEATURE_BYTES * n_images);
+    std::vector<unsigned char> img(IMAGE_BYTES * n_images), feat(output_bytes(n_images));
     for (long i = 0; i < n_in * n_images; i++) memcpy(&img[i * cfg::IN_BYTES], &images[i], cfg::IN_BYTES);
     mtl_moe::g_wrap_overflows = 0;
     mtl_moe_top_bytes(weights, weights, img.data(), feat.data(), task, n_images);  // one blob, both ports
-    for (long i = 0; i < n_out * n_images; i++) {  // sign-extend each stored code
+    // heads on the accelerator: image b's prediction (OUT_CH[task], H, W) at b * PRED_BYTES
+    const long n_pred = (long)cfg::OUT_CH[task] * cfg::IMG_H * cfg::IMG_W;
+    const long per = cfg::HEADS_ON_ACCEL ? n_pred : n_out;
+    for (long i = 0; i < per * n_images; i++) {  // sign-extend each stored code
         long long v = 0;
-        memcpy(&v, &feat[i * cfg::OUT_BYTES], cfg::OUT_BYTES);
+        const long at = cfg::HEADS_ON_ACCEL ? (i / per) * PRED_BYTES + (i % per) * cfg::OUT_BYTES : i * cfg::OUT_BYTES;
+        memcpy(&v, &feat[at], cfg::OUT_BYTES);
         const int sh = 64 - 8 * cfg::OUT_BYTES;
         features[i] = sh ? (long long)((unsigned long long)v << sh) >> sh : v;
     }

@@ -156,15 +156,15 @@ def test_run_json_reports_per_task_mismatches_heads_and_the_split(demo_export, c
         assert 0 < v["latency_s"] and v["wall_s"] <= v["accelerator_s"], v
 
 
-def test_run_refuses_heads_on_the_accelerator_in_one_line(demo_export_of, capsys) -> None:
+def test_run_refuses_heads_on_the_accelerator_for_a_backbone_only_export(demo_export_of, capsys) -> None:
     from mtl_moe.cli import main
 
     assert main(["run", str(demo_export_of("int8")), "--heads", "accelerator"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "not built yet" in err, err
+    assert len(err.splitlines()) == 1 and "computes the backbone only" in err, err
     from mtl_moe.deploy.accelerator import Accelerator
 
-    with pytest.raises(ValueError, match="not built yet"):
+    with pytest.raises(ValueError, match="computes the backbone only"):
         Accelerator(demo_export_of("int8"), backend="sim", heads="accelerator")
 
 

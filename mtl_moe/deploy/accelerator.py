@@ -27,18 +27,20 @@ import numpy as np
 from mtl_moe.csim import check_input_codes
 from mtl_moe.deploy import protocol as proto
 from mtl_moe.deploy.backends import Buffer, CSimDevice
+from mtl_moe.deploy.regmap import output_bytes
 from mtl_moe.hls_export import read_export
 
-HEADS = ("host", "accelerator")  # where the task heads run; only "host" is built
+HEADS = ("host", "accelerator")  # where the task heads run
 
 
-def check_heads(heads: str) -> str:
-    """The ``heads`` choice, refused in one line unless it is built ("host")."""
-    if heads == "accelerator":
-        raise ValueError("heads 'accelerator' is not built yet: the accelerator computes the backbone "
-                         "only; use heads 'host' (the task heads in golden arithmetic on this CPU)")
+def check_heads(heads: str, buffers: dict[str, int] | None = None) -> str:
+    """The ``heads`` choice, refused in one line when unknown, or "accelerator" for an export whose
+    top computes the backbone only (exported without ``KernelParams.heads_on_accel``)."""
     if heads not in HEADS:
-        raise ValueError(f"unknown heads {heads!r}; use 'host' ('accelerator' is not built yet)")
+        raise ValueError(f"unknown heads {heads!r}; use one of {HEADS}")
+    if heads == "accelerator" and buffers is not None and "prediction" not in buffers:
+        raise ValueError("heads 'accelerator': this export's top computes the backbone only; re-export with "
+                         "the heads in its top (mtl-moe export --heads accelerator) or use heads 'host'")
     return heads
 
 
@@ -50,7 +52,7 @@ class Accelerator:
     def __init__(self, export_dir: str | Path, backend: str | Any = "auto",
                  overlay: str | Path | None = None, max_images: int = 1, timeout: float = 30.0,
                  irq: bool = False, poll: float = 1e-4, heads: str = "host") -> None:
-        self.heads = check_heads(heads)
+        self.heads = check_heads(heads)  # against the export's buffers below
         self.dir = Path(export_dir)
         if not (self.dir / "regmap.json").is_file():
             raise FileNotFoundError(f"{self.dir / 'regmap.json'} is missing: export the model with "
@@ -66,6 +68,11 @@ class Accelerator:
             check_overlay(overlay, self.dir)
         self.backend = make_backend(backend, self.dir, overlay)
         sizes = self.regs["buffers"]
+        check_heads(heads, sizes)
+        self.on_chip_heads = "prediction" in sizes  # the top writes predictions, not features
+        if self.on_chip_heads and heads == "host":
+            raise ValueError("this export runs the heads on the accelerator (its output buffer holds "
+                             "predictions, not features): use heads 'accelerator'")
         weights = (self.dir / "weights.bin").read_bytes()
         if len(weights) != sizes["weights"]:
             raise ValueError(f"weights.bin has {len(weights)} bytes, regmap.json says {sizes['weights']}")
@@ -82,7 +89,7 @@ class Accelerator:
         if off is not None:
             self.weights.write(program, off)
         self.images = self.backend.alloc(max_images * sizes["image"])
-        self.features_buf = self.backend.alloc(max_images * sizes["features"])
+        self.features_buf = self.backend.alloc(output_bytes(sizes, max_images)[0])
         with np.load(self.dir / "params.npz") as z:
             self.params = {k: z[k] for k in z.files}
         self.last_latency_s: float | None = None  # backend clock, start to done
@@ -114,7 +121,7 @@ class Accelerator:
         check_input_codes(x, self.hw)
         self.images.write(x.astype(f"<i{sizes['image_elem']}").tobytes())
         for buf, nb, what in ((self.weights, sizes["weights"], "weights"), (self.images, n * sizes["image"],
-                              "images"), (self.features_buf, n * sizes["features"], "features")):
+                              "images"), (self.features_buf, output_bytes(sizes, n)[0], "features")):
             self._check_window(buf, nb, what)
         # both weight pointers at the one weight buffer: with two weight ports the kernels read plane 0
         # of each matrix through gmem_w and plane 1 through gmem_w1 (mtl_moe/layout.py), of the same blob
@@ -123,6 +130,11 @@ class Accelerator:
                 "task": t, "n_images": n}
         yield from proto.start(self.regs, args, self.irq)
         self.last_latency_s = yield from proto.wait_done(self.regs, self.timeout, self.irq, self.poll)
+        if self.on_chip_heads:  # image b's prediction (out, H, W) at b * prediction bytes
+            per = c.tasks[t].out_channels * c.img_size[0] * c.img_size[1]
+            raw = self.features_buf.read(n * sizes["prediction"])
+            codes_b = np.frombuffer(raw, f"<i{sizes['features_elem']}").reshape(n, -1)[:, :per]
+            return codes_b.astype(np.int64).reshape(n, c.tasks[t].out_channels, *c.img_size)
         raw = self.features_buf.read(n * sizes["features"])
         feats = np.frombuffer(raw, f"<i{sizes['features_elem']}").astype(np.int64)
         return feats.reshape(n, c.n_embd, *c.grid)
@@ -187,12 +199,13 @@ class Accelerator:
     def _finish(self, feats: np.ndarray, task: str | int, single: bool, t0: float, t1: float) -> np.ndarray:
         """Host head and post-processing after the accelerator's part, and the call's timing."""
         t2 = time.perf_counter()
-        out = self.head(feats, task)
+        out = feats if self.on_chip_heads else self.head(feats, task)
         t3 = time.perf_counter()
         y = self.hw.act.to_float(out)
         y = y[0] if single else y
         t4 = time.perf_counter()
-        self.last_features, self.last_output_codes = feats, out
+        # heads on the accelerator: the features stay in its scratch, not read back
+        self.last_features, self.last_output_codes = (None if self.on_chip_heads else feats), out
         self.last_timing = {"backend": getattr(self.backend, "name", type(self.backend).__name__),
                             "heads": self.heads, "images": int(feats.shape[0]), "pre_s": t1 - t0,
                             "accelerator_s": t2 - t1, "start_to_done_s": self.last_latency_s,

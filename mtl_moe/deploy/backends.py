@@ -195,13 +195,13 @@ class CSimDevice:
         ptrs = [self._ptr(a["weights"], s["weights"], "weights"),
                 self._ptr(a["weights1"], s["weights"], "weights1"),
                 self._ptr(a["images"], n * s["image"], "images"),
-                self._ptr(a["features"], n * s["features"], "features")]
+                self._ptr(a["features"], rm.output_bytes(s, n)[0], "features")]
         if None in ptrs:
             return  # the masters' reads are never answered: the run hangs, as on a bus without a slave
         self.progress = (0, n, time.monotonic())
         for i in range(n):  # one image per call (the same bytes as one call for n): progress is known
-            with self._run_lock:
-                self._top(ptrs[0], ptrs[1], ptrs[2] + i * s["image"], ptrs[3] + i * s["features"],
+            with self._run_lock:  # heads on the accelerator: image i's scratch follows its prediction
+                self._top(ptrs[0], ptrs[1], ptrs[2] + i * s["image"], ptrs[3] + i * rm.output_bytes(s, n)[1],
                           a["task"], 1)
             self.progress = (i + 1, n, self.progress[2])
         with self._lock:

@@ -80,3 +80,28 @@ def buffer_sizes(cfg: Any, hw: Any, weight_bytes: int) -> dict[str, int]:
     return {"weights": int(weight_bytes),
             "image": cfg.in_chans * cfg.img_size[0] * cfg.img_size[1] * ib, "image_elem": ib,
             "features": cfg.n_embd * cfg.n_patches * fb, "features_elem": fb}
+
+
+def output_bytes(sizes: dict[str, int], n: int) -> tuple[int, int]:
+    """(bytes of the output buffer for n images, stride of one image in it): the features, or with
+    the heads on the accelerator (``prediction`` in the sizes) n predictions then the heads' scratch."""
+    if "prediction" in sizes:
+        return n * sizes["prediction"] + sizes["head_scratch"], sizes["prediction"]
+    return n * sizes["features"], sizes["features"]
+
+
+def head_io_words(cfg: Any, hw: Any, axi_bits: int) -> dict[str, int]:
+    """AXI words of the output buffer when the heads run on the accelerator: one prediction per image
+    ((max out channels, H, W) act codes, padded to whole words), then two scratch maps, each the
+    largest head feature map pixel-major (a pixel's codes padded to whole words)."""
+    from mtl_moe.hls_export import KernelParams, head_schedule
+
+    fb, word = storage_bytes(hw.act.width), axi_bits // 8
+    per = word // fb
+    out_ch = max(t.out_channels for t in cfg.tasks)
+    pred = -(-out_ch * cfg.img_size[0] * cfg.img_size[1] * fb // word)
+    maps = [(cfg.n_embd, *cfg.grid)]
+    for op in head_schedule(cfg, KernelParams()):
+        maps.append((op["cout"] or out_ch, op["h"] * (2 ** op["lfh"]), op["w"] * (2 ** op["lfw"])))
+    scratch = max(h * w * -(-c // per) for c, h, w in maps)
+    return {"pred": pred, "scratch": scratch}

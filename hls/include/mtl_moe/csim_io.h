@@ -45,6 +45,14 @@ static inline void from_words(const std::vector<word>& w, unsigned char* dst, lo
 const long IMAGE_BYTES = (long)cfg::IN_CHANS * cfg::IMG_H * cfg::IMG_W * cfg::IN_BYTES;
 const long FEATURE_BYTES = (long)cfg::N_EMBD * cfg::N_PATCHES * cfg::OUT_BYTES;
 const long WEIGHT_BLOB_BYTES = (long)cfg::W_WORDS * WORD_BYTES;
+const long PRED_BYTES = (long)cfg::PRED_WORDS * WORD_BYTES;  // one image's prediction (heads on the accelerator)
+
+// bytes of the top's output buffer for n images: the features, or (HEADS_ON_ACCEL) the n
+// predictions followed by the heads' two scratch maps
+static inline long output_bytes(int n) {
+    return cfg::HEADS_ON_ACCEL ? (n * (long)cfg::PRED_WORDS + 2L * cfg::SCRATCH_WORDS) * WORD_BYTES
+                               : FEATURE_BYTES * n;
+}
 
 }  // namespace csim
 }  // namespace mtl_moe
@@ -55,7 +63,7 @@ extern "C" void mtl_moe_top(const mtl_moe::csim::word* weights, const mtl_moe::c
 
 // The top function on byte buffers: weights and weights1 (weights.bin, as seen through gmem_w and
 // gmem_w1; the host passes one buffer for both, and then one copy of its words serves both ports),
-// images (n_images x IMAGE_BYTES), features (n_images x FEATURE_BYTES, written).
+// images (n_images x IMAGE_BYTES), features (output_bytes(n_images), written).
 static inline void mtl_moe_top_bytes(const unsigned char* weights, const unsigned char* weights1,
                                      const unsigned char* images, unsigned char* features, int task,
                                      int n_images) {
@@ -63,8 +71,8 @@ static inline void mtl_moe_top_bytes(const unsigned char* weights, const unsigne
     const std::vector<word> w = to_words(weights, WEIGHT_BLOB_BYTES);
     const std::vector<word> w1 = weights1 == weights ? std::vector<word>() : to_words(weights1, WEIGHT_BLOB_BYTES);
     const std::vector<word> img = to_words(images, IMAGE_BYTES * n_images);
-    std::vector<word> feat = to_words(features, FEATURE_BYTES * n_images);
+    std::vector<word> feat = to_words(features, output_bytes(n_images));
     mtl_moe_top(w.data(), weights1 == weights ? w.data() : w1.data(), img.data(), feat.data(), task, n_images);
-    from_words(feat, features, FEATURE_BYTES * n_images);
+    from_words(feat, features, output_bytes(n_images));
 }
 #endif

@@ -915,9 +915,275 @@ static void write_features(const fm_word* h, int b, axi_word* features, axi_word
     }
 }
 
+// ---- the task heads: DDR -> DDR passes (hls_export.head_schedule, golden GoldenModel._head) ------
+// Head feature maps do not fit on chip (m3vit-tiny: 64 channels at 64 x 128), so each pass reads its
+// input map from DDR and writes its output map to DDR, in the output buffer behind the n_images
+// predictions: two scratch maps of SCRATCH_WORDS words (ping-pong, HEAD_SRC / HEAD_DST), each
+// pixel-major: pixel (y, x) of a C-channel map is HEAD_PX_WORDS(C) AXI words from word
+// (y * w + x) * HEAD_PX_WORDS(C), its codes packed at OUT_BYTES as the features are. The last pass
+// writes the prediction (OUT_CH[task], IMG_H, IMG_W) act codes channel-major at b * PRED_WORDS.
+// The passes borrow the backbone's buffers (free once the final LayerNorm's output H is in DDR):
+//  - conv3x3 / 1x1 (HEAD_KIND 0): a band of HEAD_BAND[i] output rows at a time (the most that fit,
+//    hls_export.head_schedule): its input rows and halo into QKV (band), im2col rows into HID
+//    (cols, (channel, ky, kx) order as the patch embedding's), the shared linear_unit (weights
+//    tile-major at OFF_HEAD_W[task * N_HEAD_OPS + i]: the task register selects them) into F, ReLU
+//    at the store;
+//  - bilinear x 2^LFH, 2^LFW (HEAD_KIND 1, ARITHMETIC.md, golden _upsample_axis): per output row the
+//    two source rows into QKV and F, each output code the exact 4-term sum, one rounding.
+const int IO_PER = AXI_BITS / (8 * OUT_BYTES);  // act codes in one AXI word
+const int HEAD_CW_MAX = (HEAD_C_MAX + T_IN - 1) / T_IN;
+const int HEAD_K9W_MAX = (9 * HEAD_C_MAX + T_IN - 1) / T_IN;
+static inline int head_px_words(int c) { return (c + IO_PER - 1) / IO_PER; }
+
+// rows [y0, y0 + n) of a (c, h, w) pixel-major map at word base -> band, fm words pixel-major
+// (pixel (r, x) at (r * w + x) * cw); rows outside [0, h) are zero (the conv's padding).
+static void head_read_rows(const axi_word* io, int base, int c, int h, int w, int y0, int n, fm_word* band) {
+    const int pw = head_px_words(c), cw = (c + T_IN - 1) / T_IN;
+    axi_word beat = 0;
+    fm_word v;
+    int r = 0, x = 0, k = 0;
+    // II=1: one code a cycle, one AXI beat every IO_PER codes (a burst per row), one band word written
+    // every T_IN codes
+    for (int i = 0; i < n * w * cw * T_IN; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_TOKENS * QKV_WORDS * T_IN
+        const int y = y0 + r;
+        const bool in = y >= 0 && y < h && k < c;
+        if (in && k % IO_PER == 0) beat = io[base + (y * w + x) * pw + k / IO_PER];
+        v[k % T_IN] = in ? fm_raw(act_raw(beat_field<act_t::W, 8 * OUT_BYTES>(beat, k % IO_PER))) : fm_raw(0);
+        if (k % T_IN == T_IN - 1) band[(r * w + x) * cw + k / T_IN] = v;
+        if (++k == cw * T_IN) {
+            k = 0;
+            if (++x == w) {
+                x = 0;
+                r++;
+            }
+        }
+    }
+}
+
+// The features H (token rows; token p + 1 is pixel p) -> scratch map 0, pixel-major.
+static void head_store_grid(const fm_word* h, axi_word* io, int base) {
+    const int pw = (N_EMBD + IO_PER - 1) / IO_PER;
+    axi_word carry = 0;
+    int p = 0, k = 0;
+    // II=1: one code a cycle, one AXI beat written every IO_PER codes (one burst)
+    for (int i = 0; i < N_PATCHES * pw * IO_PER; i++) {
+#pragma HLS PIPELINE II = 1
+        const act_raw v = k < N_EMBD ? act_raw(h[(p + 1) * D_WORDS + k / T_IN][k % T_IN]) : act_raw(0);
+        carry.range((k % IO_PER) * 8 * OUT_BYTES + 8 * OUT_BYTES - 1, (k % IO_PER) * 8 * OUT_BYTES) =
+            ap_uint<8 * OUT_BYTES>(ap_int<8 * OUT_BYTES>(v));
+        if (k % IO_PER == IO_PER - 1) io[base + p * pw + k / IO_PER] = carry;
+        if (++k == pw * IO_PER) {
+            k = 0;
+            p++;
+        }
+    }
+}
+
+// Code g of a channel-major run into io (word base): the AXI word being filled is `carry`; a run
+// that starts or ends inside a word keeps that word's other codes (read-modify-write).
+static inline void head_put(axi_word* io, int base, int g, const act_raw& v, bool first, bool last,
+                            axi_word& carry) {
+    const int l = g % IO_PER;
+    if (first && l != 0) carry = io[base + g / IO_PER];
+    carry.range(l * 8 * OUT_BYTES + 8 * OUT_BYTES - 1, l * 8 * OUT_BYTES) = ap_uint<8 * OUT_BYTES>(ap_int<8 * OUT_BYTES>(v));
+    if (l == IO_PER - 1 || last) {
+        if (last && l != IO_PER - 1) {  // keep the codes after the run
+            const axi_word old = io[base + g / IO_PER];
+            carry.range(AXI_BITS - 1, (l + 1) * 8 * OUT_BYTES) = old.range(AXI_BITS - 1, (l + 1) * 8 * OUT_BYTES);
+        }
+        io[base + g / IO_PER] = carry;
+    }
+}
+
+// Output rows [y0, y0 + n) of width w, c channels, from fm words out (pixel (r, x) at (r * w + x) *
+// cw) to scratch (pixel-major, dst < 2) or to the prediction (channel-major, image h x w), ReLU if relu.
+static void head_write_rows(const fm_word* out, int c, int h, int w, int y0, int n, bool relu, bool to_pred,
+                            axi_word* io, int base) {
+    const int cw = (c + T_IN - 1) / T_IN, pw = head_px_words(c);
+    axi_word carry = 0;
+    if (!to_pred) {
+        int p = 0, k = 0;
+        // II=1: one code a cycle, one AXI beat written every IO_PER codes (rows y0.. are one burst)
+        for (int i = 0; i < n * w * pw * IO_PER; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ROWS * HEAD_CW_MAX * T_IN
+            act_raw v = k < c ? act_raw(out[p * cw + k / T_IN][k % T_IN]) : act_raw(0);
+            if (relu && v < 0) v = 0;
+            carry.range((k % IO_PER) * 8 * OUT_BYTES + 8 * OUT_BYTES - 1, (k % IO_PER) * 8 * OUT_BYTES) =
+                ap_uint<8 * OUT_BYTES>(ap_int<8 * OUT_BYTES>(v));
+            if (k % IO_PER == IO_PER - 1) io[base + (y0 * w + p) * pw + k / IO_PER] = carry;
+            if (++k == pw * IO_PER) {
+                k = 0;
+                p++;
+            }
+        }
+    } else {
+        int ch = 0, r = 0, x = 0;
+        // II=1: one code a cycle; channel ch's rows y0.. are one run of n * w codes (one burst)
+        for (int i = 0; i < c * n * w; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ROWS * HEAD_C_MAX
+            act_raw v = act_raw(out[(r * w + x) * cw + ch / T_IN][ch % T_IN]);
+            if (relu && v < 0) v = 0;
+            head_put(io, base, (ch * h + y0 + r) * w + x, v, r == 0 && x == 0, r == n - 1 && x == w - 1, carry);
+            if (++x == w) {
+                x = 0;
+                if (++r == n) {
+                    r = 0;
+                    ch++;
+                }
+            }
+        }
+    }
+}
+
+// im2col of a band: output pixel (r, x) of n rows, word kw of its 9 * c codes (channel, ky, kx),
+// from band rows r .. r + 2 (band row 0 is input row y0 - 1); columns outside [0, w) are zero.
+static void head_im2col(const fm_word* band, int c, int w, int n, fm_word* cols) {
+    const int cw = (c + T_IN - 1) / T_IN, kw9 = (9 * c + T_IN - 1) / T_IN;
+    int r = 0, x = 0, k = 0, o = 0;
+    fm_word v;
+    // II=1: one code a cycle (one band read: consecutive codes of a cols word come from different
+    // band words), one cols word written every T_IN codes
+    for (int i = 0; i < n * w * kw9 * T_IN; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ROWS * HEAD_K9W_MAX * T_IN
+        const int ch = k / 9, t = k % 9, ky = t / 3, xx = x + t % 3 - 1;
+        v[k % T_IN] = k < 9 * c && xx >= 0 && xx < w ? band[((r + ky) * w + xx) * cw + ch / T_IN][ch % T_IN]
+                                                     : fm_raw(0);
+        if (k % T_IN == T_IN - 1) cols[o++] = v;
+        if (++k == kw9 * T_IN) {
+            k = 0;
+            if (++x == w) {
+                x = 0;
+                r++;
+            }
+        }
+    }
+}
+
+// One conv pass (k 3 pad 1, or k 1), band by band through the shared linear unit.
+static void head_conv(int op, int task, int cout, const axi_word* mem, const axi_word* mem1, axi_word* io,
+                      int src, int dst, bool to_pred, fm_word* band, fm_word* cols, fm_word* out, out_vec* logits) {
+    const int c = HEAD_CIN[op], h = HEAD_H[op], w = HEAD_W[op], k = HEAD_K[op], nb = HEAD_BAND[op];
+    const int w_off = OFF_HEAD_W[task * N_HEAD_OPS + op], b_off = OFF_HEAD_B[task * N_HEAD_OPS + op];
+    for (int y0 = 0; y0 < h; y0 += nb) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HEAD_HW_MAX
+        const int n = y0 + nb <= h ? nb : h - y0;
+        if (k == 3) {
+            head_read_rows(io, src, c, h, w, y0 - 1, n + 2, band);
+            head_im2col(band, c, w, n, cols);
+        } else {
+            head_read_rows(io, src, c, h, w, y0, n, cols);  // 1x1: a pixel's channels are its row
+        }
+        linear_unit(cols, n * w, k * k * c, cout, mem, mem1, w_off, b_off, LU_IN_ACT, LU_OUT_ACT, out, logits);
+        head_write_rows(out, cout, h, w, y0, n, HEAD_RELU[op] != 0, to_pred, io, dst);
+    }
+}
+
+// Source index, weight of the second source (units 1 / 2^(LF+1)) of output i of a x 2^LF axis of n.
+template <int LF>
+static inline void head_up_src(int i, int n, int& i0, int& i1, int& lam) {
+    const int f = 1 << LF, s0 = 2 * i + 1 - f, s = s0 > 0 ? s0 : 0;
+    i0 = s >> (LF + 1);
+    lam = s - (i0 << (LF + 1));
+    i1 = i0 + 1 < n ? i0 + 1 : n - 1;
+}
+
+// One bilinear pass x 2^LFH, 2^LFW (align_corners=False, exact): output row Y from its two source
+// rows (on chip: row0 in QKV, row1 in F, two reads of each an output code over their 2 RAM ports);
+// each code sum_{a,b} x[a][b] * wy[a] * wx[b], then one rounding to act.
+template <int LFH, int LFW>
+static void head_upsample(int op, int c, axi_word* io, int src, int dst, bool to_pred, fm_word* row0,
+                          fm_word* row1) {
+    const int h = HEAD_H[op], w = HEAD_W[op], H = h << LFH, W = w << LFW;
+    const int cw = (c + T_IN - 1) / T_IN, pw = head_px_words(c);
+    const int EX = LFH + LFW + 2, SW = act_t::W + EX + 2;
+    for (int Y = 0; Y < H; Y++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HEAD_HW_MAX
+        int y0, y1, ly;
+        head_up_src<LFH>(Y, h, y0, y1, ly);
+        head_read_rows(io, src, c, h, w, y0, 1, row0);
+        head_read_rows(io, src, c, h, w, y1, 1, row1);
+        const int wy0 = (2 << LFH) - ly;
+        axi_word carry = 0;
+        const int n_codes = to_pred ? c * W : W * pw * IO_PER;
+        int a = 0, b = 0;  // pixel-major: a = X, b = code; prediction: a = channel, b = X
+        // II=1: one output code a cycle (4 band reads over 2 RAM ports of each of the two source
+        // rows, 4 multiplies), one AXI beat written every IO_PER codes
+        for (int i = 0; i < n_codes; i++) {
+#pragma HLS PIPELINE II = 1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HEAD_W_MAX * 2 * HEAD_C_MAX
+            const int X = to_pred ? b : a, ch = to_pred ? a : b;
+            int x0, x1, lx;
+            head_up_src<LFW>(X, w, x0, x1, lx);
+            ap_int<SW> s = 0;
+            if (ch < c) {
+                const int l = ch % T_IN, q = ch / T_IN, wx0 = (2 << LFW) - lx;
+                const ap_int<act_t::W + LFW + 3> r0 =
+                    act_raw(row0[x0 * cw + q][l]) * wx0 + act_raw(row0[x1 * cw + q][l]) * lx;
+                const ap_int<act_t::W + LFW + 3> r1 =
+                    act_raw(row1[x0 * cw + q][l]) * wx0 + act_raw(row1[x1 * cw + q][l]) * lx;
+                s = r0 * wy0 + r1 * ly;
+            }
+            const act_raw v = ch < c ? requant<act_t, act_t::F + EX>(s) : act_raw(0);
+            if (to_pred) {
+                head_put(io, dst, (a * H + Y) * W + b, v, b == 0, b == W - 1, carry);
+                if (++b == W) {
+                    b = 0;
+                    a++;
+                }
+            } else {
+                carry.range((b % IO_PER) * 8 * OUT_BYTES + 8 * OUT_BYTES - 1, (b % IO_PER) * 8 * OUT_BYTES) =
+                    ap_uint<8 * OUT_BYTES>(ap_int<8 * OUT_BYTES>(v));
+                if (b % IO_PER == IO_PER - 1) io[dst + (Y * W + a) * pw + b / IO_PER] = carry;
+                if (++b == pw * IO_PER) {
+                    b = 0;
+                    a++;
+                }
+            }
+        }
+    }
+}
+
+// The head of `task` for image b: features H -> scratch 0, the passes, the prediction at b * PRED_WORDS.
+static void heads(const fm_word* H, int task, int b, int n_images, const axi_word* mem, const axi_word* mem1,
+                  axi_word* io, fm_word* band, fm_word* cols, fm_word* out, out_vec* logits) {
+#ifndef __SYNTHESIS__
+    for (int i = 0; i < N_HEAD_OPS; i++)  // the schedule's bands fit the borrowed buffers (C-sim check)
+        if (HEAD_KIND[i] == 0) {
+            const int nb = HEAD_BAND[i], w = HEAD_W[i], c = HEAD_CIN[i], k = HEAD_K[i];
+            const int co = HEAD_COUT[i] ? HEAD_COUT[i] : OUT_CH[task];
+            if (nb < 1 || nb * w > MAX_ROWS || nb * w * ((k * k * c + T_IN - 1) / T_IN) > HID_WORDS ||
+                (nb + k - 1) * w * ((c + T_IN - 1) / T_IN) > N_TOKENS * QKV_WORDS ||
+                nb * w * ((co + T_IN - 1) / T_IN) > N_TOKENS * D_WORDS)
+                g_wrap_overflows += 1000000;  // a schedule this build cannot hold: fail every comparison
+        }
+#endif
+    const int s0 = n_images * PRED_WORDS, s1 = s0 + SCRATCH_WORDS, pred = b * PRED_WORDS;
+    head_store_grid(H, io, s0);
+    for (int i = 0; i < N_HEAD_OPS; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = N_HEAD_OPS max = N_HEAD_OPS
+        const int src = HEAD_SRC[i] == 0 ? s0 : s1;
+        const bool to_pred = HEAD_DST[i] == 2;
+        const int dst = to_pred ? pred : HEAD_DST[i] == 0 ? s0 : s1;
+        if (HEAD_KIND[i] == 0)
+            head_conv(i, task, HEAD_COUT[i] ? HEAD_COUT[i] : OUT_CH[task], mem, mem1, io, src, dst, to_pred, band,
+                      cols, out, logits);
+        else if (HEAD_LFH[i] == 1 && HEAD_LFW[i] == 1)
+            head_upsample<1, 1>(i, HEAD_CIN[i] ? HEAD_CIN[i] : OUT_CH[task], io, src, dst, to_pred, band, out);
+        else
+            head_upsample<HEAD_RESIZE_LFH, HEAD_RESIZE_LFW>(i, OUT_CH[task], io, src, dst, to_pred, band, out);
+    }
+}
+
 // ---- the backbone for one image of the batch -----------------------------------------------------
+// HEADS_ON_ACCEL: the task's head follows (heads above), features is the output buffer of
+// predictions and scratch maps; otherwise the features are written (D, GRID_H, GRID_W).
 static void backbone(const axi_word* mem, const axi_word* mem1, const axi_word* images, int b, int task,
-                     axi_word* features, axi_word& carry) {
+                     int n_images, axi_word* features, axi_word& carry) {
 #pragma HLS ALLOCATION function instances = linear_unit limit = 1
     static fm_raw img[IMG_ELEMS];
 #pragma HLS ARRAY_PARTITION variable = img cyclic factor = T_IN
@@ -958,7 +1224,8 @@ static void backbone(const axi_word* mem, const axi_word* mem1, const axi_word* 
     }
     // every token (the class token is dropped below); decoder pup: the task's own gamma / beta row
     layer_norm(X, mem, OFF_LNF_W + task * STRIDE_LNF, OFF_LNF_B + task * STRIDE_LNF, H);
-    write_features(H, b, features, carry);
+    if (HEADS_ON_ACCEL) heads(H, task, b, n_images, mem, mem1, features, QKV, HID, F, LOGITS);
+    else write_features(H, b, features, carry);
 }
 
 }  // namespace mtl_moe
