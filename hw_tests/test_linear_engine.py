@@ -172,8 +172,8 @@ async def linear_engine_sums_and_cycles(dut):
                 [(base + lay.tile_offset(i, j, p), lay.plane_beats - 1) for i in range(nt) for j in range(kt)]
                 for p in range(ports)]
         got = [ar_bursts[p][n_ar0[p]:] for p in range(ports)]
-        ar_wrong = sum(sum(g != e for g, e in zip(got[p], want[p], strict=False)) + abs(len(got[p]) - len(want[p]))
-                       for p in range(ports))
+        ar_wrong = sum(sum(g != e for g, e in zip(got[p], want[p], strict=False))
+                       + abs(len(got[p]) - len(want[p])) for p in range(ports))
         got_ar = [b for g in got for b in g]
         cross_4k = sum((ad % 4096) + (ln + 1) * AXI_BITS // 8 > 4096 for ad, ln in got_ar)
         # golden, one row at a time (it raises for the whole tensor): exact outputs and no flag on a
@@ -227,7 +227,8 @@ async def linear_engine_sums_and_cycles(dut):
 @pytest.mark.parametrize(("hw_name", "t_in", "t_out", "ports"),
                          [("w16a32", 16, 16, 1), ("int8", 32, 8, 1), ("w16a32", 16, 16, 2),
                           pytest.param("int8", 32, 8, 2, marks=pytest.mark.slow)])  # CI time
-def test_linear_engine_is_exact_and_takes_the_modeled_cycles(verilator, tmp_path, hw_name, t_in, t_out, ports):
+def test_linear_engine_is_exact_and_takes_the_modeled_cycles(verilator, tmp_path, hw_name, t_in, t_out,
+                                                             ports):
     from cocotb_util import run_unit
 
     from mtl_moe.config import get_preset
