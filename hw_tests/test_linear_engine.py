@@ -13,6 +13,10 @@ checked per layer shape:
    and then one INCR burst of TILE_BEATS beats per tile at w_addr + t * TILE_BYTES
    (t = i * k_tiles + j), none crossing 4 KiB.
 And a read answered with an error response (weights past the end of memory) raises rd_error.
+With two weight ports (WPORTS = 2, the layout's two planes) the same checks hold per master: the
+bias and plane 0's part of each tile on m_axi_w, plane 1's on m_axi_w1, one burst of TILE_BEATS / 2
+beats per tile and master at the layout's plane offsets, and the cycles against the model's linear()
+for weight_ports = 2.
 
 The shapes cover compute-bound layers (rows >> one tile's load) and load-bound ones (an expert with
 a few tokens), where the ping-pong overlap and the memory latency decide the count, and layers
@@ -46,6 +50,9 @@ from mtl_moe.rtl import linear_engine_parameters
 SHAPES = [(65, 64, 96), (65, 128, 64), (12, 64, 128), (3, 128, 32), (1, 64, 128), (20, 72, 44),
           (5, 100, 36)]
 AXI_BITS = 256
+# weight-tile buffers: enough tiles in flight to hide the bench memory's first-beat latency behind
+# the loads, as accel_seq is built (checked against mtl_moe.rtl.tile_buffers for it below)
+NBUF = 4
 
 
 @cocotb.test(**sim_timeout(67.8))  # measured 67.8 us of simulated time
@@ -54,40 +61,45 @@ async def linear_engine_sums_and_cycles(dut):
     from cocotbext.axi import AxiReadBus, AxiSlaveRead
 
     hw = get_hw(os.environ["MTL_MOE_HW"])
-    t_in, t_out, kt_max, tile_beats, tile_bytes = (int(os.environ[k]) for k in
-                                                   ("T_IN", "T_OUT", "KT_MAX", "TILE_BEATS", "TILE_BYTES"))
+    t_in, t_out, kt_max, tile_beats, tile_bytes, ports = (
+        int(os.environ[k]) for k in ("T_IN", "T_OUT", "KT_MAX", "TILE_BEATS", "TILE_BYTES", "WPORTS"))
     a, wt = hw.act, hw.weight
     wbytes = storage_bytes(wt.width)
     bsb = 8 * storage_bytes(hw.bias.width)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     ram = RamTarget(1 << 22)
-    AxiSlaveRead(AxiReadBus.from_prefix(dut, "m_axi_w"), dut.clk, dut.rst, target=ram)
+    buses = ["m_axi_w", "m_axi_w1"][:ports]  # both masters read the one blob (gmem_w, gmem_w1)
+    for bus in buses:
+        AxiSlaveRead(AxiReadBus.from_prefix(dut, bus), dut.clk, dut.rst, target=ram)
     dut.rst.value, dut.start.value, dut.x_we.value = 1, 0, 0
     for _ in range(3):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
 
     # the memory's first-beat latency, read off the bus: cycle of each AR handshake -> its first R;
-    # and every AR handshake's (address, ARLEN)
+    # and every AR handshake's (address, ARLEN), per master
     cycle = 0
-    ar_cycles: list[int] = []
-    ar_bursts: list[tuple[int, int]] = []
-    first_r: list[int] = []
+    ar_cycles: list[list[int]] = [[] for _ in buses]
+    ar_bursts: list[list[tuple[int, int]]] = [[] for _ in buses]
+    first_r: list[list[int]] = [[] for _ in buses]
 
     async def monitor() -> None:
         nonlocal cycle
-        expect_first = True
+        expect_first = [True] * len(buses)
+        sig = [{k: getattr(dut, f"{b}_{k}") for k in ("ARVALID", "ARREADY", "ARADDR", "ARLEN", "RVALID",
+                                                      "RREADY", "RLAST")} for b in buses]
         while True:
             await RisingEdge(dut.clk)
             await ReadOnly()
             cycle += 1
-            if dut.m_axi_w_ARVALID.value == 1 and dut.m_axi_w_ARREADY.value == 1:
-                ar_cycles.append(cycle)
-                ar_bursts.append((int(dut.m_axi_w_ARADDR.value), int(dut.m_axi_w_ARLEN.value)))
-            if dut.m_axi_w_RVALID.value == 1 and dut.m_axi_w_RREADY.value == 1:
-                if expect_first:
-                    first_r.append(cycle)
-                expect_first = dut.m_axi_w_RLAST.value == 1
+            for p, g in enumerate(sig):
+                if g["ARVALID"].value == 1 and g["ARREADY"].value == 1:
+                    ar_cycles[p].append(cycle)
+                    ar_bursts[p].append((int(g["ARADDR"].value), int(g["ARLEN"].value)))
+                if g["RVALID"].value == 1 and g["RREADY"].value == 1:
+                    if expect_first[p]:
+                        first_r[p].append(cycle)
+                    expect_first[p] = g["RLAST"].value == 1
 
     cocotb.start_soon(monitor())
     rng = np.random.default_rng(1)
@@ -97,7 +109,7 @@ async def linear_engine_sums_and_cycles(dut):
         # inputs of moderate size so most outputs fit; the first two rows of every shape full-range
         # (w16a32: their outputs overflow the WRAP act type, which golden raises and the RTL flags),
         # but never the last row (a one-token layer must check values, not just a flag)
-        lay = TileLayout(N, K, t_out, t_in, wbytes, AXI_BITS)
+        lay = TileLayout(N, K, t_out, t_in, wbytes, AXI_BITS, ports)
         assert (lay.tile_beats, lay.tile_bytes) == (tile_beats, tile_bytes), "RTL parameters not the layout's"
         kt, nt = lay.k_tiles, lay.n_tiles
         # the input buffer holds k_tiles * T_IN columns: past K full-range garbage, which the layout's
@@ -122,7 +134,7 @@ async def linear_engine_sums_and_cycles(dut):
         dut.rows.value, dut.k_tiles.value, dut.n_tiles.value = rows, kt, nt
         dut.w_addr.value, dut.b_addr.value, dut.has_bias.value = base, b_base, int(has_bias)
         dut.start.value = 1
-        n_ar0 = len(ar_cycles)
+        n_ar0 = [len(c) for c in ar_cycles]
         await RisingEdge(dut.clk)
         start = cycle
         await FallingEdge(dut.clk)
@@ -146,7 +158,8 @@ async def linear_engine_sums_and_cycles(dut):
         assert dut.rd_error.value == 0, f"read error response on shape {(rows, K, N)}"
         out, flag = out[:, :N], flag[:, :N]
         # the bus: the bias (n_tiles * T_OUT values, whole beats) in bursts of at most 256 beats not
-        # crossing 4 KiB, then one burst of TILE_BEATS beats per tile, tile t at w_addr + t * TILE_BYTES
+        # crossing 4 KiB, then one burst of TILE_BEATS / ports beats per tile and master, master p's
+        # part of tile t at w_addr + the layout's offset of (t, plane p)
         nbb = -(-nt * t_out * bsb // AXI_BITS) if has_bias else 0
         want_ar, ad, left = [], b_base, nbb
         while left:
@@ -154,10 +167,14 @@ async def linear_engine_sums_and_cycles(dut):
             want_ar.append((ad, n - 1))
             ad, left = ad + n * AXI_BITS // 8, left - n
         bias_bursts = len(want_ar)
-        want_ar += [(base + lay.tile_offset(i, j), tile_beats - 1) for i in range(nt) for j in range(kt)]
-        got_ar = ar_bursts[n_ar0:]
-        ar_wrong = (sum(g != e for g, e in zip(got_ar, want_ar, strict=False))
-                    + abs(len(got_ar) - len(want_ar)))
+        want = [want_ar + [(base + lay.tile_offset(i, j, p), lay.plane_beats - 1)
+                           for i in range(nt) for j in range(kt)] if p == 0 else
+                [(base + lay.tile_offset(i, j, p), lay.plane_beats - 1) for i in range(nt) for j in range(kt)]
+                for p in range(ports)]
+        got = [ar_bursts[p][n_ar0[p]:] for p in range(ports)]
+        ar_wrong = sum(sum(g != e for g, e in zip(got[p], want[p], strict=False))
+                       + abs(len(got[p]) - len(want[p])) for p in range(ports))
+        got_ar = [b for g in got for b in g]
         cross_4k = sum((ad % 4096) + (ln + 1) * AXI_BITS // 8 > 4096 for ad, ln in got_ar)
         # golden, one row at a time (it raises for the whole tensor): exact outputs and no flag on a
         # row it computes, a flag somewhere on a row it raises for
@@ -171,10 +188,11 @@ async def linear_engine_sums_and_cycles(dut):
                 mism += int(not flag[r].any())
                 continue
             mism += int((want != out[r]).sum()) + int(flag[r].sum())
-        lat = [f - s for s, f in zip(ar_cycles[n_ar0:], first_r[n_ar0:], strict=False)]
+        lat = [f - s for p in range(ports)
+               for s, f in zip(ar_cycles[p][n_ar0[p]:], first_r[p][n_ar0[p]:], strict=False)]
         results.append({"rows": rows, "K": K, "N": N, "bias": has_bias, "cycles": cycles, "rows_out": seen,
                         "mismatches": mism, "checked": rows * N, "overflow_rows": raised,
-                        "ar_bursts": len(got_ar), "tiles": lay.tiles, "bias_bursts": bias_bursts,
+                        "ar_bursts": len(got_ar), "tiles": lay.tiles * ports, "bias_bursts": bias_bursts,
                         "bias_beats": nbb,
                         "ar_wrong": ar_wrong, "ar_cross_4k": cross_4k,
                         "first_beat_latency": min(lat) if lat else None})
@@ -206,8 +224,11 @@ async def linear_engine_sums_and_cycles(dut):
             "ar_cross_4k")) for r in bad))
 
 
-@pytest.mark.parametrize(("hw_name", "t_in", "t_out"), [("w16a32", 16, 16), ("int8", 32, 8)])
-def test_linear_engine_is_exact_and_takes_the_modeled_cycles(verilator, tmp_path, hw_name, t_in, t_out):
+@pytest.mark.parametrize(("hw_name", "t_in", "t_out", "ports"),
+                         [("w16a32", 16, 16, 1), ("int8", 32, 8, 1), ("w16a32", 16, 16, 2),
+                          pytest.param("int8", 32, 8, 2, marks=pytest.mark.slow)])  # CI time
+def test_linear_engine_is_exact_and_takes_the_modeled_cycles(verilator, tmp_path, hw_name, t_in, t_out,
+                                                             ports):
     from cocotb_util import run_unit
 
     from mtl_moe.config import get_preset
@@ -216,8 +237,9 @@ def test_linear_engine_is_exact_and_takes_the_modeled_cycles(verilator, tmp_path
     hw = get_hw(hw_name)
     kt_max = -(-max(k for _, k, _ in SHAPES) // t_in)
     params = linear_engine_parameters(hw, t_in, t_out, AXI_BITS, max(r for r, _, _ in SHAPES), kt_max,
-                                      -(-max(n for _, _, n in SHAPES) // t_out))
+                                      -(-max(n for _, _, n in SHAPES) // t_out), nbuf=NBUF, ports=ports)
     env = {"MTL_MOE_HW": hw_name, "T_IN": str(t_in), "T_OUT": str(t_out), "KT_MAX": str(kt_max),
+           "WPORTS": str(ports),
            "TILE_BEATS": str(params["TILE_BEATS"]), "TILE_BYTES": str(params["TILE_BYTES"])}
     rep = run_unit("tb_linear_engine", params, "test_linear_engine", env, tmp_path, ("-Wno-WIDTH",),
                    extra_sources=("linear_engine", "mac_tile"))
@@ -227,7 +249,12 @@ def test_linear_engine_is_exact_and_takes_the_modeled_cycles(verilator, tmp_path
     assert all(s["ar_bursts"] == s["tiles"] + s["bias_bursts"] and s["ar_wrong"] == 0 for s in shapes), shapes
     latency = min(s["first_beat_latency"] for s in shapes)
     board = ideal_memory(BOARDS["zcu104"], AXI_BITS, latency)
-    model = PerfModel(get_preset("demo"), hw, Design(t_in=t_in, t_out=t_out, axi_bits=AXI_BITS), board)
+    model = PerfModel(get_preset("demo"), hw, Design(t_in=t_in, t_out=t_out, axi_bits=AXI_BITS,
+                                                             weight_ports=ports), board)
+    # the model pays the first-beat latency once a call, which needs the tiles in flight that
+    # mtl_moe.rtl.tile_buffers gives for this memory (what accel_seq is built with): the bench's
+    # NBUF must be at least that, or the comparison below is of another design
+    assert model.tile_buffers <= NBUF, (model.tile_buffers, NBUF, latency)
     rows = []
     for s in shapes:
         p = model.linear(s["rows"], s["K"], s["N"])

@@ -36,7 +36,8 @@ def mac_tile_parameters(hw: HardwareSpec, t_in: int, t_out: int) -> dict[str, An
 
 
 def linear_engine_parameters(hw: HardwareSpec, t_in: int, t_out: int, axi_bits: int, rows_max: int,
-                             kt_max: int, nt_max: int, in_t: Any = None, nbuf: int = 2) -> dict[str, Any]:
+                             kt_max: int, nt_max: int, in_t: Any = None, nbuf: int = 2,
+                             ports: int = 1) -> dict[str, Any]:
     """Parameters of ``linear_engine.sv``: the MAC tile's, the AXI width and buffer limits, the
     tile-major weight layout of ``mtl_moe.layout.TileLayout`` (WSB-bit codes, one burst of
     TILE_BEATS beats per tile, tiles TILE_BYTES apart), and the bias / accumulator / output
@@ -45,7 +46,8 @@ def linear_engine_parameters(hw: HardwareSpec, t_in: int, t_out: int, axi_bits: 
 
     Restriction (AXI4): a tile burst has at most 256 beats and its bytes divide 4 KiB, so a tile at a
     TILE_BYTES-aligned address never crosses a 4 KiB boundary (t_in, t_out in {8, 16, 32} with 8- or
-    16-bit weights on a 256-bit AXI: 64..2048 bytes, 2..64 beats)."""
+    16-bit weights on a 256-bit AXI: 64..2048 bytes, 2..64 beats). ``ports``: the weight masters
+    (kernels.h WEIGHT_PORTS), each reading its plane of every tile (TileLayout.ports)."""
     from mtl_moe.deploy.regmap import storage_bytes
     from mtl_moe.layout import TileLayout
 
@@ -60,9 +62,12 @@ def linear_engine_parameters(hw: HardwareSpec, t_in: int, t_out: int, axi_bits: 
         raise ValueError(f"linear_engine reads a {t_out} x {t_in} tile of {lay.elem_bytes}-byte codes as "
                          f"one AXI4 burst: {lay.tile_beats} beats (<= 256) of {lay.tile_bytes} bytes (must "
                          f"divide 4096, so an aligned tile never crosses 4 KiB)")
+    if ports not in (1, 2) or lay.tile_beats % ports:
+        raise ValueError(f"linear_engine reads weights through 1 or 2 ports that split a tile's "
+                         f"{lay.tile_beats} beats evenly, not {ports}")
     fp = x.frac_bits + w.frac_bits
     return {**mac, "WSB": 8 * lay.elem_bytes, "AXI_BITS": axi_bits, "TILE_BEATS": lay.tile_beats,
-            "TILE_BYTES": lay.tile_bytes, "ROWS_MAX": rows_max, "NBUF": nbuf,
+            "TILE_BYTES": lay.tile_bytes, "WPORTS": ports, "ROWS_MAX": rows_max, "NBUF": nbuf,
             "KT_MAX": kt_max, "NT_MAX": nt_max, "BSB": 8 * storage_bytes(b.width), "BW": b.width,
             "B_SHIFT": b.frac_bits - fp, "B_ROUND": ROUND_CODE[b.rounding], "ACC_SHIFT": fp - acc.frac_bits,
             "OW": o.width, "O_SHIFT": fp - o.frac_bits, "O_ROUND": ROUND_CODE[o.rounding],
@@ -327,6 +332,7 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     hid = max((cfg.n_tokens if s.rows == pg.ROWS_QUEUE else s.rows) * -(-s.n // kp.t_in)
               for s in prog if s.dst == "HID")  # im2col rows, MLP / expert hidden rows
     le = linear_engine_parameters(hw, kp.t_in, kp.t_out, kp.axi_bits, rows_max, kt_max, nt_max, nbuf=nbuf)
+    le.pop("WPORTS")  # one port (refused above): accel_seq instantiates the engine with its default
     rl = hw.router_logit
     fp = hw.act.frac_bits + hw.weight.frac_bits
     second = {"LOW": rl.width, "L_SHIFT": fp - rl.frac_bits, "L_ROUND": ROUND_CODE[rl.rounding],

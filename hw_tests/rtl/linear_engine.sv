@@ -18,6 +18,12 @@
 // rows or part of one). TILE_BEATS and TILE_BYTES come from mtl_moe.layout.TileLayout through
 // mtl_moe.rtl.linear_engine_parameters. AXI4 rules: TILE_BEATS <= 256, and TILE_BYTES must divide
 // 4 KiB with w_addr TILE_BYTES-aligned, so no tile burst crosses a 4 KiB boundary (checked below).
+// Two weight ports (WPORTS = 2, kernels.h's WEIGHT_PORTS, layout.py TileLayout.ports): the matrix is
+// two planes, plane p holding beats p * PLANE_BEATS .. of every tile (PLANE_BEATS = TILE_BEATS / 2),
+// tile after tile, plane 1 starting at w_addr + tiles * PLANE_BYTES. Master m_axi_w reads the bias,
+// then plane 0, one PLANE_BEATS burst per tile; m_axi_w1 (the HLS top's gmem_w1, the same blob)
+// reads plane 1 at the same time, so a tile arrives in PLANE_BEATS cycles of two beats each. A
+// tile is full when both its parts are in; each port runs up to NBUF tiles ahead on its own.
 // n_tiles / k_tiles may cut the layer's edge (N or K not a multiple of the tile): the padded
 // weights are zero, so a padded input column adds nothing; outputs n >= N of the last output tile
 // (and their out_ovf bits) are don't-care and not stored by the caller.
@@ -44,6 +50,7 @@ module linear_engine #(
     parameter int AXI_BITS = 256,
     parameter int TILE_BEATS = 16,    // AXI words of one stored tile (mtl_moe.layout.TileLayout)
     parameter int TILE_BYTES = 512,   // TILE_BEATS * AXI_BITS / 8: the stride between tiles
+    parameter int WPORTS = 1,         // weight read masters (1: m_axi_w only; 2: m_axi_w1 reads plane 1)
     parameter int ROWS_MAX = 256,
     /* verilator lint_off UNUSEDPARAM */  // k_tiles' bound: the input rows live in the caller's buffer
     parameter int KT_MAX = 64,        // ceil(K / T_IN) at most
@@ -114,12 +121,30 @@ module linear_engine #(
     input  logic [AXI_BITS-1:0] m_axi_w_RDATA,
     input  logic [1:0] m_axi_w_RRESP,
     input  logic m_axi_w_RVALID,
-    output logic m_axi_w_RREADY
+    output logic m_axi_w_RREADY,
+    // the second weight master (WPORTS = 2): plane 1 of the tiles; idle with one port
+    output logic [0:0] m_axi_w1_ARID,
+    output logic [63:0] m_axi_w1_ARADDR,
+    output logic [7:0] m_axi_w1_ARLEN,
+    output logic [2:0] m_axi_w1_ARSIZE,
+    output logic [1:0] m_axi_w1_ARBURST,
+    output logic m_axi_w1_ARVALID,
+    input  logic m_axi_w1_ARREADY,
+    /* verilator lint_off UNUSEDSIGNAL */  // one ID; burst lengths are the loader's own counts
+    input  logic [0:0] m_axi_w1_RID,
+    input  logic m_axi_w1_RLAST,
+    /* verilator lint_on UNUSEDSIGNAL */
+    input  logic [AXI_BITS-1:0] m_axi_w1_RDATA,
+    input  logic [1:0] m_axi_w1_RRESP,
+    input  logic m_axi_w1_RVALID,
+    output logic m_axi_w1_RREADY
 );
     localparam int CODE_BITS = T_OUT * T_IN * WSB;     // one tile's codes as stored
     localparam int BUF_BITS = TILE_BEATS * AXI_BITS;   // one stored tile, padding included
     localparam int RA = ROWS_MAX > 1 ? $clog2(ROWS_MAX) : 1;  // row index into the sums
-    localparam int BCW = TILE_BEATS > 1 ? $clog2(TILE_BEATS) : 1;  // beat counter of a tile burst
+    localparam int PLANE_BEATS = TILE_BEATS / WPORTS;  // beats of a tile each master reads
+    localparam int PLANE_BYTES = TILE_BYTES / WPORTS;
+    localparam int BCW = PLANE_BEATS > 1 ? $clog2(PLANE_BEATS) : 1;  // beat counter of a tile part
     localparam int VPB = AXI_BITS / BSB;               // bias values per beat
     localparam int N_MAX = NT_MAX * T_OUT;
     localparam int NA = N_MAX > 1 ? $clog2(N_MAX) : 1;
@@ -138,6 +163,9 @@ module linear_engine #(
         if (TILE_BEATS < 1 || BUF_BITS < CODE_BITS || BUF_BITS - AXI_BITS >= CODE_BITS)
             $error("linear_engine: TILE_BEATS = %0d is not the AXI words of a %0d x %0d tile of %0d-bit codes",
                    TILE_BEATS, T_OUT, T_IN, WSB);
+        if (WPORTS < 1 || WPORTS > 2 || TILE_BEATS % WPORTS != 0)
+            $error("linear_engine: WPORTS = %0d weight masters (1 or 2) must split %0d-beat tiles evenly",
+                   WPORTS, TILE_BEATS);
         if (TILE_BYTES * 8 != BUF_BITS)
             $error("linear_engine: TILE_BYTES = %0d != TILE_BEATS * AXI_BITS / 8", TILE_BYTES);
         if (TILE_BEATS > 256 || 4096 % TILE_BYTES != 0)
@@ -149,23 +177,31 @@ module linear_engine #(
     logic [BUF_BITS-1:0] wbuf [NBUF];  // flat: code c of the tile at bits [c*WSB +: WSB]
     logic [BSB-1:0] bbuf [N_MAX];     // the layer's bias
     logic [31:0] nbb;                 // bias beats of this layer (0 without bias)
-    logic [NBUF-1:0] full;          // buffer b holds a loaded tile not yet applied
+    logic [NBUF-1:0] full;          // buffer b holds a loaded tile not yet applied (every part in)
+    logic [NBUF-1:0] part [2];      // buffer b holds part p of its tile (part 1: WPORTS = 2)
     logic running;
     logic [31:0] total;             // tiles in this layer
 
-    // ---- loader: the request for tile rq_j, data into buffer ld_j % NBUF ------------------
+    // ---- loader: per master p, the request for its part of tile rq_j[p], data into ld_j[p] % NBUF
     // The read request of a tile goes out as soon as its buffer is free, before the data of the
     // ones before it has all arrived (AXI reads are pipelined): up to NBUF tiles in flight or
     // waiting, so a memory whose first-beat latency exceeds a tile's pass is still paid once per
     // layer, not once per tile, once NBUF covers it (2: ping-pong, enough only when the latency
-    // hides behind one pass); data arrives in request order. One burst per tile.
-    logic [31:0] rq_j, ld_j;
-    logic [BCW-1:0] r_beat;         // beat of tile ld_j arriving next
-    logic ld_fill;                  // the last beat of tile ld_j arrives this cycle
-    assign ld_fill = running && m_axi_w_RVALID && !bias_rx && 32'(r_beat) == TILE_BEATS - 1;
+    // hides behind one pass); data arrives in request order. One burst per tile and master.
+    logic [31:0] rq_j [2], ld_j [2];
+    logic [BCW-1:0] r_beat [2];     // beat of master p's part of tile ld_j[p] arriving next
+    logic ld_fill [2];              // the last beat of that part arrives this cycle
+    logic rv [2];
+    logic [AXI_BITS-1:0] rdata [2];
+    logic bias_rq, bias_rx;           // the bias is still being requested / received
+    assign rv[0] = m_axi_w_RVALID;
+    assign rv[1] = WPORTS > 1 && m_axi_w1_RVALID;
+    assign rdata[0] = m_axi_w_RDATA;
+    assign rdata[1] = m_axi_w1_RDATA;
+    assign ld_fill[0] = running && rv[0] && !bias_rx && 32'(r_beat[0]) == PLANE_BEATS - 1;
+    assign ld_fill[1] = running && rv[1] && 32'(r_beat[1]) == PLANE_BEATS - 1;
 
     logic [31:0] bq_cnt, rb_cnt;      // bias beats requested, received
-    logic bias_rq, bias_rx;           // the bias is still being requested / received
     assign bias_rq = bq_cnt < nbb;
     assign bias_rx = rb_cnt < nbb;
     // the next bias burst: the rest of the bias, at most 256 beats and not past a 4 KiB boundary
@@ -178,14 +214,26 @@ module linear_engine #(
         if (b_len > 256) b_len = 256;
         if (b_len > b_page) b_len = b_page;
     end
+    logic tile_rq [2];                // master p may request its part of tile rq_j[p]
+    for (genvar p = 0; p < 2; p++) begin : g_rq
+        assign tile_rq[p] = running && p < WPORTS && rq_j[p] < total && rq_j[p] < ld_j[p] + NBUF
+                         && !part[p][BI'(rq_j[p])];
+    end
     assign m_axi_w_ARID = '0;
-    assign m_axi_w_ARLEN = bias_rq ? 8'(b_len - 1) : 8'(TILE_BEATS - 1);
+    assign m_axi_w_ARLEN = bias_rq ? 8'(b_len - 1) : 8'(PLANE_BEATS - 1);
     assign m_axi_w_ARSIZE = 3'($clog2(AXI_BITS / 8));
     assign m_axi_w_ARBURST = 2'b01;  // INCR
-    assign m_axi_w_ARVALID = running && (bias_rq || (rq_j < total && rq_j < ld_j + NBUF && !full[BI'(rq_j)]));
-    assign m_axi_w_ARADDR = bias_rq ? b_next
-                          : w_addr + 64'(rq_j) * 64'(TILE_BYTES);  // tile (i, j): t = i * k_tiles + j
+    assign m_axi_w_ARVALID = running && (bias_rq || tile_rq[0]);
+    assign m_axi_w_ARADDR = bias_rq ? b_next  // plane 0's part of tile t = i * k_tiles + j
+                          : w_addr + 64'(rq_j[0]) * 64'(PLANE_BYTES);
     assign m_axi_w_RREADY = 1'b1;
+    assign m_axi_w1_ARID = '0;
+    assign m_axi_w1_ARLEN = 8'(PLANE_BEATS - 1);
+    assign m_axi_w1_ARSIZE = 3'($clog2(AXI_BITS / 8));
+    assign m_axi_w1_ARBURST = 2'b01;  // INCR
+    assign m_axi_w1_ARVALID = tile_rq[1];
+    assign m_axi_w1_ARADDR = w_addr + (64'(total) + 64'(rq_j[1])) * 64'(PLANE_BYTES);  // plane 1
+    assign m_axi_w1_RREADY = 1'b1;
 
 `ifndef SYNTHESIS
     always_ff @(posedge clk)
@@ -196,23 +244,28 @@ module linear_engine #(
 
     always_ff @(posedge clk) begin
         if (rst || start) begin
-            rq_j <= '0;
-            ld_j <= '0;
-            r_beat <= '0;
+            for (int p = 0; p < 2; p++) begin
+                rq_j[p] <= '0;
+                ld_j[p] <= '0;
+                r_beat[p] <= '0;
+            end
             bq_cnt <= '0;
             rb_cnt <= '0;
         end else if (running) begin
             if (m_axi_w_ARVALID && m_axi_w_ARREADY && bias_rq) bq_cnt <= bq_cnt + b_len;
-            else if (m_axi_w_ARVALID && m_axi_w_ARREADY) rq_j <= rq_j + 1;
-            if (m_axi_w_RVALID && bias_rx) begin
+            else if (m_axi_w_ARVALID && m_axi_w_ARREADY) rq_j[0] <= rq_j[0] + 1;
+            if (m_axi_w1_ARVALID && m_axi_w1_ARREADY) rq_j[1] <= rq_j[1] + 1;
+            if (rv[0] && bias_rx) begin
                 for (int v = 0; v < VPB; v++)
-                    if (rb_cnt * VPB + v < N_MAX) bbuf[NA'(rb_cnt * VPB + v)] <= m_axi_w_RDATA[v*BSB +: BSB];
+                    if (rb_cnt * VPB + v < N_MAX) bbuf[NA'(rb_cnt * VPB + v)] <= rdata[0][v*BSB +: BSB];
                 rb_cnt <= rb_cnt + 1;
-            end else if (m_axi_w_RVALID) begin
-                wbuf[BI'(ld_j)][r_beat*AXI_BITS +: AXI_BITS] <= m_axi_w_RDATA;
-                r_beat <= 32'(r_beat) == TILE_BEATS - 1 ? '0 : r_beat + 1'b1;
             end
-            if (ld_fill) ld_j <= ld_j + 1;
+            for (int p = 0; p < 2; p++)
+                if (rv[p] && !(p == 0 && bias_rx)) begin  // beat r of part p: tile beat p * PLANE_BEATS + r
+                    wbuf[BI'(ld_j[p])][(p * PLANE_BEATS + int'(r_beat[p]))*AXI_BITS +: AXI_BITS] <= rdata[p];
+                    r_beat[p] <= 32'(r_beat[p]) == PLANE_BEATS - 1 ? '0 : r_beat[p] + 1'b1;
+                    if (ld_fill[p]) ld_j[p] <= ld_j[p] + 1;
+                end
         end
     end
 
@@ -269,12 +322,19 @@ module linear_engine #(
     end
 
     always_ff @(posedge clk) begin
-        if (rst || start) full <= '0;
-        else begin
-            if (ld_fill) full[BI'(ld_j)] <= 1'b1;
-            if (cp_free) full[sel1] <= 1'b0;
+        if (rst || start) begin
+            part[0] <= '0;
+            part[1] <= '0;
+        end else begin
+            for (int p = 0; p < 2; p++)
+                if (ld_fill[p]) part[p][BI'(ld_j[p])] <= 1'b1;
+            if (cp_free) begin
+                part[0][sel1] <= 1'b0;
+                part[1][sel1] <= 1'b0;
+            end
         end
     end
+    assign full = part[0] & (WPORTS > 1 ? part[1] : '1);
 
     // ---- MAC tile (two stages), then accumulate into the row's sums -------------------------
     logic mac_valid;
@@ -354,5 +414,5 @@ module linear_engine #(
     assign busy = running;
     always_ff @(posedge clk)
         if (rst || start) rd_error <= 1'b0;
-        else if (m_axi_w_RVALID && m_axi_w_RRESP != 2'b00) rd_error <= 1'b1;
+        else if ((m_axi_w_RVALID && m_axi_w_RRESP != 2'b00) || (rv[1] && m_axi_w1_RRESP != 2'b00)) rd_error <= 1'b1;
 endmodule
