@@ -50,6 +50,7 @@ module accel_seq #(
     parameter int AXI_BITS = 256,
     parameter int TILE_BEATS = 16,
     parameter int TILE_BYTES = 512,
+    parameter int WPORTS = 1,           // weight masters: 2 adds m_axi_w1 (plane 1 of every tile)
     parameter int ROWS_MAX = 256,
     parameter int KT_MAX = 64,
     parameter int NT_MAX = 64,
@@ -379,7 +380,22 @@ module accel_seq #(
     input  logic [AXI_BITS-1:0] m_axi_w_RDATA,
     input  logic [1:0] m_axi_w_RRESP,
     input  logic m_axi_w_RVALID,
-    output logic m_axi_w_RREADY
+    output logic m_axi_w_RREADY,
+    // AXI4 read master: plane 1 of the weight tiles (WPORTS = 2; idle with one port). Its addresses
+    // are in the weights buffer's space, as m_axi_w's (the top rebases them onto its own pointer)
+    output logic [0:0] m_axi_w1_ARID,
+    output logic [63:0] m_axi_w1_ARADDR,
+    output logic [7:0] m_axi_w1_ARLEN,
+    output logic [2:0] m_axi_w1_ARSIZE,
+    output logic [1:0] m_axi_w1_ARBURST,
+    output logic m_axi_w1_ARVALID,
+    input  logic m_axi_w1_ARREADY,
+    input  logic [0:0] m_axi_w1_RID,
+    input  logic m_axi_w1_RLAST,
+    input  logic [AXI_BITS-1:0] m_axi_w1_RDATA,
+    input  logic [1:0] m_axi_w1_RRESP,
+    input  logic m_axi_w1_RVALID,
+    output logic m_axi_w1_RREADY
 );
     localparam int REC_BITS = STEP_WORDS * 32;
     localparam int REC_BEATS = REC_BITS / AXI_BITS;  // beats of one record (the header is one too)
@@ -666,7 +682,7 @@ module accel_seq #(
 
     linear_engine #(.T_IN(T_IN), .T_OUT(T_OUT), .WA(WA), .WW(WW), .WSB(WSB), .WACC(WACC), .PACK2(PACK2),
                     .PACK_SHIFT(PACK_SHIFT), .AXI_BITS(AXI_BITS), .TILE_BEATS(TILE_BEATS),
-                    .TILE_BYTES(TILE_BYTES), .ROWS_MAX(ROWS_MAX), .KT_MAX(KT_MAX), .NT_MAX(NT_MAX), .NBUF(NBUF),
+                    .TILE_BYTES(TILE_BYTES), .WPORTS(WPORTS), .ROWS_MAX(ROWS_MAX), .KT_MAX(KT_MAX), .NT_MAX(NT_MAX), .NBUF(NBUF),
                     .BSB(BSB), .BW(BW), .B_SHIFT(B_SHIFT), .B_ROUND(B_ROUND), .ACC_SHIFT(ACC_SHIFT),
                     .OW(OW), .O_SHIFT(O_SHIFT), .O_ROUND(O_ROUND), .O_SAT(O_SAT), .LOW(LOW), .L_SHIFT(L_SHIFT),
                     .L_ROUND(L_ROUND), .L_SAT(L_SAT), .IN_DF(IN_DF)) engine (
@@ -676,7 +692,9 @@ module accel_seq #(
         .out_row, .out_ntile, .out_y, .out_ovf,
         .m_axi_w_ARID, .m_axi_w_ARADDR, .m_axi_w_ARLEN, .m_axi_w_ARSIZE, .m_axi_w_ARBURST, .m_axi_w_ARVALID,
         .m_axi_w_ARREADY, .m_axi_w_RID, .m_axi_w_RLAST, .m_axi_w_RDATA, .m_axi_w_RRESP, .m_axi_w_RVALID,
-        .m_axi_w_RREADY);
+        .m_axi_w_RREADY, .m_axi_w1_ARID, .m_axi_w1_ARADDR, .m_axi_w1_ARLEN, .m_axi_w1_ARSIZE, .m_axi_w1_ARBURST,
+        .m_axi_w1_ARVALID, .m_axi_w1_ARREADY, .m_axi_w1_RID, .m_axi_w1_RLAST, .m_axi_w1_RDATA, .m_axi_w1_RRESP,
+        .m_axi_w1_RVALID, .m_axi_w1_RREADY);
 
     /* verilator lint_off UNUSEDSIGNAL */  // addresses: the bits above a buffer's size stay 0
     logic [31:0] ln_raddr;

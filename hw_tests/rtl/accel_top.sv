@@ -376,6 +376,11 @@ module accel_top #(
     logic [T_IN-1:0] dbg_sum_ovf;
     /* verilator lint_on UNUSEDSIGNAL */
 
+    /* verilator lint_off UNUSEDSIGNAL */  // the idle second weight master's outputs
+    logic [7:0] w1_unused_ar;
+    logic [63:0] w1_unused_addr;
+    logic [7:0] w1_unused_len;
+    /* verilator lint_on UNUSEDSIGNAL */
     accel_seq #(
         .T_IN(T_IN), .T_OUT(T_OUT), .WA(WA), .WW(WW), .WSB(WSB), .WACC(WACC), .PACK2(PACK2),
         .PACK_SHIFT(PACK_SHIFT), .AXI_BITS(AXI_BITS), .TILE_BEATS(TILE_BEATS), .TILE_BYTES(TILE_BYTES),
@@ -458,7 +463,14 @@ module accel_top #(
         .m_axi_l_ARSIZE(a_arsize[6 +: 3]), .m_axi_l_ARBURST(a_arburst[4 +: 2]), .m_axi_l_ARVALID(a_arvalid[2]),
         .m_axi_l_ARREADY(a_arready[2]), .m_axi_l_RID(a_rid[2]), .m_axi_l_RLAST(a_rlast[2]),
         .m_axi_l_RDATA(a_rdata[2*AXI_BITS +: AXI_BITS]), .m_axi_l_RRESP(a_rresp[4 +: 2]),
-        .m_axi_l_RVALID(a_rvalid[2]), .m_axi_l_RREADY(a_rready[2]));
+        .m_axi_l_RVALID(a_rvalid[2]), .m_axi_l_RREADY(a_rready[2]),
+        // the second weight master (plane 1): the top carries one weight port (WPORTS = 1, as
+        // mtl_moe.rtl refuses weight_ports = 2 for it), so it is idle and answered by nothing
+        .m_axi_w1_ARID(w1_unused_ar[0]), .m_axi_w1_ARADDR(w1_unused_addr), .m_axi_w1_ARLEN(w1_unused_len),
+        .m_axi_w1_ARSIZE(w1_unused_ar[3:1]), .m_axi_w1_ARBURST(w1_unused_ar[5:4]),
+        .m_axi_w1_ARVALID(w1_unused_ar[6]), .m_axi_w1_ARREADY(1'b0), .m_axi_w1_RID(1'b0),
+        .m_axi_w1_RLAST(1'b0), .m_axi_w1_RDATA('0), .m_axi_w1_RRESP(2'b00), .m_axi_w1_RVALID(1'b0),
+        .m_axi_w1_RREADY(w1_unused_ar[7]));
 
     /* verilator lint_off UNUSEDSIGNAL */  // the sequencer's busy: the run flag follows start and done
     wire unused_busy = seq_busy;
