@@ -165,7 +165,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_run(args.checkpoint, out_dir=args.out, baseline=args.baseline,
                           n_val=args.n_val, split=args.split, dataset=args.dataset,
                           data_root=args.data_root, progress=not args.no_progress,
-                          routing_stats=args.routing_stats)
+                          routing_stats=args.routing_stats, protocol=args.protocol)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -501,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-root", help=DATA_ROOT_HELP)
     e.add_argument("--routing-stats", action="store_true",
                    help="also save which experts each task selects per MoE block (routing.json/.png)")
+    e.add_argument("--protocol", default="ours", choices=["ours", "m3vit"],
+                   help="m3vit: also score each image at its original size with M3ViT's metrics and "
+                        "Δm (needs a dataset read from disk, e.g. --dataset pascal_context)")
     e.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     e.set_defaults(func=cmd_eval)
 

@@ -118,7 +118,6 @@ class MoEViTConfig:
     use_moe: bool = True  # False: the dense baseline, MoE blocks become MLPs of equal active FLOPs
     router: str = "per_task"  # one of ROUTER_KINDS
     renormalize: bool = False  # M³ViT keeps the raw softmax weights of the top-k experts
-    noisy_gating: bool = False  # Shazeer-style learned noise on the router logits (training only)
     # M³ViT's gate noise (models/gate_funs/noisy_gate_vmoe.py NoisyGate_VMoE, --vmoe_noisy_std): N(0, σ²)
     # with σ = gate_noise_std / n_experts added to the logits in training. 0 = off; M³ViT's README
     # launch uses --vmoe_noisy_std 0, its argparse default is 1.
@@ -183,9 +182,6 @@ class MoEViTConfig:
         if not 0 <= self.gate_noise_std < float("inf"):
             raise ConfigError(f"gate_noise_std must be >= 0 and finite (0: no noise), "
                               f"got {self.gate_noise_std}")
-        if self.gate_noise_std > 0 and self.noisy_gating:
-            raise ConfigError("gate_noise_std (M3ViT's fixed noise) and noisy_gating (learned noise) are two "
-                              "kinds of router noise; choose one")
         if self.balance_loss_weight < 0:
             raise ConfigError(f"balance_loss_weight must be >= 0, got {self.balance_loss_weight}")
         if not 0 < self.ln_eps < 1:
@@ -254,6 +250,7 @@ class MoEViTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MoEViTConfig:
+        d = _without_noisy_gating(d)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -285,6 +282,22 @@ class MoEViTConfig:
         """Short stable hash of the config, stamped into generated files and checkpoints."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _without_noisy_gating(d: dict[str, Any]) -> dict[str, Any]:
+    """Drop the retired ``noisy_gating`` field; refuse, in one line, a config that had it on.
+
+    Every config saved before M³ViT's fixed gate noise replaced the learned one says
+    ``noisy_gating: false`` (to_dict wrote all fields), so that is read as today's config; ``true``
+    named a model with learned noise weights the router no longer has.
+    """
+    if "noisy_gating" not in d:
+        return d
+    if d["noisy_gating"]:
+        raise ConfigError("noisy_gating=true (learned Shazeer-style noise on the router logits) is no "
+                          "longer offered; M3ViT's fixed gate noise replaced it: set gate_noise_std "
+                          "(noise std / n_experts on the logits in training) and retrain")
+    return {k: v for k, v in d.items() if k != "noisy_gating"}
 
 
 def legacy_decoder(cfg: MoEViTConfig, keys: Any) -> MoEViTConfig:

@@ -308,6 +308,15 @@ class PascalContext(FolderDataset):
     num_classes = {"semseg": 21, "human_parts": 7}
     default_tasks = PASCAL_TASKS
     SCALE_RANGE = (0.75, 1.25)  # MTI-Net/M³ViT get_transformations, PASCALContext: ScaleNRotate(scales=...)
+    EDGE_TARGETS = ("boundary", "astmt")
+
+    def __init__(self, *args: object, edge_target: str = "boundary", **kwargs: object) -> None:
+        """``edge_target``: "boundary" (ours, one-sided label boundary) or "astmt" (ASTMT's / M³ViT's
+        training target, thin(|Laplacian(LabelMap)| > 0), :func:`mtl_moe.boundary.laplacian_edges`)."""
+        if edge_target not in self.EDGE_TARGETS:
+            raise ValueError(f"edge_target must be one of {self.EDGE_TARGETS}, got {edge_target!r}")
+        self.edge_target = edge_target
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def _sample_scale(self, rng: np.random.Generator) -> float:
         return float(rng.uniform(*self.SCALE_RANGE))
@@ -320,6 +329,10 @@ class PascalContext(FolderDataset):
             return (_read_png(p, mode="L") > 127.5).astype(np.float32)
         if kind == "human_parts":
             return _human_parts(p, hw)
+        if kind == "edges" and self.edge_target == "astmt":
+            from mtl_moe.boundary import laplacian_edges  # scipy: only PASCAL_MT's .mat files need it
+
+            return laplacian_edges(_label_map(p)).astype(np.float32)
         if kind == "edges":
             return _label_boundaries(_label_map(p)).astype(np.float32)
         n = 2.0 * _read_png(p, mode="RGB").astype(np.float32) / 255.0 - 1.0  # normals

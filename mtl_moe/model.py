@@ -77,8 +77,6 @@ class TopKRouter(nn.Module):
         self.weight = nn.Parameter(torch.zeros(n_routers, config.n_experts, config.n_embd))
         if self.kind == "task_conditioned":
             self.task_emb = nn.Parameter(torch.zeros(self.n_tasks, config.n_embd))
-        self.w_noise = (nn.Parameter(torch.zeros(n_routers, config.n_experts, config.n_embd))
-                        if config.noisy_gating else None)
         self.fixed_noise = config.gate_noise_std / config.n_experts  # M³ViT NoisyGate_VMoE: std / E
 
     def _linear(self, w: torch.Tensor, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
@@ -91,12 +89,9 @@ class TopKRouter(nn.Module):
         if self.kind == "task_conditioned":
             x = x + self.task_emb[task_ids][:, None, :]
         logits = self._linear(self.weight, x, task_ids)  # (B, T, E)
-        noisy = self.training and (self.w_noise is not None or self.fixed_noise > 0)
-        if noisy:
-            if self.w_noise is not None:  # learned, per token (Shazeer et al.)
-                noise_std = F.softplus(self._linear(self.w_noise, x, task_ids)) + 1e-2
-            else:  # fixed, as M³ViT's NoisyGate_VMoE
-                noise_std = torch.full_like(logits, self.fixed_noise)
+        noisy = self.training and self.fixed_noise > 0
+        if noisy:  # fixed, as M³ViT's NoisyGate_VMoE
+            noise_std = torch.full_like(logits, self.fixed_noise)
             clean, logits = logits, logits + torch.randn_like(logits) * noise_std
         probs = logits.softmax(dim=-1)
         topk_w, topk_idx = probs.topk(self.k, dim=-1)  # ties: lower expert index first

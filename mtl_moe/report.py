@@ -31,18 +31,28 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
 def evaluate_run(checkpoint: str | Path, out_dir: str | Path | None = None,
                  baseline: str | Path | None = None, n_val: int = 512, split: str = "val",
                  dataset: str = "synthetic", data_root: str | None = None,
-                 progress: bool = True, routing_stats: bool = False) -> dict[str, Any]:
+                 progress: bool = True, routing_stats: bool = False,
+                 protocol: str = "ours") -> dict[str, Any]:
     """Metrics per task, Δm against ``baseline`` when given; files written to ``out_dir``.
+
+    ``protocol="m3vit"`` adds ``metrics_m3vit`` beside ours: every image scored at its original
+    size with M³ViT's metrics (:func:`mtl_moe.evaluate.evaluate_m3vit_protocol`) and Δm over its
+    task set against its single-task numbers (:func:`mtl_moe.metrics.delta_m_m3vit`).
 
     ``routing_stats`` adds the experts each task selects per MoE block (routing.json/.png).
     """
     model, cfg, ck = load_model(checkpoint)
     base = load_metrics(baseline) if baseline else None  # a missing baseline fails before the work
+    if protocol not in ("ours", "m3vit"):
+        raise ValueError(f"protocol must be 'ours' or 'm3vit', got {protocol!r}")
     ds = build_dataset(cfg, split, n_val, name=dataset, root=data_root)
+    m3 = _m3vit_metrics(model, ds, progress) if protocol == "m3vit" else None  # bad input fails first
     metrics = evaluate(model, ds, progress=progress)
     result: dict[str, Any] = {"config": cfg.name, "config_hash": cfg.hash(),
                               "checkpoint": str(checkpoint), "step": ck.get("step"),
                               "split": split, "images": len(ds), "metrics": metrics}
+    if m3 is not None:
+        result.update(m3)
     if base is not None:
         result["baseline"] = str(baseline)
         result["delta_m_percent"] = delta_m(metrics, base["metrics"], cfg.tasks)
@@ -64,6 +74,15 @@ def evaluate_run(checkpoint: str | Path, out_dir: str | Path | None = None,
     return result
 
 
+def _m3vit_metrics(model: Any, ds: Any, progress: bool) -> dict[str, Any]:
+    """M³ViT-protocol metrics and their Δm (vs M³ViT's single-task numbers), keyed for the result."""
+    from mtl_moe.evaluate import evaluate_m3vit_protocol
+    from mtl_moe.metrics import delta_m_m3vit
+
+    m = evaluate_m3vit_protocol(model, ds, progress=progress)
+    return {"protocol": "m3vit", "metrics_m3vit": m, "delta_m_m3vit_percent": delta_m_m3vit(m)}
+
+
 @torch.no_grad()
 def _plot_samples(model: torch.nn.Module, ds: Any, path: Path, n: int = 4) -> None:
     batch = [ds[i] for i in range(min(n, len(ds)))]
@@ -81,6 +100,13 @@ def markdown_report(result: dict[str, Any], base: dict[str, Any] | None) -> str:
         for k, v in m.items():
             b = base["metrics"].get(task, {}).get(k) if base else None
             lines.append(f"| {task} | {k} | {v:.3f} | {'' if b is None else f'{b:.3f}'} |")
+    if "metrics_m3vit" in result:
+        lines += ["", "M³ViT protocol (each image at its original size, M³ViT's metrics):", "",
+                  "| task | metric | value |", "|---|---|---|"]
+        lines += [f"| {t} | {k} | {v:.3f} |"
+                  for t, m in result["metrics_m3vit"].items() for k, v in m.items()]
+        lines += ["", f"Δm (M³ViT task set, vs its single-task numbers): "
+                  f"**{result['delta_m_m3vit_percent']:+.2f}%**"]
     if base is not None:
         lines += ["", f"Δm vs {base['config']}: **{result['delta_m_percent']:+.2f}%** "
                   "(mean over tasks of the signed relative change of the primary metric: "

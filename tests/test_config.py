@@ -94,3 +94,26 @@ def test_config_is_frozen() -> None:
 def test_single_int_image_size_means_square() -> None:
     c = MoEViTConfig.from_dict({**PRESETS["demo"].to_dict(), "img_size": 16})
     assert c.img_size == (16, 16)
+
+
+def test_retired_noisy_gating_false_loads_and_true_is_refused_in_one_line(tmp_path, capsys) -> None:
+    import torch
+
+    from mtl_moe.checkpoint import save_checkpoint
+    from mtl_moe.cli import main
+    from mtl_moe.model import M3ViT
+
+    c = PRESETS["demo"]
+    old = {**c.to_dict(), "noisy_gating": False}  # what every config saved before the change says
+    assert MoEViTConfig.from_dict(old) == c and "noisy_gating" not in c.to_dict()
+    with pytest.raises(ConfigError, match="noisy_gating=true .*no longer offered.*gate_noise_std"):
+        MoEViTConfig.from_dict({**old, "noisy_gating": True})
+    path = tmp_path / "checkpoint.pt"  # an old run trained with the learned noise
+    save_checkpoint(path, M3ViT(c), c)
+    ck = torch.load(path, weights_only=False)
+    ck["config"]["noisy_gating"] = True
+    torch.save(ck, path)
+    rc = main(["eval", "--checkpoint", str(path), "--n-val", "2", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "no longer offered" in err

@@ -386,3 +386,25 @@ def test_one_training_step_of_the_model_on_each_dataset(name: str, nyud, pascal,
     first, last = out["history"][0], out["history"][-1]
     assert math.isfinite(first["loss"]) and all(f"loss/{t.name}" in first for t in tasks)
     assert all(f"val/{t.name}/" in " ".join(last) for t in tasks), "validation ran on the val split"
+
+
+def test_pascal_astmt_edge_target_is_the_thinned_laplacian_of_the_label_map(tmp_path) -> None:
+    import scipy.io
+
+    from mtl_moe.datasets import PascalContext
+
+    root = tmp_path / "PASCAL_MT"
+    write_pascal(root)
+    tasks = (TaskSpec("edges", "edges"),)
+    ds = PascalContext(root, "val", tasks, HW, edge_target="astmt")
+    labels = np.zeros(HW, np.uint16)
+    labels[:, 5:] = 284  # one vertical label change between columns 4 and 5, nothing else
+    scipy.io.savemat(ds.paths[0]["edges"][0], {"LabelMap": labels})
+    e = ds[0]["edges"][0].numpy() > 0.5  # (H, W)
+    # |Laplacian| > 0 marks columns 4 and 5 (ASTMT marks both sides); thinning keeps one per row,
+    # the top row's end shortened by one as bwmorph thins a 2-wide strip
+    assert set(np.nonzero(e)[1].tolist()) <= {4, 5} and (e[1:].sum(1) == 1).all() and e[0].sum() <= 1
+    ours = PascalContext(root, "val", tasks, HW)[0]["edges"][0].numpy() > 0.5
+    assert ours.sum() == HW[0] and not np.array_equal(e, ours)  # ours: the one-sided boundary, every row
+    with pytest.raises(ValueError, match="edge_target must be one of"):
+        PascalContext(root, "val", tasks, HW, edge_target="laplace")

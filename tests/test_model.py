@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mtl_moe.config import PRESETS, ConfigError, MoEViTConfig, TaskSpec
+from mtl_moe.config import PRESETS, MoEViTConfig, TaskSpec
 from mtl_moe.model import M3ViT, MoEMLP, TopKRouter, cv_squared
 
 SMALL = PRESETS["demo"].replace(img_size=(16, 16), n_embd=32, n_layer=2, moe_blocks=(1,),
@@ -137,19 +137,6 @@ def test_per_task_routers_route_differently_shared_router_identically() -> None:
         assert same != differ, f"router {kind}: routing for two tasks identical={same}"
 
 
-def test_noisy_gating_adds_noise_in_training_only_and_trains_the_noise() -> None:
-    moe = _moe(SMALL.replace(noisy_gating=True))
-    x = torch.randn(2, 16, SMALL.n_embd)
-    ids = torch.tensor([0, 1])
-    moe.eval()
-    assert torch.equal(moe.router(x, ids).topk_w, moe.router(x, ids).topk_w)
-    moe.train()
-    assert not torch.equal(moe.router(x, ids).topk_w, moe.router(x, ids).topk_w)
-    _, aux = moe(x, ids)
-    aux.backward()
-    assert moe.router.w_noise.grad.abs().sum() > 0  # the smooth load estimate is differentiable
-
-
 def test_m3vit_gate_noise_is_gaussian_with_std_over_e_on_the_logits_in_training_only() -> None:
     # NoisyGate_VMoE: logits + N(0, (noise_std / E)²) while training. Measured on the router's logits
     # through the softmax it feeds: the per-token log-ratio of two experts' weights moves by the
@@ -169,8 +156,6 @@ def test_m3vit_gate_noise_is_gaussian_with_std_over_e_on_the_logits_in_training_
     torch.manual_seed(0)
     d = log_ratio(moe.router(x, ids)) - log_ratio(clean)
     assert d.std().item() == pytest.approx(2 ** 0.5 * sigma / E, rel=0.1)
-    with pytest.raises(ConfigError, match="choose one"):
-        SMALL.replace(gate_noise_std=1.0, noisy_gating=True)
 
 
 def test_dense_baseline_has_equal_active_flops_in_former_moe_blocks() -> None:

@@ -81,7 +81,7 @@ def test_same_seed_is_bit_identical_across_processes(tmp_path: Path) -> None:
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path: Path, monkeypatch) -> None:
-    cfg = TINY.replace(noisy_gating=True)  # noise consumes the RNG: resume must restore its state
+    cfg = TINY.replace(gate_noise_std=1.0)  # noise consumes the RNG: resume must restore its state
     full = train(cfg, _args(epochs=2), tmp_path / "full", progress=False)
     calls = {"n": 0}
 

@@ -31,7 +31,7 @@ from mtl_moe.train import TrainArgs, TrainingDiverged, TrainingInterrupted, mult
 
 TINY = PRESETS["demo"].replace(n_layer=2, moe_blocks=(1,), n_embd=32, mlp_hidden=64,
                                expert_hidden=32, decoder_channels=8)
-NOISY = TINY.replace(noisy_gating=True)  # the gate's noise consumes the RNG: a resume must restore it
+NOISY = TINY.replace(gate_noise_std=1.0)  # the gate's noise consumes the RNG: a resume must restore it
 
 
 def _args(**kw) -> TrainArgs:  # 64 images / batch 16: 4 steps per epoch, 8 in all
