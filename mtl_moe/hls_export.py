@@ -40,6 +40,17 @@ from mtl_moe.config import ConfigError, MoEViTConfig
 from mtl_moe.csim import read_export  # noqa: F401 (read_export: the export's reader, re-exported)
 from mtl_moe.deploy.regmap import buffer_sizes, register_map, storage_bytes
 from mtl_moe.fixed import Fixed
+from mtl_moe.head_schedule import (  # noqa: F401 (re-exported)
+    HEAD_CONV,
+    HEAD_PRED,
+    HEAD_S0,
+    HEAD_S1,
+    HEAD_UP,
+    head_buffers,
+    head_io_words,
+    head_schedule,
+    head_weight_names,
+)
 from mtl_moe.hw import PACK_SHIFT, HardwareSpec, mac_pack2
 from mtl_moe.layout import TileLayout
 from mtl_moe.nonlinear import table
@@ -249,83 +260,8 @@ def im2col_ii(cfg: MoEViTConfig, t_in: int) -> int:
     return max(1, -(-worst // 2))
 
 
-HEAD_CONV, HEAD_UP = 0, 1  # kinds of kernels.h head passes
-HEAD_S0, HEAD_S1, HEAD_PRED = 0, 1, 2  # where a pass reads / writes: scratch 0, scratch 1, the prediction
-
-
-def _words(n: int, per: int) -> int:
-    return -(-n // per)
-
-
-def head_buffers(cfg: MoEViTConfig, kp: KernelParams) -> dict[str, int]:
-    """Words of kernels.h's on-chip buffers the head passes borrow from the backbone (the same
-    formulas as kernels.h's HID_WORDS, QKV and F sizes; kernels.h checks them again in C-sim)."""
-    w = lambda n: _words(n, kp.t_in)  # noqa: E731
-    mlp = max([0 if cfg.is_moe_block(i) else cfg.mlp_hidden for i in range(cfg.n_layer)] + [1])
-    kp_words = w(cfg.in_chans * cfg.patch_size ** 2)
-    return {"hid": max(cfg.n_patches * kp_words, cfg.n_tokens * w(mlp), cfg.n_tokens * w(cfg.expert_hidden)),
-            "band": cfg.n_tokens * w(3 * cfg.n_embd), "out": cfg.n_tokens * w(cfg.n_embd),
-            "rows": cfg.n_tokens}
-
-
-def head_schedule(cfg: MoEViTConfig, kp: KernelParams) -> list[dict[str, int]]:
-    """The task head as DDR -> DDR passes (golden ``GoldenModel._head``, one pass per op): conv
-    (k 3 pad 1, or the 1x1 classifier), ReLU at its store, exact bilinear upsampling by 2^lfh x 2^lfw.
-    ``band``: output rows per linear-unit call, the most that fit the borrowed buffers (im2col rows
-    in HID, the input rows with their halo in QKV, the outputs in F, rows <= MAX_ROWS); 0 when none
-    fit. cout 0: the task's own output channels (config.h OUT_CH)."""
-    buf, t = head_buffers(cfg, kp), kp.t_in
-    ops: list[dict[str, int]] = []
-    c, (h, w) = cfg.n_embd, cfg.grid
-
-    def conv(k: int, cout: int, relu: int) -> None:
-        co = cout or max(s.out_channels for s in cfg.tasks)
-        fits = [r for r in range(1, h + 1)
-                if r * w <= buf["rows"] and r * w * _words(k * k * c, t) <= buf["hid"]
-                and (r + k - 1) * w * _words(c, t) <= buf["band"] and r * w * _words(co, t) <= buf["out"]]
-        ops.append(dict(kind=HEAD_CONV, k=k, relu=relu, cin=c, cout=cout, h=h, w=w, lfh=0, lfw=0,
-                        band=max(fits, default=0)))
-
-    def up(lfh: int, lfw: int, ch: int) -> None:
-        nonlocal h, w
-        row = w * _words(ch or max(s.out_channels for s in cfg.tasks), t)  # one source row in QKV, one in F
-        ok = row <= buf["band"] and row <= buf["out"]
-        ops.append(dict(kind=HEAD_UP, k=0, relu=0, cin=ch, cout=ch, h=h, w=w, lfh=lfh, lfw=lfw, band=int(ok)))
-        h, w = h << lfh, w << lfw
-
-    n = cfg.n_pup_stages
-    if cfg.decoder in ("pup", "pup-lite"):
-        for s in range(n):
-            conv(3, cfg.decoder_channels, 1)
-            c = cfg.decoder_channels
-            if s < n - 1 or cfg.decoder == "pup-lite":
-                up(1, 1, c)
-    conv(1, 0, 0)  # the classifier
-    H, W = cfg.img_size
-    if (h, w) != (H, W):
-        up((H // h).bit_length() - 1, (W // w).bit_length() - 1, 0)  # cin 0: the task's OUT_CH
-    for i, op in enumerate(ops):  # ping-pong between the scratch maps; the last pass writes the prediction
-        op["src"], op["dst"] = i % 2, HEAD_PRED if i == len(ops) - 1 else 1 - i % 2
-    return ops
-
-
-def head_weight_names(cfg: MoEViTConfig, task: str) -> list[str | None]:
-    """The params.npz / weights.bin name prefix of each head pass of ``task`` (None: no weights)."""
-    pre, names, s = f"heads.{task}", [], 0
-    for op in head_schedule(cfg, KernelParams()):
-        if op["kind"] != HEAD_CONV:
-            names.append(None)
-        elif op["cout"] == 0:
-            names.append(f"{pre}.classifier")
-        else:
-            names.append(f"{pre}.convs.{s}" if cfg.decoder == "pup" else f"{pre}.stages.{3 * s}")
-            s += 1
-    return names
-
-
 def _head_lines(cfg: MoEViTConfig, hw: HardwareSpec, manifest: dict[str, Any], kp: KernelParams) -> list[str]:
     """config.h: the head passes (:func:`head_schedule`), their weights per task and the output buffer."""
-    from mtl_moe.deploy.regmap import head_io_words
 
     ops, T = head_schedule(cfg, kp), manifest["tensors"]
     if kp.heads_on_accel:
@@ -660,8 +596,6 @@ def _write_export(qmodel: Any, out: Path, kp: KernelParams, tb_task: int) -> dic
     _tcl(out, cfg, hw, kp, len(blob), tb_task)
     regs = {**register_map(), "axi_bits": kp.axi_bits, "buffers": buffer_sizes(cfg, hw, len(blob))}
     if getattr(kp, "heads_on_accel", False):  # the output buffer: predictions, then two scratch maps
-        from mtl_moe.deploy.regmap import head_io_words
-
         io = head_io_words(cfg, hw, kp.axi_bits)
         regs["buffers"].update(prediction=io["pred"] * kp.axi_bits // 8,
                                head_scratch=2 * io["scratch"] * kp.axi_bits // 8)

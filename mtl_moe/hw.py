@@ -94,6 +94,10 @@ def mac_pack2(a_bits: int, b_bits: int) -> bool:
 
 AXI_4K = 4096  # AXI4: no burst crosses a 4 KiB boundary
 AXI4_BURST_MAX = 256  # AXI4: beats of one INCR burst at most
+# num_write_outstanding of gmem_io: features are written once an image, nothing waits on the write
+# responses, so one burst fills while one drains (UG1399 'Controlling AXI4 Burst Behavior'); the RTL
+# features writer (accel_wfeat.sv) keeps as many in flight
+WRITE_OUTSTANDING = 2
 
 
 def io_burst_beats(axi_bits: int) -> int:

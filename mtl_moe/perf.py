@@ -46,7 +46,14 @@ from pathlib import Path
 from typing import Any
 
 from mtl_moe.config import MoEViTConfig
-from mtl_moe.hw import AXI4_BURST_MAX, AXI_4K, HardwareSpec, io_burst_beats, mac_pack2  # noqa: F401 (re-exported)
+from mtl_moe.hw import (  # noqa: F401 (re-exported)
+    AXI4_BURST_MAX,
+    AXI_4K,
+    WRITE_OUTSTANDING,
+    HardwareSpec,
+    io_burst_beats,
+    mac_pack2,
+)
 from mtl_moe.layout import TileLayout
 from mtl_moe.program import ROWS_QUEUE, UNMODELED_OPS, Step, build_program
 from mtl_moe.rtl import ROUTER_STAGES, attention_lanes, beat_lanes, layernorm_lanes, layernorm_timing
@@ -1080,9 +1087,6 @@ def validate_edge_moe(config: MoEViTConfig, hw: HardwareSpec) -> dict[str, Any]:
             "power_note": POWER_NOTE}
 
 
-# num_write_outstanding of gmem_io: features are written once an image, nothing waits on the write
-# responses, so one burst fills while one drains (UG1399 'Controlling AXI4 Burst Behavior')
-WRITE_OUTSTANDING = 2
 IO_BURST = AXI4_BURST_MAX  # max_read/write_burst_length of gmem_io: image and features are long runs
 
 

@@ -41,7 +41,7 @@ OPS: dict[str, tuple[int, str]] = {
     "layernorm": (5, "layernorm"), "attn_qk_softmax": (6, "attn_qk_softmax"), "attn_av": (7, "attn_av"),
     "residual": (8, "add"), "router_logits": (9, "gate"), "router_topk": (10, "gate"),
     "gelu": (11, ""), "write_features": (12, "io"), "expert_combine": (13, "experts"),
-    # the task heads in the top (KernelParams.heads_on_accel; hls_export.head_schedule, kernels.h heads):
+    # the task heads in the top (KernelParams.heads_on_accel; head_schedule.head_schedule, kernels.h heads):
     # one step per DDR -> DDR pass; after the backbone's steps, outside the header's n_steps (below)
     "head_store_grid": (14, "head"), "head_conv": (15, "head"), "head_upsample": (16, "head"),
 }
@@ -222,7 +222,7 @@ class _Builder:
         """kernels.h ``heads``: the grid to scratch, then one step per pass of the task's head (rows:
         output pixels; k -> n: the conv's im2col width -> channels, n 0: the task's OUT_CH; task 0's
         offsets, config.h OFF_HEAD_W/B hold every task's)."""
-        from mtl_moe.hls_export import HEAD_CONV, head_schedule, head_weight_names
+        from mtl_moe.head_schedule import HEAD_CONV, head_schedule, head_weight_names
 
         c = self.cfg
         self.add("head_store_grid", rows=c.n_patches, n=c.n_embd, src="H", dst="ddr")

@@ -221,9 +221,9 @@ def wfeat_parameters(cfg: Any, hw: Any, kp: Any) -> dict[str, Any]:
     bits in DDR (8 x kernels.h's OUT_BYTES, regmap.storage_bytes of act), the rows of H before the
     first patch (the class token), the io port's burst (:func:`mtl_moe.hw.io_burst_beats`: 256 beats
     and 4 KiB at most) and the write bursts in flight (the HLS top's gmem_io num_write_outstanding,
-    ``mtl_moe.perf.WRITE_OUTSTANDING``)."""
+    ``mtl_moe.hw.WRITE_OUTSTANDING``)."""
     from mtl_moe.deploy.regmap import storage_bytes
-    from mtl_moe.perf import WRITE_OUTSTANDING
+    from mtl_moe.hw import WRITE_OUTSTANDING
 
     return {"AXI_BITS": kp.axi_bits, "T_IN": kp.t_in, "WA": hw.act.width,
             "SB": 8 * storage_bytes(hw.act.width), "CLS": cfg.n_tokens - cfg.n_patches,

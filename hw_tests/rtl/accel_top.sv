@@ -47,6 +47,7 @@ module accel_top #(
     parameter int AXI_BITS = 256,
     parameter int TILE_BEATS = 16,
     parameter int TILE_BYTES = 512,
+    parameter int WPORTS = 1,          // weight masters: the top carries gmem_w only (1), see below
     parameter int ROWS_MAX = 256,
     parameter int KT_MAX = 64,
     parameter int NT_MAX = 64,
@@ -376,6 +377,8 @@ module accel_top #(
     logic [T_IN-1:0] dbg_sum_ovf;
     /* verilator lint_on UNUSEDSIGNAL */
 
+    initial if (WPORTS != 1)
+        $error("accel_top: WPORTS = %0d, but the top has no gmem_w1 master yet (one weight port)", WPORTS);
     /* verilator lint_off UNUSEDSIGNAL */  // the idle second weight master's outputs
     logic [7:0] w1_unused_ar;
     logic [63:0] w1_unused_addr;
@@ -383,7 +386,7 @@ module accel_top #(
     /* verilator lint_on UNUSEDSIGNAL */
     accel_seq #(
         .T_IN(T_IN), .T_OUT(T_OUT), .WA(WA), .WW(WW), .WSB(WSB), .WACC(WACC), .PACK2(PACK2),
-        .PACK_SHIFT(PACK_SHIFT), .AXI_BITS(AXI_BITS), .TILE_BEATS(TILE_BEATS), .TILE_BYTES(TILE_BYTES),
+        .PACK_SHIFT(PACK_SHIFT), .AXI_BITS(AXI_BITS), .TILE_BEATS(TILE_BEATS), .TILE_BYTES(TILE_BYTES), .WPORTS(WPORTS),
         .ROWS_MAX(ROWS_MAX), .KT_MAX(KT_MAX), .NT_MAX(NT_MAX), .NBUF(NBUF), .BSB(BSB), .BW(BW),
         .B_SHIFT(B_SHIFT), .B_ROUND(B_ROUND), .ACC_SHIFT(ACC_SHIFT), .OW(OW), .O_SHIFT(O_SHIFT),
         .O_ROUND(O_ROUND), .O_SAT(O_SAT), .LOW(LOW), .L_SHIFT(L_SHIFT), .L_ROUND(L_ROUND), .L_SAT(L_SAT),

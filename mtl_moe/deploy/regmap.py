@@ -88,20 +88,3 @@ def output_bytes(sizes: dict[str, int], n: int) -> tuple[int, int]:
     if "prediction" in sizes:
         return n * sizes["prediction"] + sizes["head_scratch"], sizes["prediction"]
     return n * sizes["features"], sizes["features"]
-
-
-def head_io_words(cfg: Any, hw: Any, axi_bits: int) -> dict[str, int]:
-    """AXI words of the output buffer when the heads run on the accelerator: one prediction per image
-    ((max out channels, H, W) act codes, padded to whole words), then two scratch maps, each the
-    largest head feature map pixel-major (a pixel's codes padded to whole words)."""
-    from mtl_moe.hls_export import KernelParams, head_schedule
-
-    fb, word = storage_bytes(hw.act.width), axi_bits // 8
-    per = word // fb
-    out_ch = max(t.out_channels for t in cfg.tasks)
-    pred = -(-out_ch * cfg.img_size[0] * cfg.img_size[1] * fb // word)
-    maps = [(cfg.n_embd, *cfg.grid)]
-    for op in head_schedule(cfg, KernelParams()):
-        maps.append((op["cout"] or out_ch, op["h"] * (2 ** op["lfh"]), op["w"] * (2 ** op["lfw"])))
-    scratch = max(h * w * -(-c // per) for c, h, w in maps)
-    return {"pred": pred, "scratch": scratch}
