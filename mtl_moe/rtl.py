@@ -331,8 +331,8 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     prog = pg.build_program(cfg, hw, kp)
     hid = max((cfg.n_tokens if s.rows == pg.ROWS_QUEUE else s.rows) * -(-s.n // kp.t_in)
               for s in prog if s.dst == "HID")  # im2col rows, MLP / expert hidden rows
-    le = linear_engine_parameters(hw, kp.t_in, kp.t_out, kp.axi_bits, rows_max, kt_max, nt_max, nbuf=nbuf)
-    le.pop("WPORTS")  # one port (refused above): accel_seq instantiates the engine with its default
+    le = linear_engine_parameters(hw, kp.t_in, kp.t_out, kp.axi_bits, rows_max, kt_max, nt_max, nbuf=nbuf,
+                                  ports=kp.weight_ports)
     rl = hw.router_logit
     fp = hw.act.frac_bits + hw.weight.frac_bits
     second = {"LOW": rl.width, "L_SHIFT": fp - rl.frac_bits, "L_ROUND": ROUND_CODE[rl.rounding],
