@@ -125,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         n_train=args.n_train, n_val=args.n_val, dataset=args.dataset,
                         data_root=args.data_root, max_steps=args.max_steps, threads=args.threads,
                         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
-                        init=args.init)
+                        init=args.init, edge_target=args.edge_target)
     try:
         result = train(cfg, targs, args.out, resume=args.resume, progress=not args.no_progress,
                        override=args.override or False)
@@ -465,6 +465,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=_at_least(1), default=1,
                    help="torch threads per process (default 1: bit-reproducible across runs; more is "
                         "faster but oneDNN then makes the last bits depend on memory addresses)")
+    from mtl_moe.recipes import EDGE_TARGETS
+
+    t.add_argument("--edge-target", choices=sorted({c for cs in EDGE_TARGETS.values() for c in cs}),
+                   help="the edge label where the dataset has a choice ("
+                        + ", ".join(f"{d}: {' or '.join(c)}" for d, c in EDGE_TARGETS.items())
+                        + "): boundary is ours (one-sided label boundary), astmt ASTMT's / M3ViT's "
+                          "thinned |Laplacian| of the label map (default: the recipe's, "
+                        + ", ".join(f"{RECIPES[r].get('edge_target', 'the dataset default')} for {r}"
+                                    for r in sorted(RECIPES)) + ")")
     t.add_argument("--init", metavar="CHECKPOINT",
                    help="start from these weights (same config), e.g. an ImageNet backbone brought in by "
                         "`mtl-moe import --format timm` (default: random initialisation)")

@@ -25,6 +25,7 @@ import torch
 
 from mtl_moe.config import TASK_TYPES, MoEViTConfig, TaskSpec
 from mtl_moe.datasets import IMAGE_MEAN, IMAGE_STD, MultiTaskDataset  # the house reads data -> datasets
+from mtl_moe.recipes import EDGE_TARGETS
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 LIGHT = np.array([-0.45, -0.55, 0.70]) / np.linalg.norm([-0.45, -0.55, 0.70])  # from top-left, front
@@ -186,15 +187,16 @@ def render_scene(rng: np.random.Generator, img_size: tuple[int, int], n_classes:
 
 
 # ---- registry: real datasets (NYUD-v2, PASCAL-Context) register here ----------------------------
-DatasetFactory = Callable[[MoEViTConfig, str, int, int, "str | None"], MultiTaskDataset]
+DatasetFactory = Callable[..., MultiTaskDataset]  # (cfg, split, n, seed, root, **options)
 
 
 def _folder_dataset(name: str) -> DatasetFactory:
     """A dataset of mtl_moe.datasets (imported on first use: that module imports this one)."""
-    def build(cfg: MoEViTConfig, split: str, n: int, seed: int, root: str | None) -> MultiTaskDataset:
+    def build(cfg: MoEViTConfig, split: str, n: int, seed: int, root: str | None,
+              **options: str) -> MultiTaskDataset:
         from mtl_moe.datasets import REAL_DATASETS
 
-        return REAL_DATASETS[name].build(cfg, split, n, seed, root)
+        return REAL_DATASETS[name].build(cfg, split, n, seed, root, **options)
     return build
 
 
@@ -206,8 +208,27 @@ DATASETS: dict[str, DatasetFactory] = {
 
 
 def build_dataset(cfg: MoEViTConfig, split: str, n: int, seed: int | None = None,
-                  name: str = "synthetic", root: str | None = None) -> MultiTaskDataset:
-    """The dataset ``name`` for the config's tasks and image size (seed defaults to the config's)."""
+                  name: str = "synthetic", root: str | None = None,
+                  edge_target: str | None = None) -> MultiTaskDataset:
+    """The dataset ``name`` for the config's tasks and image size (seed defaults to the config's).
+
+    ``edge_target``: the edge label, for a dataset that has a choice (:data:`mtl_moe.recipes.EDGE_TARGETS`;
+    None: its default)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; available: {sorted(DATASETS)}")
-    return DATASETS[name](cfg, split, n, cfg.seed if seed is None else seed, root)
+    check_edge_target(name, edge_target)
+    options = {} if edge_target is None else {"edge_target": edge_target}
+    return DATASETS[name](cfg, split, n, cfg.seed if seed is None else seed, root, **options)
+
+
+def check_edge_target(dataset: str, edge_target: str | None) -> None:
+    """Refuse an edge target the dataset does not have, naming the ones it has."""
+    if edge_target is None:
+        return
+    choices = EDGE_TARGETS.get(dataset)
+    if choices is None:
+        offered = ", ".join(f"{d} ({'/'.join(c)})" for d, c in EDGE_TARGETS.items())
+        raise ValueError(f"edge target {edge_target!r}: {dataset} has one edge label; the edge target is "
+                         f"chosen for {offered}")
+    if edge_target not in choices:
+        raise ValueError(f"edge target {edge_target!r}: {dataset} offers {' or '.join(choices)}")

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from mtl_moe.config import IGNORE_INDEX, PASCAL_TASKS, MoEViTConfig, TaskSpec
+from mtl_moe.recipes import EDGE_TARGETS
 
 # The base class and the image normalisation every dataset shares live here, below mtl_moe.data (which
 # builds the synthetic scenes and the registry on top): the house reads data -> datasets, never back.
@@ -137,12 +138,15 @@ class FolderDataset(MultiTaskDataset):
         self.augment, self.seed, self.epoch = augment, seed, 0
 
     @classmethod
-    def build(cls, cfg: MoEViTConfig, split: str, n: int, seed: int, root: str | None) -> FolderDataset:
-        """The registry's factory (``mtl_moe.data.DATASETS``): augmented for the train split only."""
+    def build(cls, cfg: MoEViTConfig, split: str, n: int, seed: int, root: str | None,
+              **options: str) -> FolderDataset:
+        """The registry's factory (``mtl_moe.data.DATASETS``): augmented for the train split only;
+        ``options`` are the class's own keyword arguments (PASCAL-Context's ``edge_target``)."""
         if root is None:
             raise ValueError(f"{cls.title} is read from disk: give the root folder of the unpacked "
                              f"{cls.archive}/ (--data-root)")
-        return cls(root, split, cfg.tasks, cfg.img_size, augment=split == "train", seed=seed, n=n)
+        return cls(root, split, cfg.tasks, cfg.img_size, augment=split == "train", seed=seed, n=n,
+                   **options)
 
     @classmethod
     def unsupported(cls, tasks: tuple[TaskSpec, ...]) -> str | None:
@@ -308,7 +312,7 @@ class PascalContext(FolderDataset):
     num_classes = {"semseg": 21, "human_parts": 7}
     default_tasks = PASCAL_TASKS
     SCALE_RANGE = (0.75, 1.25)  # MTI-Net/M³ViT get_transformations, PASCALContext: ScaleNRotate(scales=...)
-    EDGE_TARGETS = ("boundary", "astmt")
+    EDGE_TARGETS = EDGE_TARGETS["pascal_context"]
 
     def __init__(self, *args: object, edge_target: str = "boundary", **kwargs: object) -> None:
         """``edge_target``: "boundary" (ours, one-sided label boundary) or "astmt" (ASTMT's / M³ViT's

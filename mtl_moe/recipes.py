@@ -10,6 +10,11 @@ from typing import Any
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "poly")
+# The datasets whose edge label can be chosen, and the choices (the first is the default):
+# "boundary" (ours, the one-sided boundary of the label map) or "astmt" (ASTMT's / M³ViT's training
+# target thin(|Laplacian(LabelMap)| > 0), VITA-Group/M3ViT data/pascal_context.py _load_edge, from ASTMT).
+# Synthetic scenes and NYUD-v2 (its edge/*.npy files) have one edge label each.
+EDGE_TARGETS: dict[str, tuple[str, ...]] = {"pascal_context": ("boundary", "astmt")}
 
 # Named starting points for TrainArgs; an explicitly given argument still wins (see recipe_args).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -25,5 +30,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # adjust_learning_rate (lr · (1 − epoch/epochs)^0.9, set once per epoch); no warmup and no
     # gradient clipping (train/train_utils.py train_vanilla_distributed).
     "m3vit": {"optimizer": "sgd", "lr": 0.002, "momentum": 0.9, "weight_decay": 1e-4, "schedule": "poly",
-              "poly_power": 0.9, "epochs": 100, "batch_size": 16, "warmup_steps": 0, "grad_clip": 0.0},
+              "poly_power": 0.9, "epochs": 100, "batch_size": 16, "warmup_steps": 0, "grad_clip": 0.0,
+              # ASTMT's edge target where the dataset has the choice (EDGE_TARGETS), as M³ViT trains
+              "edge_target": "astmt"},
 }

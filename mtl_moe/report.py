@@ -45,12 +45,16 @@ def evaluate_run(checkpoint: str | Path, out_dir: str | Path | None = None,
     base = load_metrics(baseline) if baseline else None  # a missing baseline fails before the work
     if protocol not in ("ours", "m3vit"):
         raise ValueError(f"protocol must be 'ours' or 'm3vit', got {protocol!r}")
-    ds = build_dataset(cfg, split, n_val, name=dataset, root=data_root)
+    trained = ck.get("train_args") or {}
+    # our metrics score edges against the label the model was trained on (M³ViT's protocol has its own)
+    edge_target = trained.get("edge_target") if trained.get("dataset") == dataset else None
+    ds = build_dataset(cfg, split, n_val, name=dataset, root=data_root, edge_target=edge_target)
     m3 = _m3vit_metrics(model, ds, progress) if protocol == "m3vit" else None  # bad input fails first
     metrics = evaluate(model, ds, progress=progress)
     result: dict[str, Any] = {"config": cfg.name, "config_hash": cfg.hash(),
                               "checkpoint": str(checkpoint), "step": ck.get("step"),
-                              "split": split, "images": len(ds), "metrics": metrics}
+                              "split": split, "images": len(ds), "metrics": metrics,
+                              **({"edge_target": edge_target} if edge_target else {})}
     if m3 is not None:
         result.update(m3)
     if base is not None:

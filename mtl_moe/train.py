@@ -44,11 +44,11 @@ from tqdm import tqdm
 
 from mtl_moe.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mtl_moe.config import MoEViTConfig
-from mtl_moe.data import build_dataset
+from mtl_moe.data import build_dataset, check_edge_target
 from mtl_moe.evaluate import evaluate
 from mtl_moe.losses import task_loss
 from mtl_moe.model import M3ViT
-from mtl_moe.recipes import OPTIMIZERS, RECIPES, SCHEDULES
+from mtl_moe.recipes import EDGE_TARGETS, OPTIMIZERS, RECIPES, SCHEDULES
 
 
 @dataclass
@@ -81,6 +81,9 @@ class TrainArgs:
     schedule: str = "cosine"  # one of SCHEDULES
     poly_power: float = 0.9  # "poly" only: lr · (1 − epoch/epochs)^power
     init: str | None = None  # start from this checkpoint's weights (e.g. `mtl-moe import` of ImageNet ViT-S)
+    # the edge label, for a dataset that has a choice (recipes.EDGE_TARGETS: PASCAL-Context's "boundary"
+    # or ASTMT's "astmt"); None: the dataset's default
+    edge_target: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "n_train", "n_val", "eval_every", "log_every", "threads"):
@@ -106,6 +109,7 @@ class TrainArgs:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if not 0 < self.poly_power < math.inf:
             raise ValueError(f"poly_power must be > 0, got {self.poly_power}")
+        check_edge_target(self.dataset, self.edge_target)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainArgs:
@@ -118,7 +122,10 @@ def recipe_args(recipe: str = "default", **given: Any) -> TrainArgs:
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; expected one of {sorted(RECIPES)}")
     explicit = {k: v for k, v in given.items() if v is not None}
-    return TrainArgs(**{**RECIPES[recipe], **explicit, "recipe": recipe})
+    values = {**RECIPES[recipe], **explicit, "recipe": recipe}
+    if "edge_target" not in explicit and values.get("dataset", TrainArgs.dataset) not in EDGE_TARGETS:
+        values.pop("edge_target", None)  # the recipe's edge target, where the dataset has no choice
+    return TrainArgs(**values)
 
 
 # Training arguments a resume may change: the run's length, evaluation/logging cadence, threads and
@@ -375,8 +382,9 @@ def train(cfg: MoEViTConfig, args: TrainArgs, out_dir: str | Path, resume: str |
                                   f"{'; quantized for ' + repr(ck['hw']) if ck.get('hw') else ''}); resume "
                                   "from the checkpoint.pt that `mtl-moe train` wrote")
         changed = check_resume_args(ck.get("train_args"), args, override)
-    train_set = build_dataset(cfg, "train", args.n_train, seed=seed, name=args.dataset, root=args.data_root)
-    val_set = build_dataset(cfg, "val", args.n_val, seed=seed, name=args.dataset, root=args.data_root)
+    train_set, val_set = (build_dataset(cfg, split, n, seed=seed, name=args.dataset, root=args.data_root,
+                                        edge_target=args.edge_target)
+                          for split, n in (("train", args.n_train), ("val", args.n_val)))
     sampler = _ResumableSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed,
                                 drop_last=True)
     local_bs = args.batch_size // world

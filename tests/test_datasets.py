@@ -408,3 +408,32 @@ def test_pascal_astmt_edge_target_is_the_thinned_laplacian_of_the_label_map(tmp_
     assert ours.sum() == HW[0] and not np.array_equal(e, ours)  # ours: the one-sided boundary, every row
     with pytest.raises(ValueError, match="edge_target must be one of"):
         PascalContext(root, "val", tasks, HW, edge_target="laplace")
+
+
+@pytest.mark.skipif(not _has_scipy(), reason="PASCAL-Context's edges are read from .mat files (scipy)")
+def test_the_m3vit_recipe_trains_and_scores_pascal_edges_on_the_astmt_target(tmp_path, monkeypatch) -> None:
+    import mtl_moe.train as train_mod
+    from mtl_moe.report import evaluate_run
+
+    root = tmp_path / "PASCAL_MT"
+    write_pascal(root)
+    built: list[PascalContext] = []
+
+    def spy(*a, **k):  # the real build_dataset; keeps what the trainer built
+        built.append(build_dataset(*a, **k))
+        return built[-1]
+
+    monkeypatch.setattr(train_mod, "build_dataset", spy)
+    tasks = (TaskSpec("edges", "edges"),)
+    args = train_mod.recipe_args("m3vit", epochs=1, batch_size=2, n_train=3, n_val=2, max_steps=1,
+                                 dataset="pascal_context", data_root=str(root))
+    train_mod.train(TINY.replace(tasks=tasks), args, tmp_path / "run", progress=False)
+    assert [d.edge_target for d in built] == ["astmt", "astmt"], "train and val sets"
+    # the validation target is ASTMT's (the test above checks that loader against the LabelMap)
+    got = built[1][0]["edges"][0].numpy()
+    astmt = PascalContext(root, "val", tasks, TINY.img_size, edge_target="astmt")[0]["edges"][0].numpy()
+    ours = PascalContext(root, "val", tasks, TINY.img_size)[0]["edges"][0].numpy()
+    assert int((got != astmt).sum()) == 0 and int((got != ours).sum()) > 0  # mismatching pixels
+    res = evaluate_run(tmp_path / "run" / "checkpoint.pt", n_val=2, dataset="pascal_context",
+                       data_root=str(root), progress=False)
+    assert res["edge_target"] == "astmt", "our metrics score the label the model was trained on"

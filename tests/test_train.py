@@ -130,6 +130,15 @@ def test_m3vit_recipe_is_their_sgd_poly_setup_and_given_arguments_win() -> None:
         recipe_args("adam")
     with pytest.raises(ValueError, match=r"unknown optimizer 'rmsprop'"):
         TrainArgs(optimizer="rmsprop")
+    # M³ViT trains edges on ASTMT's target; it is a choice of PASCAL-Context only
+    assert recipe_args("m3vit", dataset="pascal_context").edge_target == "astmt"
+    assert recipe_args("default", dataset="pascal_context").edge_target is None  # the dataset's default
+    assert a.edge_target is None, "synthetic scenes have one edge label: the recipe's choice is left out"
+    assert recipe_args("m3vit", dataset="pascal_context", edge_target="boundary").edge_target == "boundary"
+    with pytest.raises(ValueError, match=r"edge target 'astmt': synthetic has one edge label.*pascal_cont"):
+        recipe_args("m3vit", edge_target="astmt")
+    with pytest.raises(ValueError, match=r"edge target 'sobel': pascal_context offers boundary or astmt"):
+        TrainArgs(dataset="pascal_context", edge_target="sobel")
 
 
 def test_poly_schedule_is_held_per_epoch_as_m3vits_adjust_learning_rate() -> None:
