@@ -590,9 +590,9 @@ class PerfModel:
         if s.op == "expert_combine":
             # kernels.h moe's combine loop: PIPELINE II=1 over the queue's rows x ceil(D / T_IN) words
             # (sum[token] += rq(y * gate)), as accel_combine.sv: that + its 2 stages (read; add, write).
-            # The queue-building loop (T * k per expert) and the gather of the queue's rows are not
-            # steps (the RTL router builds the queues while it routes); the sums' clear and final fit
-            # passes (T * ceil(D / T_IN) each in kernels.h) are not counted either
+            # No other MoE pass: the router appends to the queues while it routes (kernels.h router,
+            # accel_router.sv), the experts' first linear reads its rows through the queue, and the
+            # block's residual reads the sums, fits and clears them (kernels.h residual_sum)
             return {"cycles": r * _cdiv(D, d.t_in) + 2, "macs": 0, "bytes": 0.0}
         if s.op in UNMODELED_OPS:
             return {"cycles": 0.0, "macs": 0, "bytes": 0.0}

@@ -46,9 +46,8 @@ OPS: dict[str, tuple[int, str]] = {
     "head_store_grid": (14, "head"), "head_conv": (15, "head"), "head_upsample": (16, "head"),
 }
 # on-chip feature-map buffers of kernels.h backbone (ids in program.bin)
-# SUM: the MoE block's gated sums (fitted to act), which the block's residual adds: kernels.h moe first
-# copies them into F (a pass of n_tokens x ceil(n_embd / T_IN) words, not a step), the RTL reads them
-# where the combine keeps them (accel_fm.sv port B)
+# SUM: the MoE block's gated sums (fitted to act), which the block's residual adds where the combine
+# keeps them (kernels.h residual_sum, which clears them for the next block; accel_fm.sv port B)
 BUFFERS = {"none": 0, "img": 1, "X": 2, "H": 3, "O": 4, "F": 5, "QKV": 6, "HID": 7, "LOGITS": 8, "ddr": 9,
            "SUM": 10}
 # flags of a step
@@ -57,13 +56,13 @@ F_PER_TASK = 2  # weight offset advances by w_task_stride per task (per-task rou
 F_TASK_EMB = 4  # router input gets the task embedding at b_off + task * b_task_stride added first
 F_GELU = 8  # a gelu step's rows x n on its buffer
 F_GATHER = 16  # an expert's first linear: its row r is the src row of the queue's token r (kernels.h
-# moe copies those rows into O first, a pass of rows x ceil(n_embd / T_IN) words not counted as a
-# step; the RTL engine reads them through the queue)
+# lu_compute and the RTL engine read it through the router's queue; no gathered copy)
 # steps kernels.h runs but the performance model has no cycle formula for yet (it counts them 0):
 # none now. im2col and embed are priced from the RTL (hw_tests/rtl/accel_image.sv does im2col by
 # its write addressing, so the im2col step moves nothing; accel_embed.sv streams cls/pos), which
 # kernels.h's code-a-cycle loops do not follow yet. (expert_combine, the gated accumulation, is
-# priced from kernels.h's loop and accel_combine.sv; the gather of a queue's rows is not a step yet)
+# priced from kernels.h's loop and accel_combine.sv; the queues are built by the router step, read
+# in place by the experts' first linear, and the sums by the block's residual, in both)
 UNMODELED_OPS: tuple[str, ...] = ("head_store_grid", "head_conv", "head_upsample")  # the heads: not yet
 
 

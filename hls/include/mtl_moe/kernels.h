@@ -66,6 +66,11 @@ const int SLOT_W = cmax<clog2<TOP_K>::v, 1>::v;
 typedef ap_uint<EXPERT_ID_W> expert_id;
 typedef ap_uint<TOKEN_ID_W> token_id;
 typedef ap_uint<SLOT_W> slot_id;
+typedef vec<ap_int<MOE_SUM_W>, T_IN> sum_word;  // T_IN exact gated sums of a token (moe, residual_sum)
+// The experts' token queues, built by the router: expert e's entries at e * N_TOKENS .. + q_len[e] - 1
+const int Q_ENTRIES = N_EXPERTS * N_TOKENS;
+typedef ap_uint<TOKEN_ID_W + 1> queue_len;  // 0 .. N_TOKENS entries
+const token_id NO_QUEUE[1] = {0};  // the linear unit's queue argument when its rows are the input's own
 enum LuIn { LU_IN_ACT = 0, LU_IN_INPUT = 1 };     // the linear unit's runtime input format
 enum LuOut { LU_OUT_ACT = 0, LU_OUT_LOGIT = 1 };  // ... and output format
 
@@ -241,8 +246,11 @@ static inline out_vec lu_requant(const acc_vec& s, int in_fmt, int out_fmt) {
 // The MAC array: for each output tile, each input tile is applied to every row; the first pass
 // starts from the bias, the last one requantises and streams the row out instead of keeping its
 // partial sums (the schedule of hw_tests/rtl/linear_engine.sv).
-static void lu_compute(const fm_word* in, int rows, int K, int N, int in_fmt, int out_fmt,
-                       hls::stream<w_tile>& tiles, hls::stream<acc_vec>& biases, hls::stream<out_vec>& outs) {
+// q_base >= 0 (an expert's first linear): row r is input row q[q_base + r] (the token of the queue's
+// entry r, as linear_engine.sv reads its rows through accel_router's queue), not a gathered copy.
+static void lu_compute(const fm_word* in, int rows, int K, int N, int in_fmt, int out_fmt, const token_id* q,
+                       int q_base, hls::stream<w_tile>& tiles, hls::stream<acc_vec>& biases,
+                       hls::stream<out_vec>& outs) {
     const int k_tiles = (K + T_IN - 1) / T_IN, n_tiles = (N + T_OUT - 1) / T_OUT;
     static acc_vec acc[MAX_ROWS];  // partial sums of every row: one T_OUT-wide word a row
     for (int nb = 0; nb < n_tiles; nb++) {
@@ -254,13 +262,11 @@ static void lu_compute(const fm_word* in, int rows, int K, int N, int in_fmt, in
             const w_tile wt = tiles.read();
 #pragma HLS ARRAY_PARTITION variable = wt.v complete
             const bool first = kb == 0, last = kb == k_tiles - 1;
-            int a = kb;  // word kb of row r: r * k_tiles + kb
 #ifdef MTL_MOE_FAST_CSIM
             long long wl[T_OUT * T_IN];  // C-sim: the same MACs in host integers (sums fit ACC_W <= 64)
             for (int e = 0; e < T_OUT * T_IN; e++) wl[e] = wt[e].to_int64();
             for (int r = 0; r < rows; r++) {
-                const fm_word x = in[a];
-                a += k_tiles;
+                const fm_word x = in[(q_base >= 0 ? int(q[q_base + r]) : r) * k_tiles + kb];
                 long long xl[T_IN], sl[T_OUT];
                 for (int u = 0; u < T_IN; u++) xl[u] = x[u].to_int64();
                 for (int t = 0; t < T_OUT; t++) {
@@ -282,8 +288,7 @@ static void lu_compute(const fm_word* in, int rows, int K, int N, int in_fmt, in
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ROWS
 #pragma HLS DEPENDENCE variable = acc inter false
-                const fm_word x = in[a];
-                a += k_tiles;
+                const fm_word x = in[(q_base >= 0 ? int(q[q_base + r]) : r) * k_tiles + kb];  // word kb of the row
                 acc_vec s = first ? b : acc[r];
                 mac_tile(x, wt, s);
                 if (last) outs.write(lu_requant(s, in_fmt, out_fmt));
@@ -330,8 +335,10 @@ static void lu_store(hls::stream<out_vec>& outs, int rows, int N, int out_fmt, f
 // in: rows x ceil(K / T_IN) words; out: rows x ceil(N / T_IN) words (or logits for LU_OUT_LOGIT).
 // mem: the weight blob through gmem_w (bias, and the weight tiles' plane 0); mem1: the same blob
 // through gmem_w1 (plane 1 of the tiles, the second half of each, when WEIGHT_PORTS == 2).
+// q, q_base: an expert's rows through its token queue (lu_compute); q_base < 0: the input's own rows.
 static void linear_unit(const fm_word* in, int rows, int K, int N, const axi_word* mem, const axi_word* mem1,
-                        int w_off, int b_off, int in_fmt, int out_fmt, fm_word* out, out_vec* logits) {
+                        int w_off, int b_off, int in_fmt, int out_fmt, fm_word* out, out_vec* logits,
+                        const token_id* q = NO_QUEUE, int q_base = -1) {
 #pragma HLS INLINE off
 #pragma HLS DATAFLOW
     hls::stream<w_tile> tiles("lu_tiles");
@@ -342,7 +349,7 @@ static void linear_unit(const fm_word* in, int rows, int K, int N, const axi_wor
 #pragma HLS STREAM variable = outs depth = MAX_ROWS
     lu_load_weights(mem, mem1, w_off, K, N, tiles);
     lu_load_bias(mem, b_off, N, in_fmt, biases);
-    lu_compute(in, rows, K, N, in_fmt, out_fmt, tiles, biases, outs);
+    lu_compute(in, rows, K, N, in_fmt, out_fmt, q, q_base, tiles, biases, outs);
     lu_store(outs, rows, N, out_fmt, out, logits);
 }
 
@@ -430,6 +437,22 @@ static void residual(fm_word* x, const fm_word* f) {
         for (int l = 0; l < T_IN; l++)
             if ((i % D_WORDS) * T_IN + l < N_EMBD) v[l] = fit<act_t>(act_raw(v[l]) + act_raw(g[l]));
         x[i] = v;
+    }
+}
+
+// x = fit(x + fit(sum)) over rows x D codes: a MoE block's residual reads its exact gated sums where
+// moe accumulated them (the block's output is their fit, golden moe) and clears each word it reads for
+// the next block (accel_combine.sv's clear), one word of each a cycle.
+static void residual_sum(fm_word* x, sum_word* sum) {
+    // II=1: one word of each a cycle
+    for (int i = 0; i < N_TOKENS * D_WORDS; i++) {
+#pragma HLS PIPELINE II = 1
+        fm_word v = x[i];
+        const sum_word g = sum[i];
+        for (int l = 0; l < T_IN; l++)
+            if ((i % D_WORDS) * T_IN + l < N_EMBD) v[l] = fit<act_t>(act_raw(v[l]) + fit<act_t>(g[l]));
+        x[i] = v;
+        sum[i] = sum_word::zero();
     }
 }
 
@@ -750,8 +773,11 @@ static void attention_core(const fm_word* qkv, fm_word* o) {
 }
 
 // ---- router: gate of every token for the task, top-k with ties to the lower expert ---------------
+// The choices go straight into the experts' token queues (accel_router.sv): token t's k-th choice e
+// appends (t, k) to expert e's queue, so each queue is in token order, a token at most once in it.
 static void router(const fm_word* x, int task, const axi_word* mem, const axi_word* mem1, int layer, fm_word* xin,
-                   out_vec* logits, expert_id idx[N_TOKENS * TOP_K], gate_raw gate[N_TOKENS * TOP_K]) {
+                   out_vec* logits, gate_raw gate[N_TOKENS * TOP_K], token_id q_tok[Q_ENTRIES],
+                   slot_id q_slot[Q_ENTRIES], queue_len q_len[N_EXPERTS]) {
 #pragma HLS INLINE
     const int w_off = OFF_ROUTER_W[layer] + (N_ROUTERS > 1 ? task * STRIDE_ROUTER_W : 0);
     if (ROUTER_KIND == 2) {  // task-conditioned: add the task embedding (bias type) first
@@ -778,9 +804,15 @@ static void router(const fm_word* x, int task, const axi_word* mem, const axi_wo
         linear_unit(x, N_TOKENS, N_EMBD, N_EXPERTS, mem, mem1, w_off, -1, LU_IN_ACT, LU_OUT_LOGIT, xin, logits);
     }
     const int EXW = exp_t::W + clog2<N_EXPERTS + 1>::v;
-    // II=1: one token a cycle (E exponentials, one reciprocal, E gates, TOP_K x E compares)
+    queue_len len[N_EXPERTS];
+#pragma HLS ARRAY_PARTITION variable = len complete
+    for (int j = 0; j < N_EXPERTS; j++) len[j] = 0;
+    // II=1: one token a cycle (E exponentials, one reciprocal, E gates, TOP_K x E compares, TOP_K queue
+    // appends to distinct experts: q_tok / q_slot are partitioned by expert, one bank each)
     for (int t = 0; t < N_TOKENS; t++) {
 #pragma HLS PIPELINE II = 1
+#pragma HLS DEPENDENCE variable = q_tok inter false
+#pragma HLS DEPENDENCE variable = q_slot inter false
         router_logit_t::raw lg[N_EXPERTS];
         exp_t::raw e[N_EXPERTS];
         gate_raw g[N_EXPERTS];
@@ -809,70 +841,40 @@ static void router(const fm_word* x, int task, const axi_word* mem, const axi_wo
             for (int j = 0; j < N_EXPERTS; j++)  // strict '>' scanning upwards: ties go to the lower index
                 if (!taken[j] && (best < 0 || g[j] > g[best])) best = j;
             taken[best] = true;
-            idx[t * TOP_K + k] = expert_id(best);
             gate[t * TOP_K + k] = g[best];
+            q_tok[best * N_TOKENS + len[best]] = t;
+            q_slot[best * N_TOKENS + len[best]] = k;
+            len[best]++;
         }
     }
+    for (int j = 0; j < N_EXPERTS; j++) q_len[j] = len[j];
 }
 
 // ---- MoE: experts one after another over their token queues ----------------------------------------
-// x: the LayerNorm output; xs, hs: the queue's rows and hidden rows; out: the block's output
-// (logits: the linear unit's logit port, unused by the experts' calls).
-static void moe(const fm_word* x, const expert_id idx[N_TOKENS * TOP_K], const gate_raw gate[N_TOKENS * TOP_K],
-                const axi_word* mem, const axi_word* mem1, int layer, fm_word* xs, fm_word* hs, fm_word* out,
-                out_vec* logits) {
+// x: the LayerNorm output, an expert's rows read through its queue (no gathered copy); hs: its hidden
+// rows; out: its W2 rows; sum: the gated sums of every token, exact, accumulated here and read (and
+// cleared) by residual_sum (logits: the linear unit's logit port, unused by the experts' calls).
+static void moe(const fm_word* x, const gate_raw gate[N_TOKENS * TOP_K], const token_id q_tok[Q_ENTRIES],
+                const slot_id q_slot[Q_ENTRIES], const queue_len q_len[N_EXPERTS], const axi_word* mem,
+                const axi_word* mem1, int layer, fm_word* hs, fm_word* out, sum_word* sum, out_vec* logits) {
 #pragma HLS INLINE
-    typedef vec<ap_int<MOE_SUM_W>, T_IN> sum_word;
-    static sum_word sum[N_TOKENS * D_WORDS];  // the gated sum of every token (exact)
-    static token_id q_tok[N_TOKENS];  // an expert's queue: token index and top-k slot of each entry
-    static slot_id q_slot[N_TOKENS];
-    // II=1: one word a cycle
-    for (int i = 0; i < N_TOKENS * D_WORDS; i++) {
-#pragma HLS PIPELINE II = 1
-        sum[i] = sum_word::zero();
-    }
     for (int e = 0; e < N_EXPERTS; e++) {
-        int n = 0, t = 0, k = 0;
-        // II=1: one (token, slot) a cycle; the queue is in token order
-        for (int i = 0; i < N_TOKENS * TOP_K; i++) {
-#pragma HLS PIPELINE II = 1
-            if (idx[i] == e) {
-                q_tok[n] = t;
-                q_slot[n] = k;
-                n++;
-            }
-            if (++k == TOP_K) {
-                k = 0;
-                t++;
-            }
-        }
+        const int n = q_len[e], q0 = e * N_TOKENS;
         if (n == 0) continue;
-        int r = 0, w = 0;
-        // II=1: one word of a queued token a cycle
-        for (int i = 0; i < n * D_WORDS; i++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = D_WORDS max = N_TOKENS * D_WORDS
-            xs[i] = x[q_tok[r] * D_WORDS + w];
-            if (++w == D_WORDS) {
-                w = 0;
-                r++;
-            }
-        }
-        linear_unit(xs, n, N_EMBD, EXPERT_HIDDEN, mem, mem1, OFF_EXP_W1[layer] + e * STRIDE_EXP_W1,
-                    OFF_EXP_B1[layer] + e * STRIDE_EXP_B1, LU_IN_ACT, LU_OUT_ACT, hs, logits);
+        linear_unit(x, n, N_EMBD, EXPERT_HIDDEN, mem, mem1, OFF_EXP_W1[layer] + e * STRIDE_EXP_W1,
+                    OFF_EXP_B1[layer] + e * STRIDE_EXP_B1, LU_IN_ACT, LU_OUT_ACT, hs, logits, q_tok, q0);
         gelu_rows(hs, n, EXPERT_HIDDEN);
         linear_unit(hs, n, EXPERT_HIDDEN, N_EMBD, mem, mem1, OFF_EXP_W2[layer] + e * STRIDE_EXP_W2,
                     OFF_EXP_B2[layer] + e * STRIDE_EXP_B2, LU_IN_ACT, LU_OUT_ACT, out, logits);
-        r = 0;
-        w = 0;
+        int r = 0, w = 0;
         // II=1: one word of a queued token a cycle; a token is in an expert's queue once, so no two
         // iterations touch the same sum word
         for (int i = 0; i < n * D_WORDS; i++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = D_WORDS max = N_TOKENS * D_WORDS
 #pragma HLS DEPENDENCE variable = sum inter false
-            const int tok = q_tok[r];
-            const gate_raw gv = gate[tok * TOP_K + q_slot[r]];
+            const int tok = q_tok[q0 + r];
+            const gate_raw gv = gate[tok * TOP_K + q_slot[q0 + r]];
             const fm_word y = out[i];
             sum_word s = sum[tok * D_WORDS + w];
             for (int l = 0; l < T_IN; l++)
@@ -883,14 +885,6 @@ static void moe(const fm_word* x, const expert_id idx[N_TOKENS * TOP_K], const g
                 r++;
             }
         }
-    }
-    // II=1: one word a cycle
-    for (int i = 0; i < N_TOKENS * D_WORDS; i++) {
-#pragma HLS PIPELINE II = 1
-        const sum_word s = sum[i];
-        fm_word o;
-        for (int l = 0; l < T_IN; l++) o[l] = (i % D_WORDS) * T_IN + l < N_EMBD ? fm_raw(fit<act_t>(s[l])) : fm_raw(0);
-        out[i] = o;
     }
 }
 
@@ -1189,13 +1183,19 @@ static void backbone(const axi_word* mem, const axi_word* mem1, const axi_word* 
 #pragma HLS ARRAY_PARTITION variable = img cyclic factor = T_IN
     static fm_word X[N_TOKENS * D_WORDS];  // the residual stream
     static fm_word H[N_TOKENS * D_WORDS];  // LayerNorm outputs
-    static fm_word O[N_TOKENS * D_WORDS];  // attention output; router input; an expert's queue
+    static fm_word O[N_TOKENS * D_WORDS];  // attention output; the task-conditioned router's input
     static fm_word F[N_TOKENS * D_WORDS];  // patch embeddings; sublayer outputs
     static fm_word QKV[N_TOKENS * QKV_WORDS];
     static fm_word HID[HID_WORDS];  // im2col rows; MLP / expert hidden rows
     static out_vec LOGITS[N_TOKENS * E_TILES];
-    static expert_id idx[N_TOKENS * TOP_K];
     static gate_raw gate[N_TOKENS * TOP_K];
+    static token_id q_tok[Q_ENTRIES];  // the experts' token queues (router): token, slot; lengths
+    static slot_id q_slot[Q_ENTRIES];
+    static queue_len q_len[N_EXPERTS];
+#pragma HLS ARRAY_PARTITION variable = q_tok block factor = N_EXPERTS
+#pragma HLS ARRAY_PARTITION variable = q_slot block factor = N_EXPERTS
+#pragma HLS ARRAY_PARTITION variable = q_len complete
+    static sum_word SUM[N_TOKENS * D_WORDS];  // a MoE block's gated sums; zero between blocks
     read_image(images, b, img);
     im2col(img, HID);
     linear_unit(HID, N_PATCHES, KP, N_EMBD, mem, mem1, OFF_PATCH_W, OFF_PATCH_B, LU_IN_INPUT, LU_OUT_ACT, F, LOGITS);
@@ -1210,8 +1210,9 @@ static void backbone(const axi_word* mem, const axi_word* mem1, const axi_word* 
         residual(X, F);
         layer_norm(X, mem, OFF_LN2_W[l], OFF_LN2_B[l], H);
         if (IS_MOE[l]) {
-            router(H, task, mem, mem1, l, O, LOGITS, idx, gate);
-            moe(H, idx, gate, mem, mem1, l, O, HID, F, LOGITS);
+            router(H, task, mem, mem1, l, O, LOGITS, gate, q_tok, q_slot, q_len);
+            moe(H, gate, q_tok, q_slot, q_len, mem, mem1, l, HID, F, SUM, LOGITS);
+            residual_sum(X, SUM);
         } else {
             const int HIDN = MLP_HIDDEN[l];
             linear_unit(H, N_TOKENS, N_EMBD, HIDN, mem, mem1, OFF_FC_W[l], OFF_FC_B[l], LU_IN_ACT, LU_OUT_ACT, HID,
@@ -1219,8 +1220,8 @@ static void backbone(const axi_word* mem, const axi_word* mem1, const axi_word* 
             gelu_rows(HID, N_TOKENS, HIDN);
             linear_unit(HID, N_TOKENS, HIDN, N_EMBD, mem, mem1, OFF_FC2_W[l], OFF_FC2_B[l], LU_IN_ACT, LU_OUT_ACT, F,
                         LOGITS);
+            residual(X, F);
         }
-        residual(X, F);
     }
     // every token (the class token is dropped below); decoder pup: the task's own gamma / beta row
     layer_norm(X, mem, OFF_LNF_W + task * STRIDE_LNF, OFF_LNF_B + task * STRIDE_LNF, H);
