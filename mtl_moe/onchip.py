@@ -90,6 +90,10 @@ def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, ra: dict[str, int]) -
     hd_beats = _cdiv(cfg.head_dim, L)
     lu_out = max(a, hw.router_logit.width)
     n_img = cfg.in_chans * cfg.img_size[0] * cfg.img_size[1]
+    from mtl_moe.deploy.regmap import storage_bytes
+
+    # kernels.h ROW_BANKS: a parameter row's banks (T_IN codes read a cycle, one beat's codes written)
+    rb = max(ti, beat_lanes(kp.axi_bits, 8 * storage_bytes(hw.bias.width)))
     rows = [  # (C++ array, depth, word width, banks, partition, what, copies)
         ("backbone::img", _cdiv(n_img, ti), fm, ti, f"cyclic {ti}", "the input image (pixel codes)", 1),
         ("backbone::X", T * words(D), ti * fm, 1, "-", "residual stream (T x D)", 1),
@@ -116,9 +120,10 @@ def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, ra: dict[str, int]) -
         ("m_axi gmem_io::write data", ra["write_outstanding"] * ra["io_burst"], kp.axi_bits, 1,
          f"fifo {ra['write_outstanding']} x {ra['io_burst']}", "feature bursts", 1),
         ("linear_unit::outs", T, to * lu_out, 1, f"stream depth {T}", "output rows", 1),
-        ("layer_norm::gamma+beta", _cdiv(D, ti), hw.bias.width, ti, f"cyclic {ti}", "LN parameters", 2),
+        ("layer_norm::gamma+beta", _cdiv(D, rb), hw.bias.width, rb, f"cyclic {rb}", "LN parameters", 2),
         ("layer_norm_row::c", words(D), a, ti, "complete dim 2", "centred row", 1),
-        ("embed::cls+pos", _cdiv(D, ti), hw.bias.width, ti, f"cyclic {ti}", "class token, a pos row", 2),
+        ("embed::cls+pos0+pos1", _cdiv(D, rb), hw.bias.width, rb, f"cyclic {rb}",
+         "class token, pos rows (ping-pong)", 3),
         ("backbone::SUM", T * words(D), ti * w["moe_sum"], 1, "-",
          "gated expert sums (moe, residual_sum)", 1),
         # the experts' token queues, one bank per expert (the router appends top-k entries a cycle)
@@ -133,7 +138,7 @@ def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, ra: dict[str, int]) -
         ("attn_qk::q", hd_beats, L * a, P, "complete dim 1", "a group's query rows", 1),
     ]
     if cfg.router == "task_conditioned":
-        rows.append(("router::temb", _cdiv(D, ti), hw.bias.width, ti, f"cyclic {ti}", "task embedding", 1))
+        rows.append(("router::temb", _cdiv(D, rb), hw.bias.width, rb, f"cyclic {rb}", "task embedding", 1))
     return [{"array": n, "depth": d, "width": wd, "banks": b, "partition": p, "holds": h, "copies": c}
             for n, d, wd, b, p, h, c in rows]
 

@@ -506,7 +506,10 @@ class PerfModel:
             # add and X write). The slower of the R stream (its last beat, then the last row's words)
             # and the emit (from the first pos row on, T rows of words) sets the pace; + the cycle
             # start is seen + AXI_EDGE_CYCLES to the first beat + the write stage. kernels.h's embed
-            # is another schedule (load_row one code a cycle per token, then the row's words)
+            # is the same schedule as loops: load_row of cls and pos row 0 (a beat a cycle), then per
+            # token embed_row, PIPELINE II=1 over max(rb, D_WORDS): the next row's beats into the
+            # other slot while this row's words go out, i.e. 2 rb + (T - 1) max(rb, dw) + dw, the
+            # max below to within a cycle a row
             rb = self.beats(D, 8 * _storage_bytes(hw.bias.width))
             dw, bc, burst = _cdiv(D, d.t_in), self.weight_beat_cycles, io_burst_beats(d.axi_bits)
             bursts = _cdiv(rb, burst) + _cdiv(T * rb, burst)
@@ -539,7 +542,7 @@ class PerfModel:
             # time, per row 3 passes of D / L words (input, centring, output; PIPELINE II=1) + 8 cycles
             # (mtl_moe.rtl.layernorm_timing); with feature maps in DDR bounded by the row's read + write.
             ln_row = layernorm_timing(D, self.ln_lanes)[1]
-            if d.fm_on_chip:  # gamma and beta loaded once per call into on-chip arrays (one burst each)
+            if d.fm_on_chip:  # gamma, beta: kernels.h load_row, a beat a cycle (one burst each)
                 pb = self.beats(D, hw.bias.width)  # bursts of read_burst_beats through gmem_w
                 par = 2 * (pb * self.weight_beat_cycles + self.read_bursts(pb) * self.burst_overhead_cycles)
                 cyc = T * ln_row + par + self.read_latency_cycles

@@ -59,6 +59,8 @@ const int STORE_WORDS = T_OUT % T_IN == 0 ? T_OUT / T_IN : (T_OUT + T_IN - 2) / 
 const int FP_ACT = act_t::F + weight_t::F, FP_INPUT = input_t::F + weight_t::F;  // product grids
 const int WSB = 8 * WEIGHT_BYTES, W_PER_BEAT = AXI_BITS / WSB;  // weight codes in one beat
 const int BSB = 8 * BIAS_BYTES, B_PER_BEAT = AXI_BITS / BSB;
+// banks of an on-chip parameter row (load_row): T_IN codes read a cycle, a beat's B_PER_BEAT written
+const int ROW_BANKS = T_IN > B_PER_BEAT ? T_IN : B_PER_BEAT;
 const bool LU_PACK2 = FM_W <= MAC_PACK2_MAX_IN_W;  // two MACs per DSP48E2 (mtl_moe.hw.mac_pack2)
 // router / MoE indices at their exact widths: an expert id, a token index, a top-k slot (at least 1 bit)
 const int EXPERT_ID_W = cmax<clog2<N_EXPERTS>::v, 1>::v, TOKEN_ID_W = cmax<clog2<N_TOKENS>::v, 1>::v;
@@ -357,13 +359,14 @@ static void linear_unit(const fm_word* in, int rows, int K, int N, const axi_wor
 template <int N>
 static void load_row(const axi_word* mem, int off, bias_raw dst[N]) {
     const int base = off / WORD_BYTES;
-    axi_word beat = 0;
-    // II=1: one code a cycle, one AXI beat every B_PER_BEAT codes (one burst)
-    for (int i = 0; i < N; i++) {
+    // II=1: one AXI beat a cycle (one burst), its B_PER_BEAT codes into dst's ROW_BANKS cyclic banks
+    for (int b = 0; b < (N + B_PER_BEAT - 1) / B_PER_BEAT; b++) {
 #pragma HLS PIPELINE II = 1
-        const int l = i % B_PER_BEAT;
-        if (l == 0) beat = mem[base + i / B_PER_BEAT];
-        dst[i] = bias_raw(beat_field<bias_t::W, BSB>(beat, l));
+        const axi_word beat = mem[base + b];
+        for (int l = 0; l < B_PER_BEAT; l++) {
+            const int i = b * B_PER_BEAT + l;
+            if (i < N) dst[i] = bias_raw(beat_field<bias_t::W, BSB>(beat, l));
+        }
     }
 }
 
@@ -419,8 +422,8 @@ static void layer_norm_row(const fm_word* x, const bias_raw gamma[N_EMBD], const
 
 static void layer_norm(const fm_word* x, const axi_word* mem, int g_off, int b_off, fm_word* y) {
     static bias_raw gamma[N_EMBD], beta[N_EMBD];  // this layer's parameters, loaded once
-#pragma HLS ARRAY_PARTITION variable = gamma cyclic factor = T_IN
-#pragma HLS ARRAY_PARTITION variable = beta cyclic factor = T_IN
+#pragma HLS ARRAY_PARTITION variable = gamma cyclic factor = ROW_BANKS
+#pragma HLS ARRAY_PARTITION variable = beta cyclic factor = ROW_BANKS
     load_row<N_EMBD>(mem, g_off, gamma);
     load_row<N_EMBD>(mem, b_off, beta);
     for (int t = 0; t < N_TOKENS; t++) layer_norm_row(x + t * D_WORDS, gamma, beta, y + t * D_WORDS);
@@ -477,17 +480,28 @@ static void gelu_rows(fm_word* h, int rows, int cols) {
 }
 
 // ---- patch embedding input and the class/position embedding --------------------------------------
-// The image of batch entry b (C, H, W) from DDR: one code a cycle from one burst.
+// The image of batch entry b (C, H, W) from DDR, one burst: a beat's IMG_PER codes in IMG_CHUNKS
+// cycles, IMG_CH a cycle (img's T_IN cyclic banks take 2 T_IN writes a cycle), so the AXI beat
+// rate sets the pace as in accel_image.sv (which also does im2col while writing; here im2col is
+// the loop after this one).
+const int IMG_PER = AXI_BITS / (8 * IN_BYTES), IMG_CH = IMG_PER < 2 * T_IN ? IMG_PER : 2 * T_IN;
+const int IMG_CHUNKS = (IMG_PER + IMG_CH - 1) / IMG_CH;
+const int IMG_STEPS = (IMG_ELEMS + IMG_PER - 1) / IMG_PER * IMG_CHUNKS, IMG_STEPS_MAX = IMG_STEPS + IMG_CHUNKS;
 static void read_image(const axi_word* images, int b, fm_raw img[IMG_ELEMS]) {
-    const int SB = 8 * IN_BYTES, PER = AXI_BITS / SB;
-    const int g0 = b * IMG_ELEMS;
+    const int g0 = b * IMG_ELEMS, b0 = g0 / IMG_PER, b1 = (g0 + IMG_ELEMS - 1) / IMG_PER;
     axi_word beat = 0;
-    // II=1: one pixel code a cycle, one AXI beat every PER codes
-    for (int i = 0; i < IMG_ELEMS; i++) {
+    // II=1: IMG_CH codes a cycle, a new AXI beat every IMG_CHUNKS cycles (b0 .. b1: the beats the
+    // image touches; its first and last beat may hold codes of the images beside it)
+    for (int i = 0; i < (b1 - b0 + 1) * IMG_CHUNKS; i++) {
 #pragma HLS PIPELINE II = 1
-        const int g = g0 + i, l = g % PER;
-        if (i == 0 || l == 0) beat = images[g / PER];
-        img[i] = input_t::raw(beat_field<input_t::W, SB>(beat, l));
+#pragma HLS LOOP_TRIPCOUNT min = IMG_STEPS max = IMG_STEPS_MAX
+        const int j = i % IMG_CHUNKS, k = i / IMG_CHUNKS;
+        if (j == 0) beat = images[b0 + k];
+        for (int l = 0; l < IMG_CH; l++) {
+            const int lane = j * IMG_CH + l, g = (b0 + k) * IMG_PER + lane;
+            if (lane < IMG_PER && g >= g0 && g < g0 + IMG_ELEMS)
+                img[g - g0] = input_t::raw(beat_field<input_t::W, 8 * IN_BYTES>(beat, lane));
+        }
     }
 }
 
@@ -511,33 +525,58 @@ static void im2col(const fm_raw img[IMG_ELEMS], fm_word* cols) {
         }
 }
 
-// x = rq([cls; patch embeddings] + pos) on the finer grid; cls and one pos row a token on chip.
-static void embed(const fm_word* pe, const axi_word* mem, fm_word* x) {
+// x = rq([cls; patch embeddings] + pos) on the finer grid, as accel_embed.sv schedules it: the cls
+// row and pos row 0 first, then per token t one loop that emits token t's words from one pos slot
+// while the next pos row's beats fill the other (ping-pong), so the T pos rows stream in once,
+// back to back, and a token costs max(POS_BEATS, D_WORDS) cycles (mtl_moe.perf's "embed").
+static void embed_row(const fm_word* pe, int t, const bias_raw cls[N_EMBD], const bias_raw cur[N_EMBD],
+                      const axi_word* mem, int next, bias_raw nxt[N_EMBD], fm_word* x) {
+#pragma HLS INLINE
     const int FA = act_t::F, FB = bias_t::F, FE = FA > FB ? FA : FB;
     const int EW = cmax<act_t::W + FE - FA, bias_t::W + FE - FB>::v + 1;
-    static bias_raw cls[N_EMBD], pos[N_EMBD];
-#pragma HLS ARRAY_PARTITION variable = cls cyclic factor = T_IN
-#pragma HLS ARRAY_PARTITION variable = pos cyclic factor = T_IN
-    load_row<N_EMBD>(mem, OFF_CLS, cls);
-    for (int t = 0; t < N_TOKENS; t++) {
-        load_row<N_EMBD>(mem, OFF_POS + t * POS_ROW_BYTES, pos);
-        // II=1: one word a cycle
-        for (int w = 0; w < D_WORDS; w++) {
+    const int POS_BEATS = (N_EMBD + B_PER_BEAT - 1) / B_PER_BEAT;
+    const int STEPS = POS_BEATS > D_WORDS ? POS_BEATS : D_WORDS;
+    // II=1: a beat of the next row in (if any), a word of this row out (if any)
+    for (int i = 0; i < STEPS; i++) {
 #pragma HLS PIPELINE II = 1
-            const fm_word p = t > 0 ? pe[(t - 1) * D_WORDS + w] : fm_word::zero();
+        if (next >= 0 && i < POS_BEATS) {  // next: the next pos row's first word (-1: none)
+            const axi_word beat = mem[next + i];
+            for (int l = 0; l < B_PER_BEAT; l++) {
+                const int d = i * B_PER_BEAT + l;
+                if (d < N_EMBD) nxt[d] = bias_raw(beat_field<bias_t::W, BSB>(beat, l));
+            }
+        }
+        if (i < D_WORDS) {
+            const fm_word p = t > 0 ? pe[(t - 1) * D_WORDS + i] : fm_word::zero();
             fm_word o;
             for (int l = 0; l < T_IN; l++) {
-                const int d = w * T_IN + l;
+                const int d = i * T_IN + l;
                 if (d < N_EMBD) {
                     const act_raw tok = t == 0 ? requant<act_t, FB>(cls[d]) : act_raw(p[l]);
-                    const ap_int<EW> s = (ap_int<EW>(tok) << (FE - FA)) + (ap_int<EW>(pos[d]) << (FE - FB));
+                    const ap_int<EW> s = (ap_int<EW>(tok) << (FE - FA)) + (ap_int<EW>(cur[d]) << (FE - FB));
                     o[l] = requant<act_t, FE>(s);
                 } else {
                     o[l] = 0;
                 }
             }
-            x[t * D_WORDS + w] = o;
+            x[t * D_WORDS + i] = o;
         }
+    }
+}
+
+static void embed(const fm_word* pe, const axi_word* mem, fm_word* x) {
+    static_assert(POS_ROW_BYTES % WORD_BYTES == 0, "pos rows start on AXI words (hls_export's layout)");
+    static bias_raw cls[N_EMBD], pos0[N_EMBD], pos1[N_EMBD];  // pos rows ping-pong: t even in pos0
+#pragma HLS ARRAY_PARTITION variable = cls cyclic factor = ROW_BANKS
+#pragma HLS ARRAY_PARTITION variable = pos0 cyclic factor = ROW_BANKS
+#pragma HLS ARRAY_PARTITION variable = pos1 cyclic factor = ROW_BANKS
+    const int ROW = POS_ROW_BYTES / WORD_BYTES;
+    load_row<N_EMBD>(mem, OFF_CLS, cls);
+    load_row<N_EMBD>(mem, OFF_POS, pos0);
+    for (int t = 0; t < N_TOKENS; t++) {
+        const int next = t + 1 < N_TOKENS ? OFF_POS / WORD_BYTES + (t + 1) * ROW : -1;
+        if (t % 2 == 0) embed_row(pe, t, cls, pos0, mem, next, pos1, x);  // one slot read, the other written
+        else embed_row(pe, t, cls, pos1, mem, next, pos0, x);
     }
 }
 
@@ -784,7 +823,7 @@ static void router(const fm_word* x, int task, const axi_word* mem, const axi_wo
         const int FA = act_t::F, FB = bias_t::F, F = FA > FB ? FA : FB;
         const int EW = cmax<act_t::W + F - FA, bias_t::W + F - FB>::v + 1;
         static bias_raw temb[N_EMBD];
-#pragma HLS ARRAY_PARTITION variable = temb cyclic factor = T_IN
+#pragma HLS ARRAY_PARTITION variable = temb cyclic factor = ROW_BANKS
         load_row<N_EMBD>(mem, OFF_TASK_EMB[layer] + task * STRIDE_TASK_EMB, temb);
         // II=1: one word a cycle
         for (int i = 0; i < N_TOKENS * D_WORDS; i++) {
