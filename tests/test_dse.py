@@ -37,7 +37,7 @@ def test_space_has_only_knobs_the_kernels_implement():
 @pytest.mark.parametrize(("key", "value"), [
     ("n_linear", 2), ("fm_on_chip", False), ("kv_on_chip", False), ("weight_ports", 4), ("weight_ports", 0),
     ("overlap_weight_load", False), ("fused_qkv", False), ("gate_on_linear", False), ("frobnicate", 1),
-    ("t_in", 0), ("attn_lanes", -1), ("clock_mhz", 0)])
+    ("t_in", 0), ("attn_lanes", -1), ("clock_mhz", 0), ("heads_on_accel", "yes"), ("heads_on_accel", 1)])
 def test_design_to_kernel_params_refuses_each_unimplemented_knob_by_name(key, value):
     d = {"board": "zcu104", "hw": "w16a32", "t_in": 16, "t_out": 16, key: value}
     with pytest.raises(ValueError, match=key):
@@ -53,8 +53,10 @@ def test_design_to_kernel_params_names_every_bad_knob_at_once_and_accepts_old_fi
            "t_out": 8, "attn_p": 16, "axi_bits": 256, "clock_mhz": 300.0, "overlap_weight_load": True,
            "fused_qkv": True, "n_linear": 1, "kv_on_chip": True, "attn_lanes": 0, "weight_ports": 1,
            "fm_on_chip": True, "gate_on_linear": True}
+    # (a file from before heads_on_accel was a knob: the heads on the host, as it was explored)
     assert design_to_kernel_params(old) == {"t_in": 32, "t_out": 8, "attn_p": 16, "axi_bits": 256,
-                                            "attn_lanes": 0, "clock_mhz": 300.0, "weight_ports": 1}
+                                            "attn_lanes": 0, "clock_mhz": 300.0, "weight_ports": 1,
+                                            "heads_on_accel": False}
     assert design_to_kernel_params({"t_in": 8})["weight_ports"] == 1
 
 
