@@ -202,6 +202,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not args.qonnx:  # refuse a folder that is not ours before any work is done
         check_output(args.out, "export", force=args.force)
+    if args.design and args.heads is not None:  # one source of truth: the design's heads_on_accel
+        from mtl_moe.dse import design_to_kernel_params
+
+        on = design_to_kernel_params(_read_json(args.design))["heads_on_accel"]
+        if (args.heads == "accelerator") != on:
+            raise ValueError(f"{args.design} was explored with heads_on_accel = {str(on).lower()}, not "
+                             f"--heads {args.heads}: drop --heads (the design decides) or run "
+                             f"`mtl-moe dse --heads {args.heads}`")
     ck = load_checkpoint(args.checkpoint)
     if args.qonnx:
         return _export_qonnx(args, ck)
@@ -227,10 +235,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                              f"{model!r}: its modeled latency does not apply (run `mtl-moe dse --model` for "
                              "this model, or pass --any-model to use its kernel parameters anyway)")
         kp = KernelParams(**design_to_kernel_params(d))
-        if args.heads is not None and (args.heads == "accelerator") != kp.heads_on_accel:
-            raise ValueError(f"{args.design} was explored with heads_on_accel = {kp.heads_on_accel}, not "
-                             f"--heads {args.heads}: drop --heads (the design decides) or run "
-                             f"`mtl-moe dse --heads {args.heads}`")
     if args.heads == "accelerator":  # the task heads in the top: the output buffer holds predictions
         import dataclasses
 
