@@ -108,3 +108,40 @@ def test_cli_summary_json_is_one_line(tmp_path):
     d = json.loads(line)
     assert d["modeled"] is True and d["kernel_params"]["t_in"] == 16
     assert d["design_json"].endswith("design.json")
+
+
+def test_dse_with_heads_ranks_by_the_slowest_tasks_end_to_end_and_design_json_carries_the_knob(tmp_path):
+    """--heads accelerator: every point is priced image in -> prediction out, ranked by its slowest
+    task; design.json says heads_on_accel, the knob `mtl-moe export --design` builds, and the model of
+    those kernel params gives the DSE's latency again."""
+    space = {"t_in": [16, 32], "t_out": [8, 16]}
+    s = run(TINY, W16, "zcu104", tmp_path, space=space, heads="accelerator")
+    b = s["best"]
+    assert s["heads"] == "accelerator" and s["target_ms"] is None  # issue 16's targets are the backbone's
+    assert b["latency_ms"] == pytest.approx(max(t["end_to_end_ms"] for t in b["per_task_ms"].values()))
+    assert all(t["head_ms"] > 0 for t in b["per_task_ms"].values())
+    d = json.loads((tmp_path / "design.json").read_text())
+    kp = design_to_kernel_params(d)
+    assert d["heads_on_accel"] is True and kp["heads_on_accel"] is True
+    assert PerfModel(TINY, W16, Design(**kp), BOARDS["zcu104"]).report()["latency_ms"] == \
+        pytest.approx(b["latency_ms"])
+    assert "end to end" in (tmp_path / "dse.md").read_text()
+    host = run(TINY, W16, "zcu104", tmp_path / "host", space=space)
+    assert host["best"]["latency_ms"] < b["latency_ms"]  # the same points without their heads
+    with pytest.raises(ValueError, match="heads"):
+        sweep(TINY, W16, "zcu104", space, heads="fpga")
+
+
+def test_export_refuses_a_heads_flag_the_design_json_contradicts(tmp_path):
+    """One source of truth: a design explored with the heads on the accelerator is built with them;
+    --heads host against it is refused in one line before anything is read or written."""
+    import subprocess
+    import sys
+
+    design = tmp_path / "design.json"
+    design.write_text(json.dumps({"t_in": 16, "t_out": 16, "heads_on_accel": True}))
+    r = subprocess.run([sys.executable, "-m", "mtl_moe", "export", "--checkpoint", str(tmp_path / "none"),
+                        "--out", str(tmp_path / "ex"), "--design", str(design), "--heads", "host"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "heads_on_accel = true, not --heads host" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "ex").exists()
