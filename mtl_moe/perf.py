@@ -692,16 +692,18 @@ class PerfModel:
         out_ch = self.config.tasks[task].out_channels
         t = self.design.t_in
         cyc = macs = nbytes = 0.0
+        loops: Counter[str] = Counter()  # cycles by kernels.h function (where the head's time goes)
 
-        def add(p: dict[str, float]) -> None:
+        def add(p: dict[str, float], loop: str) -> None:
             nonlocal cyc, nbytes
             cyc, nbytes = cyc + p["cycles"], nbytes + p["bytes"]
+            loops[loop] += p["cycles"]
 
         if s.op == "head_store_grid":
             c = self.config.n_embd
             run = self._pixel_run(0, self.config.n_patches, c)
-            add(self._io_write(run[1], [run]))
-            return {"cycles": cyc, "macs": 0, "bytes": nbytes}
+            add(self._io_write(run[1], [run]), "head_store_grid")
+            return {"cycles": cyc, "macs": 0, "bytes": nbytes, "loops": dict(loops)}
         op = ops[s.layer]
         c, h, w, to_pred = op["cin"] or out_ch, op["h"], op["w"], op["dst"] == HEAD_PRED
         cw, per = _cdiv(c, t), self.io_per
@@ -712,30 +714,31 @@ class PerfModel:
                 n = min(nb, h - y0)
                 halo = (k - 1) // 2
                 rows_in = min(h, y0 + n + halo) - max(0, y0 - halo)
-                add(self._io_read((n + 2 * halo) * w * cw * t, rows_in * w * pw_in))
-                if k == 3:
-                    add({"cycles": n * w * _cdiv(9 * c, t) * t, "bytes": 0.0})  # head_im2col, on chip
+                add(self._io_read((n + 2 * halo) * w * cw * t, rows_in * w * pw_in), "head_read_rows")
+                if k == 3:  # on chip
+                    add({"cycles": n * w * _cdiv(9 * c, t) * t, "bytes": 0.0}, "head_im2col")
                 lin = self.linear(n * w, k * k * c, cout)
-                add({"cycles": lin["load"] + lin["compute"], "bytes": lin["bytes"]})
+                add({"cycles": lin["load"] + lin["compute"], "bytes": lin["bytes"]}, "linear_unit")
                 macs += lin["macs"]
                 if to_pred:
-                    add(self._io_write(cout * n * w, [((ch * h + y0) * w, n * w) for ch in range(cout)]))
+                    runs = [((ch * h + y0) * w, n * w) for ch in range(cout)]
+                    add(self._io_write(cout * n * w, runs), "head_write_rows")
                 else:
                     run = self._pixel_run(y0 * w, n * w, cout)
-                    add(self._io_write(run[1], [run]))
-            return {"cycles": cyc, "macs": macs, "bytes": nbytes}
+                    add(self._io_write(run[1], [run]), "head_write_rows")
+            return {"cycles": cyc, "macs": macs, "bytes": nbytes, "loops": dict(loops)}
         if s.op == "head_upsample":
             H, W = h << op["lfh"], w << op["lfw"]
             row = self._io_read(w * cw * t, w * _cdiv(c, per))
             for Y in range(H):
-                add(row)
-                add(row)  # the second source row: another call, another first-beat latency
+                add(row, "head_read_rows")
+                add(row, "head_read_rows")  # the second source row: another call, another latency
                 if to_pred:
-                    add(self._io_write(c * W, [((a * H + Y) * W, W) for a in range(c)]))
+                    add(self._io_write(c * W, [((a * H + Y) * W, W) for a in range(c)]), "head_upsample")
                 else:
                     run = self._pixel_run(Y * W, W, c)
-                    add(self._io_write(run[1], [run]))
-            return {"cycles": cyc, "macs": 0, "bytes": nbytes}
+                    add(self._io_write(run[1], [run]), "head_upsample")
+            return {"cycles": cyc, "macs": 0, "bytes": nbytes, "loops": dict(loops)}
         raise ValueError(f"program step {s.op!r} is no head step")
 
     def kernels(self, task: int = 0) -> dict[str, float]:
@@ -1001,7 +1004,9 @@ class PerfModel:
         """Per task: ``backbone_ms`` (image in -> final LayerNorm; with the heads on the host, -> the
         features written out), ``head_ms`` (the task's head passes on the accelerator; None: on the
         host, not modeled), ``end_to_end_ms`` (image in -> prediction out; None with host heads),
-        ``head_steps_ms`` (each head pass) and ``cycles``. Leaves :meth:`kernels`' state at task 0."""
+        ``head_steps_ms`` (each head pass), ``head_loops_ms`` (the head's time by kernels.h function:
+        head_read_rows, head_im2col, linear_unit, head_write_rows, head_upsample's output loop,
+        head_store_grid) and ``cycles``. Leaves :meth:`kernels`' state at task 0."""
         f = self.design.clock_mhz * 1e3  # cycles per ms
         k = self.task0_kernels = self.kernels(0)  # the backbone's steps do not depend on the task
         back = sum(v for n, v in k.items() if n != "head")
@@ -1009,13 +1014,18 @@ class PerfModel:
         labels = self.head_labels
         out = {}
         for i, t in enumerate(self.config.tasks):
-            steps = [self.head_step_cost(s, i)["cycles"] for s in heads]
+            costs = [self.head_step_cost(s, i) for s in heads]
+            steps = [p["cycles"] for p in costs]
+            by_loop: Counter[str] = Counter()
+            for p in costs:
+                by_loop.update(p["loops"])
             head = sum(steps) if self.design.heads_on_accel else None
             out[t.name] = {"backbone_ms": back / f, "head_ms": None if head is None else head / f,
                            "end_to_end_ms": None if head is None else (back + head) / f,
                            "cycles": back + (head or 0.0),
                            "head_steps_ms": ({lab: c / f for lab, c in zip(labels(i), steps, strict=True)}
-                                             if head is not None else {})}
+                                             if head is not None else {}),
+                           "head_loops_ms": {k: v / f for k, v in by_loop.items()}}
         return out
 
     def report(self) -> dict[str, Any]:
@@ -1358,9 +1368,14 @@ def _task_lines(r: dict[str, Any]) -> list[str]:
         out += ["| head pass | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         rows = [list(v["head_steps_ms"].items()) for v in t.values()]
         for i in range(len(rows[0])):  # the passes are the same for every task, their channels are not
-            labels = {row[i][0] for row in rows}
-            out.append(f"| {' / '.join(sorted(labels))} | " + " | ".join(f"{row[i][1]:.2f}" for row in rows)
+            labels = dict.fromkeys(row[i][0] for row in rows)  # in the columns' (tasks') order
+            out.append(f"| {' / '.join(labels)} | " + " | ".join(f"{row[i][1]:.2f}" for row in rows)
                        + " |")
+        out += ["", "The head's time by kernels.h loop (modeled ms; every one a code a cycle but the linear "
+                "unit's):", "", "| loop | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        loop_names = list(next(iter(t.values()))["head_loops_ms"])
+        out += [f"| {k} | " + " | ".join(f"{v['head_loops_ms'].get(k, 0.0):.2f}" for v in t.values()) + " |"
+                for k in loop_names]
         h = r["resources"]["heads"]
         out += ["", f"Resources the heads add: {h['dsp']} DSP48E2 ("
                 + ", ".join(f"{k} {v}" for k, v in h["upsample_instances_dsp"].items())

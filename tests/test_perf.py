@@ -484,6 +484,7 @@ def test_per_task_latency_is_backbone_plus_each_tasks_head():
     for v in t.values():
         assert v["end_to_end_ms"] == pytest.approx(v["backbone_ms"] + v["head_ms"])
         assert v["head_ms"] == pytest.approx(sum(v["head_steps_ms"].values()))
+        assert v["head_ms"] == pytest.approx(sum(v["head_loops_ms"].values()))
     assert acc["latency_task"] == "semseg"
     assert acc["latency_ms"] == pytest.approx(t["semseg"]["end_to_end_ms"])
     assert acc["latency_sum_ms"] == pytest.approx(sum(v["end_to_end_ms"] for v in t.values()))
