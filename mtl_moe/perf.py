@@ -24,6 +24,12 @@ feature map on chip. **Edge-MoE** (``DESIGNS["edge-moe"]``): load-then-compute l
 linears, its own router lanes, feature maps and K/V in DDR scratch — kept so ``validate_edge_moe``
 reproduces its published 34.64 ms.
 
+**Task heads** (``Design.heads_on_accel``): the program's head steps, priced per task from kernels.h
+``heads``' loops (:meth:`PerfModel.head_step_cost`: row reads, im2col, the shared linear unit,
+writes, the bilinear passes, each a code a cycle but the linear unit) through the io port;
+:meth:`PerfModel.per_task` gives each task's backbone, head and end-to-end (image in -> prediction
+out) latency, ``report`` the largest (``latency_ms``) and the sum.
+
 LUT/FF count only the RTL datapath units (``hw_tests/rtl``) from their Yosys rows in
 ``hw_tests/results/units.json``, times how many of each a design point instantiates
 (:meth:`PerfModel.unit_counts`): a lower bound, not a full-design estimate (no control, AXI adapters,
@@ -920,8 +926,10 @@ class PerfModel:
                            "parameters": row["parameters"]}
         total = {k: round(sum(u[k] for u in units.values())) if units else None for k in ("lut", "ff")}
         src = "hw_tests/results/units.json" if self.units is None else "a units table passed in"
+        no_unit = NO_RTL_UNIT + (["the task heads' loops (row reads, im2col, writes, the bilinear "
+                                  "passes' multipliers and requantiser)"] if d.heads_on_accel else [])
         return {**total, "scope": LUT_FF_SCOPE, "source": src, "units": units,
-                "not_counted": missing, "no_rtl_unit": NO_RTL_UNIT, "dsp_notes": self._dsp_notes(units)}
+                "not_counted": missing, "no_rtl_unit": no_unit, "dsp_notes": self._dsp_notes(units)}
 
     def _dsp_notes(self, units: dict[str, Any]) -> list[str]:
         """Where the RTL units' Yosys DSP48E2 differ from the model's count (which stays the model's)."""
