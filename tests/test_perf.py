@@ -539,3 +539,13 @@ def test_perf_of_an_export_with_heads_models_its_heads(tmp_path):
     r = perf_of_export(_fake_export(tmp_path, kp))
     assert r["heads"] == "accelerator"
     assert r["latency_ms"] == pytest.approx(perf(TINY, W16, "zcu104", heads_on_accel=True)["latency_ms"])
+
+
+def test_m3vit_tiny_head_macs_by_hand():
+    """The semseg head of m3vit-tiny (pup, 64 channels, classifier at half resolution) as MACs: the
+    four 3x3 convs at 8x16, 16x32, 32x64, 64x128 (9 x 192 x 64, then 9 x 64 x 64 per pixel) and the
+    1x1 classifier 64 -> 40 at 64x128: 128 x 110,592 + 512 x 36,864 + 2048 x 36,864 + 8192 x 36,864
+    + 8192 x 2,560 = 431,489,024 (the upsampling is no MAC of the network's)."""
+    m = PerfModel(TINY, W16, Design(heads_on_accel=True), BOARDS["zcu104"])
+    macs = sum(m.head_step_cost(s, 0)["macs"] for s in m.program() if s.kind == "head")
+    assert macs == 128 * 110_592 + 512 * 36_864 + 2048 * 36_864 + 8192 * 36_864 + 8192 * 2_560 == 431_489_024
