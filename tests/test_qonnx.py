@@ -97,24 +97,27 @@ def _expected_census(c, hw) -> dict[str, int]:
     linears = 1 + 4 * L + 2 * (L - M) + 2 * E * M + S + 1  # patch, qkv/score/av/proj, ffns, head convs
     biased = 1 + 2 * L + 2 * (L - M) + 2 * E * M + S + 1  # the same less score and av
     params = 2 + 2 + 8 * L + 4 * (L - M) + 5 * M + 2 + 2 * (S + 1)  # patch, cls+pos, block, ffn/router+
-    # experts, ln_f, head convs (weight + bias each)
-    acts = 4 + 9 * L + 2 * (L - M) + (3 + 3 * E) * M + 1 + 2 * S + 1 + resize  # input, patch, cls, pos;
-    # ln_1, qkv, score, prob, av, proj, attn_res, ln_2, mlp_res; fc, proj; logits, gate, E x (fc, proj,
-    # gated), out; ln_f; per stage conv + upsample; classifier (+ resize)
-    rnd_acts = acts if all(t.rounding == "RND" for t in (hw.input, hw.act, hw.score, hw.exp, hw.gate,
-                                                         hw.router_logit)) else None
-    assert rnd_acts is not None, "this count assumes every activation type rounds RND (int8)"
-    round_params = params if {hw.weight.rounding, hw.bias.rounding} == {"RND_CONV"} else None
-    assert round_params is not None
+    # experts, ln_f, head convs (weight + bias each): weights hw.weight, the rest hw.bias (param_type)
+    # the type of every activation fq: input, patch, cls, pos; a block's ln_1, qkv, score, prob, av,
+    # proj, attn_res, ln_2, mlp_res; a dense MLP's fc, proj; an MoE's logits, gate, E x (fc, proj,
+    # gated), out; ln_f; per decoder stage its conv and upsample; the classifier (and its resize)
+    acts = (["input", "act", "act", "act"]
+            + L * ["act", "act", "score", "exp", "act", "act", "act", "act", "act"]
+            + (L - M) * ["act", "act"] + M * (["router_logit", "gate"] + E * ["act", "act", "act"] + ["act"])
+            + ["act"] + S * ["act", "act"] + ["act"] * (1 + resize))
+    act_modes = [getattr(hw, t).rounding for t in acts]
+    param_modes = {hw.weight.rounding, hw.bias.rounding}
+    assert param_modes == {"RND_CONV"} and set(act_modes) <= {"TRN", "RND"}, (param_modes, set(act_modes))
+    rnd = act_modes.count("RND")  # RND: + LSB/2, then a FLOOR Quant (brevitas_quant.FixedQuant)
     return {
         "MatMul": linears, "Einsum": M, "LayerNormalization": 2 * L + 1, "Softmax": L + M,
         "TableGelu": (L - M) + E * M, "TopK": M, "GatherElements": M, "ScatterElements": M,
         "Relu": S, "Resize": S + resize, "Concat": 1, "Expand": 1, "Split": L,
         "Mul": (2 * L + 1) + E * M,  # LayerNorm gammas, gated expert outputs
         # biases, pos_embed, two residuals a block, the dense MoE's sum over experts, LayerNorm betas,
-        # and RND's + LSB/2 before each activation's FLOOR Quant (brevitas_quant.FixedQuant)
-        "Add": biased + 1 + 2 * L + E * M + (2 * L + 1) + rnd_acts,
-        "Quant": params + acts, "Quant FLOOR": rnd_acts, "Quant ROUND": round_params,  # RND_CONV: ROUND
+        # and RND's + LSB/2 before its activation's FLOOR Quant
+        "Add": biased + 1 + 2 * L + E * M + (2 * L + 1) + rnd,
+        "Quant": params + len(acts), "Quant FLOOR": len(acts), "Quant ROUND": params,  # RND_CONV: ROUND
     }
 
 
@@ -122,8 +125,6 @@ def _check_census(g, c, hw) -> None:
     """The graph's node census equals the hand count (layout ops: only which kinds occur)."""
     from collections import Counter
 
-    if hw.name != "int8":
-        return  # the hand count's rounding assumptions are int8's (w16a32: TRN activations, no + LSB/2)
     got = Counter(n.op_type for n in g.node)
     for n in g.node:
         for a in n.attribute:
