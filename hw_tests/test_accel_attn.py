@@ -21,6 +21,7 @@ import cocotb
 import numpy as np
 import pytest
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb_util import export_timeout
 
 TOLERANCE = 0.02  # as hw_tests/test_accel_rtl.py
 
@@ -157,7 +158,9 @@ async def small_config(dut, spec: dict) -> None:
         {"cycles": cyc, "mismatches": int((got != want).sum()) + ovf, "checked": T * D}))
 
 
-@cocotb.test()
+# the export's modeled attention; MTL_MOE_SMALL (no export): its largest case, tiny-w16a32, is
+# 2 x 50 groups x 3 heads x 197 tokens x 8 beats = 472,800 cycles + ends (the test's own count)
+@cocotb.test(**export_timeout(("attn_qk_softmax", "attn_av"), without_export_us=4_750))
 async def accel_attn_matches_golden(dut):
     from test_accel_rtl import golden_linears
 

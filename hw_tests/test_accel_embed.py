@@ -20,6 +20,7 @@ import cocotb
 import numpy as np
 import pytest
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb_util import export_timeout
 
 TOLERANCE = 0.02
 IMG_BASE, W_BASE = 0x10000, 0x100000  # 4 KiB-aligned, as the host's buffers are
@@ -189,7 +190,7 @@ async def _embed(dut, ex: Path, cfg: Any, hw: Any, kp: Any, model: Any, prog: li
             "wraps": wraps, "at_act_bounds": int(np.isin(xpad, (hw.act.min_code, hw.act.max_code)).sum())}
 
 
-@cocotb.test()
+@cocotb.test(**export_timeout(("io", "patch_embed")))  # either unit: the export's modeled image in + embed
 async def accel_embed_units_match_golden(dut):
     from cocotb.clock import Clock
 

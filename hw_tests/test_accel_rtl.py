@@ -32,6 +32,7 @@ import cocotb
 import numpy as np
 import pytest
 from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
+from cocotb_util import export_timeout
 
 STEP_LIMIT = 1_000_000  # cycles: a step (or a bench step's wait) longer than this has hung
 IMAGE_TOLERANCE = 0.05  # the whole program, start -> done (issue 21: 5%)
@@ -276,7 +277,7 @@ async def _bench_step(dut, bench: Bench) -> None:
     await bench.go()
 
 
-@cocotb.test(skip=os.environ.get("MTL_MOE_IMAGE_ONLY") == "1")
+@cocotb.test(skip=os.environ.get("MTL_MOE_IMAGE_ONLY") == "1", **export_timeout())  # demo: 1.10 x the model
 async def accel_seq_runs_the_program(dut):
     """The program of the demo export from start to done, every step the RTL runs on its unit on the
     on-chip feature maps; the bench plays the steps not in RTL yet (im2col, embed, attention: golden's
@@ -382,7 +383,7 @@ async def accel_seq_runs_the_program(dut):
         "cycles_per_second": cycles / wall, "error": int(dut.error.value)}))
 
 
-@cocotb.test()
+@cocotb.test(**export_timeout())  # the export's modeled image; demo measured 0.98 x the model
 async def accel_seq_runs_the_image(dut):
     """The same program without holds, as the board would run it: the features the accelerator
     wrote to DDR (write_features, read back from the board-timed memory, not from H) against

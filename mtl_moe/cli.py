@@ -202,6 +202,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if not args.qonnx:  # refuse a folder that is not ours before any work is done
         check_output(args.out, "export", force=args.force)
+    if args.design and args.heads is not None:  # one source of truth: the design's heads_on_accel
+        from mtl_moe.dse import design_to_kernel_params
+
+        on = design_to_kernel_params(_read_json(args.design))["heads_on_accel"]
+        if (args.heads == "accelerator") != on:
+            raise ValueError(f"{args.design} was explored with heads_on_accel = {str(on).lower()}, not "
+                             f"--heads {args.heads}: drop --heads (the design decides) or run "
+                             f"`mtl-moe dse --heads {args.heads}`")
     ck = load_checkpoint(args.checkpoint)
     if args.qonnx:
         return _export_qonnx(args, ck)
@@ -340,20 +348,32 @@ def cmd_perf(args: argparse.Namespace) -> int:
     target = Path(args.target)
     over = {"clock_mhz": args.clock_mhz} if args.clock_mhz is not None else {}
     if (target / "export.json").is_file():  # an export folder: its model, hardware and kernel params
+        built = bool(_read_json(str(target / "export.json"))["kernel_params"].get("heads_on_accel", False))
+        if args.heads is not None and (args.heads == "accelerator") != built:
+            where = "accelerator" if built else "host"
+            raise ValueError(f"{target} was exported with the heads on the {where}, "
+                             f"not --heads {args.heads}: its model is of what it builds (re-export with "
+                             f"`mtl-moe export --heads {args.heads}`)")
         r = perf_of_export(target, args.board, args.design, args.hw, **over)
     else:
+        over["heads_on_accel"] = args.heads == "accelerator"
         r = perf(resolve_config(args.target), get_hw(args.hw or "w16a32"), args.board, args.design, **over)
     if args.out:
         val = validate_edge_moe(resolve_config("m3vit-tiny"), get_hw("w16a32"))
         write_report(r, args.out, val)
     keys = ("modeled", "latency_ms", "gops", "dsp", "bram36", "uram", "lut", "ff", "lut_ff_scope", "power_w",
-            "gops_per_w", "power_note")
+            "gops_per_w", "power_note", "heads", "heads_note", "latency_task", "latency_largest_ms",
+            "latency_sum_ms", "per_task")
     if args.json:
         print(json.dumps({k: r[k] for k in keys} | {"board": r["board"], "design": r["design"],
                                                      "breakdown_ms": r["breakdown_ms"]}))
     else:
         print(f"{r['model']} on {r['board']} ({r['design']}, {r['hw']}): {r['latency_ms']:.2f} ms per image "
               f"(modeled), {r['gops']:.1f} GOPS, {r['dsp']} DSP, {r['bram36']} BRAM36")
+        for name, t in r["per_task"].items():
+            head = ("head on the host (not modeled)" if t["head_ms"] is None else
+                    f"head {t['head_ms']:.2f} ms, end to end {t['end_to_end_ms']:.2f} ms (modeled)")
+            print(f"  {name}: backbone {t['backbone_ms']:.2f} ms (modeled), {head}")
     return 0
 
 
@@ -362,7 +382,7 @@ def cmd_dse(args: argparse.Namespace) -> int:
     from mtl_moe.hw import get_hw
 
     s = run(resolve_config(args.model), get_hw(args.preset), args.board, args.out,
-            progress=not args.no_progress)
+            progress=not args.no_progress, heads=args.heads)
     print(format_summary(s, args.out, as_json=args.json))
     return 0
 
@@ -558,9 +578,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--attn-p", type=_int_in(1, 64), default=4, help="attention: query rows per K/V pass")
     x.add_argument("--axi-bits", type=int, default=256, choices=[32, 64, 128, 256, 512],
                    help="width of the m_axi ports")
-    x.add_argument("--heads", choices=["host", "accelerator"], default="host",
+    x.add_argument("--heads", choices=["host", "accelerator"],
                    help="where the task heads run: host (the top writes the features) or accelerator (the "
-                   "top writes the task's prediction; run it with `mtl-moe run --heads accelerator`)")
+                   "top writes the task's prediction; run it with `mtl-moe run --heads accelerator`) "
+                   "(default: --design's heads_on_accel, else host)")
     x.add_argument("--design", help="design.json from `mtl-moe dse`: its kernel parameters (overrides "
                    "--t-in, --t-out, --attn-p, --axi-bits); a knob the kernels do not implement is refused "
                    "(default: the options above)")
@@ -614,6 +635,10 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--clock-mhz", type=_float_in(1.0, 1000.0), help="PL clock (default: the design's)")
     pf.add_argument("--out", help="folder for perf.json, perf.md, perf.png, with the Edge-MoE validation "
                    "(default: print only)")
+    pf.add_argument("--heads", choices=["host", "accelerator"],
+                    help="where the task heads run: host (latency = backbone, image in -> features out) or "
+                    "accelerator (latency = end to end, image in -> prediction out, per task) (default: an "
+                    "export's own, else host)")
     pf.add_argument("--json", action="store_true", help="the result as one JSON line")
     pf.set_defaults(func=cmd_perf)
 
@@ -622,6 +647,10 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--preset", default="w16a32", help="hardware preset (w16a32, int8)")
     ds.add_argument("--model", default="m3vit-tiny", help="model preset or config file")
     ds.add_argument("--out", required=True, help="folder for dse.json, dse.md, dse.png, design.json")
+    ds.add_argument("--heads", choices=["host", "accelerator"], default="host",
+                    help="rank by the backbone (host heads) or by the slowest task's end-to-end latency with "
+                    "the heads on the accelerator (written to design.json as heads_on_accel, which `mtl-moe "
+                    "export --design` builds)")
     ds.add_argument("--json", action="store_true", help="the summary as one JSON line")
     ds.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     ds.set_defaults(func=cmd_dse)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_moe.config import MoEViTConfig
+from mtl_moe.head_schedule import head_schedule
 from mtl_moe.hw import HardwareSpec
 from mtl_moe.perf import BOARDS, KERNEL_KNOBS, MODELED_NOTE, OURS_FIXED, PUBLISHED, Design, PerfModel, Units
 from mtl_moe.rtl import beat_lanes
@@ -36,14 +37,15 @@ SPACE: dict[str, list[Any]] = {
     "weight_ports": list(WEIGHT_PORTS), "clock_mhz": [250.0, 300.0],
 }
 TARGETS_MS = {"w16a32": 18.0, "int8": 5.0}  # issue 16's ZCU104 targets for m3vit-tiny (honest memory)
-DESIGN_META = {"name", "board", "hw", "model", "modeled_latency_ms", "modeled", "modeled_note"}
+DESIGN_META = {"name", "board", "hw", "model", "modeled_latency_ms", "modeled", "modeled_note", "heads"}
+HEADS = ("host", "accelerator")  # where the task heads run (mtl-moe dse --heads)
 
 
 def design_to_kernel_params(d: dict[str, Any]) -> dict[str, Any]:
     """The kernel parameters of a design.json (``t_in, t_out, attn_p, axi_bits, attn_lanes,
-    clock_mhz, weight_ports``), missing ones at their defaults. Raises ``ValueError`` naming every knob
-    the exported kernels cannot implement: unknown keys, a fixed fact of ours at another value
-    (``n_linear`` != 1, ``fm_on_chip`` / ``kv_on_chip`` false, Edge-MoE's schedule flags), or a knob
+    clock_mhz, weight_ports, heads_on_accel``), missing ones at their defaults. Raises ``ValueError``
+    naming every knob the exported kernels cannot implement: unknown keys, a fixed fact of ours at another
+    value (``n_linear`` != 1, ``fm_on_chip`` / ``kv_on_chip`` false, Edge-MoE's schedule flags), or a knob
     outside what the kernels build (e.g. ``weight_ports`` outside {1, 2})."""
     fixed = {**OURS_FIXED, "n_linear": 1}
     bad: list[str] = []
@@ -65,6 +67,9 @@ def design_to_kernel_params(d: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(kp["attn_lanes"], int) or isinstance(kp["attn_lanes"], bool) or kp["attn_lanes"] < 0:
         bad.append(f"attn_lanes = {kp['attn_lanes']!r} (0 = one AXI beat of act values, or a positive "
                    "integer)")
+    if not isinstance(kp["heads_on_accel"], bool):
+        bad.append(f"heads_on_accel = {kp['heads_on_accel']!r} (true: the heads in the top, false: on the "
+                   "host)")
     if kp["weight_ports"] not in WEIGHT_PORTS or isinstance(kp["weight_ports"], bool):
         bad.append(f"weight_ports = {kp['weight_ports']!r} (the exported kernels read weights through "
                    f"{' or '.join(map(str, WEIGHT_PORTS))} m_axi bundle(s))")
@@ -90,10 +95,14 @@ def _redundant(p: dict[str, Any], hw: HardwareSpec) -> bool:
 
 
 def sweep(cfg: MoEViTConfig, hw: HardwareSpec, board: str, space: dict[str, list[Any]] | None = None,
-          units: Units | None = None, progress: bool = False) -> list[dict[str, Any]]:
+          units: Units | None = None, progress: bool = False, heads: str = "host") -> list[dict[str, Any]]:
     """Every combination of the space, evaluated; ``fits`` says whether it fits the board.
     ``units``: Yosys rows of the RTL units (default ``hw_tests/results/units.json``); ``progress``: a
-    bar per point (the full space takes most of a minute)."""
+    bar per point (the full space takes most of a minute); ``heads``: ``"accelerator"`` evaluates every
+    point with the task heads in the top (``latency_ms``: the slowest task's end-to-end latency) and
+    drops the points whose head passes fit no band of the borrowed buffers (the export refuses them)."""
+    if heads not in HEADS:
+        raise ValueError(f"heads = {heads!r}: use one of {', '.join(HEADS)}")
     from tqdm import tqdm
 
     b = BOARDS[board]
@@ -109,14 +118,21 @@ def sweep(cfg: MoEViTConfig, hw: HardwareSpec, board: str, space: dict[str, list
         p = dict(zip(keys, values, strict=True))
         if _redundant(p, hw):
             continue
-        d = Design(name="dse", **p)
-        r = PerfModel(cfg, hw, d, b, units=units).report()
+        d = Design(name="dse", **p, heads_on_accel=heads == "accelerator")
+        m = PerfModel(cfg, hw, d, b, units=units)
+        if d.heads_on_accel and any(op["band"] == 0 for op in head_schedule(cfg, d)):
+            continue  # kernels.h cannot run this head at this tile width (m.head_ops() says why)
+        r = m.report()
         mem = r["bram36"] + 8 * r["uram"]  # in BRAM36 equivalents (URAM = 288 Kib = 8 x 36 Kib)
         out.append({"design": asdict(d), "kernel_params": {k: getattr(d, k) for k in KERNEL_KNOBS},
                     "latency_ms": r["latency_ms"], "gops": r["gops"], "dsp": r["dsp"],
                     "bram36": r["bram36"], "uram": r["uram"], "lut": r["lut"], "ff": r["ff"],
                     "mem_bram36_eq": mem, "onchip_mib": mem * 36 / 8 / 1024, "fits": fits(r, board),
                     "roofline_share": r["linear_unit_roofline_share"], "breakdown_ms": r["breakdown_ms"],
+                    "heads": r["heads"], "latency_task": r["latency_task"],
+                    "latency_sum_ms": r["latency_sum_ms"],
+                    "per_task_ms": {n: {k: t[k] for k in ("backbone_ms", "head_ms", "end_to_end_ms")}
+                                    for n, t in r["per_task"].items()},
                     "weight_wait_ms": sum(r["weight_wait_ms"].values())})
     return out
 
@@ -162,30 +178,34 @@ def _sensitivity(cfg: MoEViTConfig, hw: HardwareSpec, board: str, d: dict[str, A
 
 
 def run(cfg: MoEViTConfig, hw: HardwareSpec, board: str, out_dir: str | Path,
-        space: dict[str, list[Any]] | None = None, units: Units | None = None, progress: bool = False
-        ) -> dict[str, Any]:
+        space: dict[str, list[Any]] | None = None, units: Units | None = None, progress: bool = False,
+        heads: str = "host") -> dict[str, Any]:
     """Sweep, Pareto fronts, chosen point → dse.json, dse.md, dse.png, design.json; returns the
-    summary (:func:`cli_summary` is what ``mtl-moe dse`` prints of it)."""
+    summary (:func:`cli_summary` is what ``mtl-moe dse`` prints of it). ``heads="accelerator"``:
+    points ranked by the slowest task's end-to-end latency with the heads in the top, and
+    design.json says ``heads_on_accel: true`` (``mtl-moe export --design`` builds the heads then)."""
     if board not in BOARDS:
         raise ValueError(f"unknown board {board!r}; available: {sorted(BOARDS)}")
-    pts = sweep(cfg, hw, board, space, units, progress=progress)
+    pts = sweep(cfg, hw, board, space, units, progress=progress, heads=heads)
     fit = [p for p in pts if p["fits"]]
     if not fit:
         raise ValueError(f"no design point of the sweep fits {board} "
-                         f"(DSP/BRAM/datapath LUT+FF at {MARGIN:.0%})")
+                         f"(DSP/BRAM/datapath LUT+FF at {MARGIN:.0%}"
+                         + (", head bands that fit the borrowed buffers)" if heads == "accelerator" else ")"))
     front = pareto(fit)
     best = front[0]
-    target = TARGETS_MS.get(hw.name) if cfg.name == "m3vit-tiny" else None
+    # issue 16's targets are the backbone's (image in -> features out): not applied to end-to-end figures
+    target = TARGETS_MS.get(hw.name) if cfg.name == "m3vit-tiny" and heads == "host" else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     kp = design_to_kernel_params(best["kernel_params"])
     meta = {"board": board, "hw": hw.name, "model": cfg.name, "modeled_latency_ms": best["latency_ms"],
-            "modeled_note": MODELED_NOTE}
+            "modeled_note": MODELED_NOTE, "heads": heads}
     (out / "design.json").write_text(json.dumps({**meta, **kp}, indent=1) + "\n")
     bd = best["breakdown_ms"]
     summary = {"modeled": True, "modeled_note": MODELED_NOTE, "board": board, "hw": hw.name,
                "model": cfg.name,
-               "space": space or SPACE, "points": len(pts), "fitting": len(fit), "best": best,
+               "space": space or SPACE, "points": len(pts), "fitting": len(fit), "best": best, "heads": heads,
                "kernel_params": kp, "target_ms": target,
                "meets_target": None if target is None else best["latency_ms"] <= target,
                "bound": {"largest_kernels_ms": dict(sorted(bd.items(), key=lambda kv: -kv[1])[:4]),
@@ -207,7 +227,8 @@ def cli_summary(s: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
             "latency_ms": b["latency_ms"],
             "gops": b["gops"], "dsp": b["dsp"], "bram36": b["bram36"], "uram": b["uram"],
             "target_ms": s["target_ms"], "meets_target": s["meets_target"],
-            "kernel_params": s["kernel_params"],
+            "heads": s["heads"], "latency_task": b["latency_task"], "latency_sum_ms": b["latency_sum_ms"],
+            "per_task_ms": b["per_task_ms"], "kernel_params": s["kernel_params"],
             "design_json": str(Path(out_dir) / "design.json")}
 
 
@@ -284,14 +305,33 @@ def plot_dse(s: dict[str, Any], fit: list[dict[str, Any]], path: str | Path) -> 
     ax_dsp.set_xlim(0, max(ax_dsp.get_xlim()[1], 2750))
     ax_dsp.set_yscale("log")
     ax_dsp.set_ylim(min(lat) / 1.5, max(lat) * 1.5)
-    ax_dsp.set_ylabel("modeled ms per image (log)", fontsize=10)
+    ax_dsp.set_ylabel("modeled ms per image (log)" if s["heads"] == "host" else
+                      "modeled ms per image, end to end, slowest task (log)", fontsize=10)
     for ax in axes:
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=1, frameon=False)
+    ours = ("\nours end to end (image in -> prediction out, heads on the accelerator); the published figures "
+            "as they report them, not this end-to-end count" if s["heads"] == "accelerator" else "")
     fig.suptitle(f"DSE {s['model']} {s['hw']} on {s['board'].upper()} — {MODELED_NOTE}; published designs as "
-                 "reported (measured on their boards)", fontsize=10)
+                 f"reported (measured on their boards){ours}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def _heads_md(s: dict[str, Any]) -> str:
+    """dse.md's paragraph on where the heads run and the chosen point's per-task latencies."""
+    b = s["best"]
+    if s["heads"] == "host":
+        return ("Heads on the host: every latency here is the backbone's (image in -> features out), the "
+                "same for every task; the head's time on the host is not modeled.\n\n")
+    rows = "\n".join(f"| {n} | {t['backbone_ms']:.2f} | {t['head_ms']:.2f} | {t['end_to_end_ms']:.2f} |"
+                      for n, t in b["per_task_ms"].items())
+    return ("Heads on the accelerator (`--heads accelerator`): points ranked by the slowest task's "
+            f"end-to-end latency, image in -> prediction out ({b['latency_task']}); every task in turn "
+            f"{b['latency_sum_ms']:.2f} ms. The issue-16 targets are for the backbone and are not applied. "
+            "Chosen point per task (modeled ms):\n\n"
+            "| task | backbone | head | end to end |\n|---|---|---|---|\n"
+            f"{rows}\n\n")
 
 
 def _write_md(s: dict[str, Any], path: Path, cfg: MoEViTConfig, board: str) -> None:
@@ -323,7 +363,7 @@ def _write_md(s: dict[str, Any], path: Path, cfg: MoEViTConfig, board: str) -> N
         "LUT/FF "
         f"of the RTL datapath units alone, Yosys: a lower bound). Fastest fitting point: "
         f"**{best['latency_ms']:.2f} ms** per image (modeled), {best['gops']:.1f} GOPS, {best['dsp']} DSP "
-        f"({_knobs(best)}).{verdict}\n\n"
+        f"({_knobs(best)}).{verdict}\n\n{_heads_md(s)}"
         f"What bounds it: {bound}; the linear unit waits for weights "
         f"{s['bound']['linear_unit_waits_for_weights_ms']:.2f} "
         f"ms of it.\n\n"

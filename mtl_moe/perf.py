@@ -24,6 +24,12 @@ feature map on chip. **Edge-MoE** (``DESIGNS["edge-moe"]``): load-then-compute l
 linears, its own router lanes, feature maps and K/V in DDR scratch — kept so ``validate_edge_moe``
 reproduces its published 34.64 ms.
 
+**Task heads** (``Design.heads_on_accel``): the program's head steps, priced per task from kernels.h
+``heads``' loops (:meth:`PerfModel.head_step_cost`: row reads, im2col, the shared linear unit,
+writes, the bilinear passes, each a code a cycle but the linear unit) through the io port;
+:meth:`PerfModel.per_task` gives each task's backbone, head and end-to-end (image in -> prediction
+out) latency, ``report`` the largest (``latency_ms``) and the sum.
+
 LUT/FF count only the RTL datapath units (``hw_tests/rtl``) from their Yosys rows in
 ``hw_tests/results/units.json``, times how many of each a design point instantiates
 (:meth:`PerfModel.unit_counts`): a lower bound, not a full-design estimate (no control, AXI adapters,
@@ -46,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from mtl_moe.config import MoEViTConfig
+from mtl_moe.head_schedule import HEAD_PRED
 from mtl_moe.hw import (  # noqa: F401 (re-exported)
     AXI4_BURST_MAX,
     AXI_4K,
@@ -55,7 +62,7 @@ from mtl_moe.hw import (  # noqa: F401 (re-exported)
     mac_pack2,
 )
 from mtl_moe.layout import TileLayout
-from mtl_moe.program import ROWS_QUEUE, UNMODELED_OPS, Step, build_program
+from mtl_moe.program import OPS, ROWS_QUEUE, Step, build_program
 from mtl_moe.rtl import ROUTER_STAGES, attention_lanes, beat_lanes, layernorm_lanes, layernorm_timing
 
 MODELED_NOTE = "modeled; schedule not verified by Vitis here"
@@ -153,7 +160,8 @@ class Design:
     """Parallelism and structure of the accelerator (what ``mtl-moe export`` / the DSE choose).
 
     The knobs the exported kernels implement: ``t_in``, ``t_out``, ``attn_p``, ``axi_bits``,
-    ``attn_lanes``, ``clock_mhz``, ``weight_ports`` (:data:`KERNEL_KNOBS`). The other fields are fixed
+    ``attn_lanes``, ``clock_mhz``, ``weight_ports``, ``heads_on_accel`` (:data:`KERNEL_KNOBS`). The
+    other fields are fixed
     facts of ours (one linear unit; ping-pong tiles; fused QKV; router on the linear unit; K/V and
     feature maps on chip) and exist only to describe the published Edge-MoE design."""
 
@@ -171,9 +179,13 @@ class Design:
     fm_on_chip: bool = True  # feature maps stay on chip between kernels (Edge-MoE: DDR scratch)
     gate_on_linear: bool = True  # router logits on the shared linear unit (Edge-MoE: own MAC lanes)
     gelu_pass: bool = True  # GELU a pass over the hidden rows (kernels.h gelu_rows; Edge-MoE: taken as fused)
+    # the task heads run in the top (KernelParams.heads_on_accel, `mtl-moe export --heads accelerator`):
+    # the program ends with the head passes instead of write_features (mtl_moe.program)
+    heads_on_accel: bool = False
 
 
-KERNEL_KNOBS = ("t_in", "t_out", "attn_p", "axi_bits", "attn_lanes", "clock_mhz", "weight_ports")
+KERNEL_KNOBS = ("t_in", "t_out", "attn_p", "axi_bits", "attn_lanes", "clock_mhz", "weight_ports",
+                "heads_on_accel")
 OURS_FIXED = {f.name: f.default for f in fields(Design) if f.name not in KERNEL_KNOBS and f.name != "name"}
 
 DESIGNS = {
@@ -199,6 +211,7 @@ NO_RTL_UNIT = ["attention Q.K^T / A.V MAC lanes", "router logits' MAC lanes "
                "residual add, requantisers (the linear unit's are in linear_engine.sv, without a Yosys row)"]
 Units = dict[tuple[str, str], dict[str, Any]]  # (unit, hardware preset) -> one row of units.json
 HLS_MAX_BURST = 16  # Vitis HLS max_read_burst_length default (UG1399): Edge-MoE's whole-layer reads
+HEAD_OPS = tuple(op for op, (_, kind) in OPS.items() if kind == "head")  # the program's head steps
 
 
 @functools.lru_cache(maxsize=4)
@@ -258,6 +271,12 @@ def _dsp_per_mac(a_bits: int, b_bits: int) -> float:
     (``mtl_moe.hw.mac_pack2``, as the RTL mac_tile and the HLS linear unit pack them)."""
     if mac_pack2(a_bits, b_bits):
         return 0.5
+    lo, hi = sorted((a_bits, b_bits))
+    return _cdiv(hi, 27) * _cdiv(lo, 18) if lo <= 18 else _cdiv(hi, 26) * _cdiv(lo, 17)
+
+
+def _dsp_per_mult(a_bits: int, b_bits: int) -> int:
+    """DSP48E2 of one signed a x b multiplier without packing (27x18; wider operands take several)."""
     lo, hi = sorted((a_bits, b_bits))
     return _cdiv(hi, 27) * _cdiv(lo, 18) if lo <= 18 else _cdiv(hi, 26) * _cdiv(lo, 17)
 
@@ -460,13 +479,13 @@ class PerfModel:
         return {i: (self.tokens_per_expert[j] if self.tokens_per_expert
                     else _uniform(c.n_tokens * c.top_k, c.n_experts)) for j, i in enumerate(moe)}
 
-    def step_cost(self, s: Step, rows: int | None = None) -> dict[str, float]:
+    def step_cost(self, s: Step, rows: int | None = None, task: int = 0) -> dict[str, float]:
         """Modeled ``cycles`` of one program step, its ``macs`` and DDR ``bytes`` (roofline) and
         ``wait`` (cycles the linear unit waits for weights: exposed loads + stalls; linears only).
-        ``rows`` replaces an expert step's ROWS_QUEUE. Steps of :data:`UNMODELED_OPS` cost 0: the
-        model has no formula for them yet (their kernels.h loops do take cycles; see the docs).
-        read_image, im2col and embed follow the RTL (accel_image.sv, accel_embed.sv), not kernels.h's
-        code-a-cycle loops."""
+        ``rows`` replaces an expert step's ROWS_QUEUE; ``task`` selects a head step's output channels
+        (the classifier's and the final resize's: OUT_CH[task]). Every op has a formula (the heads':
+        :meth:`head_step_cost`). read_image, im2col and embed follow the RTL (accel_image.sv,
+        accel_embed.sv), not kernels.h's code-a-cycle loops."""
         c, d, hw = self.config, self.design, self.hw
         r = s.rows if rows is None else rows
         if r == ROWS_QUEUE:
@@ -597,13 +616,146 @@ class PerfModel:
             # accel_router.sv), the experts' first linear reads its rows through the queue, and the
             # block's residual reads the sums, fits and clears them (kernels.h residual_sum)
             return {"cycles": r * _cdiv(D, d.t_in) + 2, "macs": 0, "bytes": 0.0}
-        if s.op in UNMODELED_OPS:
-            return {"cycles": 0.0, "macs": 0, "bytes": 0.0}
+        if s.op in HEAD_OPS:
+            return self.head_step_cost(s, task)
         raise ValueError(f"program step {s.op!r} has no cycle formula")
 
-    def kernels(self) -> dict[str, float]:
-        """Cycles per kernel kind for one image (one task): the sum of :meth:`step_cost` over the
-        steps of :meth:`program`. Also fills ``self.traffic`` (per kind: multiply-accumulates and DDR
+    # ---- the task heads (kernels.h heads: DDR -> DDR passes after the final LayerNorm) ----------
+    @property
+    def io_per(self) -> int:
+        """Act codes in one AXI word of the io buffer: kernels.h IO_PER = AXI_BITS / (8 OUT_BYTES)."""
+        return beat_lanes(self.design.axi_bits, 8 * _storage_bytes(self.hw.act.width))
+
+    def head_ops(self) -> list[dict[str, int]]:
+        """The head passes as kernels.h runs them (``head_schedule``: config.h's HEAD_* arrays are
+        written from the same list). A pass whose band fits none of the borrowed buffers is refused,
+        as ``mtl-moe export --heads accelerator`` refuses it (kernels.h would loop on a band of 0)."""
+        from mtl_moe.head_schedule import head_buffers, head_schedule
+
+        ops = head_schedule(self.config, self.design)
+        bad = [i for i, op in enumerate(ops) if op["band"] == 0]
+        if bad:
+            raise ValueError(f"head passes {bad} of decoder {self.config.decoder!r} do not fit the kernels' "
+                             f"on-chip buffers {head_buffers(self.config, self.design)} (words) at t_in = "
+                             f"{self.design.t_in}: the export refuses them; model the heads on the host")
+        return ops
+
+    def _io_read(self, trip: int, beats: int) -> dict[str, float]:
+        """One call of kernels.h head_read_rows: its PIPELINE II=1 loop of ``trip`` iterations (one
+        code a cycle) takes ``beats`` AXI words of one contiguous run on the io port, requested ahead
+        in bursts of io_burst_beats: the first beat waits the read latency (each call is a new
+        loop), then the slower of the loop and the beats' arrival (a beat every beat_cycles, a burst
+        overhead between bursts). Rows outside the map (the conv's zero padding) read nothing. The
+        bursts are the kernel comment's intent ("a burst per row"); whether Vitis infers them from a
+        read every IO_PER iterations is not verified here (no Vitis)."""
+        if beats == 0:
+            return {"cycles": float(trip), "bytes": 0.0}
+        arrive = (beats * self.beat_cycles
+                  + (_cdiv(beats, io_burst_beats(self.design.axi_bits)) - 1) * self.burst_overhead_cycles)
+        return {"cycles": self.read_latency_cycles + max(trip, arrive),
+                "bytes": beats * self.design.axi_bits / 8}
+
+    def _io_write(self, trip: int, runs: Sequence[tuple[int, int]]) -> dict[str, float]:
+        """One write loop of the heads (head_store_grid, head_write_rows, head_upsample's row): its
+        PIPELINE II=1 loop of ``trip`` iterations (one code a cycle) writes ``runs`` (first code,
+        codes) of act codes, each run contiguous, IO_PER codes a word. A run's words go out as
+        bursts of io_burst_beats; the slower of the loop and the W stream sets the pace; then the
+        last write's response (read_latency_cycles: the board model's one first-beat figure, as
+        write_features). head_put's read-modify-write of a word a run starts or ends inside is a
+        read in the loop: each waits the read latency (none when runs are word-aligned)."""
+        per, burst = self.io_per, io_burst_beats(self.design.axi_bits)
+        beats = bursts = rmw = 0
+        for g0, n in runs:
+            b = (g0 + n - 1) // per - g0 // per + 1
+            beats, bursts = beats + b, bursts + _cdiv(b, burst)
+            rmw += (g0 % per != 0) + ((g0 + n - 1) % per != per - 1)
+        w = beats * self.beat_cycles + (bursts - 1) * self.burst_overhead_cycles
+        return {"cycles": max(trip, w) + (rmw + 1) * self.read_latency_cycles,
+                "bytes": (beats + rmw) * self.design.axi_bits / 8}
+
+    def _pixel_run(self, first_px: int, n_px: int, c: int) -> tuple[int, int]:
+        """The run of a pixel-major scratch map's pixels [first_px, first_px + n_px) of c channels,
+        in codes: HEAD_PX_WORDS(c) whole words a pixel (kernels.h head_px_words)."""
+        per = self.io_per
+        pw = _cdiv(c, per)
+        return first_px * pw * per, n_px * pw * per
+
+    def head_step_cost(self, s: Step, task: int = 0) -> dict[str, float]:
+        """Cycles, MACs and DDR bytes of one head step for ``task`` (its OUT_CH in the classifier and
+        the final resize). Each figure is one kernels.h loop (cycle formulas: :meth:`_io_read`,
+        :meth:`_io_write`, :meth:`linear`), the calls one after another (heads() has no DATAFLOW):
+
+        - head_store_grid: N_PATCHES x HEAD_PX_WORDS(D) x IO_PER iterations, one code a cycle, the
+          grid's pixels as one run;
+        - head_conv, per band of HEAD_BAND rows (n rows, the last one partial): head_read_rows of the
+          n + 2 rows with the halo (3x3; n rows for 1x1), n w ceil(c / T_IN) T_IN iterations; 3x3:
+          head_im2col, n w ceil(9c / T_IN) T_IN iterations, on chip; linear_unit(n w rows, k k c ->
+          cout), :meth:`linear`; head_write_rows, n w HEAD_PX_WORDS(cout) IO_PER iterations to a
+          scratch map (one run), cout n w to the prediction (channel-major: a run per channel);
+        - head_upsample, per output row Y of H = h 2^LFH: head_read_rows of its two source rows (two
+          calls of w ceil(c / T_IN) T_IN iterations, a latency each), then the output loop, W
+          HEAD_PX_WORDS(c) IO_PER iterations (a scratch map: one run) or c W (the prediction: a run
+          per channel), one code a cycle.
+
+        Pipeline fill / drain of these loops (a few cycles each) is not counted, as for the
+        backbone's loops other than the linear unit's."""
+        ops = self.head_ops()
+        out_ch = self.config.tasks[task].out_channels
+        t = self.design.t_in
+        cyc = macs = nbytes = 0.0
+        loops: Counter[str] = Counter()  # cycles by kernels.h function (where the head's time goes)
+
+        def add(p: dict[str, float], loop: str) -> None:
+            nonlocal cyc, nbytes
+            cyc, nbytes = cyc + p["cycles"], nbytes + p["bytes"]
+            loops[loop] += p["cycles"]
+
+        if s.op == "head_store_grid":
+            c = self.config.n_embd
+            run = self._pixel_run(0, self.config.n_patches, c)
+            add(self._io_write(run[1], [run]), "head_store_grid")
+            return {"cycles": cyc, "macs": 0, "bytes": nbytes, "loops": dict(loops)}
+        op = ops[s.layer]
+        c, h, w, to_pred = op["cin"] or out_ch, op["h"], op["w"], op["dst"] == HEAD_PRED
+        cw, per = _cdiv(c, t), self.io_per
+        if s.op == "head_conv":
+            k, cout, nb = op["k"], op["cout"] or out_ch, op["band"]
+            pw_in = _cdiv(c, per)
+            for y0 in range(0, h, nb):
+                n = min(nb, h - y0)
+                halo = (k - 1) // 2
+                rows_in = min(h, y0 + n + halo) - max(0, y0 - halo)
+                add(self._io_read((n + 2 * halo) * w * cw * t, rows_in * w * pw_in), "head_read_rows")
+                if k == 3:  # on chip
+                    add({"cycles": n * w * _cdiv(9 * c, t) * t, "bytes": 0.0}, "head_im2col")
+                lin = self.linear(n * w, k * k * c, cout)
+                add({"cycles": lin["load"] + lin["compute"], "bytes": lin["bytes"]}, "linear_unit")
+                macs += lin["macs"]
+                if to_pred:
+                    runs = [((ch * h + y0) * w, n * w) for ch in range(cout)]
+                    add(self._io_write(cout * n * w, runs), "head_write_rows")
+                else:
+                    run = self._pixel_run(y0 * w, n * w, cout)
+                    add(self._io_write(run[1], [run]), "head_write_rows")
+            return {"cycles": cyc, "macs": macs, "bytes": nbytes, "loops": dict(loops)}
+        if s.op == "head_upsample":
+            H, W = h << op["lfh"], w << op["lfw"]
+            row = self._io_read(w * cw * t, w * _cdiv(c, per))
+            for Y in range(H):
+                add(row, "head_read_rows")
+                add(row, "head_read_rows")  # the second source row: another call, another latency
+                if to_pred:
+                    add(self._io_write(c * W, [((a * H + Y) * W, W) for a in range(c)]), "head_upsample")
+                else:
+                    run = self._pixel_run(Y * W, W, c)
+                    add(self._io_write(run[1], [run]), "head_upsample")
+            return {"cycles": cyc, "macs": 0, "bytes": nbytes, "loops": dict(loops)}
+        raise ValueError(f"program step {s.op!r} is no head step")
+
+    def kernels(self, task: int = 0) -> dict[str, float]:
+        """Cycles per kernel kind for one image of ``task``: the sum of :meth:`step_cost` over the
+        steps of :meth:`program` (with the heads on the accelerator, kind ``head``: the task's head
+        passes). Also fills ``self.traffic`` (per kind: multiply-accumulates and DDR
         bytes, for the roofline), ``self.stalls`` (per kind: cycles the linear unit waits for weight
         tiles) and ``self.step_cycles`` (each step's modeled cycles, what the RTL tests compare).
         Expert steps take their rows from :meth:`expert_rows`; an expert with no tokens is skipped."""
@@ -612,6 +764,11 @@ class PerfModel:
         out: dict[str, float] = {"io": 0.0, "patch_embed": 0.0, "layernorm": 0.0, "attn_linear": 0.0,
                                  "attn_qk_softmax": 0.0, "attn_av": 0.0, "mlp": 0.0, "gate": 0.0,
                                  "experts": 0.0, "add": 0.0}
+        if self.design.heads_on_accel:
+            if not self.design.fm_on_chip:
+                raise ValueError(f"design {self.design.name!r} keeps feature maps in DDR: the heads run only "
+                                 "in our top (heads_on_accel needs the design 'ours')")
+            out["head"] = 0.0
         queues = self.expert_rows()
         self.step_cycles = []
         for s in self.program():
@@ -619,7 +776,7 @@ class PerfModel:
             if rows == 0:
                 self.step_cycles.append(0.0)
                 continue
-            p = self.step_cost(s, rows)
+            p = self.step_cost(s, rows, task)
             self.step_cycles.append(p["cycles"])
             out[s.kind] += p["cycles"]
             m, b = tr.get(s.kind, [0.0, 0.0])
@@ -694,7 +851,10 @@ class PerfModel:
         dp = self.datapath()
         # the nonlinear units' DSP48E2 as Yosys maps their RTL (GELU lanes, softmax rows, LayerNorm)
         dsp_units = sum(u["dsp48e2"] for k, u in dp["units"].items() if k != "mac_tile")
-        return {"dsp": int(math.ceil(dsp_lin + dsp_attn + dsp_gate + dsp_units)), "bram36": bram36,
+        head = self.head_resources()
+        dsp_head = head["dsp"] if head else 0
+        return {"dsp": int(math.ceil(dsp_lin + dsp_attn + dsp_gate + dsp_units + dsp_head)), "bram36": bram36,
+                "heads": head,
                 "uram": uram,
                 "lut": dp["lut"], "ff": None if dp["ff"] is None else dp["ff"] + tile_ff,
                 "weight_tile_ff": tile_ff,
@@ -702,9 +862,37 @@ class PerfModel:
                                   if d.fm_on_chip else "Edge-MoE's buffers (weights of a layer, rows, gate)"),
                 "onchip_buffers_bits": buffers,
                 "dsp_breakdown": {"linear_unit": dsp_lin, "attention": dsp_attn, "gate": dsp_gate,
+                                  **({"head_upsample": dsp_head} if head else {}),
                                   **{f"{k} (Yosys)": u["dsp48e2"] for k, u in dp["units"].items()
                                      if k != "mac_tile" and u["dsp48e2"]}},
                 "datapath": dp}
+
+    def head_resources(self) -> dict[str, Any] | None:
+        """What the heads' kernels add (None: heads on the host). kernels.h heads calls
+        head_upsample at two sites, ``<1, 1>`` (the decoder's x2 passes) and ``<HEAD_RESIZE_LFH,
+        HEAD_RESIZE_LFW>`` (the final resize; 1, 1 when there is none, hls_export's config.h): two
+        instances, each with the output loop's six multipliers per code (II=1): four act x weight
+        products ``act * wx0``, ``act * lx`` (act bits x LFW + 3 bits: wx0 <= 2^(LFW+1), signed) and
+        two ``r * wy0``, ``r * ly`` (act + LFW + 3 bits x LFH + 3 bits). DSP48E2 by the operand-width
+        rule of the linear unit (27x18, no packing: no shared operand pair); wx0 / lx / wy0 / ly are
+        ``int`` in the kernel, so this assumes Vitis narrows them to their value range (else act x 32
+        bits: more DSPs), and Vitis may build such narrow multipliers from LUTs instead (then these
+        are LUTs, not DSPs). head_conv runs on the shared linear unit (no multipliers of its own);
+        the passes borrow the backbone's QKV, HID and F (no array of their own: BRAM/URAM unchanged).
+        Not counted (no RTL unit): the heads' address arithmetic, read/write loops and requantiser."""
+        if not self.design.heads_on_accel:
+            return None
+        ops = self.head_ops()
+        resize = (ops[-1]["lfh"] or 1, ops[-1]["lfw"] or 1) if ops[-1]["kind"] == 1 else (1, 1)
+        a = self.hw.act.width
+        inst = {}
+        for site, (lfh, lfw) in (("decoder x2 passes", (1, 1)), ("final resize", resize)):
+            mults = [(a, lfw + 3)] * 4 + [(a + lfw + 3, lfh + 3)] * 2
+            inst[f"head_upsample<{lfh}, {lfw}> ({site})"] = sum(_dsp_per_mult(x, y) for x, y in mults)
+        return {"dsp": sum(inst.values()), "upsample_instances_dsp": inst,
+                "onchip": "borrows the backbone's QKV, HID and F (kernels.h heads): no array of its own",
+                "note": "DSP: 6 multipliers per head_upsample instance at their value-range widths (see "
+                        "PerfModel.head_resources); LUT/FF of the heads' loops not counted (no RTL unit)"}
 
     def unit_counts(self) -> dict[str, tuple[float, str]]:
         """How many of each RTL unit the design point instantiates, and the model's reason."""
@@ -741,8 +929,10 @@ class PerfModel:
                            "parameters": row["parameters"]}
         total = {k: round(sum(u[k] for u in units.values())) if units else None for k in ("lut", "ff")}
         src = "hw_tests/results/units.json" if self.units is None else "a units table passed in"
+        no_unit = NO_RTL_UNIT + (["the task heads' loops (row reads, im2col, writes, the bilinear "
+                                  "passes' multipliers and requantiser)"] if d.heads_on_accel else [])
         return {**total, "scope": LUT_FF_SCOPE, "source": src, "units": units,
-                "not_counted": missing, "no_rtl_unit": NO_RTL_UNIT, "dsp_notes": self._dsp_notes(units)}
+                "not_counted": missing, "no_rtl_unit": no_unit, "dsp_notes": self._dsp_notes(units)}
 
     def _dsp_notes(self, units: dict[str, Any]) -> list[str]:
         """Where the RTL units' Yosys DSP48E2 differ from the model's count (which stays the model's)."""
@@ -778,6 +968,7 @@ class PerfModel:
                  "experts": (lin_peak, w_gbs, "linear unit", "weight ports"),
                  "gate": ((lin_peak, w_gbs, "linear unit", "weight ports") if d.gate_on_linear else
                           (c.n_experts * fb * 2 * f / 1e9, io_gbs, "router lanes", "io port")),
+                 "head": (lin_peak, io_gbs, "linear unit", "io port (maps; weights on the weight ports)"),
                  "attn_qk_softmax": (attn_peak, io_gbs, f"P x lanes = {d.attn_p} x {self.attn_lanes} MACs",
                                      "io port"),
                  "attn_av": (attn_peak, io_gbs, f"P x lanes = {d.attn_p} x {self.attn_lanes} MACs",
@@ -809,17 +1000,66 @@ class PerfModel:
                 "burst_overhead_cycles": self.burst_overhead_cycles,
                 "tile_beats": self.tile_layout.tile_beats, "tile_load_cycles": self.tile_load_cycles}
 
+    def head_labels(self, task: int = 0) -> list[str]:
+        """A label per head step of ``task`` (the perf report's rows and chart)."""
+        ops, oc = self.head_ops(), self.config.tasks[task].out_channels
+        out = ["features -> scratch"]
+        for op in ops:
+            c, co = op["cin"] or oc, op["cout"] or oc
+            if op["kind"] == 0:
+                out.append(f"conv{op['k']}x{op['k']} {c}->{co} at {op['h']}x{op['w']}")
+            else:
+                out.append(f"bilinear x{1 << op['lfh']} {c} ch {op['h']}x{op['w']}->"
+                           f"{op['h'] << op['lfh']}x{op['w'] << op['lfw']}")
+        return out
+
+    def per_task(self) -> dict[str, dict[str, Any]]:
+        """Per task: ``backbone_ms`` (image in -> final LayerNorm; with the heads on the host, -> the
+        features written out), ``head_ms`` (the task's head passes on the accelerator; None: on the
+        host, not modeled), ``end_to_end_ms`` (image in -> prediction out; None with host heads),
+        ``head_steps_ms`` (each head pass), ``head_loops_ms`` (the head's time by kernels.h function:
+        head_read_rows, head_im2col, linear_unit, head_write_rows, head_upsample's output loop,
+        head_store_grid) and ``cycles``. Leaves :meth:`kernels`' state at task 0."""
+        f = self.design.clock_mhz * 1e3  # cycles per ms
+        k = self.task0_kernels = self.kernels(0)  # the backbone's steps do not depend on the task
+        back = sum(v for n, v in k.items() if n != "head")
+        heads = [s for s in self.program() if s.op in HEAD_OPS]
+        labels = self.head_labels
+        out = {}
+        for i, t in enumerate(self.config.tasks):
+            costs = [self.head_step_cost(s, i) for s in heads]
+            steps = [p["cycles"] for p in costs]
+            by_loop: Counter[str] = Counter()
+            for p in costs:
+                by_loop.update(p["loops"])
+            head = sum(steps) if self.design.heads_on_accel else None
+            out[t.name] = {"backbone_ms": back / f, "head_ms": None if head is None else head / f,
+                           "end_to_end_ms": None if head is None else (back + head) / f,
+                           "cycles": back + (head or 0.0),
+                           "head_steps_ms": ({lab: c / f for lab, c in zip(labels(i), steps, strict=True)}
+                                             if head is not None else {}),
+                           "head_loops_ms": {k: v / f for k, v in by_loop.items()}}
+        return out
+
     def report(self) -> dict[str, Any]:
-        k = self.kernels()
+        tasks = self.per_task()
+        slow = max(tasks, key=lambda n: tasks[n]["cycles"])  # the image the latency is quoted for
+        i = self.config.task_index(slow)
+        k = self.kernels(i) if i else self.task0_kernels  # kernels' state (traffic, stalls) of that task
         cycles = sum(k.values())
         f = self.design.clock_mhz * 1e6
         ms = cycles / f * 1e3
-        ops = 2 * self.macs()
+        ops = 2 * (self.macs() + self.traffic.get("head", {}).get("macs", 0))
         res = self.resources()
         peak = self.design.t_in * self.design.t_out * 2 * f
+        on_acc = self.design.heads_on_accel
+        e2e = {n: v["end_to_end_ms"] if on_acc else v["backbone_ms"] for n, v in tasks.items()}
         return {"modeled": True, "modeled_note": MODELED_NOTE, "board": self.board.name,
                 "design": self.design.name, "hw": self.hw.name,
                 "model": self.config.name, "clock_mhz": self.design.clock_mhz, "cycles": int(cycles),
+                "heads": "accelerator" if on_acc else "host", "latency_task": slow,
+                "heads_note": HEADS_NOTE[on_acc], "per_task": tasks,
+                "latency_largest_ms": max(e2e.values()), "latency_sum_ms": sum(e2e.values()),
                 "latency_ms": ms, "fps": 1e3 / ms, "gops": ops / (ms * 1e-3) / 1e9, "ops_per_image": ops,
                 "linear_unit_roofline_share": ops / (ms * 1e-3) / peak,
                 "dsp": res["dsp"], "bram36": res["bram36"], "uram": res["uram"], "lut": res["lut"],
@@ -830,6 +1070,14 @@ class PerfModel:
                 "roofline": self.roofline(k), "memory_system": self.memory_system(),
                 "design_params": asdict(self.design), "resources": res,
                 "board_sources": self.board.sources}
+
+
+HEADS_NOTE = {
+    False: "heads on the host: latency_ms is the backbone's, image in -> features out (write_features); the "
+           "task head then runs on the host CPU, not modeled here",
+    True: "heads on the accelerator: latency_ms is end to end, image in -> the task's prediction out (no "
+          "features written; the head passes DDR -> DDR through scratch maps, kernels.h heads), for the "
+          "slowest task (latency_task); per_task has every task's backbone, head and end-to-end figures"}
 
 
 def _uniform(total: int, n: int) -> list[int]:
@@ -929,11 +1177,49 @@ EDGE_MOE_MS = 34.64
 KERNEL_LABELS = {"io": "image in + features out", "patch_embed": "patch embedding", "layernorm": "LayerNorm",
                  "attn_linear": "QKV + projection", "attn_qk_softmax": "attention Q·Kᵀ + softmax",
                  "attn_av": "attention A·V", "mlp": "dense MLP", "gate": "router", "experts": "MoE experts",
-                 "add": "residual add"}
+                 "add": "residual add", "head": "task head (all passes)"}
+
+
+# the head passes by kind (PerfModel.head_labels' prefixes) and their shade in perf.png
+HEAD_PARTS = (("features", "#f4b183", "features -> scratch"), ("conv3x3", "#c55a11", "3x3 convolutions"),
+              ("bilinear", "#ed7d31", "bilinear upsampling"), ("conv1x1", "#843c0c", "1x1 classifier"))
+
+
+def _plot_tasks(r: dict[str, Any], ax: Any) -> None:
+    """perf.png's top panel: per task, the backbone and the head as separate bar segments (modeled
+    ms), the end-to-end sum at the bar's end; with the heads on the host, the backbone alone."""
+    tasks = list(r["per_task"])[::-1]
+    back = [r["per_task"][n]["backbone_ms"] for n in tasks]
+    head = [r["per_task"][n]["head_ms"] or 0.0 for n in tasks]
+    ax.barh(tasks, back, color="#369", label="backbone: image in -> final LayerNorm"
+            + (" -> features out" if r["heads"] == "host" else ""))
+    if r["heads"] == "accelerator":  # the head's passes by kind, in shades of one colour
+        left = list(back)
+        for kind, col, lab in HEAD_PARTS:
+            w = [sum(v for k, v in r["per_task"][n]["head_steps_ms"].items() if k.startswith(kind))
+                 for n in tasks]
+            ax.barh(tasks, w, left=left, color=col, label=f"head on the accelerator: {lab}")
+            left = [a + b for a, b in zip(left, w, strict=True)]
+    for i, n in enumerate(tasks):
+        t = r["per_task"][n]
+        ax.text(back[i] / 2, i, f"backbone {back[i]:.2f}", va="center", ha="center", color="w", fontsize=9)
+        if t["head_ms"] is None:
+            ax.text(back[i], i, "  + head on the host (not modeled)", va="center", fontsize=9)
+        else:
+            ax.text(back[i] + head[i], i, f"  head {head[i]:.2f}, end to end {t['end_to_end_ms']:.2f} ms",
+                    va="center", fontsize=9)
+    ax.set_xlim(0, max(b + h for b, h in zip(back, head, strict=True)) * 1.35)
+    ax.set_xlabel("modeled ms per image", fontsize=10)
+    ax.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    which = ("end to end, image in -> prediction out" if r["heads"] == "accelerator"
+             else "backbone only (heads on the host)")
+    ax.set_title(f"per task, {which}: largest {r['latency_largest_ms']:.2f} ms, every task in turn "
+                 f"{r['latency_sum_ms']:.2f} ms ({MODELED_NOTE})", fontsize=10)
 
 
 def plot_perf(r: dict[str, Any], path: str | Path) -> None:
-    """perf.png: per-kernel modeled time (left) and a roofline with every kernel's own roofs (right):
+    """perf.png: per task the backbone and the head (top), per-kernel modeled time of the slowest
+    task's image (bottom left) and a roofline with every kernel's own roofs (bottom right):
     the peak of the unit it runs on and the bandwidth of its DDR path; kernels without DDR traffic
     (on chip) sit at the right edge under their compute roof."""
     import matplotlib
@@ -942,16 +1228,22 @@ def plot_perf(r: dict[str, Any], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     b = r["breakdown_ms"]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 5.0), gridspec_kw={"width_ratios": [1, 1.1]})
+    fig = plt.figure(figsize=(15, 5.0 + 0.45 * len(r["per_task"]) + 1.2))
+    gs = fig.add_gridspec(2, 2, width_ratios=[1, 1.1], height_ratios=[0.45 * len(r["per_task"]) + 1.2, 5.0])
+    _plot_tasks(r, fig.add_subplot(gs[0, :]))
+    ax, ax2 = fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1])
     names = list(b)[::-1]
-    ax.barh([KERNEL_LABELS.get(k, k) for k in names], [b[k] for k in names], color="#369")
+    labels = {**KERNEL_LABELS, **({"io": "image in"} if r["heads"] == "accelerator" else {})}
+    ax.barh([labels.get(k, k) for k in names], [b[k] for k in names],
+            color=["#c55a11" if k == "head" else "#369" for k in names])
     for i, k in enumerate(names):
         ax.text(b[k], i, f" {b[k]:.2f}", va="center", fontsize=9)
     ax.set_xlim(0, max(b.values()) * 1.18)
     ax.tick_params(labelsize=10)
     ax.set_xlabel("modeled ms per image", fontsize=10)
-    ax.set_title(f"{r['model']} on {r['board']} ({r['design']}, {r['hw']}): {r['latency_ms']:.2f} ms\n"
-                 f"{MODELED_NOTE}", fontsize=10)
+    ax.set_title(f"{r['model']} on {r['board']} ({r['design']}, {r['hw']}): {r['latency_ms']:.2f} ms"
+                 + (f" ({r['latency_task']}, end to end)" if r["heads"] == "accelerator" else "")
+                 + f"\n{MODELED_NOTE}", fontsize=10)
     rf = r["roofline"]
     import numpy as np
 
@@ -996,7 +1288,7 @@ def plot_perf(r: dict[str, Any], path: str | Path) -> None:
                   f"{rf['ddr_gbs']:.1f} GB/s)", fontsize=9)
     ax2.grid(True, which="major", lw=0.3)
     ax2.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    no_mac = [KERNEL_LABELS.get(k, k) for k, v in rf["kernels"].items() if not v["gops"]]
+    no_mac = [labels.get(k, k) for k, v in rf["kernels"].items() if not v["gops"]]
     if no_mac:
         ax2.text(0.01, 0.01, "not on the roofline (no MACs): " + ", ".join(no_mac), transform=ax2.transAxes,
                  fontsize=7.5, va="bottom")
@@ -1021,8 +1313,11 @@ def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | N
              f"{dp['weight_ports']} weight port(s), {r['clock_mhz']:.0f} MHz), hardware `{r['hw']}`. All "
              "figures "
              f"are **modeled** (HLS-derived cycle counts: {MODELED_NOTE}).", "",
-             f"- latency: **{r['latency_ms']:.2f} ms** per image (modeled), {r['fps']:.1f} FPS",
-             f"- {r['gops']:.1f} GOPS (backbone, 2 ops per MAC, active experts only: "
+             f"- latency: **{r['latency_ms']:.2f} ms** per image (modeled), {r['fps']:.1f} FPS; "
+             f"{r['heads_note']}",
+             f"- {r['gops']:.1f} GOPS "
+             f"({'backbone + the task head' if r['heads'] == 'accelerator' else 'backbone'}"
+             ", 2 ops per MAC, active experts only: "
              f"{r['ops_per_image'] / 1e9:.2f} GOP/image), "
              f"{100 * r['linear_unit_roofline_share']:.0f}% of the "
              "linear unit's peak",
@@ -1032,7 +1327,7 @@ def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | N
              f"(on-chip memory: {r['resources']['onchip_source']})",
              *_lut_ff_lines(r["resources"]),
              f"- power: {r['power_note']}",
-             "",
+             "", *_task_lines(r),
              "## Memory system (each figure's source in perf.json `board_sources`)", "",
              f"- weight ports: {ports}; io port: "
              + ", ".join(f"{h} ({v['xpi']}) {v['gbs']:.1f} GB/s" for h, v in ms["io_port"].items()),
@@ -1061,6 +1356,44 @@ def write_report(r: dict[str, Any], out_dir: str, validation: dict[str, Any] | N
               "(2 ops per MAC, top-k experts only) is lower, so GOPS figures are not directly comparable.",
               "", "![breakdown](perf.png)", ""]
     (out / "perf.md").write_text("\n".join(lines))
+
+
+def _task_lines(r: dict[str, Any]) -> list[str]:
+    """perf.md's per-task section: backbone, head and end to end (modeled), the largest and the sum,
+    and with the heads on the accelerator each head pass's time per task."""
+    t = r["per_task"]
+    acc = r["heads"] == "accelerator"
+    fmt = lambda v: "host, not modeled" if v is None else f"{v:.2f}"  # noqa: E731
+    out = ["## Per task (modeled ms per image)", "",
+           ("Image in -> prediction out on the accelerator: the backbone (image in -> final LayerNorm), then "
+            "the task's head (kernels.h heads: DDR -> DDR passes, the 3x3 convolutions on the shared linear "
+            "unit)." if acc else "Heads on the host: the accelerator's part is the backbone, image in -> "
+            "features out (write_features); the head then runs on the host CPU, which this model does not "
+            "price."), "",
+           "| task | backbone | head | end to end |", "|---|---|---|---|"]
+    out += [f"| {n} | {v['backbone_ms']:.2f} | {fmt(v['head_ms'])} | {fmt(v['end_to_end_ms'])} |"
+            for n, v in t.items()]
+    what = "end to end" if acc else "backbone"
+    out += ["", f"Largest ({what}): **{r['latency_largest_ms']:.2f} ms** ({r['latency_task']}); every task "
+            f"in turn (one image, each task's run): **{r['latency_sum_ms']:.2f} ms**.", ""]
+    if acc:
+        names = list(t)
+        out += ["| head pass | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        rows = [list(v["head_steps_ms"].items()) for v in t.values()]
+        for i in range(len(rows[0])):  # the passes are the same for every task, their channels are not
+            labels = dict.fromkeys(row[i][0] for row in rows)  # in the columns' (tasks') order
+            out.append(f"| {' / '.join(labels)} | " + " | ".join(f"{row[i][1]:.2f}" for row in rows)
+                       + " |")
+        out += ["", "The head's time by kernels.h loop (modeled ms; every one a code a cycle but the linear "
+                "unit's):", "", "| loop | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        loop_names = list(next(iter(t.values()))["head_loops_ms"])
+        out += [f"| {k} | " + " | ".join(f"{v['head_loops_ms'].get(k, 0.0):.2f}" for v in t.values()) + " |"
+                for k in loop_names]
+        h = r["resources"]["heads"]
+        out += ["", f"Resources the heads add: {h['dsp']} DSP48E2 ("
+                + ", ".join(f"{k} {v}" for k, v in h["upsample_instances_dsp"].items())
+                + f"); on chip: {h['onchip']}; {h['note']}.", ""]
+    return out
 
 
 def _fmt(v: float | None) -> str:

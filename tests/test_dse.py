@@ -37,7 +37,7 @@ def test_space_has_only_knobs_the_kernels_implement():
 @pytest.mark.parametrize(("key", "value"), [
     ("n_linear", 2), ("fm_on_chip", False), ("kv_on_chip", False), ("weight_ports", 4), ("weight_ports", 0),
     ("overlap_weight_load", False), ("fused_qkv", False), ("gate_on_linear", False), ("frobnicate", 1),
-    ("t_in", 0), ("attn_lanes", -1), ("clock_mhz", 0)])
+    ("t_in", 0), ("attn_lanes", -1), ("clock_mhz", 0), ("heads_on_accel", "yes"), ("heads_on_accel", 1)])
 def test_design_to_kernel_params_refuses_each_unimplemented_knob_by_name(key, value):
     d = {"board": "zcu104", "hw": "w16a32", "t_in": 16, "t_out": 16, key: value}
     with pytest.raises(ValueError, match=key):
@@ -53,8 +53,10 @@ def test_design_to_kernel_params_names_every_bad_knob_at_once_and_accepts_old_fi
            "t_out": 8, "attn_p": 16, "axi_bits": 256, "clock_mhz": 300.0, "overlap_weight_load": True,
            "fused_qkv": True, "n_linear": 1, "kv_on_chip": True, "attn_lanes": 0, "weight_ports": 1,
            "fm_on_chip": True, "gate_on_linear": True}
+    # (a file from before heads_on_accel was a knob: the heads on the host, as it was explored)
     assert design_to_kernel_params(old) == {"t_in": 32, "t_out": 8, "attn_p": 16, "axi_bits": 256,
-                                            "attn_lanes": 0, "clock_mhz": 300.0, "weight_ports": 1}
+                                            "attn_lanes": 0, "clock_mhz": 300.0, "weight_ports": 1,
+                                            "heads_on_accel": False}
     assert design_to_kernel_params({"t_in": 8})["weight_ports"] == 1
 
 
@@ -106,3 +108,40 @@ def test_cli_summary_json_is_one_line(tmp_path):
     d = json.loads(line)
     assert d["modeled"] is True and d["kernel_params"]["t_in"] == 16
     assert d["design_json"].endswith("design.json")
+
+
+def test_dse_with_heads_ranks_by_the_slowest_tasks_end_to_end_and_design_json_carries_the_knob(tmp_path):
+    """--heads accelerator: every point is priced image in -> prediction out, ranked by its slowest
+    task; design.json says heads_on_accel, the knob `mtl-moe export --design` builds, and the model of
+    those kernel params gives the DSE's latency again."""
+    space = {"t_in": [16, 32], "t_out": [8, 16]}
+    s = run(TINY, W16, "zcu104", tmp_path, space=space, heads="accelerator")
+    b = s["best"]
+    assert s["heads"] == "accelerator" and s["target_ms"] is None  # issue 16's targets are the backbone's
+    assert b["latency_ms"] == pytest.approx(max(t["end_to_end_ms"] for t in b["per_task_ms"].values()))
+    assert all(t["head_ms"] > 0 for t in b["per_task_ms"].values())
+    d = json.loads((tmp_path / "design.json").read_text())
+    kp = design_to_kernel_params(d)
+    assert d["heads_on_accel"] is True and kp["heads_on_accel"] is True
+    assert PerfModel(TINY, W16, Design(**kp), BOARDS["zcu104"]).report()["latency_ms"] == \
+        pytest.approx(b["latency_ms"])
+    assert "end to end" in (tmp_path / "dse.md").read_text()
+    host = run(TINY, W16, "zcu104", tmp_path / "host", space=space)
+    assert host["best"]["latency_ms"] < b["latency_ms"]  # the same points without their heads
+    with pytest.raises(ValueError, match="heads"):
+        sweep(TINY, W16, "zcu104", space, heads="fpga")
+
+
+def test_export_refuses_a_heads_flag_the_design_json_contradicts(tmp_path):
+    """One source of truth: a design explored with the heads on the accelerator is built with them;
+    --heads host against it is refused in one line before anything is read or written."""
+    import subprocess
+    import sys
+
+    design = tmp_path / "design.json"
+    design.write_text(json.dumps({"t_in": 16, "t_out": 16, "heads_on_accel": True}))
+    r = subprocess.run([sys.executable, "-m", "mtl_moe", "export", "--checkpoint", str(tmp_path / "none"),
+                        "--out", str(tmp_path / "ex"), "--design", str(design), "--heads", "host"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "heads_on_accel = true, not --heads host" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "ex").exists()

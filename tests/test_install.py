@@ -121,6 +121,115 @@ def test_wheel_ships_every_resource_and_no_torch_in_the_base_requirements(wheel)
     assert re.search(r"^\[pynq\.notebooks\]\s*\nmtl-moe = mtl_moe\.notebooks", eps, re.M), eps
 
 
+# the board Pythons and what their pynq pins (read from pynq 3.1.2's and 4.0.0's setup.py, PyPI
+# sdists): numpy<2.0 in both. numpy 1.26.4 is the one 1.x release with wheels for 3.10 and 3.12 alike
+BOARDS = {"PYNQ 3.1": ("3.10", "pynq", "3.1.2"), "PYNQ 4.0": ("3.12", "pynq", "4.0.0")}
+PYNQ_PINS = {"numpy": "<2.0", "grpcio": "==1.64.0"}
+# stdlib names new in 3.11 / 3.12 that the board part (Python 3.10 on PYNQ 3.1) must not use
+NEW_IN_311 = {"tomllib", "wsgiref.types", "typing.Self", "typing.LiteralString", "typing.Never",
+              "typing.assert_never", "typing.reveal_type", "typing.TypeVarTuple", "typing.Unpack",
+              "typing.Required", "typing.NotRequired", "typing.override", "enum.StrEnum", "datetime.UTC",
+              "asyncio.TaskGroup", "asyncio.timeout", "hashlib.file_digest", "itertools.batched",
+              "contextlib.chdir", "operator.call", "enum.verify", "typing.dataclass_transform"}
+
+
+def _requirements(python: str, extras: tuple[str, ...] = ()) -> list:
+    """pyproject's requirements that apply on ``python`` with ``extras``, markers evaluated by
+    packaging as pip would there (Linux, aarch64: the board)."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    reqs = [Requirement(r) for r in project["dependencies"]]
+    reqs += [Requirement(r) for e in extras for r in project["optional-dependencies"][e]]
+    env = {"python_version": python, "python_full_version": f"{python}.0", "sys_platform": "linux",
+           "platform_machine": "aarch64", "implementation_name": "cpython", "os_name": "posix",
+           "platform_system": "Linux", "platform_python_implementation": "CPython"}
+    return [r for r in reqs if r.marker is None or any(r.marker.evaluate({**env, "extra": e})
+                                                        for e in ("", *extras))]
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_board_extra_resolves_beside_that_boards_pynq(board):
+    """What can be checked without that Python (this machine has only 3.11; no 3.10 or 3.12 can be
+    installed from the registries it reaches): requires-python admits the board's Python, every
+    requirement of ``mtl-moe[board]`` there admits the board's pynq and the versions its pins allow
+    (numpy 1.26.4), none demands numpy 2, and nothing needs torch."""
+    from packaging.specifiers import SpecifierSet
+
+    python, pkg, version = BOARDS[board]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert SpecifierSet(project["requires-python"]).contains(f"{python}.0"), project["requires-python"]
+    reqs = _requirements(python, ("board",))
+    by_name: dict[str, SpecifierSet] = {}
+    for r in reqs:
+        by_name[r.name] = by_name.get(r.name, SpecifierSet()) & r.specifier
+    assert pkg in by_name and by_name[pkg].contains(version), (board, by_name.get(pkg))
+    numpy = by_name["numpy"] & SpecifierSet(PYNQ_PINS["numpy"])
+    assert numpy.contains("1.26.4") and not by_name["numpy"].contains("2.0.0"), (board, by_name["numpy"])
+    assert not {"torch", "brevitas", "scipy", "pillow"} & set(by_name), by_name
+
+
+def test_board_extra_check_sees_a_numpy_2_demand():
+    """The check above can fail: a base requirement numpy>=2 (what broke get-notebooks) is seen."""
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    spec = SpecifierSet()
+    for r in ("numpy>=2.0", "numpy<2"):
+        spec &= Requirement(r).specifier
+    assert not spec.contains("1.26.4") and not spec.contains("2.0.0")
+
+
+def _board_sources() -> list[tuple[str, str]]:
+    """(name, source) of every module of the package and every code cell of the notebook."""
+    out = [(str(f.relative_to(REPO)), f.read_text()) for f in sorted((REPO / "mtl_moe").rglob("*.py"))]
+    nb = json.loads((REPO / "notebooks" / "zcu104_multitask.ipynb").read_text())
+    out += [(f"notebook cell {i}", "".join(c["source"])) for i, c in enumerate(nb["cells"])
+            if c["cell_type"] == "code"]
+    return out
+
+
+def _newer_than_310(name: str, src: str) -> list[str]:
+    """What in ``src`` Python 3.10 lacks: grammar (ast at feature_version 3.10) or a NEW_IN_311 name."""
+    import ast
+
+    try:
+        tree = ast.parse(src, feature_version=(3, 10))
+    except SyntaxError as e:
+        return [f"{name}:{e.lineno}: {e.msg}"]
+    bad = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            bad += [f"{name}:{n.lineno}: import {a.name}" for a in n.names if a.name in NEW_IN_311]
+        elif isinstance(n, ast.ImportFrom) and n.module:
+            bad += [f"{name}:{n.lineno}: from {n.module} import {a.name}" for a in n.names
+                    if n.module in NEW_IN_311 or f"{n.module}.{a.name}" in NEW_IN_311]
+        elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
+            if f"{n.value.id}.{n.attr}" in NEW_IN_311:
+                bad.append(f"{name}:{n.lineno}: {n.value.id}.{n.attr}")
+    return bad
+
+
+def test_package_and_notebook_parse_as_python_310():
+    """PYNQ 3.1's Python 3.10 cannot be run here: instead every module and notebook cell parses with
+    3.10's grammar and uses no stdlib name added in 3.11/3.12 (vermin 1.9.2, run once by hand over
+    mtl_moe/, agreed: minimum 3.10)."""
+    sources = _board_sources()
+    assert len(sources) > 40, len(sources)
+    bad = [b for name, src in sources for b in _newer_than_310(name, src)]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize(("src", "says"), [
+    ("import tomllib\n", "import tomllib"),
+    ("try:\n    pass\nexcept* ValueError:\n    pass\n", "Exception groups"),
+    ("from typing import Self\n", "typing import Self"),
+    ("import datetime\nx = datetime.UTC\n", "datetime.UTC")])
+def test_python_310_check_sees_newer_code(src, says):
+    """The check above can fail: 3.11 grammar and 3.11 stdlib names are each seen."""
+    assert any(says in b for b in _newer_than_310("x", src)), _newer_than_310("x", src)
+
+
 def test_unpacked_wheel_runs_from_an_unrelated_folder_and_refuses_a_missing_units_json(wheel, tmp_path):
     """The wheel's files on their own (no checkout on the path): every resource is found inside it,
     perf gives the checkout's numbers, and without units.json perf is one line naming it (the

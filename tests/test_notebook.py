@@ -50,10 +50,14 @@ def test_notebook_runs_on_the_sim_backend_bit_exact_without_torch(tmp_path, demo
               "PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])})
     r = _check_against_golden(ex, out)
     assert r == {"notebook_mismatches": 0, "independent_mismatches": 0}, r
-    for png in ("predictions.png", "photo.png", "latency.png"):
+    # a figure per task on the samples (drawn in the notebook, saved beside it), the photograph's, latency
+    acc_tasks = [t["name"] for t in json.loads((ex / "model_config.json").read_text())["tasks"]]
+    for png in [*(f"predictions-{t}.png" for t in acc_tasks), "photo.png", "latency.png"]:
         assert (out / png).stat().st_size > 5000, png
     executed = (out / NOTEBOOK.name).read_text()  # the executed copy keeps its outputs
-    assert "0 mismatching values" in executed and '"image/png"' in executed
+    assert "0 mismatching values" in executed
+    # drawn inline by matplotlib: the task figures, the photograph's and the latency bars
+    assert executed.count('"image/png"') == len(acc_tasks) + 2, executed.count('"image/png"')
     res = json.loads((out / "results.json").read_text())  # the latency table's split, per task
     assert res["heads"] == "host" and "head (host)" in executed and "end to end" in executed
     for v in res["tasks"].values():

@@ -401,3 +401,151 @@ def test_perf_of_export_reads_old_and_new_kernel_params(tmp_path):
     d = Design(t_in=32, t_out=8, attn_p=8, attn_lanes=16, clock_mhz=250.0, weight_ports=1)
     want = PerfModel(TINY, W16, d, BOARDS["zcu104"]).report()
     assert new["latency_ms"] == pytest.approx(want["latency_ms"]) and new["clock_mhz"] == 250.0
+
+
+# ---- the task heads on the accelerator (kernels.h heads) -------------------------------------------
+DEMO = get_preset("demo")
+
+
+def _heads_model(cfg=DEMO, hw=W16, latency: int = 2, **design) -> PerfModel:
+    """The heads on the RTL tests' memory (one 256-bit beat a cycle on every port, no burst overhead,
+    ``latency`` cycles to the first beat), where a hand count is short."""
+    from mtl_moe.perf import ideal_memory
+
+    mem = ideal_memory(BOARDS["zcu104"], 256, latency)
+    return PerfModel(cfg, hw, Design(heads_on_accel=True, **design), mem)
+
+
+def _head_step(m: PerfModel, op: str, index: int):
+    return next(s for s in m.program() if s.op == op and s.layer == index)
+
+
+def test_head_conv3x3_cycles_by_hand():
+    """The demo's first head pass (pup-lite: conv3x3 64 -> 32 channels on the 8 x 8 grid, ReLU, to
+    scratch map 1), w16a32 (32-bit act codes: IO_PER = 256 / 32 = 8 a word), T_IN = T_OUT = 16, on
+    the ideal memory (a beat a cycle, L = 2 cycles to the first beat). head_schedule gives it bands
+    of 1 row (the borrowed buffers' limit), so 8 bands of n = 1, each, from kernels.h head_conv:
+
+    - head_read_rows of rows y0 - 1 .. y0 + 1: (n + 2) w ceil(c / T_IN) T_IN = 3 x 8 x 4 x 16 = 1536
+      iterations at II = 1 (its <= 3 x 8 x 8 beats arrive faster), + L for the first beat;
+    - head_im2col: n w ceil(9 c / T_IN) T_IN = 8 x 36 x 16 = 4608 iterations;
+    - linear_unit(8 rows, 576 -> 32): 2 x 36 = 72 tiles of 16 x 16 16-bit weights = 16 beats each
+      (16 cycles); bias 32 x 32 bits = 4 beats; load = 16 + L + 4, then 71 x max(8 rows, 16) + 8 +
+      the MAC tile's 2 stages + 1;
+    - head_write_rows to scratch: n w ceil(32 / 8) x 8 = 256 iterations (32 beats), + L for the
+      write response.
+
+    Per band (L + 1536) + 4608 + (20 + L + 71 x 16 + 8 + 3) + (256 + L) = 7567 + 3L = 7573."""
+    m = _heads_model()
+    assert m.head_ops()[0]["band"] == 1 and m.mac_latency == 2  # the schedule and unit this counts with
+    band = (2 + 1536) + 4608 + (16 + 2 + 4 + 71 * 16 + 8 + 2 + 1) + (256 + 2)
+    assert band == 7573
+    got = m.step_cost(_head_step(m, "head_conv", 0))
+    assert got["cycles"] == pytest.approx(8 * band)
+    assert got["macs"] == 8 * 8 * 576 * 32  # every output pixel x K x N, once
+
+
+def test_head_upsample_cycles_by_hand():
+    """The demo's second pass: bilinear x2 of 32 channels, 8 x 8 -> 16 x 16, to scratch map 0.
+    kernels.h head_upsample, per output row Y (16 of them): head_read_rows of its two source rows,
+    two calls of w ceil(32 / T_IN) T_IN = 8 x 2 x 16 = 256 iterations (8 x 4 beats), each + L; then
+    the output loop, W ceil(32 / IO_PER) IO_PER = 16 x 4 x 8 = 512 iterations, one code a cycle (64
+    beats), + L for the write response. 16 x (2 (256 + L) + 512 + L) = 16 x (1024 + 3L) = 16,480."""
+    m = _heads_model()
+    got = m.step_cost(_head_step(m, "head_upsample", 1))
+    assert got["cycles"] == pytest.approx(16 * (2 * (256 + 2) + 512 + 2)) and got["macs"] == 0
+    # the store of the features before the passes: N_PATCHES x ceil(64 / 8) x 8 codes, one a cycle
+    grid = m.step_cost(next(s for s in m.program() if s.op == "head_store_grid"))
+    assert grid["cycles"] == pytest.approx(64 * 8 * 8 + 2)
+
+
+def test_head_writes_read_modify_write_a_word_a_run_starts_or_ends_inside():
+    """head_put reads the word a prediction run starts inside (before its first code) and the one it
+    ends inside (to keep the codes after it): codes 3 .. 12 of 8-code words touch words 0 and 1, both
+    partly, so 2 beats and 2 reads in the loop, each waiting the latency; an aligned run reads none."""
+    m = _heads_model(latency=5)
+    assert m._io_write(10, [(3, 10)])["cycles"] == pytest.approx(10 + 2 * 5 + 5)
+    assert m._io_write(16, [(8, 16)])["cycles"] == pytest.approx(16 + 5)
+
+
+def test_per_task_latency_is_backbone_plus_each_tasks_head():
+    """m3vit-tiny on ZCU104: the head depends on the task (the classifier's and the final resize's
+    channels: semseg's 40 against depth's 1), the backbone does not; with the heads on the
+    accelerator the backbone ends at the final LayerNorm (no write_features: the host figure minus
+    that one step); latency_ms is the slowest task's end to end, the sum every task's."""
+    host, acc = perf(TINY, W16, "zcu104"), perf(TINY, W16, "zcu104", heads_on_accel=True)
+    m = PerfModel(TINY, W16, Design(), BOARDS["zcu104"])
+    m.kernels()
+    wf = next(c for s, c in zip(m.program(), m.step_cycles, strict=True) if s.op == "write_features")
+    t = acc["per_task"]
+    assert t["semseg"]["backbone_ms"] == pytest.approx(t["depth"]["backbone_ms"])
+    assert t["semseg"]["backbone_ms"] == pytest.approx(host["latency_ms"] - wf / 300e3)
+    assert t["semseg"]["head_ms"] > t["depth"]["head_ms"] > 0
+    for v in t.values():
+        assert v["end_to_end_ms"] == pytest.approx(v["backbone_ms"] + v["head_ms"])
+        assert v["head_ms"] == pytest.approx(sum(v["head_steps_ms"].values()))
+        assert v["head_ms"] == pytest.approx(sum(v["head_loops_ms"].values()))
+    assert acc["latency_task"] == "semseg"
+    assert acc["latency_ms"] == pytest.approx(t["semseg"]["end_to_end_ms"])
+    assert acc["latency_sum_ms"] == pytest.approx(sum(v["end_to_end_ms"] for v in t.values()))
+    assert host["heads"] == "host" and all(v["head_ms"] is None for v in host["per_task"].values())
+    assert host["latency_sum_ms"] == pytest.approx(2 * host["latency_ms"])
+
+
+def test_heads_add_their_upsample_multipliers_to_the_dsp_count():
+    """Two head_upsample instances (the decoder's x2 and the final resize, both x2 for m3vit-tiny),
+    six multipliers each: four act x 4-bit (wx0 <= 4, signed) and two (act + 4) x 4-bit. w16a32's
+    32-bit act: 32 x 4 takes ceil(32 / 27) = 2 DSP48E2, 36 x 4 also 2: 4 x 2 + 2 x 2 = 12 an instance,
+    24 in all; int8's 8 and 12 bits: one each, 6 an instance, 12. BRAM/URAM unchanged (the heads
+    borrow the backbone's buffers)."""
+    for hw, add in ((W16, 24), (get_hw("int8"), 12)):
+        host, acc = perf(TINY, hw, "zcu104"), perf(TINY, hw, "zcu104", heads_on_accel=True)
+        assert acc["dsp"] - host["dsp"] == add and acc["resources"]["heads"]["dsp"] == add
+        assert (acc["bram36"], acc["uram"]) == (host["bram36"], host["uram"])
+
+
+def test_heads_on_a_design_without_on_chip_maps_or_without_a_fitting_band_are_refused():
+    with pytest.raises(ValueError, match="heads run only in our top"):
+        perf(TINY, W16, "zcu102", "edge-moe", heads_on_accel=True)
+    # a 64 x 256 image: 65 tokens, so one 128-pixel row of the last 3x3 conv exceeds MAX_ROWS
+    m = PerfModel(replace(TINY, img_size=(64, 256)), W16, Design(heads_on_accel=True), BOARDS["zcu104"])
+    with pytest.raises(ValueError, match="do not fit the kernels' on-chip buffers"):
+        m.report()
+
+
+def test_perf_cli_heads_accelerator_reports_every_task_and_refuses_a_mismatched_export(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mtl_moe", "perf", "m3vit-tiny", "--heads", "accelerator",
+                        "--json", "--out", str(tmp_path / "p")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["heads"] == "accelerator" and set(d["per_task"]) == {"semseg", "depth"}
+    worst = max(v["end_to_end_ms"] for v in d["per_task"].values())
+    assert d["latency_largest_ms"] == pytest.approx(worst) and d["latency_ms"] == pytest.approx(worst)
+    md = (tmp_path / "p" / "perf.md").read_text()
+    assert "| semseg |" in md and "end to end" in md and "modeled" in md
+    ex = _fake_export(tmp_path, {"t_in": 16, "t_out": 16, "attn_p": 4, "axi_bits": 256})
+    r = subprocess.run([sys.executable, "-m", "mtl_moe", "perf", ex, "--heads", "accelerator"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "exported with the heads on the host" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run([sys.executable, "-m", "mtl_moe", "perf", "m3vit-tiny", "--board", "zcu102",
+                        "--design", "edge-moe", "--heads", "accelerator"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "heads run only in our top" in r.stderr
+
+
+def test_perf_of_an_export_with_heads_models_its_heads(tmp_path):
+    kp = {"t_in": 16, "t_out": 16, "attn_p": 4, "axi_bits": 256, "heads_on_accel": True}
+    r = perf_of_export(_fake_export(tmp_path, kp))
+    assert r["heads"] == "accelerator"
+    assert r["latency_ms"] == pytest.approx(perf(TINY, W16, "zcu104", heads_on_accel=True)["latency_ms"])
+
+
+def test_m3vit_tiny_head_macs_by_hand():
+    """The semseg head of m3vit-tiny (pup, 64 channels, classifier at half resolution) as MACs: the
+    four 3x3 convs at 8x16, 16x32, 32x64, 64x128 (9 x 192 x 64, then 9 x 64 x 64 per pixel) and the
+    1x1 classifier 64 -> 40 at 64x128: 128 x 110,592 + 512 x 36,864 + 2048 x 36,864 + 8192 x 36,864
+    + 8192 x 2,560 = 431,489,024 (the upsampling is no MAC of the network's)."""
+    m = PerfModel(TINY, W16, Design(heads_on_accel=True), BOARDS["zcu104"])
+    macs = sum(m.head_step_cost(s, 0)["macs"] for s in m.program() if s.kind == "head")
+    assert macs == 128 * 110_592 + 512 * 36_864 + 2048 * 36_864 + 8192 * 36_864 + 8192 * 2_560 == 431_489_024

@@ -243,12 +243,14 @@ def test_approx_plot_has_no_overlapping_labels(tmp_path: Path, figures: list[Any
     assert overlapping_texts(fig) == []
 
 
-def test_perf_plot_has_no_overlapping_labels(tmp_path: Path, figures: list[Any]) -> None:
+@pytest.mark.parametrize("heads", [False, True], ids=["heads-host", "heads-accelerator"])
+def test_perf_plot_has_no_overlapping_labels(tmp_path: Path, figures: list[Any], heads: bool) -> None:
     from mtl_moe.config import get_preset
     from mtl_moe.hw import get_hw
     from mtl_moe.perf import perf, plot_perf
 
-    plot_perf(perf(get_preset("m3vit-tiny"), get_hw("w16a32"), "zcu104", "ours"), tmp_path / "perf.png")
+    r = perf(get_preset("m3vit-tiny"), get_hw("w16a32"), "zcu104", "ours", heads_on_accel=heads)
+    plot_perf(r, tmp_path / "perf.png")
     (fig,) = figures
     assert overlapping_texts(fig) == []
     _legend_off_data(fig)

@@ -51,6 +51,7 @@ def test_qonnx_file_runs_in_qonnx_like_the_torch_fake_quant_model(tmp_path, hw):
     g = onnx.load(str(tmp_path / "depth.qonnx.onnx")).graph
     init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     _check_folded_and_clean(tmp_path / "depth.qonnx.onnx", run_cleanup=hw == "int8")  # cleanup: once
+    _check_census(g, TINY, q.hw)
 
     def const(name):
         if name in init:
@@ -79,6 +80,61 @@ def test_qonnx_of_m3vits_pup_head_runs_like_torch_and_is_clean(tmp_path):
     _check_folded_and_clean(tmp_path / "depth.qonnx.onnx", run_cleanup=True)
     ops = {n.op_type for n in onnx.load(str(tmp_path / "depth.qonnx.onnx")).graph.node}
     assert "BatchNormalization" not in ops
+
+
+# what torch's exporter lowers reshapes, splits of stacked parameters and F.unfold (im2col) into:
+# data movement only; their counts follow the exporter's lowering, not the model, and are not pinned
+LAYOUT_OPS = {"Transpose", "Reshape", "Gather", "Pad", "Slice"}
+
+
+def _expected_census(c, hw) -> dict[str, int]:
+    """Node count per op type of one task's QONNX graph, counted by hand from QuantM3ViT's float32
+    forward (mtl_moe/quant.py) for a pup-lite decoder, the MoE layers exported densely: L blocks, M
+    of them MoE, E experts, S decoder stages; independent of the exported file."""
+    L, M, E, S = c.n_layer, len(c.moe_blocks), c.n_experts, c.n_pup_stages
+    assert c.decoder == "pup-lite" and c.router == "per_task" and not c.per_task_norm
+    resize = int(tuple(x * 2**S for x in c.grid) != tuple(c.img_size))  # classifier output upsampled
+    linears = 1 + 4 * L + 2 * (L - M) + 2 * E * M + S + 1  # patch, qkv/score/av/proj, ffns, head convs
+    biased = 1 + 2 * L + 2 * (L - M) + 2 * E * M + S + 1  # the same less score and av
+    params = 2 + 2 + 8 * L + 4 * (L - M) + 5 * M + 2 + 2 * (S + 1)  # patch, cls+pos, block, ffn/router+
+    # experts, ln_f, head convs (weight + bias each): weights hw.weight, the rest hw.bias (param_type)
+    # the type of every activation fq: input, patch, cls, pos; a block's ln_1, qkv, score, prob, av,
+    # proj, attn_res, ln_2, mlp_res; a dense MLP's fc, proj; an MoE's logits, gate, E x (fc, proj,
+    # gated), out; ln_f; per decoder stage its conv and upsample; the classifier (and its resize)
+    acts = (["input", "act", "act", "act"]
+            + L * ["act", "act", "score", "exp", "act", "act", "act", "act", "act"]
+            + (L - M) * ["act", "act"] + M * (["router_logit", "gate"] + E * ["act", "act", "act"] + ["act"])
+            + ["act"] + S * ["act", "act"] + ["act"] * (1 + resize))
+    act_modes = [getattr(hw, t).rounding for t in acts]
+    param_modes = {hw.weight.rounding, hw.bias.rounding}
+    assert param_modes == {"RND_CONV"} and set(act_modes) <= {"TRN", "RND"}, (param_modes, set(act_modes))
+    rnd = act_modes.count("RND")  # RND: + LSB/2, then a FLOOR Quant (brevitas_quant.FixedQuant)
+    return {
+        "MatMul": linears, "Einsum": M, "LayerNormalization": 2 * L + 1, "Softmax": L + M,
+        "TableGelu": (L - M) + E * M, "TopK": M, "GatherElements": M, "ScatterElements": M,
+        "Relu": S, "Resize": S + resize, "Concat": 1, "Expand": 1, "Split": L,
+        "Mul": (2 * L + 1) + E * M,  # LayerNorm gammas, gated expert outputs
+        # biases, pos_embed, two residuals a block, the dense MoE's sum over experts, LayerNorm betas,
+        # and RND's + LSB/2 before its activation's FLOOR Quant
+        "Add": biased + 1 + 2 * L + E * M + (2 * L + 1) + rnd,
+        "Quant": params + len(acts), "Quant FLOOR": len(acts), "Quant ROUND": params,  # RND_CONV: ROUND
+    }
+
+
+def _check_census(g, c, hw) -> None:
+    """The graph's node census equals the hand count (layout ops: only which kinds occur)."""
+    from collections import Counter
+
+    got = Counter(n.op_type for n in g.node)
+    for n in g.node:
+        for a in n.attribute:
+            if n.op_type == "Quant" and a.name == "rounding_mode":
+                got[f"Quant {a.s.decode()}"] += 1
+    want = _expected_census(c, hw)
+    compute = {k: v for k, v in got.items() if k not in LAYOUT_OPS}
+    assert compute == want, {k: (compute.get(k), want.get(k)) for k in set(compute) | set(want)
+                             if compute.get(k) != want.get(k)}
+    assert set(got) - set(compute) <= LAYOUT_OPS, set(got) - set(compute)
 
 
 SHAPE_OPS = {"Shape", "Constant", "ConstantOfShape", "Range", "Cast", "Unsqueeze", "Squeeze", "Size", "Equal",
