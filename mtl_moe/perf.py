@@ -689,7 +689,9 @@ class PerfModel:
           grid's pixels as one run;
         - head_conv, per band of HEAD_BAND rows (n rows, the last one partial): head_read_rows of the
           n + 2 rows with the halo (3x3; n rows for 1x1), n w ceil(c / T_IN) T_IN iterations; 3x3:
-          head_im2col, n w ceil(9c / T_IN) T_IN iterations, on chip; linear_unit(n w rows, k k c ->
+          head_im2col, (n w ceil(c / T_IN) + 1) x 9 iterations on chip (a group of 9 per band word
+          of a pixel: one band word read, one cols word written a cycle; one drain group), i.e.
+          a cols word a cycle when T_IN divides c; linear_unit(n w rows, k k c ->
           cout), :meth:`linear`; head_write_rows, n w HEAD_PX_WORDS(cout) IO_PER iterations to a
           scratch map (one run), cout n w to the prediction (channel-major: a run per channel);
         - head_upsample, per output row Y of H = h 2^LFH: head_read_rows of its two source rows (two
@@ -727,7 +729,7 @@ class PerfModel:
                 rows_in = min(h, y0 + n + halo) - max(0, y0 - halo)
                 add(self._io_read((n + 2 * halo) * w * cw * t, rows_in * w * pw_in), "head_read_rows")
                 if k == 3:  # on chip
-                    add({"cycles": n * w * _cdiv(9 * c, t) * t, "bytes": 0.0}, "head_im2col")
+                    add({"cycles": (n * w * cw + 1) * 9, "bytes": 0.0}, "head_im2col")
                 lin = self.linear(n * w, k * k * c, cout)
                 add({"cycles": lin["load"] + lin["compute"], "bytes": lin["bytes"]}, "linear_unit")
                 macs += lin["macs"]

@@ -428,18 +428,21 @@ def test_head_conv3x3_cycles_by_hand():
 
     - head_read_rows of rows y0 - 1 .. y0 + 1: (n + 2) w ceil(c / T_IN) T_IN = 3 x 8 x 4 x 16 = 1536
       iterations at II = 1 (its <= 3 x 8 x 8 beats arrive faster), + L for the first beat;
-    - head_im2col: n w ceil(9 c / T_IN) T_IN = 8 x 36 x 16 = 4608 iterations;
+    - head_im2col: a group of 9 cycles per band word of each output pixel (tap t's band word read
+      in cycle t, the previous group's 9 cols words written meanwhile) and one drain group:
+      (n w ceil(c / T_IN) + 1) x 9 = (8 x 4 + 1) x 9 = 297 iterations (the 8 x 36 cols words of the
+      band, one a cycle, + 9);
     - linear_unit(8 rows, 576 -> 32): 2 x 36 = 72 tiles of 16 x 16 16-bit weights = 16 beats each
       (16 cycles); bias 32 x 32 bits = 4 beats; load = 16 + L + 4, then 71 x max(8 rows, 16) + 8 +
       the MAC tile's 2 stages + 1;
     - head_write_rows to scratch: n w ceil(32 / 8) x 8 = 256 iterations (32 beats), + L for the
       write response.
 
-    Per band (L + 1536) + 4608 + (20 + L + 71 x 16 + 8 + 3) + (256 + L) = 7567 + 3L = 7573."""
+    Per band (L + 1536) + 297 + (20 + L + 71 x 16 + 8 + 3) + (256 + L) = 3256 + 3L = 3262."""
     m = _heads_model()
     assert m.head_ops()[0]["band"] == 1 and m.mac_latency == 2  # the schedule and unit this counts with
-    band = (2 + 1536) + 4608 + (16 + 2 + 4 + 71 * 16 + 8 + 2 + 1) + (256 + 2)
-    assert band == 7573
+    band = (2 + 1536) + 297 + (16 + 2 + 4 + 71 * 16 + 8 + 2 + 1) + (256 + 2)
+    assert band == 3262
     got = m.step_cost(_head_step(m, "head_conv", 0))
     assert got["cycles"] == pytest.approx(8 * band)
     assert got["macs"] == 8 * 8 * 576 * 32  # every output pixel x K x N, once

@@ -1074,25 +1074,55 @@ static void head_write_rows(const fm_word* out, int c, int h, int w, int y0, int
 
 // im2col of a band: output pixel (r, x) of n rows, word kw of its 9 * c codes (channel, ky, kx),
 // from band rows r .. r + 2 (band row 0 is input row y0 - 1); columns outside [0, w) are zero.
+// Word-wide by groups: band word q of a pixel (channels q T_IN .. + T_IN - 1) read at the 9 taps
+// holds exactly the pixel's codes k = 9 q T_IN .. + 9 T_IN - 1, i.e. its cols words 9 q .. 9 q + 8
+// (9 q T_IN is a multiple of T_IN), so a group of 9 cycles reads one band word a cycle (tap t into
+// the register tap[t]) while the previous group's 9 cols words go out, one a cycle, from full (a
+// copy of tap taken at the group's end; lane l of word m is full[(m T_IN + l) % 9][(m T_IN + l) / 9],
+// a 9-way mux per lane). Words 9 q + m >= kw9 (c not a multiple of T_IN) are not written: their
+// codes are channels >= c, zero in the band.
 static void head_im2col(const fm_word* band, int c, int w, int n, fm_word* cols) {
-    const int cw = (c + T_IN - 1) / T_IN, kw9 = (9 * c + T_IN - 1) / T_IN;
-    int r = 0, x = 0, k = 0, o = 0;
-    fm_word v;
-    // II=1: one code a cycle (one band read: consecutive codes of a cols word come from different
-    // band words), one cols word written every T_IN codes
-    for (int i = 0; i < n * w * kw9 * T_IN; i++) {
+    const int cw = (c + T_IN - 1) / T_IN, kw9 = (9 * c + T_IN - 1) / T_IN, groups = n * w * cw;
+    fm_word tap[9], full[9];
+#pragma HLS ARRAY_PARTITION variable = tap complete
+#pragma HLS ARRAY_PARTITION variable = full complete
+    int r = 0, x = 0, q = 0, t = 0;  // the group being read: pixel (r, x), band word q; its tap t
+    int po = 0, pn = 0;              // the previous group: its first cols word, its words to write
+    // II=1: one band word read (tap t of this group) and one cols word written (word t of the group
+    // before) a cycle; one drain group at the end
+    for (int i = 0; i < (groups + 1) * 9; i++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ROWS * HEAD_K9W_MAX * T_IN
-        const int ch = k / 9, t = k % 9, ky = t / 3, xx = x + t % 3 - 1;
-        v[k % T_IN] = k < 9 * c && xx >= 0 && xx < w ? band[((r + ky) * w + xx) * cw + ch / T_IN][ch % T_IN]
-                                                     : fm_raw(0);
-        if (k % T_IN == T_IN - 1) cols[o++] = v;
-        if (++k == kw9 * T_IN) {
-            k = 0;
-            if (++x == w) {
-                x = 0;
-                r++;
+#pragma HLS LOOP_TRIPCOUNT min = 18 max = (MAX_ROWS * HEAD_CW_MAX + 1) * 9
+        if (t < pn) {
+            fm_word v;
+            for (int l = 0; l < T_IN; l++) {
+#pragma HLS UNROLL
+                const int kk = t * T_IN + l;
+                v[l] = full[kk % 9][kk / 9];
             }
+            cols[po + t] = v;
+        }
+        const int ky = t / 3, xx = x + t % 3 - 1;
+        fm_word b = fm_word::zero();
+        if (i < groups * 9 && xx >= 0 && xx < w) b = band[((r + ky) * w + xx) * cw + q];
+        tap[t] = b;
+        if (t == 8) {
+            for (int j = 0; j < 9; j++) {
+#pragma HLS UNROLL
+                full[j] = tap[j];
+            }
+            po = (r * w + x) * kw9 + 9 * q;
+            pn = kw9 - 9 * q < 9 ? kw9 - 9 * q : 9;
+            t = 0;
+            if (++q == cw) {
+                q = 0;
+                if (++x == w) {
+                    x = 0;
+                    r++;
+                }
+            }
+        } else {
+            t++;
         }
     }
 }
