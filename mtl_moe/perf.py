@@ -641,13 +641,14 @@ class PerfModel:
         return ops
 
     def _io_read(self, trip: int, beats: int) -> dict[str, float]:
-        """One call of kernels.h head_read_rows: its PIPELINE II=1 loop of ``trip`` iterations (one
-        code a cycle) takes ``beats`` AXI words of one contiguous run on the io port, requested ahead
+        """One call of kernels.h head_read_rows: its PIPELINE II=1 loop of ``trip`` iterations (HEAD_G
+        codes a step: :meth:`_px_steps`) takes ``beats`` AXI words of one contiguous run on the io port, requested ahead
         in bursts of io_burst_beats: the first beat waits the read latency (each call is a new
         loop), then the slower of the loop and the beats' arrival (a beat every beat_cycles, a burst
         overhead between bursts). Rows outside the map (the conv's zero padding) read nothing. The
         bursts are the kernel comment's intent ("a burst per row"); whether Vitis infers them from a
-        read every IO_PER iterations is not verified here (no Vitis)."""
+        read every IO_PER / HEAD_G iterations (every iteration for w16a32's 8-code beats) is not
+        verified here (no Vitis)."""
         if beats == 0:
             return {"cycles": float(trip), "bytes": 0.0}
         arrive = (beats * self.beat_cycles
@@ -656,8 +657,9 @@ class PerfModel:
                 "bytes": beats * self.design.axi_bits / 8}
 
     def _io_write(self, trip: int, runs: Sequence[tuple[int, int]]) -> dict[str, float]:
-        """One write loop of the heads (head_store_grid, head_write_rows, head_upsample's row): its
-        PIPELINE II=1 loop of ``trip`` iterations (one code a cycle) writes ``runs`` (first code,
+        """One write loop of the heads (head_pack_rows for head_store_grid and head_write_rows to a
+        scratch map: HEAD_G codes a step; head_write_rows to the prediction and head_upsample's row: a
+        code a step): its PIPELINE II=1 loop of ``trip`` iterations writes ``runs`` (first code,
         codes) of act codes, each run contiguous, IO_PER codes a word. A run's words go out as
         bursts of io_burst_beats; the slower of the loop and the W stream sets the pace; then the
         last write's response (read_latency_cycles: the board model's one first-beat figure, as
@@ -673,6 +675,13 @@ class PerfModel:
         return {"cycles": max(trip, w) + (rmw + 1) * self.read_latency_cycles,
                 "bytes": (beats + rmw) * self.design.axi_bits / 8}
 
+    def _px_steps(self, c: int) -> int:
+        """Iterations per pixel of c channels of kernels.h's loops between pixel-major io words and
+        fm words (head_read_rows, head_pack_rows), head_px_steps: HEAD_G = gcd(IO_PER, T_IN) codes a
+        step, the longer of the pixel's HEAD_PX_WORDS(c) beats and its ceil(c / T_IN) fm words."""
+        per, t = self.io_per, self.design.t_in
+        return max(_cdiv(c, per) * per, _cdiv(c, t) * t) // math.gcd(per, t)
+
     def _pixel_run(self, first_px: int, n_px: int, c: int) -> tuple[int, int]:
         """The run of a pixel-major scratch map's pixels [first_px, first_px + n_px) of c channels,
         in codes: HEAD_PX_WORDS(c) whole words a pixel (kernels.h head_px_words)."""
@@ -685,17 +694,19 @@ class PerfModel:
         the final resize). Each figure is one kernels.h loop (cycle formulas: :meth:`_io_read`,
         :meth:`_io_write`, :meth:`linear`), the calls one after another (heads() has no DATAFLOW):
 
-        - head_store_grid: N_PATCHES x HEAD_PX_WORDS(D) x IO_PER iterations, one code a cycle, the
-          grid's pixels as one run;
+        - head_store_grid (head_pack_rows): N_PATCHES x head_px_steps(D) iterations, HEAD_G =
+          gcd(IO_PER, T_IN) codes a cycle (:meth:`_px_steps`: an AXI beat a cycle when IO_PER <= T_IN,
+          an fm word a cycle when T_IN <= IO_PER), the grid's pixels as one run;
         - head_conv, per band of HEAD_BAND rows (n rows, the last one partial): head_read_rows of the
-          n + 2 rows with the halo (3x3; n rows for 1x1), n w ceil(c / T_IN) T_IN iterations; 3x3:
+          n + 2 rows with the halo (3x3; n rows for 1x1), n w head_px_steps(c) iterations; 3x3:
           head_im2col, (n w ceil(c / T_IN) + 1) x 9 iterations on chip (a group of 9 per band word
           of a pixel: one band word read, one cols word written a cycle; one drain group), i.e.
           a cols word a cycle when T_IN divides c; linear_unit(n w rows, k k c ->
-          cout), :meth:`linear`; head_write_rows, n w HEAD_PX_WORDS(cout) IO_PER iterations to a
-          scratch map (one run), cout n w to the prediction (channel-major: a run per channel);
+          cout), :meth:`linear`; head_write_rows, n w head_px_steps(cout) iterations to a scratch map
+          (head_pack_rows, one run), cout n w (a code a cycle) to the prediction (channel-major: a
+          run per channel, a code of each of IO_PER pixels in a word);
         - head_upsample, per output row Y of H = h 2^LFH: head_read_rows of its two source rows (two
-          calls of w ceil(c / T_IN) T_IN iterations, a latency each), then the output loop, W
+          calls of w head_px_steps(c) iterations, a latency each), then the output loop, W
           HEAD_PX_WORDS(c) IO_PER iterations (a scratch map: one run) or c W (the prediction: a run
           per channel), one code a cycle.
 
@@ -715,7 +726,7 @@ class PerfModel:
         if s.op == "head_store_grid":
             c = self.config.n_embd
             run = self._pixel_run(0, self.config.n_patches, c)
-            add(self._io_write(run[1], [run]), "head_store_grid")
+            add(self._io_write(self.config.n_patches * self._px_steps(c), [run]), "head_store_grid")
             return {"cycles": cyc, "macs": 0, "bytes": nbytes, "loops": dict(loops)}
         op = ops[s.layer]
         c, h, w, to_pred = op["cin"] or out_ch, op["h"], op["w"], op["dst"] == HEAD_PRED
@@ -727,7 +738,7 @@ class PerfModel:
                 n = min(nb, h - y0)
                 halo = (k - 1) // 2
                 rows_in = min(h, y0 + n + halo) - max(0, y0 - halo)
-                add(self._io_read((n + 2 * halo) * w * cw * t, rows_in * w * pw_in), "head_read_rows")
+                add(self._io_read((n + 2 * halo) * w * self._px_steps(c), rows_in * w * pw_in), "head_read_rows")
                 if k == 3:  # on chip
                     add({"cycles": (n * w * cw + 1) * 9, "bytes": 0.0}, "head_im2col")
                 lin = self.linear(n * w, k * k * c, cout)
@@ -738,11 +749,11 @@ class PerfModel:
                     add(self._io_write(cout * n * w, runs), "head_write_rows")
                 else:
                     run = self._pixel_run(y0 * w, n * w, cout)
-                    add(self._io_write(run[1], [run]), "head_write_rows")
+                    add(self._io_write(n * w * self._px_steps(cout), [run]), "head_write_rows")
             return {"cycles": cyc, "macs": macs, "bytes": nbytes, "loops": dict(loops)}
         if s.op == "head_upsample":
             H, W = h << op["lfh"], w << op["lfw"]
-            row = self._io_read(w * cw * t, w * _cdiv(c, per))
+            row = self._io_read(w * self._px_steps(c), w * _cdiv(c, per))
             for Y in range(H):
                 add(row, "head_read_rows")
                 add(row, "head_read_rows")  # the second source row: another call, another latency

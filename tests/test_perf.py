@@ -426,8 +426,10 @@ def test_head_conv3x3_cycles_by_hand():
     the ideal memory (a beat a cycle, L = 2 cycles to the first beat). head_schedule gives it bands
     of 1 row (the borrowed buffers' limit), so 8 bands of n = 1, each, from kernels.h head_conv:
 
-    - head_read_rows of rows y0 - 1 .. y0 + 1: (n + 2) w ceil(c / T_IN) T_IN = 3 x 8 x 4 x 16 = 1536
-      iterations at II = 1 (its <= 3 x 8 x 8 beats arrive faster), + L for the first beat;
+    - head_read_rows of rows y0 - 1 .. y0 + 1: HEAD_G = gcd(IO_PER 8, T_IN 16) = 8 codes a step, so
+      a pixel of 64 channels is max(8 beats x 8, 4 words x 16) / 8 = 8 steps, a beat a cycle:
+      (n + 2) w 8 = 3 x 8 x 8 = 192 iterations at II = 1 (its <= 3 x 8 x 8 = 192 beats arrive at
+      the same rate; the first band's 2 x 8 x 8 faster), + L for the first beat;
     - head_im2col: a group of 9 cycles per band word of each output pixel (tap t's band word read
       in cycle t, the previous group's 9 cols words written meanwhile) and one drain group:
       (n w ceil(c / T_IN) + 1) x 9 = (8 x 4 + 1) x 9 = 297 iterations (the 8 x 36 cols words of the
@@ -435,14 +437,14 @@ def test_head_conv3x3_cycles_by_hand():
     - linear_unit(8 rows, 576 -> 32): 2 x 36 = 72 tiles of 16 x 16 16-bit weights = 16 beats each
       (16 cycles); bias 32 x 32 bits = 4 beats; load = 16 + L + 4, then 71 x max(8 rows, 16) + 8 +
       the MAC tile's 2 stages + 1;
-    - head_write_rows to scratch: n w ceil(32 / 8) x 8 = 256 iterations (32 beats), + L for the
-      write response.
+    - head_write_rows to scratch: 32 channels = max(4 beats x 8, 2 words x 16) / 8 = 4 steps a
+      pixel: n w 4 = 32 iterations (32 beats, a beat a cycle), + L for the write response.
 
-    Per band (L + 1536) + 297 + (20 + L + 71 x 16 + 8 + 3) + (256 + L) = 3256 + 3L = 3262."""
+    Per band (L + 192) + 297 + (20 + L + 71 x 16 + 8 + 3) + (32 + L) = 1688 + 3L = 1694."""
     m = _heads_model()
     assert m.head_ops()[0]["band"] == 1 and m.mac_latency == 2  # the schedule and unit this counts with
-    band = (2 + 1536) + 297 + (16 + 2 + 4 + 71 * 16 + 8 + 2 + 1) + (256 + 2)
-    assert band == 3262
+    band = (2 + 192) + 297 + (16 + 2 + 4 + 71 * 16 + 8 + 2 + 1) + (32 + 2)
+    assert band == 1694
     got = m.step_cost(_head_step(m, "head_conv", 0))
     assert got["cycles"] == pytest.approx(8 * band)
     assert got["macs"] == 8 * 8 * 576 * 32  # every output pixel x K x N, once
@@ -451,15 +453,27 @@ def test_head_conv3x3_cycles_by_hand():
 def test_head_upsample_cycles_by_hand():
     """The demo's second pass: bilinear x2 of 32 channels, 8 x 8 -> 16 x 16, to scratch map 0.
     kernels.h head_upsample, per output row Y (16 of them): head_read_rows of its two source rows,
-    two calls of w ceil(32 / T_IN) T_IN = 8 x 2 x 16 = 256 iterations (8 x 4 beats), each + L; then
-    the output loop, W ceil(32 / IO_PER) IO_PER = 16 x 4 x 8 = 512 iterations, one code a cycle (64
-    beats), + L for the write response. 16 x (2 (256 + L) + 512 + L) = 16 x (1024 + 3L) = 16,480."""
+    two calls of w x 4 steps (a 32-channel pixel: 4 beats of 8 codes, a beat a cycle) = 32
+    iterations (32 beats), each + L; then the output loop, W ceil(32 / IO_PER) IO_PER = 16 x 4 x 8 =
+    512 iterations, one code a cycle (64 beats), + L for the write response.
+    16 x (2 (32 + L) + 512 + L) = 16 x (576 + 3L) = 9312."""
     m = _heads_model()
     got = m.step_cost(_head_step(m, "head_upsample", 1))
-    assert got["cycles"] == pytest.approx(16 * (2 * (256 + 2) + 512 + 2)) and got["macs"] == 0
-    # the store of the features before the passes: N_PATCHES x ceil(64 / 8) x 8 codes, one a cycle
+    assert got["cycles"] == pytest.approx(16 * (2 * (32 + 2) + 512 + 2)) and got["macs"] == 0
+    # the store of the features before the passes (head_pack_rows): 64 pixels of 64 channels, 8 steps
+    # of 8 codes each (a beat a cycle), + L
     grid = m.step_cost(next(s for s in m.program() if s.op == "head_store_grid"))
-    assert grid["cycles"] == pytest.approx(64 * 8 * 8 + 2)
+    assert grid["cycles"] == pytest.approx(64 * 8 + 2)
+    # int8 (8-bit codes: IO_PER = 32 > T_IN = 16): HEAD_G = 16, an fm word a cycle, so a pixel of 64
+    # channels is max(2 beats x 32, 4 words x 16) / 16 = 4 steps: 64 x 4 = 256 iterations (128 beats
+    # written, one every 2 cycles), + L
+    grid8 = _heads_model(hw=get_hw("int8"))
+    assert grid8.io_per == 32 and grid8.design.t_in == 16
+    got8 = grid8.step_cost(next(s for s in grid8.program() if s.op == "head_store_grid"))
+    assert got8["cycles"] == pytest.approx(64 * 4 + 2)
+    # a pixel whose beats and fm words do not end together: 20 channels at w16a32 are 3 beats (24
+    # codes) and 2 fm words (32 codes): the loop runs to the longer, 32 / 8 = 4 steps
+    assert m._px_steps(20) == 4
 
 
 def test_head_writes_read_modify_write_a_word_a_run_starts_or_ends_inside():

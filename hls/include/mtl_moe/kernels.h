@@ -967,26 +967,52 @@ const int IO_PER = AXI_BITS / (8 * OUT_BYTES);  // act codes in one AXI word
 const int HEAD_CW_MAX = (HEAD_C_MAX + T_IN - 1) / T_IN;
 const int HEAD_K9W_MAX = (9 * HEAD_C_MAX + T_IN - 1) / T_IN;
 static inline int head_px_words(int c) { return (c + IO_PER - 1) / IO_PER; }
+template <int A, int B>
+struct gcd_of { static const int v = gcd_of<B, A % B>::v; };
+template <int A>
+struct gcd_of<A, 0> { static const int v = A; };
+// Codes a cycle of the loops between the io port's pixel-major words and fm words: HEAD_G divides
+// both IO_PER and T_IN, so a step's codes lie in one AXI beat and one fm word (an AXI beat every
+// IO_PER / HEAD_G steps, an fm word every T_IN / HEAD_G; the presets: min(IO_PER, T_IN), so either a
+// beat a cycle or an fm word a cycle). A pixel of c channels takes head_px_steps(c) steps: the longer
+// of its HEAD_PX_WORDS(c) beats and its ceil(c / T_IN) fm words.
+const int HEAD_G = gcd_of<IO_PER, T_IN>::v;
+static inline int head_px_steps(int c) {
+    const int a = head_px_words(c) * IO_PER, f = (c + T_IN - 1) / T_IN * T_IN;
+    return (a > f ? a : f) / HEAD_G;
+}
+const int HEAD_STEPS_MAX = N_TOKENS * QKV_WORDS * T_IN / HEAD_G;  // a band of QKV's words, at most
+
+// Storage field of code k of a pixel (its lane k % IO_PER of an AXI word), sign-extended to OUT_BYTES.
+static inline void head_field(axi_word& w, int k, const act_raw& v) {
+    const int l = k % IO_PER;
+    w.range(l * 8 * OUT_BYTES + 8 * OUT_BYTES - 1, l * 8 * OUT_BYTES) = ap_uint<8 * OUT_BYTES>(ap_int<8 * OUT_BYTES>(v));
+}
 
 // rows [y0, y0 + n) of a (c, h, w) pixel-major map at word base -> band, fm words pixel-major
 // (pixel (r, x) at (r * w + x) * cw); rows outside [0, h) are zero (the conv's padding).
 static void head_read_rows(const axi_word* io, int base, int c, int h, int w, int y0, int n, fm_word* band) {
-    const int pw = head_px_words(c), cw = (c + T_IN - 1) / T_IN;
+    const int pw = head_px_words(c), cw = (c + T_IN - 1) / T_IN, S = head_px_steps(c);
     axi_word beat = 0;
     fm_word v;
-    int r = 0, x = 0, k = 0;
-    // II=1: one code a cycle, one AXI beat every IO_PER codes (a burst per row), one band word written
-    // every T_IN codes
-    for (int i = 0; i < n * w * cw * T_IN; i++) {
+    int r = 0, x = 0, j = 0;  // pixel (r, x), its step j: codes j HEAD_G .. + HEAD_G - 1
+    // II=1: HEAD_G codes a cycle, an AXI beat every IO_PER / HEAD_G cycles (a row's beats are
+    // contiguous: a burst per row), a band word written every T_IN / HEAD_G cycles
+    for (int i = 0; i < n * w * S; i++) {
 #pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = N_TOKENS * QKV_WORDS * T_IN
-        const int y = y0 + r;
-        const bool in = y >= 0 && y < h && k < c;
-        if (in && k % IO_PER == 0) beat = io[base + (y * w + x) * pw + k / IO_PER];
-        v[k % T_IN] = in ? fm_raw(act_raw(beat_field<act_t::W, 8 * OUT_BYTES>(beat, k % IO_PER))) : fm_raw(0);
-        if (k % T_IN == T_IN - 1) band[(r * w + x) * cw + k / T_IN] = v;
-        if (++k == cw * T_IN) {
-            k = 0;
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HEAD_STEPS_MAX
+        const int y = y0 + r, k0 = j * HEAD_G;
+        const bool in = y >= 0 && y < h;
+        if (in && k0 % IO_PER == 0 && k0 / IO_PER < pw) beat = io[base + (y * w + x) * pw + k0 / IO_PER];
+        for (int l = 0; l < HEAD_G; l++) {
+#pragma HLS UNROLL
+            const int k = k0 + l;
+            v[k % T_IN] = in && k < c ? fm_raw(act_raw(beat_field<act_t::W, 8 * OUT_BYTES>(beat, k % IO_PER)))
+                                      : fm_raw(0);
+        }
+        if (k0 % T_IN == T_IN - HEAD_G && k0 / T_IN < cw) band[(r * w + x) * cw + k0 / T_IN] = v;
+        if (++j == S) {
+            j = 0;
             if (++x == w) {
                 x = 0;
                 r++;
@@ -995,23 +1021,39 @@ static void head_read_rows(const axi_word* io, int base, int c, int h, int w, in
     }
 }
 
-// The features H (token rows; token p + 1 is pixel p) -> scratch map 0, pixel-major.
-static void head_store_grid(const fm_word* h, axi_word* io, int base) {
-    const int pw = (N_EMBD + IO_PER - 1) / IO_PER;
+// npx pixels of c channels, fm words pixel-major (pixel p at src[(first + p) * sw ..]) -> pixel-major
+// io words from dst (HEAD_PX_WORDS(c) a pixel, one burst), ReLU if relu.
+static void head_pack_rows(const fm_word* src, int sw, int first, int c, int npx, bool relu, axi_word* io,
+                           int dst) {
+    const int pw = head_px_words(c), cw = (c + T_IN - 1) / T_IN, S = head_px_steps(c);
     axi_word carry = 0;
-    int p = 0, k = 0;
-    // II=1: one code a cycle, one AXI beat written every IO_PER codes (one burst)
-    for (int i = 0; i < N_PATCHES * pw * IO_PER; i++) {
+    fm_word v = fm_word::zero();
+    int p = 0, j = 0;
+    // II=1: HEAD_G codes a cycle, an fm word read every T_IN / HEAD_G cycles, an AXI beat written
+    // every IO_PER / HEAD_G cycles (consecutive words: one burst)
+    for (int i = 0; i < npx * S; i++) {
 #pragma HLS PIPELINE II = 1
-        const act_raw v = k < N_EMBD ? act_raw(h[(p + 1) * D_WORDS + k / T_IN][k % T_IN]) : act_raw(0);
-        carry.range((k % IO_PER) * 8 * OUT_BYTES + 8 * OUT_BYTES - 1, (k % IO_PER) * 8 * OUT_BYTES) =
-            ap_uint<8 * OUT_BYTES>(ap_int<8 * OUT_BYTES>(v));
-        if (k % IO_PER == IO_PER - 1) io[base + p * pw + k / IO_PER] = carry;
-        if (++k == pw * IO_PER) {
-            k = 0;
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = HEAD_STEPS_MAX
+        const int k0 = j * HEAD_G;
+        if (k0 % T_IN == 0 && k0 / T_IN < cw) v = src[(first + p) * sw + k0 / T_IN];
+        for (int l = 0; l < HEAD_G; l++) {
+#pragma HLS UNROLL
+            const int k = k0 + l;
+            act_raw a = k < c ? act_raw(v[k % T_IN]) : act_raw(0);
+            if (relu && a < 0) a = 0;
+            head_field(carry, k, a);
+        }
+        if (k0 % IO_PER == IO_PER - HEAD_G && k0 / IO_PER < pw) io[dst + p * pw + k0 / IO_PER] = carry;
+        if (++j == S) {
+            j = 0;
             p++;
         }
     }
+}
+
+// The features H (token rows; token p + 1 is pixel p) -> scratch map 0, pixel-major.
+static void head_store_grid(const fm_word* h, axi_word* io, int base) {
+    head_pack_rows(h, D_WORDS, 1, N_EMBD, N_PATCHES, false, io, base);
 }
 
 // Code g of a channel-major run into io (word base): the AXI word being filled is `carry`; a run
@@ -1037,21 +1079,7 @@ static void head_write_rows(const fm_word* out, int c, int h, int w, int y0, int
     const int cw = (c + T_IN - 1) / T_IN, pw = head_px_words(c);
     axi_word carry = 0;
     if (!to_pred) {
-        int p = 0, k = 0;
-        // II=1: one code a cycle, one AXI beat written every IO_PER codes (rows y0.. are one burst)
-        for (int i = 0; i < n * w * pw * IO_PER; i++) {
-#pragma HLS PIPELINE II = 1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_ROWS * HEAD_CW_MAX * T_IN
-            act_raw v = k < c ? act_raw(out[p * cw + k / T_IN][k % T_IN]) : act_raw(0);
-            if (relu && v < 0) v = 0;
-            carry.range((k % IO_PER) * 8 * OUT_BYTES + 8 * OUT_BYTES - 1, (k % IO_PER) * 8 * OUT_BYTES) =
-                ap_uint<8 * OUT_BYTES>(ap_int<8 * OUT_BYTES>(v));
-            if (k % IO_PER == IO_PER - 1) io[base + (y0 * w + p) * pw + k / IO_PER] = carry;
-            if (++k == pw * IO_PER) {
-                k = 0;
-                p++;
-            }
-        }
+        head_pack_rows(out, cw, 0, c, n * w, relu, io, base + y0 * w * pw);
     } else {
         int ch = 0, r = 0, x = 0;
         // II=1: one code a cycle; channel ch's rows y0.. are one run of n * w codes (one burst)
