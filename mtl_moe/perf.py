@@ -642,9 +642,9 @@ class PerfModel:
 
     def _io_read(self, trip: int, beats: int) -> dict[str, float]:
         """One call of kernels.h head_read_rows: its PIPELINE II=1 loop of ``trip`` iterations (HEAD_G
-        codes a step: :meth:`_px_steps`) takes ``beats`` AXI words of one contiguous run on the io port, requested ahead
-        in bursts of io_burst_beats: the first beat waits the read latency (each call is a new
-        loop), then the slower of the loop and the beats' arrival (a beat every beat_cycles, a burst
+        codes a step: :meth:`_px_steps`) takes ``beats`` AXI words of one contiguous run on the io
+        port, requested ahead in bursts of io_burst_beats: the first beat waits the read latency
+        (each call is a new loop), then the slower of the loop and the beats' arrival (a beat every beat_cycles, a burst
         overhead between bursts). Rows outside the map (the conv's zero padding) read nothing. The
         bursts are the kernel comment's intent ("a burst per row"); whether Vitis infers them from a
         read every IO_PER / HEAD_G iterations (every iteration for w16a32's 8-code beats) is not
@@ -738,7 +738,8 @@ class PerfModel:
                 n = min(nb, h - y0)
                 halo = (k - 1) // 2
                 rows_in = min(h, y0 + n + halo) - max(0, y0 - halo)
-                add(self._io_read((n + 2 * halo) * w * self._px_steps(c), rows_in * w * pw_in), "head_read_rows")
+                trip = (n + 2 * halo) * w * self._px_steps(c)
+                add(self._io_read(trip, rows_in * w * pw_in), "head_read_rows")
                 if k == 3:  # on chip
                     add({"cycles": (n * w * cw + 1) * 9, "bytes": 0.0}, "head_im2col")
                 lin = self.linear(n * w, k * k * c, cout)
