@@ -641,14 +641,14 @@ class PerfModel:
         return ops
 
     def _io_read(self, trip: int, beats: int) -> dict[str, float]:
-        """One call of kernels.h head_read_rows: its PIPELINE II=1 loop of ``trip`` iterations (HEAD_G
-        codes a step: :meth:`_px_steps`) takes ``beats`` AXI words of one contiguous run on the io
-        port, requested ahead in bursts of io_burst_beats: the first beat waits the read latency
-        (each call is a new loop), then the slower of the loop and the beats' arrival (a beat every beat_cycles, a burst
-        overhead between bursts). Rows outside the map (the conv's zero padding) read nothing. The
-        bursts are the kernel comment's intent ("a burst per row"); whether Vitis infers them from a
-        read every IO_PER / HEAD_G iterations (every iteration for w16a32's 8-code beats) is not
-        verified here (no Vitis)."""
+        """One call of kernels.h head_read_rows: its PIPELINE II=1 loop of ``trip`` iterations
+        (HEAD_G codes a step: :meth:`_px_steps`) takes ``beats`` AXI words of one contiguous run on
+        the io port, requested ahead in bursts of io_burst_beats: the first beat waits the read
+        latency (each call is a new loop), then the slower of the loop and the beats' arrival (a
+        beat every beat_cycles, a burst overhead between bursts). Rows outside the map (the conv's
+        zero padding) read nothing. The bursts are the kernel comment's intent ("a burst per row");
+        whether Vitis infers them from a read every IO_PER / HEAD_G iterations (every iteration for
+        w16a32's 8-code beats) is not verified here (no Vitis)."""
         if beats == 0:
             return {"cycles": float(trip), "bytes": 0.0}
         arrive = (beats * self.beat_cycles
