@@ -26,7 +26,8 @@ reproduces its published 34.64 ms.
 
 **Task heads** (``Design.heads_on_accel``): the program's head steps, priced per task from kernels.h
 ``heads``' loops (:meth:`PerfModel.head_step_cost`: row reads, im2col, the shared linear unit,
-writes, the bilinear passes, each a code a cycle but the linear unit) through the io port;
+writes, the bilinear passes: words or beats a cycle, but the prediction's channel-major writes a
+code a cycle) through the io port;
 :meth:`PerfModel.per_task` gives each task's backbone, head and end-to-end (image in -> prediction
 out) latency, ``report`` the largest (``latency_ms``) and the sum.
 
@@ -706,9 +707,10 @@ class PerfModel:
           (head_pack_rows, one run), cout n w (a code a cycle) to the prediction (channel-major: a
           run per channel, a code of each of IO_PER pixels in a word);
         - head_upsample, per output row Y of H = h 2^LFH: head_read_rows of its two source rows (two
-          calls of w head_px_steps(c) iterations, a latency each), then the output loop, W
-          HEAD_PX_WORDS(c) IO_PER iterations (a scratch map: one run) or c W (the prediction: a run
-          per channel), one code a cycle.
+          calls of w head_px_steps(c) iterations, a latency each), then the output loop: to a
+          scratch map W head_px_steps(c) iterations (HEAD_G codes of one source word a cycle, one
+          run), to the prediction c W (a code a cycle: consecutive codes are consecutive X of one
+          channel, in other source words; a run per channel).
 
         Pipeline fill / drain of these loops (a few cycles each) is not counted, as for the
         backbone's loops other than the linear unit's."""
@@ -762,7 +764,7 @@ class PerfModel:
                     add(self._io_write(c * W, [((a * H + Y) * W, W) for a in range(c)]), "head_upsample")
                 else:
                     run = self._pixel_run(Y * W, W, c)
-                    add(self._io_write(run[1], [run]), "head_upsample")
+                    add(self._io_write(W * self._px_steps(c), [run]), "head_upsample")
             return {"cycles": cyc, "macs": 0, "bytes": nbytes, "loops": dict(loops)}
         raise ValueError(f"program step {s.op!r} is no head step")
 
@@ -885,7 +887,8 @@ class PerfModel:
         """What the heads' kernels add (None: heads on the host). kernels.h heads calls
         head_upsample at two sites, ``<1, 1>`` (the decoder's x2 passes) and ``<HEAD_RESIZE_LFH,
         HEAD_RESIZE_LFW>`` (the final resize; 1, 1 when there is none, hls_export's config.h): two
-        instances, each with the output loop's six multipliers per code (II=1): four act x weight
+        instances, each with the output loop's six multipliers per code and HEAD_G = gcd(IO_PER,
+        T_IN) codes a cycle (II=1; the prediction path uses one lane of the same): four act x weight
         products ``act * wx0``, ``act * lx`` (act bits x LFW + 3 bits: wx0 <= 2^(LFW+1), signed) and
         two ``r * wy0``, ``r * ly`` (act + LFW + 3 bits x LFH + 3 bits). DSP48E2 by the operand-width
         rule of the linear unit (27x18, no packing: no shared operand pair); wx0 / lx / wy0 / ly are
@@ -900,12 +903,14 @@ class PerfModel:
         resize = (ops[-1]["lfh"] or 1, ops[-1]["lfw"] or 1) if ops[-1]["kind"] == 1 else (1, 1)
         a = self.hw.act.width
         inst = {}
+        lanes = math.gcd(self.io_per, self.design.t_in)  # kernels.h HEAD_G
         for site, (lfh, lfw) in (("decoder x2 passes", (1, 1)), ("final resize", resize)):
             mults = [(a, lfw + 3)] * 4 + [(a + lfw + 3, lfh + 3)] * 2
-            inst[f"head_upsample<{lfh}, {lfw}> ({site})"] = sum(_dsp_per_mult(x, y) for x, y in mults)
+            inst[f"head_upsample<{lfh}, {lfw}> ({site})"] = lanes * sum(_dsp_per_mult(x, y) for x, y in mults)
         return {"dsp": sum(inst.values()), "upsample_instances_dsp": inst,
                 "onchip": "borrows the backbone's QKV, HID and F (kernels.h heads): no array of its own",
-                "note": "DSP: 6 multipliers per head_upsample instance at their value-range widths (see "
+                "note": f"DSP: 6 x {lanes} multipliers (six a code, HEAD_G = {lanes} codes a cycle) per "
+                        "head_upsample instance at their value-range widths (see "
                         "PerfModel.head_resources); LUT/FF of the heads' loops not counted (no RTL unit)"}
 
     def unit_counts(self) -> dict[str, tuple[float, str]]:
@@ -1398,8 +1403,9 @@ def _task_lines(r: dict[str, Any]) -> list[str]:
             labels = dict.fromkeys(row[i][0] for row in rows)  # in the columns' (tasks') order
             out.append(f"| {' / '.join(labels)} | " + " | ".join(f"{row[i][1]:.2f}" for row in rows)
                        + " |")
-        out += ["", "The head's time by kernels.h loop (modeled ms; every one a code a cycle but the linear "
-                "unit's):", "", "| loop | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        out += ["", "The head's time by kernels.h loop (modeled ms; HEAD_G codes, an fm word or an AXI beat "
+                "a cycle, but the prediction's channel-major writes: a code a cycle):", "",
+                "| loop | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         loop_names = list(next(iter(t.values()))["head_loops_ms"])
         out += [f"| {k} | " + " | ".join(f"{v['head_loops_ms'].get(k, 0.0):.2f}" for v in t.values()) + " |"
                 for k in loop_names]

@@ -454,12 +454,12 @@ def test_head_upsample_cycles_by_hand():
     """The demo's second pass: bilinear x2 of 32 channels, 8 x 8 -> 16 x 16, to scratch map 0.
     kernels.h head_upsample, per output row Y (16 of them): head_read_rows of its two source rows,
     two calls of w x 4 steps (a 32-channel pixel: 4 beats of 8 codes, a beat a cycle) = 32
-    iterations (32 beats), each + L; then the output loop, W ceil(32 / IO_PER) IO_PER = 16 x 4 x 8 =
-    512 iterations, one code a cycle (64 beats), + L for the write response.
-    16 x (2 (32 + L) + 512 + L) = 16 x (576 + 3L) = 9312."""
+    iterations (32 beats), each + L; then the output loop, HEAD_G = 8 codes (one source word's
+    lanes) a cycle: W x 4 steps = 16 x 4 = 64 iterations (64 beats, a beat a cycle), + L for the write
+    response. 16 x (2 (32 + L) + 64 + L) = 16 x (128 + 3L) = 2144."""
     m = _heads_model()
     got = m.step_cost(_head_step(m, "head_upsample", 1))
-    assert got["cycles"] == pytest.approx(16 * (2 * (32 + 2) + 512 + 2)) and got["macs"] == 0
+    assert got["cycles"] == pytest.approx(16 * (2 * (32 + 2) + 64 + 2)) and got["macs"] == 0
     # the store of the features before the passes (head_pack_rows): 64 pixels of 64 channels, 8 steps
     # of 8 codes each (a beat a cycle), + L
     grid = m.step_cost(next(s for s in m.program() if s.op == "head_store_grid"))
@@ -511,11 +511,12 @@ def test_per_task_latency_is_backbone_plus_each_tasks_head():
 
 def test_heads_add_their_upsample_multipliers_to_the_dsp_count():
     """Two head_upsample instances (the decoder's x2 and the final resize, both x2 for m3vit-tiny),
-    six multipliers each: four act x 4-bit (wx0 <= 4, signed) and two (act + 4) x 4-bit. w16a32's
-    32-bit act: 32 x 4 takes ceil(32 / 27) = 2 DSP48E2, 36 x 4 also 2: 4 x 2 + 2 x 2 = 12 an instance,
-    24 in all; int8's 8 and 12 bits: one each, 6 an instance, 12. BRAM/URAM unchanged (the heads
-    borrow the backbone's buffers)."""
-    for hw, add in ((W16, 24), (get_hw("int8"), 12)):
+    six multipliers a code: four act x 4-bit (wx0 <= 4, signed) and two (act + 4) x 4-bit, for each
+    of HEAD_G = gcd(IO_PER, T_IN) codes a cycle (T_IN = 16 here). w16a32's 32-bit act: 32 x 4 takes
+    ceil(32 / 27) = 2 DSP48E2, 36 x 4 also 2: 4 x 2 + 2 x 2 = 12 a code, HEAD_G = gcd(8, 16) = 8
+    codes: 96 an instance, 192 in all; int8's 8 and 12 bits: one each, 6 a code, HEAD_G = gcd(32, 16)
+    = 16: 96 an instance, 192. BRAM/URAM unchanged (the heads borrow the backbone's buffers)."""
+    for hw, add in ((W16, 192), (get_hw("int8"), 192)):
         host, acc = perf(TINY, hw, "zcu104"), perf(TINY, hw, "zcu104", heads_on_accel=True)
         assert acc["dsp"] - host["dsp"] == add and acc["resources"]["heads"]["dsp"] == add
         assert (acc["bram36"], acc["uram"]) == (host["bram36"], host["uram"])

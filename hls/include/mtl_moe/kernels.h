@@ -1184,13 +1184,18 @@ static inline void head_up_src(int i, int n, int& i0, int& i1, int& lam) {
 }
 
 // One bilinear pass x 2^LFH, 2^LFW (align_corners=False, exact): output row Y from its two source
-// rows (on chip: row0 in QKV, row1 in F, two reads of each an output code over their 2 RAM ports);
-// each code sum_{a,b} x[a][b] * wy[a] * wx[b], then one rounding to act.
+// rows (on chip: row0 in QKV, row1 in F); each code sum_{a,b} x[a][b] * wy[a] * wx[b], then one
+// rounding to act. The output loop computes HEAD_G codes of one band word a cycle (lanes k0 .. k0 +
+// HEAD_G - 1 of pixel X: the words at x0 and x1 of each source row, two reads of each over its 2
+// RAM ports, 6 HEAD_G multipliers): pixel-major, all of them go to the AXI word being filled (an
+// AXI beat every IO_PER / HEAD_G cycles); the prediction (channel-major: consecutive codes are
+// consecutive X of one channel, each X in other source words) takes one of them a cycle, its
+// channel's lane, on the same multipliers.
 template <int LFH, int LFW>
 static void head_upsample(int op, int c, axi_word* io, int src, int dst, bool to_pred, fm_word* row0,
                           fm_word* row1) {
     const int h = HEAD_H[op], w = HEAD_W[op], H = h << LFH, W = w << LFW;
-    const int cw = (c + T_IN - 1) / T_IN, pw = head_px_words(c);
+    const int cw = (c + T_IN - 1) / T_IN, pw = head_px_words(c), S = head_px_steps(c);
     const int EX = LFH + LFW + 2, SW = act_t::W + EX + 2;
     for (int Y = 0; Y < H; Y++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HEAD_HW_MAX
@@ -1200,37 +1205,50 @@ static void head_upsample(int op, int c, axi_word* io, int src, int dst, bool to
         head_read_rows(io, src, c, h, w, y1, 1, row1);
         const int wy0 = (2 << LFH) - ly;
         axi_word carry = 0;
-        const int n_codes = to_pred ? c * W : W * pw * IO_PER;
-        int a = 0, b = 0;  // pixel-major: a = X, b = code; prediction: a = channel, b = X
-        // II=1: one output code a cycle (4 band reads over 2 RAM ports of each of the two source
-        // rows, 4 multiplies), one AXI beat written every IO_PER codes
-        for (int i = 0; i < n_codes; i++) {
+        const int n_steps = to_pred ? c * W : W * S;
+        int a = 0, b = 0;  // pixel-major: a = X, b = step; prediction: a = channel, b = X
+        // II=1: HEAD_G codes a cycle (the prediction: one), 2 reads of each source row, 6 HEAD_G
+        // multiplies, an AXI beat every IO_PER / HEAD_G cycles (the prediction: every IO_PER)
+        for (int i = 0; i < n_steps; i++) {
 #pragma HLS PIPELINE II = 1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = HEAD_W_MAX * 2 * HEAD_C_MAX
-            const int X = to_pred ? b : a, ch = to_pred ? a : b;
+            const int X = to_pred ? b : a, k0 = to_pred ? a / HEAD_G * HEAD_G : b * HEAD_G, q = k0 / T_IN;
             int x0, x1, lx;
             head_up_src<LFW>(X, w, x0, x1, lx);
-            ap_int<SW> s = 0;
-            if (ch < c) {
-                const int l = ch % T_IN, q = ch / T_IN, wx0 = (2 << LFW) - lx;
-                const ap_int<act_t::W + LFW + 3> r0 =
-                    act_raw(row0[x0 * cw + q][l]) * wx0 + act_raw(row0[x1 * cw + q][l]) * lx;
-                const ap_int<act_t::W + LFW + 3> r1 =
-                    act_raw(row1[x0 * cw + q][l]) * wx0 + act_raw(row1[x1 * cw + q][l]) * lx;
-                s = r0 * wy0 + r1 * ly;
+            const int wx0 = (2 << LFW) - lx;
+            fm_word s00 = fm_word::zero(), s01 = fm_word::zero(), s10 = fm_word::zero(), s11 = fm_word::zero();
+            if (q < cw) {
+                s00 = row0[x0 * cw + q];
+                s01 = row0[x1 * cw + q];
+                s10 = row1[x0 * cw + q];
+                s11 = row1[x1 * cw + q];
             }
-            const act_raw v = ch < c ? requant<act_t, act_t::F + EX>(s) : act_raw(0);
+            act_raw v[HEAD_G];
+#pragma HLS ARRAY_PARTITION variable = v complete
+            for (int l = 0; l < HEAD_G; l++) {
+#pragma HLS UNROLL
+                const int k = k0 + l, e = k % T_IN;
+                ap_int<SW> sum = 0;
+                if (k < c) {
+                    const ap_int<act_t::W + LFW + 3> r0 = act_raw(s00[e]) * wx0 + act_raw(s01[e]) * lx;
+                    const ap_int<act_t::W + LFW + 3> r1 = act_raw(s10[e]) * wx0 + act_raw(s11[e]) * lx;
+                    sum = r0 * wy0 + r1 * ly;
+                }
+                v[l] = k < c ? act_raw(requant<act_t, act_t::F + EX>(sum)) : act_raw(0);
+            }
             if (to_pred) {
-                head_put(io, dst, (a * H + Y) * W + b, v, b == 0, b == W - 1, carry);
+                head_put(io, dst, (a * H + Y) * W + b, v[a % HEAD_G], b == 0, b == W - 1, carry);
                 if (++b == W) {
                     b = 0;
                     a++;
                 }
             } else {
-                carry.range((b % IO_PER) * 8 * OUT_BYTES + 8 * OUT_BYTES - 1, (b % IO_PER) * 8 * OUT_BYTES) =
-                    ap_uint<8 * OUT_BYTES>(ap_int<8 * OUT_BYTES>(v));
-                if (b % IO_PER == IO_PER - 1) io[dst + (Y * W + a) * pw + b / IO_PER] = carry;
-                if (++b == pw * IO_PER) {
+                for (int l = 0; l < HEAD_G; l++) {
+#pragma HLS UNROLL
+                    head_field(carry, k0 + l, v[l]);
+                }
+                if (k0 % IO_PER == IO_PER - HEAD_G && k0 / IO_PER < pw) io[dst + (Y * W + a) * pw + k0 / IO_PER] = carry;
+                if (++b == S) {
                     b = 0;
                     a++;
                 }
