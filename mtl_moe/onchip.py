@@ -137,6 +137,9 @@ def _buffers(cfg: MoEViTConfig, hw: HardwareSpec, kp: Any, ra: dict[str, int]) -
         ("attn_av::acc", hd_beats, L * w["av"], P, "complete dim 1", "A.V sums of a group", 1),
         ("attn_qk::q", hd_beats, L * a, P, "complete dim 1", "a group's query rows", 1),
     ]
+    if getattr(kp, "heads_on_accel", False):  # the head passes borrow QKV, HID and F: only im2col's registers
+        rows.append(("head_im2col::tap+full", 1, ti * fm, 9, "complete",
+                     "a group's 9 tap words of the band, and the copy its cols words go out from", 2))
     if cfg.router == "task_conditioned":
         rows.append(("router::temb", _cdiv(D, rb), hw.bias.width, rb, f"cyclic {rb}", "task embedding", 1))
     return [{"array": n, "depth": d, "width": wd, "banks": b, "partition": p, "holds": h, "copies": c}

@@ -887,16 +887,16 @@ class PerfModel:
         """What the heads' kernels add (None: heads on the host). kernels.h heads calls
         head_upsample at two sites, ``<1, 1>`` (the decoder's x2 passes) and ``<HEAD_RESIZE_LFH,
         HEAD_RESIZE_LFW>`` (the final resize; 1, 1 when there is none, hls_export's config.h): two
-        instances, each with the output loop's six multipliers per code and HEAD_G = gcd(IO_PER,
-        T_IN) codes a cycle (II=1; the prediction path uses one lane of the same): four act x weight
-        products ``act * wx0``, ``act * lx`` (act bits x LFW + 3 bits: wx0 <= 2^(LFW+1), signed) and
-        two ``r * wy0``, ``r * ly`` (act + LFW + 3 bits x LFH + 3 bits). DSP48E2 by the operand-width
-        rule of the linear unit (27x18, no packing: no shared operand pair); wx0 / lx / wy0 / ly are
-        ``int`` in the kernel, so this assumes Vitis narrows them to their value range (else act x 32
-        bits: more DSPs), and Vitis may build such narrow multipliers from LUTs instead (then these
-        are LUTs, not DSPs). head_conv runs on the shared linear unit (no multipliers of its own);
-        the passes borrow the backbone's QKV, HID and F (no array of their own: BRAM/URAM unchanged).
-        Not counted (no RTL unit): the heads' address arithmetic, read/write loops and requantiser."""
+        instances, each with the output loop's three multipliers per code for HEAD_G = gcd(IO_PER,
+        T_IN) codes a cycle (II=1; the prediction path uses one lane of the same): an axis' weights
+        sum to 2^(LF+1), so kernels.h forms each sum as (a << (LF+1)) + lambda (b - a): two
+        ``lx * (b - a)`` (act + 1 bits x LFW + 2 bits: lx is an ap_uint<LFW + 1>, one more bit signed)
+        and one ``ly * (r1 - r0)`` (act + LFW + 4 bits x LFH + 2 bits). DSP48E2 by the operand-width
+        rule of the linear unit (27x18, no packing: no shared operand pair); Vitis may build such
+        narrow multipliers from LUTs instead (then these are LUTs, not DSPs). head_conv runs on the
+        shared linear unit (no multipliers of its own); the passes borrow the backbone's QKV, HID and
+        F (BRAM/URAM unchanged; head_im2col's 18 word registers: mtl_moe.onchip). Not counted (no
+        RTL unit): the heads' address arithmetic, read/write loops and requantiser."""
         if not self.design.heads_on_accel:
             return None
         ops = self.head_ops()
@@ -905,11 +905,11 @@ class PerfModel:
         inst = {}
         lanes = math.gcd(self.io_per, self.design.t_in)  # kernels.h HEAD_G
         for site, (lfh, lfw) in (("decoder x2 passes", (1, 1)), ("final resize", resize)):
-            mults = [(a, lfw + 3)] * 4 + [(a + lfw + 3, lfh + 3)] * 2
+            mults = [(a + 1, lfw + 2)] * 2 + [(a + lfw + 4, lfh + 2)]
             inst[f"head_upsample<{lfh}, {lfw}> ({site})"] = lanes * sum(_dsp_per_mult(x, y) for x, y in mults)
         return {"dsp": sum(inst.values()), "upsample_instances_dsp": inst,
                 "onchip": "borrows the backbone's QKV, HID and F (kernels.h heads): no array of its own",
-                "note": f"DSP: 6 x {lanes} multipliers (six a code, HEAD_G = {lanes} codes a cycle) per "
+                "note": f"DSP: 3 x {lanes} multipliers (three a code, HEAD_G = {lanes} codes a cycle) per "
                         "head_upsample instance at their value-range widths (see "
                         "PerfModel.head_resources); LUT/FF of the heads' loops not counted (no RTL unit)"}
 

@@ -511,12 +511,13 @@ def test_per_task_latency_is_backbone_plus_each_tasks_head():
 
 def test_heads_add_their_upsample_multipliers_to_the_dsp_count():
     """Two head_upsample instances (the decoder's x2 and the final resize, both x2 for m3vit-tiny),
-    six multipliers a code: four act x 4-bit (wx0 <= 4, signed) and two (act + 4) x 4-bit, for each
-    of HEAD_G = gcd(IO_PER, T_IN) codes a cycle (T_IN = 16 here). w16a32's 32-bit act: 32 x 4 takes
-    ceil(32 / 27) = 2 DSP48E2, 36 x 4 also 2: 4 x 2 + 2 x 2 = 12 a code, HEAD_G = gcd(8, 16) = 8
-    codes: 96 an instance, 192 in all; int8's 8 and 12 bits: one each, 6 a code, HEAD_G = gcd(32, 16)
-    = 16: 96 an instance, 192. BRAM/URAM unchanged (the heads borrow the backbone's buffers)."""
-    for hw, add in ((W16, 192), (get_hw("int8"), 192)):
+    three multipliers a code ((a << 2) + lx (b - a) twice, then the same along y): two (act + 1) x
+    3-bit (lx < 4 unsigned, one more bit signed) and one (act + 5) x 3-bit, for each of HEAD_G =
+    gcd(IO_PER, T_IN) codes a cycle (T_IN = 16 here). w16a32's 32-bit act: 33 x 3 takes
+    ceil(33 / 27) = 2 DSP48E2, 37 x 3 also 2: 6 a code, HEAD_G = gcd(8, 16) = 8 codes: 48 an
+    instance, 96 in all; int8's 9 and 13 bits: one each, 3 a code, HEAD_G = gcd(32, 16) = 16: 48 an
+    instance, 96. BRAM/URAM unchanged (the heads borrow the backbone's buffers)."""
+    for hw, add in ((W16, 96), (get_hw("int8"), 96)):
         host, acc = perf(TINY, hw, "zcu104"), perf(TINY, hw, "zcu104", heads_on_accel=True)
         assert acc["dsp"] - host["dsp"] == add and acc["resources"]["heads"]["dsp"] == add
         assert (acc["bram36"], acc["uram"]) == (host["bram36"], host["uram"])

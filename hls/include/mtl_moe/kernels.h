@@ -1185,9 +1185,12 @@ static inline void head_up_src(int i, int n, int& i0, int& i1, int& lam) {
 
 // One bilinear pass x 2^LFH, 2^LFW (align_corners=False, exact): output row Y from its two source
 // rows (on chip: row0 in QKV, row1 in F); each code sum_{a,b} x[a][b] * wy[a] * wx[b], then one
-// rounding to act. The output loop computes HEAD_G codes of one band word a cycle (lanes k0 .. k0 +
-// HEAD_G - 1 of pixel X: the words at x0 and x1 of each source row, two reads of each over its 2
-// RAM ports, 6 HEAD_G multipliers): pixel-major, all of them go to the AXI word being filled (an
+// rounding to act. The weights of an axis sum to 2^(LF+1) (wx0 = 2^(LFW+1) - lx), so each sum is
+// the same integer with one multiplier an axis: wx0 a + lx b = (a << (LFW+1)) + lx (b - a) for both
+// source rows, then likewise along y: 3 multipliers a code (lx, ly of LF + 1 bits). The output loop
+// computes HEAD_G codes of one band word a cycle (lanes k0 .. k0 + HEAD_G - 1 of pixel X: the words
+// at x0 and x1 of each source row, two reads of each over its 2 RAM ports, 3 HEAD_G multipliers):
+// pixel-major, all of them go to the AXI word being filled (an
 // AXI beat every IO_PER / HEAD_G cycles); the prediction (channel-major: consecutive codes are
 // consecutive X of one channel, each X in other source words) takes one of them a cycle, its
 // channel's lane, on the same multipliers.
@@ -1203,11 +1206,11 @@ static void head_upsample(int op, int c, axi_word* io, int src, int dst, bool to
         head_up_src<LFH>(Y, h, y0, y1, ly);
         head_read_rows(io, src, c, h, w, y0, 1, row0);
         head_read_rows(io, src, c, h, w, y1, 1, row1);
-        const int wy0 = (2 << LFH) - ly;
+        const ap_uint<LFH + 1> lyn = ly;
         axi_word carry = 0;
         const int n_steps = to_pred ? c * W : W * S;
         int a = 0, b = 0;  // pixel-major: a = X, b = step; prediction: a = channel, b = X
-        // II=1: HEAD_G codes a cycle (the prediction: one), 2 reads of each source row, 6 HEAD_G
+        // II=1: HEAD_G codes a cycle (the prediction: one), 2 reads of each source row, 3 HEAD_G
         // multiplies, an AXI beat every IO_PER / HEAD_G cycles (the prediction: every IO_PER)
         for (int i = 0; i < n_steps; i++) {
 #pragma HLS PIPELINE II = 1
@@ -1215,7 +1218,7 @@ static void head_upsample(int op, int c, axi_word* io, int src, int dst, bool to
             const int X = to_pred ? b : a, k0 = to_pred ? a / HEAD_G * HEAD_G : b * HEAD_G, q = k0 / T_IN;
             int x0, x1, lx;
             head_up_src<LFW>(X, w, x0, x1, lx);
-            const int wx0 = (2 << LFW) - lx;
+            const ap_uint<LFW + 1> lxn = lx;
             fm_word s00 = fm_word::zero(), s01 = fm_word::zero(), s10 = fm_word::zero(), s11 = fm_word::zero();
             if (q < cw) {
                 s00 = row0[x0 * cw + q];
@@ -1230,9 +1233,12 @@ static void head_upsample(int op, int c, axi_word* io, int src, int dst, bool to
                 const int k = k0 + l, e = k % T_IN;
                 ap_int<SW> sum = 0;
                 if (k < c) {
-                    const ap_int<act_t::W + LFW + 3> r0 = act_raw(s00[e]) * wx0 + act_raw(s01[e]) * lx;
-                    const ap_int<act_t::W + LFW + 3> r1 = act_raw(s10[e]) * wx0 + act_raw(s11[e]) * lx;
-                    sum = r0 * wy0 + r1 * ly;
+                    const act_raw a00 = act_raw(s00[e]), a10 = act_raw(s10[e]);
+                    const ap_int<act_t::W + 1> d0 = act_raw(s01[e]) - a00, d1 = act_raw(s11[e]) - a10;
+                    const ap_int<act_t::W + LFW + 3> r0 = (ap_int<act_t::W + LFW + 3>(a00) << (LFW + 1)) + d0 * lxn;
+                    const ap_int<act_t::W + LFW + 3> r1 = (ap_int<act_t::W + LFW + 3>(a10) << (LFW + 1)) + d1 * lxn;
+                    const ap_int<act_t::W + LFW + 4> dy = r1 - r0;
+                    sum = (ap_int<SW>(r0) << (LFH + 1)) + dy * lyn;
                 }
                 v[l] = k < c ? act_raw(requant<act_t, act_t::F + EX>(sum)) : act_raw(0);
             }
