@@ -908,7 +908,8 @@ class PerfModel:
             mults = [(a + 1, lfw + 2)] * 2 + [(a + lfw + 4, lfh + 2)]
             inst[f"head_upsample<{lfh}, {lfw}> ({site})"] = lanes * sum(_dsp_per_mult(x, y) for x, y in mults)
         return {"dsp": sum(inst.values()), "upsample_instances_dsp": inst,
-                "onchip": "borrows the backbone's QKV, HID and F (kernels.h heads): no array of its own",
+                "onchip": "borrows the backbone's QKV, HID and F (kernels.h heads); its own: head_im2col's "
+                          "2 x 9 word registers (mtl_moe.onchip)",
                 "note": f"DSP: 3 x {lanes} multipliers (three a code, HEAD_G = {lanes} codes a cycle) per "
                         "head_upsample instance at their value-range widths (see "
                         "PerfModel.head_resources); LUT/FF of the heads' loops not counted (no RTL unit)"}
