@@ -3,7 +3,7 @@ task's full-resolution prediction, bit for bit the golden model's ``GoldenModel.
 
 CI runs the demo model (pup-lite) on both presets, the lint and a planted defect (caught by the C
 testbench at -O2); the passing testbench, the pup and linear decoders, the sanitizer builds, a
-second defect and the hypothesis configs are under ``slow`` (each compile takes ~12 s; CI is at its
+second defect, one defect per word-wide head loop and the hypothesis configs are under ``slow`` (each compile takes ~12 s; CI is at its
 time budget).
 """
 
@@ -135,6 +135,29 @@ def test_an_off_by_one_conv_padding_is_caught(heads_export_of, tmp_path):
     """Planted defect: the 3x3 window shifted one column left (padding 2 on the left, 0 on the right)."""
     bad, n, log = _planted(heads_export_of("w16a32", "pup"), tmp_path,
                            "xx = x + t % 3 - 1", "xx = x + t % 3 - 2")
+    assert bad > 0, log
+
+
+_WORD_WIDE_DEFECTS = {  # one per word-wide head loop: (kernels.h text, its planted replacement)
+    "im2col lane mux a tap off": ("v[l] = full[kk % 9][kk / 9];", "v[l] = full[(kk + 1) % 9][kk / 9];"),
+    "im2col group's last word dropped": ("pn = kw9 - 9 * q < 9 ? kw9 - 9 * q : 9;",
+                                         "pn = kw9 - 9 * q < 9 ? kw9 - 9 * q : 8;"),
+    "read_rows band word written half-filled": ("if (k0 % T_IN == T_IN - HEAD_G && k0 / T_IN < cw) band",
+                                                "if (k0 % T_IN == 0 && k0 / T_IN < cw) band"),
+    "pack_rows field one lane off": ("head_field(carry, k, a);", "head_field(carry, k + 1, a);"),
+    "upsample every lane from lane 0": ("head_field(carry, k0 + l, v[l]);",
+                                        "head_field(carry, k0 + l, v[0]);"),
+    "upsample x shift one short": ("(ap_int<act_t::W + LFW + 3>(a00) << (LFW + 1)) + d0 * lxn",
+                                   "(ap_int<act_t::W + LFW + 3>(a00) << LFW) + d0 * lxn"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defect", list(_WORD_WIDE_DEFECTS))
+def test_a_defect_in_a_word_wide_head_loop_is_caught(heads_export_of, tmp_path, defect):
+    """Planted defects in the loops that move words (pup: every loop kind, the final resize to the
+    prediction); each made 4,095 or 4,096 of the testbench's 4,096 codes differ when tried."""
+    bad, n, log = _planted(heads_export_of("w16a32", "pup"), tmp_path, *_WORD_WIDE_DEFECTS[defect])
     assert bad > 0, log
 
 
