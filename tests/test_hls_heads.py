@@ -3,8 +3,8 @@ task's full-resolution prediction, bit for bit the golden model's ``GoldenModel.
 
 CI runs the demo model (pup-lite) on both presets, the lint and a planted defect (caught by the C
 testbench at -O2); the passing testbench, the pup and linear decoders, the sanitizer builds, a
-second defect, one defect per word-wide head loop and the hypothesis configs are under ``slow`` (each compile takes ~12 s; CI is at its
-time budget).
+second defect, one defect per word-wide head loop and the hypothesis configs are under ``slow``
+(each compile takes ~12 s; CI is at its time budget).
 """
 
 from __future__ import annotations
