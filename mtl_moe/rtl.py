@@ -308,12 +308,11 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     overflow mode), the router's and the combine's, the feature maps' sizes (``accel_fm.sv``: words
     of T_IN codes of X/H/O/F, QKV and HID as kernels.h sizes them, from the layer program) and the
     program format of ``mtl_moe.program`` (record size, magic, version, opcodes, buffer ids, flags,
-    the word index of each field it reads)."""
+    the word index of each field it reads). The export's ``weight_ports`` is the engine's WPORTS:
+    with 2, plane 0 of every tile (and the bias) on m_axi_w, plane 1 on m_axi_w1
+    (:func:`linear_engine_parameters` refuses a tile the ports cannot split evenly)."""
     from mtl_moe import program as pg
 
-    if kp.weight_ports != 1:
-        raise ValueError(f"accel_seq's linear engine reads weights through one port; weight_ports = "
-                         f"{kp.weight_ports} is not built in RTL yet")
     lanes = layernorm_lanes(cfg.n_embd, kp.axi_bits, hw.act.width)
     ln = layernorm_parameters(hw, cfg, dir, lanes)
     ge = gelu_parameters(hw, Path(dir) / "gelu_table.mem")

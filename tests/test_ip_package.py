@@ -8,7 +8,9 @@ Checked against the sources of truth, not against the generator's own output:
   tables its parameters name); the top is accel_top;
 - every parameter accel_top.sv declares is set, to mtl_moe.rtl_top.accel_top_parameters' value;
 - the bus interfaces associated with ap_clk are port prefixes of accel_top.sv (the stub infers an
-  interface only where accel_top.sv has ports of that prefix, as Vivado's inference would);
+  interface only where accel_top.sv has ports of that prefix, as Vivado's inference would), and they
+  are the HLS IP's for the export's weight ports: m_axi_gmem_w1 (hls_export.weight1_bundle) associated
+  with two, removed with one (accel_top.sv has its ports either way, tied off with one port);
 - the memory map is regmap.json's: 2^addr_width bytes, a register at every offset;
 - the block design issues the same Vivado calls as the HLS flow's build_vivado.tcl (PS configuration,
   HP ports, address assignment, interrupt), up to its IP repository, project and output folders.
@@ -145,9 +147,17 @@ def check_package(calls: list[list[str]], ip_dir: Path, export_dir: Path, top_sv
     ports = _ports(top_sv)
     assoc = [c[c.index("-busif") + 1] for c in calls
              if c[0] == "ipx::associate_bus_interfaces" and "-busif" in c]
-    for b in ("s_axi_control", "m_axi_gmem_w", "m_axi_gmem_io"):
+    from mtl_moe.hls_export import weight1_bundle
+
+    ports_w = json.loads((export_dir / "export.json").read_text())["kernel_params"]["weight_ports"]
+    w1 = f"m_axi_{weight1_bundle(ports_w)}"  # the HLS IP's weights1 bundle: gmem_w1, or gmem_w's own
+    for b in ("s_axi_control", "m_axi_gmem_w", "m_axi_gmem_io", w1):
         if b not in assoc:
             bad.append(f"bus interface {b} not associated with ap_clk")
+    removed = {c[1] for c in calls if c[0] == "ipx::remove_bus_interface"}
+    if w1 != "m_axi_gmem_w1" and "m_axi_gmem_w1" not in removed:
+        bad.append(f"one weight port, but m_axi_gmem_w1 is not removed from the IP (associated: {assoc})")
+    bad += [f"bus interface {b} associated and removed" for b in removed & set(assoc)]
     bad += [f"bus interface {b} is not a port prefix of accel_top.sv" for b in assoc
             if not any(p.startswith(b + "_") for p in ports)]
     regs = json.loads((export_dir / "regmap.json").read_text())
@@ -163,12 +173,38 @@ def check_package(calls: list[list[str]], ip_dir: Path, export_dir: Path, top_sv
     return bad
 
 
+def ip_ports(top_sv: str, package_calls: list[list[str]]) -> list[str]:
+    """The packaged IP's ports: accel_top.sv's, less those of the interfaces the packaging removes."""
+    removed = [c[1] for c in package_calls if c[0] == "ipx::remove_bus_interface"]
+    return [p for p in _ports(top_sv) if not any(p.startswith(b + "_") for b in removed)]
+
+
 @pytest.fixture(scope="module")
-def ip(demo_export, tmp_path_factory):
+def two_port_export(tmp_path_factory):
+    """The demo model exported with weight_ports = 2 (w16a32, 16 x 16 tiles: 8 beats a plane)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_golden import _scaled_model
+
+    from mtl_moe.config import get_preset
+    from mtl_moe.hls_export import KernelParams, export
+    from mtl_moe.hw import get_hw
+    from mtl_moe.quant import QuantM3ViT
+
+    ex = tmp_path_factory.mktemp("ip-export-2ports") / "export"
+    export(QuantM3ViT(_scaled_model(get_preset("demo"), 1, 1.0), get_hw("w16a32")), ex, force=True,
+           kp=KernelParams(weight_ports=2))
+    return ex
+
+
+@pytest.fixture(scope="module", params=["w16a32", "int8", "w16a32-2ports"])
+def ip(request, demo_export_of, tmp_path_factory):
+    """The IP generated for the demo export of each preset (one weight port) and for a two-port one."""
     import rtl_ip
 
+    two = request.param.endswith("-2ports")
+    src = request.getfixturevalue("two_port_export") if two else demo_export_of(request.param)
     ex = tmp_path_factory.mktemp("ip-export") / "export"
-    shutil.copytree(demo_export, ex)  # the shared export stays read-only
+    shutil.copytree(src, ex)  # the shared export stays read-only
     info = rtl_ip.generate(ex)
     return ex, info
 
@@ -207,6 +243,17 @@ def test_package_check_catches_defects(ip):
     renamed = [p.replace("s_axi_control_", "s_axi_ctrl_") for p in _ports(top_sv)]
     with pytest.raises(RuntimeError, match="no bus interface s_axi_control"):
         run_stub(ip_dir / "package_ip.tcl", ip_dir, renamed)
+    # the second weight port's interface: left out of the association with two ports, kept with one
+    two = "foreach busif {s_axi_control m_axi_gmem_w m_axi_gmem_io m_axi_gmem_w1} {"
+    if two in text:
+        bad_tcl.write_text(text.replace(two, two.replace(" m_axi_gmem_w1", "")))
+        want = "m_axi_gmem_w1 not associated"
+    else:
+        assert "ipx::remove_bus_interface m_axi_gmem_w1 $core\n" in text
+        bad_tcl.write_text(text.replace("ipx::remove_bus_interface m_axi_gmem_w1 $core\n", ""))
+        want = "m_axi_gmem_w1 is not removed"
+    calls = run_stub(bad_tcl, ip_dir, _ports(top_sv))
+    assert any(want in p for p in check_package(calls, ip_dir, ex, top_sv))
 
 
 def _normalise(calls: list[list[str]]) -> list[list[str]]:
@@ -227,8 +274,11 @@ def _normalise(calls: list[list[str]]) -> list[list[str]]:
 
 
 def test_block_design_is_the_hls_flows_with_the_rtl_ip(ip):
+    from mtl_moe.hls_export import weight1_bundle
+
     ex, _ = ip
-    ports = _ports((RTL / "accel_top.sv").read_text())
+    top_sv = (RTL / "accel_top.sv").read_text()
+    ports = ip_ports(top_sv, run_stub(ex / "rtl_ip" / "package_ip.tcl", ex / "rtl_ip", _ports(top_sv)))
     hls = run_stub(ex / "build_vivado.tcl", ex, ports)
     rtl = run_stub(ex / "rtl_ip" / "build_vivado_rtl.tcl", ex, ports)
     assert rtl != hls  # it does point elsewhere ...
@@ -238,7 +288,9 @@ def test_block_design_is_the_hls_flows_with_the_rtl_ip(ip):
     hp = [c for c in rtl if c[0] == "apply_bd_automation" and any("Master \"/mtl_moe_0/" in w or
                                                                   "/mtl_moe_0/m_axi" in w for w in c)]
     masters = sorted({re.search(r"/mtl_moe_0/(m_axi_\w+)", " ".join(c)).group(1) for c in hp})
-    assert masters == ["m_axi_gmem_io", "m_axi_gmem_w"], masters  # each of the top's masters to an HP port
+    n_ports = json.loads((ex / "export.json").read_text())["kernel_params"]["weight_ports"]
+    want = sorted({"m_axi_gmem_io", "m_axi_gmem_w", f"m_axi_{weight1_bundle(n_ports)}"})
+    assert masters == want, masters  # each of the IP's masters to an HP port (gmem_w1 with two ports)
 
 
 def test_block_design_check_catches_a_changed_ps_setting(ip):

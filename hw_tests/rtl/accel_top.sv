@@ -1,7 +1,8 @@
 // The RTL accelerator behind the HLS IP's interface: the same AXI-Lite register map (axi_lite_ctrl.sv,
 // shared with mtl_moe_accel.sv), the same port names (ap_clk, ap_rst_n, s_axi_control_*, m_axi_gmem_w_*,
-// m_axi_gmem_io_*, interrupt), and the layer-program sequencer accel_seq.sv as the core. A thin
-// wrapper, meant to be re-wired as accel_seq grows; it adds no state but the run flag.
+// m_axi_gmem_w1_* with two weight ports, m_axi_gmem_io_*, interrupt), and the layer-program sequencer
+// accel_seq.sv as the core. A thin wrapper, meant to be re-wired as accel_seq grows; it adds no state
+// but the run flag.
 //
 // Schedule of one run (ap_ctrl_hs, as the HLS top):
 //   host writes the arguments, then ap_start (0x00 bit 0)
@@ -17,6 +18,13 @@
 // Memory: accel_seq's three read masters (ARB_MASTERS of mtl_moe.rtl: the program, the linear engine's
 // weights, LayerNorm's gamma / beta) share m_axi_gmem_w through axi_rd_arbiter.sv (round robin, the
 // master's index in the top bits of ARID, so gmem_w's ID is GW_ID bits wide, not the HLS IP's 1).
+// Two weight ports (WPORTS = 2, the export's weight_ports): the linear engine's second master (plane 1
+// of every tile, linear_engine.sv) is m_axi_gmem_w1, the HLS IP's gmem_w1 bundle, alone on it (1-bit
+// ID, as the HLS IP's). accel_seq addresses it in the weights buffer's space (w_base = weights); the top
+// rebases each address onto the weights1 register, ARADDR = weights1 + (address - weights), as the HLS
+// top's weights1 pointer is its own (the driver passes the same buffer twice; a host that points it at
+// a copy has plane 1 read there). With one port gmem_w1's outputs are tied off and its inputs unused:
+// the IP packaging (bitstreams/rtl_ip.py) leaves the interface out, as the HLS IP has no gmem_w1 then.
 //
 // The image: accel_seq's image reader on gmem_io's read channel (the images register); the features:
 // accel_seq's write_features step (accel_wfeat.sv) on gmem_io's write channels (AW/W/B) at the
@@ -47,7 +55,7 @@ module accel_top #(
     parameter int AXI_BITS = 256,
     parameter int TILE_BEATS = 16,
     parameter int TILE_BYTES = 512,
-    parameter int WPORTS = 1,          // weight masters: the top carries gmem_w only (1), see below
+    parameter int WPORTS = 1,          // weight masters: gmem_w (1), or gmem_w + gmem_w1 (2)
     parameter int ROWS_MAX = 256,
     parameter int KT_MAX = 64,
     parameter int NT_MAX = 64,
@@ -287,6 +295,23 @@ module accel_top #(
     input  logic m_axi_gmem_w_RLAST,
     input  logic m_axi_gmem_w_RVALID,
     output logic m_axi_gmem_w_RREADY,
+    // AXI4 master gmem_w1 (read channels only): plane 1 of the weight tiles, WPORTS = 2 (tied off with 1)
+    output logic [0:0] m_axi_gmem_w1_ARID,
+    output logic [63:0] m_axi_gmem_w1_ARADDR,
+    output logic [7:0] m_axi_gmem_w1_ARLEN,
+    output logic [2:0] m_axi_gmem_w1_ARSIZE,
+    output logic [1:0] m_axi_gmem_w1_ARBURST,
+    output logic m_axi_gmem_w1_ARLOCK,
+    output logic [3:0] m_axi_gmem_w1_ARCACHE,
+    output logic [2:0] m_axi_gmem_w1_ARPROT,
+    output logic m_axi_gmem_w1_ARVALID,
+    input  logic m_axi_gmem_w1_ARREADY,
+    input  logic [0:0] m_axi_gmem_w1_RID,
+    input  logic [AXI_BITS-1:0] m_axi_gmem_w1_RDATA,
+    input  logic [1:0] m_axi_gmem_w1_RRESP,
+    input  logic m_axi_gmem_w1_RLAST,
+    input  logic m_axi_gmem_w1_RVALID,
+    output logic m_axi_gmem_w1_RREADY,
     // AXI4 master gmem_io
     output logic [0:0] m_axi_gmem_io_AWID,
     output logic [63:0] m_axi_gmem_io_AWADDR,
@@ -329,7 +354,7 @@ module accel_top #(
     // ---------------- AXI-Lite control block (ap_ctrl_hs): axi_lite_ctrl.sv ----------------
     logic ap_start, ap_done, ap_idle, ap_ready;
     logic [63:0] arg_weights;
-    /* verilator lint_off UNUSEDSIGNAL */  // registers only in this slice (see the header)
+    /* verilator lint_off UNUSEDSIGNAL */  // registers only in this slice (see the header); weights1: WPORTS = 2
     logic [63:0] arg_weights1;
     logic [31:0] arg_n_images;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -377,13 +402,16 @@ module accel_top #(
     logic [T_IN-1:0] dbg_sum_ovf;
     /* verilator lint_on UNUSEDSIGNAL */
 
-    initial if (WPORTS != 1)
-        $error("accel_top: WPORTS = %0d, but the top has no gmem_w1 master yet (one weight port)", WPORTS);
-    /* verilator lint_off UNUSEDSIGNAL */  // the idle second weight master's outputs
-    logic [7:0] w1_unused_ar;
-    logic [63:0] w1_unused_addr;
-    logic [7:0] w1_unused_len;
-    /* verilator lint_on UNUSEDSIGNAL */
+    initial if (WPORTS != 1 && WPORTS != 2)
+        $error("accel_top: WPORTS = %0d weight ports; the top has gmem_w and gmem_w1 (1 or 2)", WPORTS);
+    // the engine's second weight master (plane 1), in the weights buffer's address space
+    logic [0:0] w1_arid, w1_rid;
+    logic [63:0] w1_araddr;
+    logic [7:0] w1_arlen;
+    logic [2:0] w1_arsize;
+    logic [1:0] w1_arburst, w1_rresp;
+    logic w1_arvalid, w1_arready, w1_rlast, w1_rvalid, w1_rready;
+    logic [AXI_BITS-1:0] w1_rdata;
     accel_seq #(
         .T_IN(T_IN), .T_OUT(T_OUT), .WA(WA), .WW(WW), .WSB(WSB), .WACC(WACC), .PACK2(PACK2),
         .PACK_SHIFT(PACK_SHIFT), .AXI_BITS(AXI_BITS), .TILE_BEATS(TILE_BEATS), .TILE_BYTES(TILE_BYTES), .WPORTS(WPORTS),
@@ -467,13 +495,12 @@ module accel_top #(
         .m_axi_l_ARREADY(a_arready[2]), .m_axi_l_RID(a_rid[2]), .m_axi_l_RLAST(a_rlast[2]),
         .m_axi_l_RDATA(a_rdata[2*AXI_BITS +: AXI_BITS]), .m_axi_l_RRESP(a_rresp[4 +: 2]),
         .m_axi_l_RVALID(a_rvalid[2]), .m_axi_l_RREADY(a_rready[2]),
-        // the second weight master (plane 1): the top carries one weight port (WPORTS = 1, as
-        // mtl_moe.rtl refuses weight_ports = 2 for it), so it is idle and answered by nothing
-        .m_axi_w1_ARID(w1_unused_ar[0]), .m_axi_w1_ARADDR(w1_unused_addr), .m_axi_w1_ARLEN(w1_unused_len),
-        .m_axi_w1_ARSIZE(w1_unused_ar[3:1]), .m_axi_w1_ARBURST(w1_unused_ar[5:4]),
-        .m_axi_w1_ARVALID(w1_unused_ar[6]), .m_axi_w1_ARREADY(1'b0), .m_axi_w1_RID(1'b0),
-        .m_axi_w1_RLAST(1'b0), .m_axi_w1_RDATA('0), .m_axi_w1_RRESP(2'b00), .m_axi_w1_RVALID(1'b0),
-        .m_axi_w1_RREADY(w1_unused_ar[7]));
+        // the second weight master (plane 1): m_axi_gmem_w1 with two weight ports (below)
+        .m_axi_w1_ARID(w1_arid), .m_axi_w1_ARADDR(w1_araddr), .m_axi_w1_ARLEN(w1_arlen),
+        .m_axi_w1_ARSIZE(w1_arsize), .m_axi_w1_ARBURST(w1_arburst), .m_axi_w1_ARVALID(w1_arvalid),
+        .m_axi_w1_ARREADY(w1_arready), .m_axi_w1_RID(w1_rid), .m_axi_w1_RLAST(w1_rlast),
+        .m_axi_w1_RDATA(w1_rdata), .m_axi_w1_RRESP(w1_rresp), .m_axi_w1_RVALID(w1_rvalid),
+        .m_axi_w1_RREADY(w1_rready));
 
     /* verilator lint_off UNUSEDSIGNAL */  // the sequencer's busy: the run flag follows start and done
     wire unused_busy = seq_busy;
@@ -490,6 +517,31 @@ module accel_top #(
         .m_RREADY(m_axi_gmem_w_RREADY));
     // fixed burst attributes, as the HLS adapters: normal access, modifiable, bufferable
     assign m_axi_gmem_w_ARLOCK = 0, m_axi_gmem_w_ARCACHE = 4'b0011, m_axi_gmem_w_ARPROT = 0;
+
+    // ---------------- gmem_w1: plane 1 of the weight tiles (WPORTS = 2) ----------------
+    generate
+        if (WPORTS == 2) begin : g_w1
+            // rebased onto the weights1 register: the sequencer's address minus weights, plus weights1
+            assign m_axi_gmem_w1_ARADDR = arg_weights1 + (w1_araddr - arg_weights);
+            assign m_axi_gmem_w1_ARID = w1_arid, m_axi_gmem_w1_ARLEN = w1_arlen, m_axi_gmem_w1_ARSIZE = w1_arsize;
+            assign m_axi_gmem_w1_ARBURST = w1_arburst, m_axi_gmem_w1_ARVALID = w1_arvalid;
+            assign w1_arready = m_axi_gmem_w1_ARREADY, w1_rid = m_axi_gmem_w1_RID, w1_rdata = m_axi_gmem_w1_RDATA;
+            assign w1_rresp = m_axi_gmem_w1_RRESP, w1_rlast = m_axi_gmem_w1_RLAST, w1_rvalid = m_axi_gmem_w1_RVALID;
+            assign m_axi_gmem_w1_RREADY = w1_rready;
+        end else begin : g_no_w1
+            // one weight port: the engine's second master is idle (WPORTS = 1) and gmem_w1 tied off
+            assign m_axi_gmem_w1_ARADDR = '0, m_axi_gmem_w1_ARID = '0, m_axi_gmem_w1_ARLEN = '0;
+            assign m_axi_gmem_w1_ARSIZE = '0, m_axi_gmem_w1_ARBURST = '0, m_axi_gmem_w1_ARVALID = 1'b0;
+            assign m_axi_gmem_w1_RREADY = 1'b0;
+            assign w1_arready = 1'b0, w1_rid = '0, w1_rdata = '0, w1_rresp = '0, w1_rlast = 1'b0, w1_rvalid = 1'b0;
+            /* verilator lint_off UNUSEDSIGNAL */  // the idle master's outputs, gmem_w1's inputs
+            wire unused_w1 = ^{w1_arid, w1_araddr, w1_arlen, w1_arsize, w1_arburst, w1_arvalid, w1_rready,
+                               m_axi_gmem_w1_ARREADY, m_axi_gmem_w1_RID, m_axi_gmem_w1_RDATA,
+                               m_axi_gmem_w1_RRESP, m_axi_gmem_w1_RLAST, m_axi_gmem_w1_RVALID};
+            /* verilator lint_on UNUSEDSIGNAL */
+        end
+    endgenerate
+    assign m_axi_gmem_w1_ARLOCK = 0, m_axi_gmem_w1_ARCACHE = 4'b0011, m_axi_gmem_w1_ARPROT = 0;
 
     // ---------------- gmem_io: the image reader's read channel, the features writer's write channels ----------------
     // fixed burst attributes, as the HLS adapters: normal access, modifiable, bufferable
