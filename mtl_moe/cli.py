@@ -614,8 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--irq", action="store_true", help="wait for the interrupt instead of polling")
     r.add_argument("--timeout", type=_float_in(0.001, 1e6), default=30.0,
                    help="seconds before a run counts as hung")
-    r.add_argument("--heads", choices=["host", "accelerator"], default="host",
-                   help="where the task heads run (accelerator: an export with the heads in its top)")
+    r.add_argument("--heads", choices=["host", "accelerator", "auto"], default="auto",
+                   help="where the task heads run (accelerator: an export with the heads in its top; auto: "
+                   "where the export put them)")
     r.add_argument("--json", action="store_true", help="the result as one JSON line")
     r.set_defaults(func=cmd_run)
 

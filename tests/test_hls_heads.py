@@ -225,3 +225,31 @@ def test_run_heads_accelerator_on_the_sim_backend_reports_0_mismatches(heads_exp
         assert v["values"] == 2 * t.out_channels * cfg.img_size[0] * cfg.img_size[1]
     with pytest.raises(ValueError, match="heads on the accelerator"):
         Accelerator(ex, backend="sim", heads="host")
+    assert main(["run", str(ex), "--json", "--tasks", cfg.tasks[0].name]) == 0  # the default, auto
+    assert json.loads(capsys.readouterr().out)["heads"] == "accelerator"
+
+
+def test_heads_auto_follows_the_export(heads_export_of, demo_export_of):
+    """``heads="auto"`` is what the export was built for: its top's output buffer decides."""
+    from mtl_moe.deploy.accelerator import Accelerator
+
+    assert Accelerator(heads_export_of("int8", "pup-lite"), backend="sim").heads == "accelerator"  # default
+    assert Accelerator(demo_export_of("int8"), backend="sim", heads="auto").heads == "host"
+
+
+def test_notebook_runs_the_heads_on_the_accelerator_bit_exact(heads_export_of, tmp_path):
+    """The deployment notebook, unchanged, on an export with the heads in its top (sim backend):
+    every prediction comes from the C-sim top, 0 mismatches against golden (its own check and an
+    independent one), and the latency table labels the head part by where it ran."""
+    import json
+
+    from test_notebook import _check_against_golden, _execute
+
+    ex, out = heads_export_of("int8", "pup-lite"), tmp_path / "nb"
+    _execute({"MTL_MOE_EXPORT": str(ex), "MTL_MOE_NOTEBOOK_OUT": str(out), "MTL_MOE_OVERLAY": ""})
+    r = _check_against_golden(ex, out)
+    assert r == {"notebook_mismatches": 0, "independent_mismatches": 0}, r
+    res = json.loads((out / "results.json").read_text())
+    assert res["heads"] == "accelerator" and all(v["heads"] == "accelerator" for v in res["tasks"].values())
+    executed = (out / "zcu104_multitask.ipynb").read_text()
+    assert "head (accelerator)" in executed and "head (host)" not in executed

@@ -30,14 +30,18 @@ from mtl_moe.deploy.backends import Buffer, CSimDevice
 from mtl_moe.deploy.regmap import output_bytes
 from mtl_moe.hls_export import read_export
 
-HEADS = ("host", "accelerator")  # where the task heads run
+HEADS = ("host", "accelerator", "auto")  # where the task heads run; auto: where the export puts them
 
 
 def check_heads(heads: str, buffers: dict[str, int] | None = None) -> str:
     """The ``heads`` choice, refused in one line when unknown, or "accelerator" for an export whose
-    top computes the backbone only (exported without ``KernelParams.heads_on_accel``)."""
+    top computes the backbone only (exported without ``KernelParams.heads_on_accel``). With the
+    export's ``buffers``, "auto" becomes what the export built: "accelerator" when its top writes
+    predictions, else "host"."""
     if heads not in HEADS:
         raise ValueError(f"unknown heads {heads!r}; use one of {HEADS}")
+    if heads == "auto" and buffers is not None:
+        return "accelerator" if "prediction" in buffers else "host"
     if heads == "accelerator" and buffers is not None and "prediction" not in buffers:
         raise ValueError("heads 'accelerator': this export's top computes the backbone only; re-export with "
                          "the heads in its top (mtl-moe export --heads accelerator) or use heads 'host'")
@@ -47,11 +51,13 @@ def check_heads(heads: str, buffers: dict[str, int] | None = None) -> str:
 class Accelerator:
     """An exported design on a backend. ``backend``: "sim", "pynq", "auto" (pynq when importable
     and an overlay is given, else sim) or an object with the backend methods. ``heads``: where the
-    task heads run, "host" (the only one built; "accelerator" is refused)."""
+    task heads run: "host" (golden's heads on the host, from the features the top writes),
+    "accelerator" (an export with the heads in its top: its output buffer holds the predictions) or
+    "auto" (whichever the export was built for; what a notebook that takes any export wants)."""
 
     def __init__(self, export_dir: str | Path, backend: str | Any = "auto",
                  overlay: str | Path | None = None, max_images: int = 1, timeout: float = 30.0,
-                 irq: bool = False, poll: float = 1e-4, heads: str = "host") -> None:
+                 irq: bool = False, poll: float = 1e-4, heads: str = "auto") -> None:
         self.heads = check_heads(heads)  # against the export's buffers below
         self.dir = Path(export_dir)
         if not (self.dir / "regmap.json").is_file():
@@ -68,7 +74,7 @@ class Accelerator:
             check_overlay(overlay, self.dir)
         self.backend = make_backend(backend, self.dir, overlay)
         sizes = self.regs["buffers"]
-        check_heads(heads, sizes)
+        self.heads = heads = check_heads(heads, sizes)
         self.on_chip_heads = "prediction" in sizes  # the top writes predictions, not features
         if self.on_chip_heads and heads == "host":
             raise ValueError("this export runs the heads on the accelerator (its output buffer holds "
