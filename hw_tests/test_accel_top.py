@@ -353,6 +353,25 @@ async def status_reports_a_bad_program(dut):
     assert st["headers_fetched"] == 1, f"the faulty two-image run went on after image 0: {st}"
 
 
+@cocotb.test(skip="MTL_MOE_UNALIGNED" not in os.environ, **sim_timeout(5.4))  # a few register accesses
+async def unaligned_images_are_refused(dut):
+    """Only in a top built with IMG_BYTES not whole AXI words (the slow test below sets it): two
+    images in one start -> status 0x4 (unaligned_images), the driver's one-line fault, and no memory
+    access at all (no program burst, no image burst)."""
+    be, acc = await _setup_n(dut, 2)
+    x = _codes(acc)
+    ar, io_ar = _ar_log(dut), _ar_log(dut, "m_axi_gmem_io")
+    msg = None
+    try:
+        await proto.drive_async(acc.program(np.concatenate([x, x]), 0), be)
+    except proto.AcceleratorFault as e:
+        msg = str(e)
+    rep = {"status": await be.read(acc.regs["status"]), "message": msg, "bursts": len(ar) + len(io_ar)}
+    _report(unaligned=rep)
+    assert rep["status"] == acc.regs["status_bits"]["unaligned_images"], rep
+    assert "(unaligned_images)" in (msg or "") and "\n" not in msg and rep["bursts"] == 0, rep
+
+
 async def _setup_n(dut, max_images: int):
     """The driver on this top with buffers for max_images images."""
     from cocotb_util import driver_on
@@ -393,7 +412,8 @@ def test_accel_top_runs_the_driver_protocol(verilator, demo_export_of, tmp_path)
     assert n["cycles_two"] == alone + n["restart_cycles_by_hand"], n
     assert n["status_after"] == 0, n
     st = rep["status"]  # the status word (status_reports_a_bad_program)
-    assert st["header"]["status"] == 1 and st["step"]["status"] == 2, st
+    bits = rm.register_map()["status_bits"]
+    assert st["header"]["status"] == bits["error"] and st["step"]["status"] == bits["unsupported_step"], st
 
 
 @pytest.mark.slow
@@ -418,6 +438,27 @@ def test_accel_top_n_images_bench_catches_image_1_read_at_image_0(verilator, dem
     n = json.loads((tmp_path / "report.json").read_text())["n_images"]
     assert failed and n["mismatches_per_image"][0] == 0 and n["mismatches_per_image"][1] > 0, n
     assert n["image_beats_read"] == [2 * n["image_beats"], 0], n
+
+
+@pytest.mark.slow
+def test_accel_top_refuses_n_images_of_unaligned_images(verilator, demo_export_of, tmp_path):
+    """The top built as for an image of IMG_BYTES + 4 bytes (not whole 32-byte AXI words): a
+    two-image start is refused with the status word's unaligned_images bit and no memory access
+    (unaligned_images_are_refused)."""
+    from cocotb_util import run_unit
+
+    from mtl_moe.rtl_top import accel_top_parameters
+
+    ex = demo_export_of("w16a32")
+    params = accel_top_parameters(ex, tmp_path)
+    params["IMG_BYTES"] += 4
+    assert params["IMG_BYTES"] % (params["AXI_BITS"] // 8) != 0, params["IMG_BYTES"]
+    env = {"MTL_MOE_EXPORT": str(ex), "MTL_MOE_TIMEOUT_S": "0.05", "MTL_MOE_UNALIGNED": "1",
+           "COCOTB_TEST_FILTER": "unaligned_images_are_refused"}
+    rep = run_unit("accel_top", params, "test_accel_top", env, tmp_path,
+                   ("-Wno-WIDTH", "--output-split", "0"), extra_sources=UNITS)
+    bit = rm.register_map()["status_bits"]["unaligned_images"]
+    assert rep["unaligned"]["status"] == bit and rep["unaligned"]["bursts"] == 0, rep
 
 
 def _two_port_export(tmp_path: Path) -> Path:

@@ -55,6 +55,7 @@ def accel_top_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, A
     buf = regs["buffers"]
     return {"CTRL_ADDR_W": regs["addr_width"], **{f"OFF_{k.upper()}": v for k, v in regs["args"].items()},
             "OFF_STATUS": regs["status"], "ST_ERROR": regs["status_bits"]["error"],
-            "ST_UNSUPPORTED": regs["status_bits"]["unsupported_step"], "IMG_BYTES": buf["image"],
+            "ST_UNSUPPORTED": regs["status_bits"]["unsupported_step"],
+            "ST_UNALIGNED": regs["status_bits"]["unaligned_images"], "IMG_BYTES": buf["image"],
             "N_OUT": buf["features"] // buf["features_elem"],
             "PROG_OFF": meta["program"]["weights_offset"], "N_RD": len(ARB_MASTERS), **seq}

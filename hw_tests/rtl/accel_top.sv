@@ -26,7 +26,9 @@
 // (status_bits.error) accel_seq's error flag at an image's done: program.bin's header is not an mtl-moe
 // program of this version, or a program / weight / image / feature transfer got a non-OKAY response;
 // bit 1 (status_bits.unsupported_step) a record whose op the RTL does not run (the sequencer's step_req:
-// answered at once, its outputs not written). Either stops the run after that image. The driver reads
+// answered at once, its outputs not written). Either stops the run after that image. Bit 2
+// (status_bits.unaligned_images): n_images > 1 while IMG_BYTES is not whole AXI words, so image 1 would
+// start mid-word, where the image reader cannot (kernels.h can): nothing runs, ap_done the next cycle. The driver reads
 // it after done and raises one line naming the bit (mtl_moe.deploy.protocol.check_status).
 //
 // Memory: accel_seq's three read masters (ARB_MASTERS of mtl_moe.rtl: the program, the linear engine's
@@ -57,6 +59,7 @@ module accel_top #(
     parameter int OFF_STATUS = 'h50,   // the read-only status word (regmap status)
     parameter int ST_ERROR = 1,        // its bits (regmap status_bits)
     parameter int ST_UNSUPPORTED = 2,
+    parameter int ST_UNALIGNED = 4,
     parameter int IMG_BYTES = 6144,    // bytes of one image in the images buffer (regmap buffers.image)
     parameter int N_OUT = 4096,        // feature codes of one image (regmap buffers: features / features_elem)
     parameter int PROG_OFF = 4096,     // program.bin's offset in the weights buffer (export.json)
@@ -391,9 +394,11 @@ module accel_top #(
     logic running, empty, seq_done, seq_busy, seq_error, step_req;
     logic [31:0] img_b, img_n;  // the image running, the images of this run (n_images at ap_start)
     wire run_start = ap_start && !running;
+    localparam bit IMG_WHOLE_WORDS = IMG_BYTES % (AXI_BITS / 8) == 0;
+    wire unaligned = arg_n_images > 1 && !IMG_WHOLE_WORDS;  // image b > 0 would start mid-word
     wire img_bad = seq_error || step_req || (status & 32'(ST_UNSUPPORTED)) != 0;  // this image's faults
     wire restart = running && seq_done && !img_bad && img_b + 1 < img_n;
-    wire seq_start = (run_start && arg_n_images != 0) || restart;
+    wire seq_start = (run_start && arg_n_images != 0 && !unaligned) || restart;
     wire run_done = running && (empty || (seq_done && !restart));
     always_ff @(posedge ap_clk) begin
         if (rst) begin
@@ -405,8 +410,8 @@ module accel_top #(
         end else begin
             if (run_start) begin
                 running <= 1'b1;
-                empty <= arg_n_images == 0;  // no image: done the next cycle, no memory access
-                status <= '0;
+                empty <= arg_n_images == 0 || unaligned;  // nothing to run: done the next cycle
+                status <= unaligned ? 32'(ST_UNALIGNED) : '0;
                 img_b <= '0;
                 img_n <= arg_n_images;
             end else begin

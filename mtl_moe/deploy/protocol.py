@@ -162,7 +162,9 @@ STATUS_WHY = {"error": "the sequencer's error: program.bin at weights + program 
                        "program of this version, or a memory transfer got an error response (re-export, "
                        "and check the buffers lie in memory the accelerator reaches)",
               "unsupported_step": "a program record whose op the RTL accelerator does not run (a program "
-                                  "from a newer export than this bitstream's RTL: rebuild it, or re-export)"}
+                                  "from a newer export than this bitstream's RTL: rebuild it, or re-export)",
+              "unaligned_images": "several images per run, but one image is not whole AXI words and the RTL "
+                                  "image reader starts at a word: run one image per call (nothing ran)"}
 
 
 def check_status(regs: dict[str, Any]) -> Program:

@@ -30,8 +30,10 @@ ARGS_BASE = 0x10
 # not part of the HLS IP's map (its AXI-Lite block answers 0 at an address it does not decode, so the
 # driver reads "no fault" there). Bit 0: the sequencer's error (program.bin's header is not an mtl-moe
 # program of this version, or a transfer got a non-OKAY response); bit 1: a record whose op the RTL
-# does not run. Cleared by ap_start; either stops a multi-image run after that image.
-STATUS_ERROR, STATUS_UNSUPPORTED = 1, 2
+# does not run. Cleared by ap_start; either stops a multi-image run after that image. Bit 2: n_images > 1
+# while one image is not whole AXI words (image 1 would start mid-word, which the RTL image reader
+# cannot): nothing runs.
+STATUS_ERROR, STATUS_UNSUPPORTED, STATUS_UNALIGNED = 1, 2, 4
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ def register_map(args: tuple[Arg, ...] = TOP_ARGS) -> dict[str, Any]:
     addr_width = max(4, (status + 3).bit_length())
     return {"protocol": "ap_ctrl_hs", "ctrl": CTRL, "gie": GIE, "ier": IER, "isr": ISR,
             "args": regs, "pointer_args": [a.name for a in args if a.kind == "ptr"],
-            "status": status, "status_bits": {"error": STATUS_ERROR, "unsupported_step": STATUS_UNSUPPORTED},
+            "status": status, "status_bits": {"error": STATUS_ERROR, "unsupported_step": STATUS_UNSUPPORTED,
+                            "unaligned_images": STATUS_UNALIGNED},
             "addr_width": addr_width, "bits": {"ap_start": AP_START, "ap_done": AP_DONE,
                                                "ap_idle": AP_IDLE, "ap_ready": AP_READY,
                                                "auto_restart": AUTO_RESTART, "interrupt": INTERRUPT}}
