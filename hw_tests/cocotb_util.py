@@ -85,10 +85,11 @@ def waves_format() -> str:
     return fmt
 
 
-async def driver_on(dut, clock_ns: int):
+async def driver_on(dut, clock_ns: int, max_images: int = 1):
     """The deployment driver on a top with the HLS IP's ports (ap_clk, ap_rst_n, the register map):
     its clock, ap_rst_n low for 4 cycles, the cocotb backend and the Accelerator of $MTL_MOE_EXPORT
-    (weights written once), with the driver's timeout from $MTL_MOE_TIMEOUT_S."""
+    (weights written once, buffers for max_images images), with the driver's timeout from
+    $MTL_MOE_TIMEOUT_S."""
     import cocotb
     from cocotb.clock import Clock
     from cocotb.triggers import ClockCycles
@@ -103,7 +104,7 @@ async def driver_on(dut, clock_ns: int):
     dut.ap_rst_n.value = 1
     await ClockCycles(dut.ap_clk, 2)
     acc = Accelerator(os.environ["MTL_MOE_EXPORT"], backend=be,
-                      timeout=float(os.environ["MTL_MOE_TIMEOUT_S"]), poll=2e-6)
+                      timeout=float(os.environ["MTL_MOE_TIMEOUT_S"]), poll=2e-6, max_images=max_images)
     return be, acc
 
 

@@ -34,8 +34,10 @@ def accel_seq_export_parameters(export_dir: str | Path, dir: str | Path) -> dict
 
 def accel_top_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, Any]:
     """Parameters of ``accel_top.sv`` for an export: the register map's (regmap.json: address width,
-    argument offsets, AXI width), PROG_OFF (export.json ``program.weights_offset``), the arbiter's
-    master count and every parameter of its accel_seq (:func:`accel_seq_export_parameters`)."""
+    argument offsets, the status word's offset and bits, AXI width, the bytes of one image and the
+    feature codes of one image, which place image b of a multi-image run), PROG_OFF (export.json
+    ``program.weights_offset``), the arbiter's master count and every parameter of its accel_seq
+    (:func:`accel_seq_export_parameters`)."""
     import json
 
     ex = Path(export_dir)
@@ -47,5 +49,13 @@ def accel_top_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, A
     seq = accel_seq_export_parameters(ex, dir)
     if seq["AXI_BITS"] != regs["axi_bits"]:
         raise ValueError(f"regmap.json's AXI width {regs['axi_bits']} != the design's {seq['AXI_BITS']}")
+    if "status" not in regs:
+        raise ValueError(f"{ex / 'regmap.json'} has no status register (an export older than the RTL "
+                         "top's status word): re-export")
+    buf = regs["buffers"]
     return {"CTRL_ADDR_W": regs["addr_width"], **{f"OFF_{k.upper()}": v for k, v in regs["args"].items()},
+            "OFF_STATUS": regs["status"], "ST_ERROR": regs["status_bits"]["error"],
+            "ST_UNSUPPORTED": regs["status_bits"]["unsupported_step"],
+            "ST_UNALIGNED": regs["status_bits"]["unaligned_images"], "IMG_BYTES": buf["image"],
+            "N_OUT": buf["features"] // buf["features_elem"],
             "PROG_OFF": meta["program"]["weights_offset"], "N_RD": len(ARB_MASTERS), **seq}

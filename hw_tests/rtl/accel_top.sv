@@ -2,18 +2,34 @@
 // shared with mtl_moe_accel.sv), the same port names (ap_clk, ap_rst_n, s_axi_control_*, m_axi_gmem_w_*,
 // m_axi_gmem_w1_* with two weight ports, m_axi_gmem_io_*, interrupt), and the layer-program sequencer
 // accel_seq.sv as the core. A thin wrapper, meant to be re-wired as accel_seq grows; it adds no state
-// but the run flag.
+// but the run flag, the image loop (index, count) and the status word.
 //
-// Schedule of one run (ap_ctrl_hs, as the HLS top):
+// Schedule of one run (ap_ctrl_hs, as the HLS top's `for (b = 0; b < n_images; b++) backbone(...)`):
 //   host writes the arguments, then ap_start (0x00 bit 0)
-//   -> cycle 0: ap_start && !running: accel_seq start (one pulse), running <= 1, ap_idle falls;
+//   -> cycle 0: ap_start && !running: running <= 1, ap_idle falls, the image count n_images is latched,
+//      status cleared, image b = 0; with n_images = 0 nothing runs and ap_done comes the next cycle (the
+//      HLS loop runs no iteration); otherwise accel_seq start (one pulse) in this same cycle.
 //      accel_seq fetches program.bin's header from  weights + PROG_OFF  (the program rides in the weights
 //      buffer: mtl_moe.rtl.program_offset, recorded in export.json), then each step's record, and runs
-//      its steps with w_base = weights, task_id = task (the task register alone switches the task);
-//   -> accel_seq done (one pulse): ap_done = ap_ready = 1 for that cycle (the control block latches done
-//      until 0x00 is read, raises the interrupt if enabled, and drops ap_start unless auto_restart),
-//      running <= 0, ap_idle rises.
+//      its steps with w_base = weights, task_id = task (the task register alone switches the task), the
+//      image reader at  images + b * IMG_BYTES  and the features writer at code  b * N_OUT  of the
+//      features buffer (kernels.h read_image / write_features of batch entry b; regmap.json's buffers);
+//   -> accel_seq done (one pulse) of image b < n_images - 1 without an error: b <= b + 1 and accel_seq
+//      start in that same cycle (it is idle again, so the restart costs no cycle: the next image's
+//      header fetch begins at once; what each image repeats is the program fetch, header and records);
+//   -> accel_seq done of the last image, or of any image with an error (the run stops there): ap_done =
+//      ap_ready = 1 for that cycle (the control block latches done until 0x00 is read, raises the
+//      interrupt if enabled, and drops ap_start unless auto_restart), running <= 0, ap_idle rises.
 // A start while running is ignored (ap_start stays set; the run in flight is not restarted).
+//
+// Status (read-only, regmap.json "status", past the HLS IP's registers; cleared by ap_start): bit 0
+// (status_bits.error) accel_seq's error flag at an image's done: program.bin's header is not an mtl-moe
+// program of this version, or a program / weight / image / feature transfer got a non-OKAY response;
+// bit 1 (status_bits.unsupported_step) a record whose op the RTL does not run (the sequencer's step_req:
+// answered at once, its outputs not written). Either stops the run after that image. Bit 2
+// (status_bits.unaligned_images): n_images > 1 while IMG_BYTES is not whole AXI words, so image 1 would
+// start mid-word, where the image reader cannot (kernels.h can): nothing runs, ap_done the next cycle. The driver reads
+// it after done and raises one line naming the bit (mtl_moe.deploy.protocol.check_status).
 //
 // Memory: accel_seq's three read masters (ARB_MASTERS of mtl_moe.rtl: the program, the linear engine's
 // weights, LayerNorm's gamma / beta) share m_axi_gmem_w through axi_rd_arbiter.sv (round robin, the
@@ -30,9 +46,8 @@
 // accel_seq's write_features step (accel_wfeat.sv) on gmem_io's write channels (AW/W/B) at the
 // features register, in kernels.h's DDR layout, the run's done after the last write response. So a
 // run reads the image, computes the whole backbone on chip and leaves the features in DDR, as the HLS
-// top does for one image. Not yet: n_images > 1 (one run is one image, b = 0: the top would restart
-// the sequencer per image with images + b * IMAGE_BYTES and feat_code0 = b * N_OUT), and accel_seq's
-// error flag has no register. A step the sequencer does not run (step_req) is answered at once.
+// top does for each of the n_images images. A step the sequencer does not run (step_req) is answered
+// at once and flagged in status.
 module accel_top #(
     parameter int CTRL_ADDR_W = 7,     // AXI-Lite address width (regmap addr_width)
     parameter int OFF_WEIGHTS = 'h10,  // argument offsets (regmap args)
@@ -41,6 +56,12 @@ module accel_top #(
     parameter int OFF_FEATURES = 'h34,
     parameter int OFF_TASK = 'h40,
     parameter int OFF_N_IMAGES = 'h48,
+    parameter int OFF_STATUS = 'h50,   // the read-only status word (regmap status)
+    parameter int ST_ERROR = 1,        // its bits (regmap status_bits)
+    parameter int ST_UNSUPPORTED = 2,
+    parameter int ST_UNALIGNED = 4,
+    parameter int IMG_BYTES = 6144,    // bytes of one image in the images buffer (regmap buffers.image)
+    parameter int N_OUT = 4096,        // feature codes of one image (regmap buffers: features / features_elem)
     parameter int PROG_OFF = 4096,     // program.bin's offset in the weights buffer (export.json)
     parameter int N_RD = 3,            // read masters on gmem_w (len(mtl_moe.rtl.ARB_MASTERS))
     // accel_seq's (mtl_moe.rtl.accel_seq_parameters), passed through unchanged
@@ -354,33 +375,59 @@ module accel_top #(
     // ---------------- AXI-Lite control block (ap_ctrl_hs): axi_lite_ctrl.sv ----------------
     logic ap_start, ap_done, ap_idle, ap_ready;
     logic [63:0] arg_weights;
-    /* verilator lint_off UNUSEDSIGNAL */  // registers only in this slice (see the header); weights1: WPORTS = 2
+    /* verilator lint_off UNUSEDSIGNAL */  // weights1: read with two weight ports only (WPORTS = 2)
     logic [63:0] arg_weights1;
-    logic [31:0] arg_n_images;
     /* verilator lint_on UNUSEDSIGNAL */
-    logic [31:0] arg_task;
+    logic [31:0] arg_task, arg_n_images, status;
     logic [63:0] arg_images, arg_features;
     axi_lite_ctrl #(.CTRL_ADDR_W(CTRL_ADDR_W), .OFF_WEIGHTS(OFF_WEIGHTS), .OFF_WEIGHTS1(OFF_WEIGHTS1),
                     .OFF_IMAGES(OFF_IMAGES), .OFF_FEATURES(OFF_FEATURES), .OFF_TASK(OFF_TASK),
-                    .OFF_N_IMAGES(OFF_N_IMAGES)) ctrl (
+                    .OFF_N_IMAGES(OFF_N_IMAGES), .OFF_STATUS(OFF_STATUS)) ctrl (
         .ap_clk, .ap_rst_n, .s_axi_control_AWADDR, .s_axi_control_AWVALID, .s_axi_control_AWREADY,
         .s_axi_control_WDATA, .s_axi_control_WSTRB, .s_axi_control_WVALID, .s_axi_control_WREADY,
         .s_axi_control_BRESP, .s_axi_control_BVALID, .s_axi_control_BREADY, .s_axi_control_ARADDR,
         .s_axi_control_ARVALID, .s_axi_control_ARREADY, .s_axi_control_RDATA, .s_axi_control_RRESP,
         .s_axi_control_RVALID, .s_axi_control_RREADY, .ap_start, .ap_done, .ap_idle, .ap_ready, .interrupt,
-        .arg_weights, .arg_weights1, .arg_images, .arg_features, .arg_task, .arg_n_images);
+        .arg_weights, .arg_weights1, .arg_images, .arg_features, .arg_task, .arg_n_images, .status);
 
-    // ---------------- ap_ctrl_hs <-> accel_seq ----------------
-    logic running, seq_done, seq_busy;
-    wire seq_start = ap_start && !running;
+    // ---------------- ap_ctrl_hs <-> accel_seq: n_images runs of the program ----------------
+    logic running, empty, seq_done, seq_busy, seq_error, step_req;
+    logic [31:0] img_b, img_n;  // the image running, the images of this run (n_images at ap_start)
+    wire run_start = ap_start && !running;
+    localparam bit IMG_WHOLE_WORDS = IMG_BYTES % (AXI_BITS / 8) == 0;
+    wire unaligned = arg_n_images > 1 && !IMG_WHOLE_WORDS;  // image b > 0 would start mid-word
+    wire img_bad = seq_error || step_req || (status & 32'(ST_UNSUPPORTED)) != 0;  // this image's faults
+    wire restart = running && seq_done && !img_bad && img_b + 1 < img_n;
+    wire seq_start = (run_start && arg_n_images != 0 && !unaligned) || restart;
+    wire run_done = running && (empty || (seq_done && !restart));
     always_ff @(posedge ap_clk) begin
-        if (rst) running <= 1'b0;
-        else if (seq_start) running <= 1'b1;
-        else if (seq_done) running <= 1'b0;
+        if (rst) begin
+            running <= 1'b0;
+            empty <= 1'b0;
+            status <= '0;
+            img_b <= '0;
+            img_n <= '0;
+        end else begin
+            if (run_start) begin
+                running <= 1'b1;
+                empty <= arg_n_images == 0 || unaligned;  // nothing to run: done the next cycle
+                status <= unaligned ? 32'(ST_UNALIGNED) : '0;
+                img_b <= '0;
+                img_n <= arg_n_images;
+            end else begin
+                if (restart) img_b <= img_b + 1;
+                if (run_done) running <= 1'b0;
+                if (running && seq_done && seq_error) status <= status | 32'(ST_ERROR);
+                if (step_req) status <= status | 32'(ST_UNSUPPORTED);
+            end
+        end
     end
     assign ap_idle = !running;
-    assign ap_done = running && seq_done;
-    assign ap_ready = running && seq_done;
+    assign ap_done = run_done;
+    assign ap_ready = run_done;
+    // image b: its input codes at images + b * IMG_BYTES, its features from code b * N_OUT on
+    wire [63:0] img_addr = arg_images + 64'(img_b) * 64'(IMG_BYTES);
+    wire [31:0] feat_code0 = img_b * 32'(N_OUT);
 
     // the sequencer's three read masters, packed for the arbiter (index order = ARB_MASTERS)
     logic [N_RD-1:0] a_arid, a_rid;
@@ -391,10 +438,9 @@ module accel_top #(
     logic [N_RD-1:0] a_arvalid, a_arready, a_rlast, a_rvalid, a_rready;
     logic [N_RD*AXI_BITS-1:0] a_rdata;
 
-    logic step_req;
     /* verilator lint_off UNUSEDSIGNAL */  // the bench's outputs of the sequencer, unused on the board
     logic [31:0] step_rows, step_index, step_cycles, step_ovf, run_cycles, bench_cycles;
-    logic seq_error, step_done, step_skip, step_held, rt_out_valid, rt_out_ovf;
+    logic step_done, step_skip, step_held, rt_out_valid, rt_out_ovf;
     logic [15:0] rt_out_token;
     logic [RT_K*RT_IW-1:0] rt_out_idx;
     logic [RT_K*RT_GW-1:0] rt_out_gate;
@@ -457,7 +503,7 @@ module accel_top #(
         .CB_D(CB_D), .WF_SB(WF_SB), .WF_CLS(WF_CLS), .WF_BURST(WF_BURST), .WF_OUTSTANDING(WF_OUTSTANDING)
     ) seq (
         .clk(ap_clk), .rst, .start(seq_start), .prog_addr(arg_weights + 64'(PROG_OFF)), .w_base(arg_weights),
-        .img_addr(arg_images), .task_id(arg_task), .feat_addr(arg_features), .feat_code0('0), .pause(1'b0), .busy(seq_busy), .done(seq_done),
+        .img_addr, .task_id(arg_task), .feat_addr(arg_features), .feat_code0, .pause(1'b0), .busy(seq_busy), .done(seq_done),
         .error(seq_error), .step_req, .step_held, .step_index, .step_rows, .step_go(step_req), .step_done,
         .step_skip, .step_cycles, .step_ovf, .run_cycles, .bench_cycles,
         .dbg_we(1'b0), .dbg_buf('0), .dbg_addr('0), .dbg_wdata('0), .dbg_rdata, .dbg_sum_ovf,

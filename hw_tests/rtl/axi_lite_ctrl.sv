@@ -1,7 +1,9 @@
 // The AXI-Lite control block that Vitis HLS generates for an ap_ctrl_hs top (register map of
 // mtl_moe.deploy.regmap, offsets passed in as parameters): control (ap_start / ap_done / ap_idle /
 // ap_ready / auto_restart), global and IP interrupt enables, the interrupt status (toggle on write),
-// and the six arguments of mtl_moe_top as registers. One module, instantiated by both tops that
+// the six arguments of mtl_moe_top as registers, and one read-only status word past them (regmap.json
+// "status": the RTL top's run status; the HLS IP has no register there and reads 0, as does the
+// DPI-C shell, which ties it to 0). One module, instantiated by both tops that
 // stand behind this register map: mtl_moe_accel.sv (the C++ datapath through DPI-C) and
 // accel_top.sv (the RTL sequencer), so the driver sees the same protocol from either.
 //
@@ -16,7 +18,8 @@ module axi_lite_ctrl #(
     parameter int OFF_IMAGES = 'h28,
     parameter int OFF_FEATURES = 'h34,
     parameter int OFF_TASK = 'h40,
-    parameter int OFF_N_IMAGES = 'h48
+    parameter int OFF_N_IMAGES = 'h48,
+    parameter int OFF_STATUS = 'h50    // read-only status word past the HLS map (regmap "status")
 ) (
     input  logic ap_clk,
     input  logic ap_rst_n,
@@ -50,7 +53,8 @@ module axi_lite_ctrl #(
     output logic [63:0] arg_images,
     output logic [63:0] arg_features,
     output logic [31:0] arg_task,
-    output logic [31:0] arg_n_images
+    output logic [31:0] arg_n_images,
+    input  logic [31:0] status         // the core's status word, read at OFF_STATUS (0 from a core without one)
 );
     wire rst = !ap_rst_n;
     logic int_ap_done, int_ap_ready, int_auto_restart, int_gie;
@@ -144,6 +148,7 @@ module axi_lite_ctrl #(
                 CTRL_ADDR_W'(OFF_FEATURES + 4): s_axi_control_RDATA <= arg_features[63:32];
                 CTRL_ADDR_W'(OFF_TASK): s_axi_control_RDATA <= arg_task;
                 CTRL_ADDR_W'(OFF_N_IMAGES): s_axi_control_RDATA <= arg_n_images;
+                CTRL_ADDR_W'(OFF_STATUS): s_axi_control_RDATA <= status;
                 default: s_axi_control_RDATA <= 0;
             endcase
         end else if (s_axi_control_RREADY) s_axi_control_RVALID <= 0;

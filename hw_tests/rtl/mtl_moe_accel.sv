@@ -136,7 +136,8 @@ module mtl_moe_accel #(
         .s_axi_control_BRESP, .s_axi_control_BVALID, .s_axi_control_BREADY, .s_axi_control_ARADDR,
         .s_axi_control_ARVALID, .s_axi_control_ARREADY, .s_axi_control_RDATA, .s_axi_control_RRESP,
         .s_axi_control_RVALID, .s_axi_control_RREADY, .ap_start, .ap_done, .ap_idle, .ap_ready, .interrupt,
-        .arg_weights, .arg_weights1, .arg_images, .arg_features, .arg_task, .arg_n_images);
+        .arg_weights, .arg_weights1, .arg_images, .arg_features, .arg_task, .arg_n_images,
+        .status(32'b0));  // no status word: reads 0, as the HLS IP's unmapped address
 
     // ---------------- the core: fetch weights and images, compute, write features ----------------
     typedef enum logic [2:0] {S_IDLE, S_AR, S_R, S_COMPUTE, S_AW, S_W, S_B, S_DONE} state_t;

@@ -136,6 +136,7 @@ class Accelerator:
                 "task": t, "n_images": n}
         yield from proto.start(self.regs, args, self.irq)
         self.last_latency_s = yield from proto.wait_done(self.regs, self.timeout, self.irq, self.poll)
+        yield from proto.check_status(self.regs)  # the RTL top's fault bits (0 on the HLS IP)
         if self.on_chip_heads:  # image b's prediction (out, H, W) at b * prediction bytes
             per = c.tasks[t].out_channels * c.img_size[0] * c.img_size[1]
             raw = self.features_buf.read(n * sizes["prediction"])

@@ -1,8 +1,9 @@
 """The driver's backend inside a cocotb simulation of ``hw_tests/rtl/mtl_moe_accel.sv``.
 
 Registers go through cocotbext-axi's ``AxiLiteMaster`` on ``s_axi_control``; DDR is one memory
-shared by two cocotbext-axi RAMs answering the ``gmem_w`` (read only) and ``gmem_io`` masters; time
-is simulated time. Every method is a coroutine, so the same register programs run with
+shared by the cocotbext-axi RAMs answering the ``gmem_w`` (read only) and ``gmem_io`` masters, and
+``gmem_w1`` (read only: plane 1 of the weight tiles with two weight ports) where the top has it;
+time is simulated time. Every method is a coroutine, so the same register programs run with
 :func:`mtl_moe.deploy.protocol.drive_async`. Imported only inside a cocotb test.
 """
 
@@ -36,6 +37,12 @@ class CocotbBackend:
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), clk, rst, **low)
         self.ram_w = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi_gmem_w"), clk, rst, **low,
                                 size=mem_bytes, mem=self.mem)
+        # gmem_w1: accel_top.sv always has the ports (tied off with one weight port, so this RAM then
+        # never sees a request); the DPI-C shell mtl_moe_accel.sv has none
+        self.ram_w1 = None
+        if hasattr(dut, "m_axi_gmem_w1_ARVALID"):
+            self.ram_w1 = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi_gmem_w1"), clk, rst, **low,
+                                     size=mem_bytes, mem=self.mem)
         self.ram_io = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem_io"), clk, rst, **low,
                              size=mem_bytes, mem=self.mem)
         self.log: list[tuple[str, int, int]] = []

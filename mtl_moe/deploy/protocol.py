@@ -29,6 +29,10 @@ class AcceleratorTimeout(AcceleratorError, TimeoutError):
     """ap_done never came."""
 
 
+class AcceleratorFault(AcceleratorError):
+    """ap_done came, but the RTL top's status word reports a fault (regmap.json ``status``)."""
+
+
 @dataclass(frozen=True)
 class Read:
     offset: int
@@ -152,3 +156,28 @@ def wait_done(regs: dict[str, Any], timeout: float, irq: bool, poll: float) -> P
         f"the accelerator did not finish within {timeout:g} s ({'interrupt' if irq else 'polling'}); "
         f"control = {ctrl:#x} ({describe_ctrl(ctrl)}). A run that never ends usually means a buffer "
         "address the memory does not answer, a missing clock/reset, or a bitstream without the IP")
+
+
+STATUS_WHY = {"error": "the sequencer's error: program.bin at weights + program offset is not an mtl-moe "
+                       "program of this version, or a memory transfer got an error response (re-export, "
+                       "and check the buffers lie in memory the accelerator reaches)",
+              "unsupported_step": "a program record whose op the RTL accelerator does not run (a program "
+                                  "from a newer export than this bitstream's RTL: rebuild it, or re-export)",
+              "unaligned_images": "several images per run, but one image is not whole AXI words and the RTL "
+                                  "image reader starts at a word: run one image per call (nothing ran)"}
+
+
+def check_status(regs: dict[str, Any]) -> Program:
+    """After ap_done: read the status word (where regmap.json has one) and raise AcceleratorFault, one
+    line naming every bit set, unless it is 0. The HLS IP decodes no register there and reads 0, so the
+    same check runs on either top; a run stopped by a fault stops after the image it hit."""
+    if "status" not in regs:  # an export older than the status word
+        return
+    v = yield Read(regs["status"])
+    if v:
+        bits = [k for k, b in regs["status_bits"].items() if v & b]
+        unknown = v & ~sum(regs["status_bits"].values())
+        why = "; ".join(STATUS_WHY.get(k, k) for k in bits) + (f"; unknown bits {unknown:#x}" * bool(unknown))
+        names = ", ".join(bits) or "unknown"
+        raise AcceleratorFault(f"the accelerator finished with status {v:#x} ({names}): {why}; "
+                               "its features are not valid")

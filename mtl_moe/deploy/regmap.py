@@ -26,6 +26,14 @@ CTRL, GIE, IER, ISR = 0x00, 0x04, 0x08, 0x0C
 AP_START, AP_DONE, AP_IDLE, AP_READY, AUTO_RESTART, INTERRUPT = 1, 2, 4, 8, 128, 512
 IRQ_DONE, IRQ_READY = 1, 2
 ARGS_BASE = 0x10
+# The RTL top's run status (hw_tests/rtl/accel_top.sv), one read-only word right past the arguments:
+# not part of the HLS IP's map (its AXI-Lite block answers 0 at an address it does not decode, so the
+# driver reads "no fault" there). Bit 0: the sequencer's error (program.bin's header is not an mtl-moe
+# program of this version, or a transfer got a non-OKAY response); bit 1: a record whose op the RTL
+# does not run. Cleared by ap_start; either stops a multi-image run after that image. Bit 2: n_images > 1
+# while one image is not whole AXI words (image 1 would start mid-word, which the RTL image reader
+# cannot): nothing runs.
+STATUS_ERROR, STATUS_UNSUPPORTED, STATUS_UNALIGNED = 1, 2, 4
 
 
 @dataclass(frozen=True)
@@ -59,9 +67,12 @@ def register_map(args: tuple[Arg, ...] = TOP_ARGS) -> dict[str, Any]:
             raise ValueError(f"argument {a.name}: kind {a.kind!r} is not one of 'ptr', 'u32'")
         regs[a.name] = off
         off += 4 * (3 if a.kind == "ptr" else 2)  # data word(s) + one reserved word
-    addr_width = max(4, (off - 1).bit_length())
+    status = off  # the RTL top's status word (module comment)
+    addr_width = max(4, (status + 3).bit_length())
     return {"protocol": "ap_ctrl_hs", "ctrl": CTRL, "gie": GIE, "ier": IER, "isr": ISR,
             "args": regs, "pointer_args": [a.name for a in args if a.kind == "ptr"],
+            "status": status, "status_bits": {"error": STATUS_ERROR, "unsupported_step": STATUS_UNSUPPORTED,
+                            "unaligned_images": STATUS_UNALIGNED},
             "addr_width": addr_width, "bits": {"ap_start": AP_START, "ap_done": AP_DONE,
                                                "ap_idle": AP_IDLE, "ap_ready": AP_READY,
                                                "auto_restart": AUTO_RESTART, "interrupt": INTERRUPT}}
