@@ -108,11 +108,13 @@ module accel_attn #(
     endfunction
 
     // ---- per-tile stores, two of each (tile k in slot k % 2) ----
-    logic signed [W-1:0] q [2][P][HD];
+    // q and acc are packed (flip-flops): as unpacked arrays Yosys takes them for two-word memories
+    // with one write port per lane and row (144 on the demo), which its memory passes cannot finish
+    logic [1:0][P-1:0][HD-1:0][W-1:0] q;
     logic signed [SM_W-1:0] sc [2][P][T];
     logic signed [SM_W-1:0] mr [2][P];
     logic [SM_RW-1:0] rr [3][P];                       // 1/s: tile k in slot k % 3 (the writer's lag)
-    logic signed [AVW-1:0] acc [2][P][HD];
+    logic [1:0][P-1:0][HD-1:0][AVW-1:0] acc;
     int rows_s [2];
 
     logic running;
@@ -243,7 +245,7 @@ module accel_attn #(
                     logic big;
                     d = (c_b == 0) ? 64'sd0 : longint'(dot[p]);
                     for (int l = 0; l < LANES; l++)
-                        d = d + longint'(q[c_slot][p][c_b * LANES + l]) * longint'(kv(l));
+                        d = d + longint'($signed(q[c_slot][p][c_b * LANES + l])) * longint'(kv(l));
                     if (c_b == NB - 1) begin
                         s = shift_round(d, QSH, SC_ROUND);  // a finer score grid (QSH < 0): exact
                         big = s > SCMAX || s < SCMIN;
@@ -269,7 +271,7 @@ module accel_attn #(
                                   SM_ESTEP, SM_ETW, SM_ETF, SM_EF, SM_EW, SM_E_ROUND, SM_E_SAT);
                     if (e[64] && p < c_rows) ovf_c <= 1'b1;
                     for (int l = 0; l < LANES; l++)
-                        acc[c_slot][p][c_b * LANES + l] <= ((c_j == 0) ? AVW'(0) : acc[c_slot][p][c_b * LANES + l])
+                        acc[c_slot][p][c_b * LANES + l] <= ((c_j == 0) ? AVW'(0) : $signed(acc[c_slot][p][c_b * LANES + l]))
                             + AVW'($signed({1'b0, e[SM_EW-1:0]})) * AVW'(kv(l));
                 end
                 if (c_end) avd <= avd + 1;
@@ -328,7 +330,7 @@ module accel_attn #(
                 for (int l = 0; l < T_IN; l++) begin
                     int d;
                     d = l1_w * T_IN + l - l1_h * HD;
-                    if (d >= 0 && d < HD) q[l1_slot][l1_p][d] <= $signed(fm2_rdata[l*W +: W]);
+                    if (d >= 0 && d < HD) q[l1_slot][l1_p][d] <= fm2_rdata[l*W +: W];
                 end
             if (l1_last) qld <= qld + 1;
         end
@@ -357,7 +359,7 @@ module accel_attn #(
                 fm_wstrb[l] <= d >= 0 && d < HD;
                 fm_wdata[l*W +: W] <= '0;
                 if (d >= 0 && d < HD) begin
-                    a = longint'(acc[wk % 2][w_p][d]) >>> SM_EF;
+                    a = longint'($signed(acc[wk % 2][w_p][d])) >>> SM_EF;
                     o = shift_round(a * longint'({1'b0, rr[wk3][w_p]}), SM_RF, A_ROUND);
                     big = o > AMAX || o < AMIN;
                     if (big && A_SAT != 0) o = o > AMAX ? AMAX : AMIN;
