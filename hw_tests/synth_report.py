@@ -169,31 +169,16 @@ def synth_slang(top: str, params: dict, workdir: Path) -> dict:
 
 
 def synth_design(export_dir: Path, workdir: Path) -> dict:
-    """The whole design for ``export_dir``'s parameters (mtl_moe.rtl_top.accel_top_parameters), in three
-    parts and as wired today:
-
-    - ``accel_seq``: the sequencer with every unit, its feature-map ports free (top-level I/O), so the
-      datapath is kept: the core the top will carry once the feature-map side is wired;
-    - ``axi_lite_ctrl`` and ``axi_rd_arbiter`` (N = the sequencer's read masters): what the top adds;
-    - ``accel_top`` as it is now: its unit inputs are tied to 0, so Yosys removes every datapath whose
-      input is constant (recorded to show that, not as the design's size).
-
-    ``whole`` = accel_seq + axi_lite_ctrl + axi_rd_arbiter."""
-    from mtl_moe.rtl_top import accel_seq_export_parameters, accel_top_parameters
+    """The whole design for ``export_dir``'s parameters (mtl_moe.rtl_top.accel_top_parameters): the
+    top as wired, flattened (the AXI-Lite block, the read arbiter, the sequencer with every unit, the
+    image reader and the features writer, the feature-map banks)."""
+    from mtl_moe.rtl_top import accel_top_parameters
 
     top_p = accel_top_parameters(export_dir, workdir)
-    seq_p = accel_seq_export_parameters(export_dir, workdir)
-    ctrl_p = {k: v for k, v in top_p.items() if k == "CTRL_ADDR_W" or k.startswith("OFF_")}
-    arb_p = {"N": top_p["N_RD"], "AXI_BITS": top_p["AXI_BITS"], "ID_W": 1}
-    parts = {"accel_seq": synth_slang("accel_seq", seq_p, workdir),
-             "axi_lite_ctrl": synth_slang("axi_lite_ctrl", ctrl_p, workdir),
-             "axi_rd_arbiter": synth_slang("axi_rd_arbiter", arb_p, workdir),
-             DESIGN_TOP: synth_slang(DESIGN_TOP, top_p, workdir)}
-    whole = {k: sum(parts[m][k] for m in ("accel_seq", "axi_lite_ctrl", "axi_rd_arbiter"))
-             for k in parts["accel_seq"] if k != "seconds"}
+    whole = synth_slang(DESIGN_TOP, top_p, workdir)
     params = {k: v for k, v in top_p.items() if not (isinstance(v, str) and v.startswith('"'))}
-    return {"whole": whole, "parts": parts, "parameters": params,
-            "seconds": round(sum(v["seconds"] for v in parts.values()), 1)}
+    return {"whole": {k: v for k, v in whole.items() if k != "seconds"}, "parameters": params,
+            "seconds": whole["seconds"]}
 
 
 def model_estimate(export_dir: Path) -> dict:
@@ -222,22 +207,15 @@ LEFT_OUT = [
 
 def markdown(rep: dict) -> str:
     y, m = rep["yosys"], rep["model"]
-    cols = ["whole", "accel_seq", "axi_lite_ctrl", "axi_rd_arbiter", DESIGN_TOP]
-    rows = ["| resource | Yosys whole (= accel_seq + ctrl + arbiter) | accel_seq | axi_lite_ctrl | "
-            f"axi_rd_arbiter | {DESIGN_TOP} as wired today | perf model (modeled) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [f"| resource | Yosys, {DESIGN_TOP} flattened | perf model (modeled) |", "| --- | ---: | ---: |"]
     for k in (*COMPARED, "lutram", "carry"):  # the last two: Yosys cells the model has no figure for
-        vals = [y["whole"][k]] + [y["parts"][c][k] for c in cols[1:]]
-        rows.append(f"| {k} | " + " | ".join(str(v) for v in vals) + f" | {m.get(k, '—')} |")
-    secs = ", ".join(f"{c} {y['parts'][c]['seconds']} s" for c in cols[1:])
+        rows.append(f"| {k} | {y['whole'][k]} | {m.get(k, '—')} |")
     return "\n".join([
         f"# Whole-design Yosys resources ({rep['design']})", "",
-        f"`{rep['tool']}`; Yosys time {y['seconds']} s ({secs}). RTL source hash "
-        f"`{rep['source_sha256'][:16]}`; regenerate: `{REGENERATE}`.", "", *rows, "",
-        f"{DESIGN_TOP} as wired today has its units' feature-map inputs tied to 0 (the feature-map side "
-        "is not connected yet), so Yosys removes every datapath fed by a constant: that column is not "
-        "the design's size; `whole` is. `lut` counts LUT1-6 cells only: `lutram` cells (RAM32M16, RAM64X1D, "
-        "RAM128X1S: LUTs used as memory) come on top. bram36 = RAMB36E2 + RAMB18E2 / 2.", "",
+        f"`{rep['tool']}`; Yosys time {y['seconds']} s. RTL source hash `{rep['source_sha256'][:16]}`; "
+        f"regenerate: `{REGENERATE}`.", "", *rows, "",
+        "`lut` counts LUT1-6 cells only: `lutram` cells (RAM32M16, RAM64X1D, RAM128X1S: LUTs used as "
+        "memory) come on top. bram36 = RAMB36E2 + RAMB18E2 / 2.", "",
         "Model DSP breakdown (modeled): " + ", ".join(f"{k} {v:g}" for k, v in m["dsp_breakdown"].items())
         + ".", "",
         "Yosys leaves out / differs from the model:", "", *[f"- {x}" for x in rep["left_out"]], ""])
