@@ -73,6 +73,9 @@ def _registers(regs: dict[str, Any]) -> list[tuple[str, int, int, str]]:
                     (f"{name}_2", off + 4, 32, f"{name} pointer, high word")]
         else:
             out.append((name, off, 32, f"{name} (u32)"))
+    if "status" in regs:  # the RTL top's read-only run status (mtl_moe.deploy.regmap, status_bits)
+        bits = ", ".join(f"bit {b.bit_length() - 1} {k}" for k, b in regs["status_bits"].items())
+        out.append(("status", regs["status"], 32, f"run status, read-only, cleared by ap_start: {bits}"))
     return out
 
 

@@ -168,6 +168,7 @@ def check_package(calls: list[list[str]], ip_dir: Path, export_dir: Path, top_sv
     want_off = {regs["ctrl"], regs["gie"], regs["ier"], regs["isr"]}
     for a, off in regs["args"].items():
         want_off |= {off, off + 4} if a in regs["pointer_args"] else {off}
+    want_off |= {regs["status"]} if "status" in regs else set()  # the RTL top's status word
     if offsets != want_off:
         bad.append(f"register offsets {sorted(offsets)} != regmap's {sorted(want_off)}")
     return bad
