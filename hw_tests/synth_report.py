@@ -159,8 +159,13 @@ def synth_slang(top: str, params: dict, workdir: Path) -> dict:
     r = subprocess.run([_yosys(), "-q", "-l", f"{top}.log", "-p", script], cwd=workdir, capture_output=True,
                        text=True)
     seconds = time.time() - t0
-    if r.returncode:
-        raise RuntimeError(f"yosys failed on {top} ({r.returncode}): {(r.stderr or r.stdout)[-2000:]}")
+    if r.returncode:  # keep Yosys' own log past the temporary folder: where it stopped is in it
+        kept = RTL.parent / "build" / f"synth-{top}.log"
+        kept.parent.mkdir(exist_ok=True)
+        if (workdir / f"{top}.log").is_file():
+            shutil.copy(workdir / f"{top}.log", kept)
+        raise RuntimeError(f"yosys failed on {top} ({r.returncode}; its log: {kept}): "
+                           f"{(r.stderr or r.stdout)[-2000:]}")
     stat = json.loads((workdir / f"{top}.json").read_text())
     mods = stat["modules"]
     if len(mods) != 1:
