@@ -356,17 +356,24 @@ static void linear_unit(const fm_word* in, int rows, int K, int N, const axi_wor
 }
 
 // ---- per-layer parameters: row vectors of the bias type, loaded once into on-chip arrays --------
+// Beat b of a row of N bias codes: its B_PER_BEAT codes into dst (ROW_BANKS cyclic banks take them
+// in one cycle); codes past N are the row's padding.
+template <int N>
+static void row_beat(const axi_word& beat, int b, bias_raw dst[N]) {
+#pragma HLS INLINE
+    for (int l = 0; l < B_PER_BEAT; l++) {
+        const int i = b * B_PER_BEAT + l;
+        if (i < N) dst[i] = bias_raw(beat_field<bias_t::W, BSB>(beat, l));
+    }
+}
+
 template <int N>
 static void load_row(const axi_word* mem, int off, bias_raw dst[N]) {
     const int base = off / WORD_BYTES;
-    // II=1: one AXI beat a cycle (one burst), its B_PER_BEAT codes into dst's ROW_BANKS cyclic banks
+    // II=1: one AXI beat a cycle (one burst)
     for (int b = 0; b < (N + B_PER_BEAT - 1) / B_PER_BEAT; b++) {
 #pragma HLS PIPELINE II = 1
-        const axi_word beat = mem[base + b];
-        for (int l = 0; l < B_PER_BEAT; l++) {
-            const int i = b * B_PER_BEAT + l;
-            if (i < N) dst[i] = bias_raw(beat_field<bias_t::W, BSB>(beat, l));
-        }
+        row_beat<N>(mem[base + b], b, dst);
     }
 }
 
@@ -539,13 +546,8 @@ static void embed_row(const fm_word* pe, int t, const bias_raw cls[N_EMBD], cons
     // II=1: a beat of the next row in (if any), a word of this row out (if any)
     for (int i = 0; i < STEPS; i++) {
 #pragma HLS PIPELINE II = 1
-        if (next >= 0 && i < POS_BEATS) {  // next: the next pos row's first word (-1: none)
-            const axi_word beat = mem[next + i];
-            for (int l = 0; l < B_PER_BEAT; l++) {
-                const int d = i * B_PER_BEAT + l;
-                if (d < N_EMBD) nxt[d] = bias_raw(beat_field<bias_t::W, BSB>(beat, l));
-            }
-        }
+        // next: the next pos row's first word (-1: none)
+        if (next >= 0 && i < POS_BEATS) row_beat<N_EMBD>(mem[next + i], i, nxt);
         if (i < D_WORDS) {
             const fm_word p = t > 0 ? pe[(t - 1) * D_WORDS + i] : fm_word::zero();
             fm_word o;
