@@ -24,16 +24,21 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 
 
 def sources_sha256() -> str:
-    """SHA-256 over the files a recorded run depends on: hw_tests/rtl's sources, the layer program
-    and the performance model (mtl_moe/program.py, perf.py, rtl.py) and the bench."""
+    """SHA-256 over the files a recorded run depends on: the RTL of accel_top's hierarchy
+    (mtl_moe.rtl.ACCEL_TOP_SOURCES and the shared .svh files: a unit not in the top changes no
+    figure), the layer program and the performance model (mtl_moe/program.py, perf.py, rtl.py) and
+    the bench."""
     import hashlib
 
+    from mtl_moe.rtl import ACCEL_TOP_SOURCES
+
     root = HERE.parent
-    files = sorted((HERE / "rtl").glob("*.sv*")) + [root / "mtl_moe" / f for f in ("program.py", "perf.py",
-                                                                                   "rtl.py")]
+    rtl = [HERE / "rtl" / f"{m}.sv" for m in ACCEL_TOP_SOURCES] + sorted((HERE / "rtl").glob("*.svh"))
+    files = sorted(rtl) + [root / "mtl_moe" / f for f in ("program.py", "perf.py", "rtl.py")]
     files += [HERE / "test_accel_rtl.py", HERE / "board_memory.py"]
     h = hashlib.sha256()
     for f in files:

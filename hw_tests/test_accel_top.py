@@ -353,6 +353,41 @@ async def status_reports_a_bad_program(dut):
     assert st["headers_fetched"] == 1, f"the faulty two-image run went on after image 0: {st}"
 
 
+@cocotb.test(**sim_timeout(5.4))  # a few register accesses a run
+async def bad_task_runs_nothing(dut):
+    """The task register past the export's tasks (N_TASKS, and 0xFFFFFFFF: the HLS top's int -1),
+    written as the driver would but without its range check: status bit 3 (bad_task), ap_done, the
+    driver's one-line fault, and no memory access at all, as the HLS top's `task >= N_TASKS: return`.
+    (That a later ap_start clears the word: status_reports_a_bad_program; a good task's run:
+    the other tests.)"""
+    be, acc = await _setup_n(dut, 1)
+    ar, io_ar = _ar_log(dut), _ar_log(dut, "m_axi_gmem_io")
+    args = {"weights": acc.weights.address, "weights1": acc.weights.address, "images": acc.images.address,
+            "features": acc.features_buf.address, "n_images": 1}
+    seen = {}
+    for task in (len(acc.config.tasks), 0xFFFFFFFF):
+        msg = None
+        try:
+            await proto.drive_async(_bad_task_run(acc, {**args, "task": task}), be)
+        except proto.AcceleratorFault as e:
+            msg = str(e)
+        seen[hex(task)] = {"status": await be.read(acc.regs["status"]), "message": msg,
+                           "bursts": len(ar) + len(io_ar)}
+    _report(bad_task=seen)
+    bit = acc.regs["status_bits"]["bad_task"]
+    for k in (hex(len(acc.config.tasks)), "0xffffffff"):
+        assert seen[k]["status"] == bit and seen[k]["bursts"] == 0, seen
+        assert "(bad_task)" in (seen[k]["message"] or "") and "\n" not in seen[k]["message"], seen
+
+
+def _bad_task_run(acc, args: dict[str, int]):
+    """proto's start / wait / status check with ``args`` as given (Accelerator.program range-checks the
+    task before it writes a register, so it cannot send a bad one)."""
+    yield from proto.start(acc.regs, args, acc.irq)
+    yield from proto.wait_done(acc.regs, acc.timeout, acc.irq, acc.poll)
+    yield from proto.check_status(acc.regs)
+
+
 @cocotb.test(skip="MTL_MOE_UNALIGNED" not in os.environ, **sim_timeout(5.4))  # a few register accesses
 async def unaligned_images_are_refused(dut):
     """Only in a top built with IMG_BYTES not whole AXI words (the slow test below sets it): two
@@ -414,6 +449,8 @@ def test_accel_top_runs_the_driver_protocol(verilator, demo_export_of, tmp_path)
     st = rep["status"]  # the status word (status_reports_a_bad_program)
     bits = rm.register_map()["status_bits"]
     assert st["header"]["status"] == bits["error"] and st["step"]["status"] == bits["unsupported_step"], st
+    bt = rep["bad_task"]  # bad_task_runs_nothing
+    assert all(bt[k]["status"] == bits["bad_task"] and bt[k]["bursts"] == 0 for k in bt), bt
 
 
 @pytest.mark.slow

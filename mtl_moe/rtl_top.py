@@ -40,6 +40,8 @@ def accel_top_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, A
     (:func:`accel_seq_export_parameters`)."""
     import json
 
+    from mtl_moe.hls_export import read_export
+
     ex = Path(export_dir)
     regs = json.loads((ex / "regmap.json").read_text())
     meta = json.loads((ex / "export.json").read_text())
@@ -56,6 +58,8 @@ def accel_top_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, A
     return {"CTRL_ADDR_W": regs["addr_width"], **{f"OFF_{k.upper()}": v for k, v in regs["args"].items()},
             "OFF_STATUS": regs["status"], "ST_ERROR": regs["status_bits"]["error"],
             "ST_UNSUPPORTED": regs["status_bits"]["unsupported_step"],
-            "ST_UNALIGNED": regs["status_bits"]["unaligned_images"], "IMG_BYTES": buf["image"],
+            "ST_UNALIGNED": regs["status_bits"]["unaligned_images"],
+            "ST_BAD_TASK": regs["status_bits"]["bad_task"], "N_TASKS": len(read_export(ex)[1].tasks),
+            "IMG_BYTES": buf["image"],
             "N_OUT": buf["features"] // buf["features_elem"],
             "PROG_OFF": meta["program"]["weights_offset"], "N_RD": len(ARB_MASTERS), **seq}

@@ -28,8 +28,11 @@
 // bit 1 (status_bits.unsupported_step) a record whose op the RTL does not run (the sequencer's step_req:
 // answered at once, its outputs not written). Either stops the run after that image. Bit 2
 // (status_bits.unaligned_images): n_images > 1 while IMG_BYTES is not whole AXI words, so image 1 would
-// start mid-word, where the image reader cannot (kernels.h can): nothing runs, ap_done the next cycle. The driver reads
-// it after done and raises one line naming the bit (mtl_moe.deploy.protocol.check_status).
+// start mid-word, where the image reader cannot (kernels.h can): nothing runs, ap_done the next cycle.
+// Bit 3 (status_bits.bad_task): the task register >= N_TASKS (as an unsigned word: a negative int too),
+// as the HLS top's `if (task < 0 || task >= N_TASKS) return;`: nothing runs, no memory access, ap_done
+// the next cycle. The driver reads the word after done and raises one line naming the bits
+// (mtl_moe.deploy.protocol.check_status).
 //
 // Memory: accel_seq's three read masters (ARB_MASTERS of mtl_moe.rtl: the program, the linear engine's
 // weights, LayerNorm's gamma / beta) share m_axi_gmem_w through axi_rd_arbiter.sv (round robin, the
@@ -60,6 +63,8 @@ module accel_top #(
     parameter int ST_ERROR = 1,        // its bits (regmap status_bits)
     parameter int ST_UNSUPPORTED = 2,
     parameter int ST_UNALIGNED = 4,
+    parameter int ST_BAD_TASK = 8,
+    parameter int N_TASKS = 5,         // tasks of the export (its config): task >= N_TASKS runs nothing
     parameter int IMG_BYTES = 6144,    // bytes of one image in the images buffer (regmap buffers.image)
     parameter int N_OUT = 4096,        // feature codes of one image (regmap buffers: features / features_elem)
     parameter int PROG_OFF = 4096,     // program.bin's offset in the weights buffer (export.json)
@@ -396,9 +401,10 @@ module accel_top #(
     wire run_start = ap_start && !running;
     localparam bit IMG_WHOLE_WORDS = IMG_BYTES % (AXI_BITS / 8) == 0;
     wire unaligned = arg_n_images > 1 && !IMG_WHOLE_WORDS;  // image b > 0 would start mid-word
+    wire bad_task = arg_task >= 32'(N_TASKS);                // no task of the export: nothing runs
     wire img_bad = seq_error || step_req || (status & 32'(ST_UNSUPPORTED)) != 0;  // this image's faults
     wire restart = running && seq_done && !img_bad && img_b + 1 < img_n;
-    wire seq_start = (run_start && arg_n_images != 0 && !unaligned) || restart;
+    wire seq_start = (run_start && arg_n_images != 0 && !unaligned && !bad_task) || restart;
     wire run_done = running && (empty || (seq_done && !restart));
     always_ff @(posedge ap_clk) begin
         if (rst) begin
@@ -410,8 +416,8 @@ module accel_top #(
         end else begin
             if (run_start) begin
                 running <= 1'b1;
-                empty <= arg_n_images == 0 || unaligned;  // nothing to run: done the next cycle
-                status <= unaligned ? 32'(ST_UNALIGNED) : '0;
+                empty <= arg_n_images == 0 || unaligned || bad_task;  // nothing to run: done the next cycle
+                status <= (unaligned ? 32'(ST_UNALIGNED) : '0) | (bad_task ? 32'(ST_BAD_TASK) : '0);
                 img_b <= '0;
                 img_n <= arg_n_images;
             end else begin

@@ -164,7 +164,9 @@ STATUS_WHY = {"error": "the sequencer's error: program.bin at weights + program 
               "unsupported_step": "a program record whose op the RTL accelerator does not run (a program "
                                   "from a newer export than this bitstream's RTL: rebuild it, or re-export)",
               "unaligned_images": "several images per run, but one image is not whole AXI words and the RTL "
-                                  "image reader starts at a word: run one image per call (nothing ran)"}
+                                  "image reader starts at a word: run one image per call (nothing ran)",
+              "bad_task": "the task register is not a task index of this export (0 .. number of tasks - 1; "
+                          "nothing ran)"}
 
 
 def check_status(regs: dict[str, Any]) -> Program:

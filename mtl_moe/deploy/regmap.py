@@ -32,8 +32,9 @@ ARGS_BASE = 0x10
 # program of this version, or a transfer got a non-OKAY response); bit 1: a record whose op the RTL
 # does not run. Cleared by ap_start; either stops a multi-image run after that image. Bit 2: n_images > 1
 # while one image is not whole AXI words (image 1 would start mid-word, which the RTL image reader
-# cannot): nothing runs.
-STATUS_ERROR, STATUS_UNSUPPORTED, STATUS_UNALIGNED = 1, 2, 4
+# cannot): nothing runs. Bit 3: the task register names no task of the export (the HLS top returns at
+# once without a memory access, the RTL top likewise): nothing runs.
+STATUS_ERROR, STATUS_UNSUPPORTED, STATUS_UNALIGNED, STATUS_BAD_TASK = 1, 2, 4, 8
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def register_map(args: tuple[Arg, ...] = TOP_ARGS) -> dict[str, Any]:
     return {"protocol": "ap_ctrl_hs", "ctrl": CTRL, "gie": GIE, "ier": IER, "isr": ISR,
             "args": regs, "pointer_args": [a.name for a in args if a.kind == "ptr"],
             "status": status, "status_bits": {"error": STATUS_ERROR, "unsupported_step": STATUS_UNSUPPORTED,
-                            "unaligned_images": STATUS_UNALIGNED},
+                            "unaligned_images": STATUS_UNALIGNED, "bad_task": STATUS_BAD_TASK},
             "addr_width": addr_width, "bits": {"ap_start": AP_START, "ap_done": AP_DONE,
                                                "ap_idle": AP_IDLE, "ap_ready": AP_READY,
                                                "auto_restart": AUTO_RESTART, "interrupt": INTERRUPT}}
