@@ -360,6 +360,18 @@ def test_head_conv_every_band_of_every_pass(verilator, heads_export_of, tmp_path
             assert abs(_off(p["im2col_cycles"], p["im2col_model"])) <= TOLERANCE, passes
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("task", [1, 2, 3, 4])
+def test_head_conv_other_tasks(verilator, heads_export_of, tmp_path, task):
+    """The CI bands with the other tasks' weights (w16a32; their classifiers have 1 or 3 outputs):
+    0 mismatches, cycles within 5 %."""
+    rep = _run(tmp_path, heads_export_of("w16a32"), CI_CASES, task=task)
+    bands = rep["bands"]
+    assert len(bands) == len(CI_CASES), bands
+    assert all(_values_bad(r) == 0 and r["f_checked"] > 0 for r in bands), bands
+    assert all(_cycles_off(r) <= TOLERANCE for r in bands), bands
+
+
 # the demo with 20 decoder channels: pass 2's band words hold 20 of 32 lanes (cw = 2) and its cols rows
 # kw9 = 12 words, so band word 1's group writes 3 of its 9 words (words past kw9 not written); its
 # bands are 2 rows (the top edge, an inner one, the bottom edge); 20 outputs: a partial output tile
