@@ -421,7 +421,7 @@ def test_head_conv_channels_off_the_word(verilator, odd_heads_export, tmp_path):
 DEFECTS = {
     "im2col_values": ({"accel_him2col": (("wire in_row = xx >= 0 && xx < $signed({17'b0, w_r});",
                                           "wire in_row = xx >= 0 && xx <= $signed({17'b0, w_r});"),)}, None),
-    "im2col_words": ({"accel_him2col": (("pn1 <= kw9 - 9 * q < 9 ? kw9 - 9 * q : 9;", "pn1 <= 9;"),)}, None),
+    "im2col_words": ({"accel_him2col": (("pn1 <= kw9 - q9 < 9 ? kw9 - q9 : 9;", "pn1 <= 9;"),)}, None),
     "f_values": (None, {"B_SHIFT": 1}),
     "im2col_cycles": ({"accel_him2col": (("wire last_tap = t == 4'd8", "wire last_tap = t == 4'd9"),)}, None),
     "engine_cycles": ({"linear_engine": (("total <= 32'(k_tiles) * 32'(n_tiles);",

@@ -15,11 +15,13 @@
 // 9 q + m >= kw9 (c not a multiple of T_IN) are not written: their codes are channels >= c, zero in
 // the band; their cycles are spent as kernels.h's loop spends them.
 //
-// Cycles start -> done: 9 (n w cw + 1) + 2 — kernels.h's (groups + 1) x 9 iterations (the last group's
-// words go out in the drain group) plus the read's and the write port's register (the performance
-// model's head_im2col: (n w ceil(c / T_IN) + 1) x 9). Ports are the feature-map banks' (accel_fm.sv):
-// a read port on the band buffer (band_re / band_raddr combinational, the word the next cycle) and a
-// write port on HID (registered, whole words), so the sequencer can point them at its banks.
+// Cycles start -> done: 9 (n w cw + 1) + 4 — kernels.h's (groups + 1) x 9 iterations (the last
+// group's words go out in the drain group) plus two setup cycles (the word counts, the band's row
+// stride: addresses are kept by increments, no multiplier in the loop), the read's and the write
+// port's register (the performance model's head_im2col: (n w ceil(c / T_IN) + 1) x 9). Ports are the
+// feature-map banks' (accel_fm.sv): a read port on the band buffer (band_re / band_raddr
+// combinational, the word the next cycle) and a registered write port on HID (whole words), so the
+// sequencer can point them at its banks.
 module accel_him2col #(
     parameter int T_IN = 16,          // codes a feature-map word
     parameter int WA = 32,            // act width
@@ -41,15 +43,16 @@ module accel_him2col #(
     output logic [HA-1:0] hid_waddr,
     output logic [T_IN*WA-1:0] hid_wdata
 );
-    // the call's shape, latched at start
-    logic [15:0] c_r, w_r;
-    logic [31:0] cw, kw9, pixels;
-    assign cw = (32'(c_r) + T_IN - 1) / T_IN;  // by a constant: a few adders
-    assign kw9 = (9 * 32'(c_r) + T_IN - 1) / T_IN;
+    // the call's shape, latched at start; its word counts and the band's row stride in two setup
+    // cycles (the divisions by the constant T_IN and the one multiply happen there only)
+    logic [15:0] c_r, w_r, n_r;
+    logic [1:0] setup;
+    logic [31:0] cw, kw9, pixels, wcw;
 
-    // read side (kernels.h's loop counter): the group being read, pixel p = (r, x), band word q, tap t
+    // read side (kernels.h's loop counter): the group being read, pixel p = (r, x), band word q, tap
+    // t; addresses by increments: pb = p cw, pk = p kw9, q9 = 9 q
     logic reading;
-    logic [31:0] p, x, q;
+    logic [31:0] p, x, q, pb, pk, q9;
     logic [3:0] t;
     logic [1:0] ky;
     logic signed [2:0] dx;
@@ -59,8 +62,11 @@ module accel_him2col #(
     end
     wire signed [32:0] xx = $signed({1'b0, x}) + 33'(dx);
     wire in_row = xx >= 0 && xx < $signed({17'b0, w_r});
+    // tap t of pixel p's word q: band pixel (r + ky, x + dx) = p + ky w + dx
+    wire [31:0] row_off = ky == 2'd0 ? 32'd0 : ky == 2'd1 ? wcw : wcw << 1;
+    wire [31:0] col_off = dx < 0 ? -cw : dx > 0 ? cw : 32'd0;
     assign band_re = reading && in_row;
-    assign band_raddr = BA'((int'(p) + int'(ky) * int'(w_r) + int'(dx)) * int'(cw) + int'(q));
+    assign band_raddr = BA'(pb + q + row_off + col_off);
     wire last_tap = t == 4'd8, last_word = q == cw - 1, last_px = p == pixels - 1;
 
     // stage 1: the word lands in tap[t1]; at a group's last tap, full and the group's cols words
@@ -81,34 +87,49 @@ module accel_him2col #(
             for (int l = 0; l < T_IN; l++)
                 cols[m][l*WA +: WA] = full[(m * T_IN + l) % 9][((m * T_IN + l) / 9)*WA +: WA];
 
-    assign busy = reading || v1 || writing;
+    assign busy = setup != 0 || reading || v1 || writing;
     always_ff @(posedge clk) begin
         done <= 1'b0;
         hid_we <= 1'b0;
         v1 <= 1'b0;
         if (rst) begin
+            setup <= 2'd0;
             reading <= 1'b0;
             writing <= 1'b0;
         end else if (start) begin
             c_r <= c;
             w_r <= w;
-            pixels <= 32'(n) * 32'(w);
-            reading <= n != 0 && w != 0 && c != 0;
+            n_r <= n;
+            setup <= n != 0 && w != 0 && c != 0 ? 2'd1 : 2'd0;
             done <= n == 0 || w == 0 || c == 0;
-            {p, x, q, t} <= '0;
+            {p, x, q, t, pb, pk, q9} <= '0;
         end else begin
+            if (setup == 2'd1) begin
+                cw <= (32'(c_r) + T_IN - 1) / T_IN;
+                kw9 <= (9 * 32'(c_r) + T_IN - 1) / T_IN;
+                pixels <= 32'(n_r) * 32'(w_r);
+                setup <= 2'd2;
+            end
+            if (setup == 2'd2) begin
+                wcw <= 32'(w_r) * cw;
+                setup <= 2'd0;
+                reading <= 1'b1;
+            end
             if (reading) begin  // stage 0: tap t of group (p, q)
                 v1 <= 1'b1;
                 rd1 <= in_row;
                 t1 <= t;
-                po1 <= p * kw9 + 9 * q;
-                pn1 <= kw9 - 9 * q < 9 ? kw9 - 9 * q : 9;
+                po1 <= pk + q9;
+                pn1 <= kw9 - q9 < 9 ? kw9 - q9 : 9;
                 lastg1 <= last_px && last_word;
                 t <= last_tap ? '0 : t + 1;
                 if (last_tap) begin
                     q <= last_word ? '0 : q + 1;
+                    q9 <= last_word ? '0 : q9 + 9;
                     if (last_word) begin
                         p <= p + 1;
+                        pb <= pb + cw;
+                        pk <= pk + kw9;
                         x <= x == 32'(w_r) - 1 ? '0 : x + 1;
                         if (last_px) reading <= 1'b0;
                     end
