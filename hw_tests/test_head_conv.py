@@ -332,7 +332,7 @@ def _cycles_off(r: dict[str, Any]) -> float:
     return max(e, abs(_off(r["im2col_cycles"], r["im2col_model"]))) if "im2col_cycles" in r else e
 
 
-@pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
+@pytest.mark.parametrize("hw_name", ["w16a32", pytest.param("int8", marks=pytest.mark.slow)])
 def test_head_conv_bands_equal_golden_and_the_model(verilator, heads_export_of, tmp_path, hw_name):
     """Conv pass 0's top-edge band and an inner one, and the classifier's first band: 0 mismatching
     im2col codes, 0 mismatching F codes against golden conv2d; cycles within 5 % of the model."""
