@@ -396,3 +396,49 @@ def test_head_io_unit_equals_golden_and_the_model(verilator, demo_export, tmp_pa
     """Each unit on the demo export (both presets): 0 mismatching codes against golden's tensors,
     cycles start -> done of each call within TOLERANCE of the model's price of that loop."""
     _check(run_case(tmp_path, demo_export, case))
+
+
+# planted defects: (case, file, (text, replacement) pairs, what must fail: "values" or "cycles")
+W_STALL = (("    assign m_axi_WVALID = running && q_cnt != 0 && w_beats < aw_beats;",
+            "    logic wg1, wg2;\n    always_ff @(posedge clk) {wg2, wg1} <= {wg1, w_go};\n"
+            "    assign m_axi_WVALID = !wg1 && !wg2 && running && q_cnt != 0 && w_beats < aw_beats;"),)
+R_STALL = (("    assign m_axi_RREADY = armed && d_left && need;",
+            "    logic rg1, rg2;\n    always_ff @(posedge clk) {rg2, rg1} <= {rg1, m_axi_RVALID && m_axi_RREADY};\n"
+            "    assign m_axi_RREADY = !rg1 && !rg2 && armed && d_left && need;"),
+           ("    wire d_go = armed && d_left && (!need || m_axi_RVALID);",
+            "    wire d_go = armed && d_left && (!need || m_axi_RVALID && m_axi_RREADY);"),
+           ("    wire [AXI_BITS-1:0] src = need ? m_axi_RDATA : beat;",
+            "    wire [AXI_BITS-1:0] src = need ? m_axi_RDATA : beat;\n    wire unused_ok = &{1'b0, d_go};"))
+DEFECTS = {
+    "grid-lanes": ("grid", "accel_hwr", (("beat_n[(st_bl + 32'(l)) * SB +: SB] = SB'(a);",
+                                          "beat_n[(st_bl + 32'(G - 1 - l)) * SB +: SB] = SB'(a);"),), "values"),
+    "grid-w-stall": ("grid", "accel_hwr", W_STALL, "cycles"),
+    "read-zero-rows": ("read", "accel_hrd", (("fm_wdata <= '0;", "fm_wdata <= v;"),), "values"),
+    "read-r-stall": ("read", "accel_hrd", R_STALL, "cycles"),
+    "write-y0": ("write", "accel_hwr", (("aw_word <= 64'(32'(y0) * 32'(w) * pw_i);",
+                                         "aw_word <= 64'(32'(w) * pw_i);"),), "values"),
+    "pred-lane": ("write", "accel_hwr", (("st_fl <= ch % T_IN;", "st_fl <= (ch + 1) % T_IN;"),), "values"),
+    "up-weight": ("up", "accel_hup", (("(a11 - a10) * longint'(lx);", "(a11 - a10) * longint'(ly);"),), "values"),
+    "up-r-stall": ("up", "accel_hrd", R_STALL, "cycles"),
+    "up-pred-lane": ("up_pred", "accel_hwr", (("st_fl <= ch % T_IN;", "st_fl <= (ch + 1) % T_IN;"),), "values"),
+    "up-pred-loop-stall": ("up_pred", "accel_hwr", (("wire go = running && issued < trip",
+                                                    "wire go = !(pred && st_v) && running && issued < trip"),),
+                           "cycles"),
+}
+FAST_DEFECTS = ("grid-lanes", "read-r-stall", "up-weight")  # CI: one unit each; the others are slow
+
+
+@pytest.mark.parametrize("name", [n if n in FAST_DEFECTS else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in DEFECTS])
+def test_head_io_checks_catch_a_planted_defect(verilator, demo_export_of, tmp_path, name):
+    """The same checks fail on a defective copy of a unit (w16a32): mismatching codes for a value
+    defect (values still right for a timing one), cycles off the model by more than TOLERANCE for
+    a stall (values right)."""
+    case, f, defect, which = DEFECTS[name]
+    rep = run_case(tmp_path, demo_export_of("w16a32"), case, defect, f)
+    print(name, json.dumps([(c["mismatches"], c["cycles"], c["model_cycles"]) for c in rep["calls"]]))
+    if which == "values":
+        assert any(c["mismatches"] > 0 for c in rep["calls"]), rep
+    else:
+        assert all(c["mismatches"] == 0 for c in rep["calls"]), rep
+        assert any(off(c) > TOLERANCE for c in rep["calls"]), rep
