@@ -403,7 +403,8 @@ W_STALL = (("    assign m_axi_WVALID = running && q_cnt != 0 && w_beats < aw_bea
             "    logic wg1, wg2;\n    always_ff @(posedge clk) {wg2, wg1} <= {wg1, w_go};\n"
             "    assign m_axi_WVALID = !wg1 && !wg2 && running && q_cnt != 0 && w_beats < aw_beats;"),)
 R_STALL = (("    assign m_axi_RREADY = armed && d_left && need;",
-            "    logic rg1, rg2;\n    always_ff @(posedge clk) {rg2, rg1} <= {rg1, m_axi_RVALID && m_axi_RREADY};\n"
+            "    logic rg1, rg2;\n"
+            "    always_ff @(posedge clk) {rg2, rg1} <= {rg1, m_axi_RVALID && m_axi_RREADY};\n"
             "    assign m_axi_RREADY = !rg1 && !rg2 && armed && d_left && need;"),
            ("    wire d_go = armed && d_left && (!need || m_axi_RVALID);",
             "    wire d_go = armed && d_left && (!need || m_axi_RVALID && m_axi_RREADY);"),
@@ -411,19 +412,22 @@ R_STALL = (("    assign m_axi_RREADY = armed && d_left && need;",
             "    wire [AXI_BITS-1:0] src = need ? m_axi_RDATA : beat;\n    wire unused_ok = &{1'b0, d_go};"))
 DEFECTS = {
     "grid-lanes": ("grid", "accel_hwr", (("beat_n[(st_bl + 32'(l)) * SB +: SB] = SB'(a);",
-                                          "beat_n[(st_bl + 32'(G - 1 - l)) * SB +: SB] = SB'(a);"),), "values"),
+                                          "beat_n[(st_bl + 32'(G - 1 - l)) * SB +: SB] = SB'(a);"),),
+                   "values"),
     "grid-w-stall": ("grid", "accel_hwr", W_STALL, "cycles"),
     "read-zero-rows": ("read", "accel_hrd", (("fm_wdata <= '0;", "fm_wdata <= v;"),), "values"),
     "read-r-stall": ("read", "accel_hrd", R_STALL, "cycles"),
     "write-y0": ("write", "accel_hwr", (("aw_word <= 64'(32'(y0) * 32'(w) * pw_i);",
                                          "aw_word <= 64'(32'(w) * pw_i);"),), "values"),
     "pred-lane": ("write", "accel_hwr", (("st_fl <= ch % T_IN;", "st_fl <= (ch + 1) % T_IN;"),), "values"),
-    "up-weight": ("up", "accel_hup", (("(a11 - a10) * longint'(lx);", "(a11 - a10) * longint'(ly);"),), "values"),
+    "up-weight": ("up", "accel_hup", (("(a11 - a10) * longint'(lx);", "(a11 - a10) * longint'(ly);"),),
+                  "values"),
     "up-r-stall": ("up", "accel_hrd", R_STALL, "cycles"),
-    "up-pred-lane": ("up_pred", "accel_hwr", (("st_fl <= ch % T_IN;", "st_fl <= (ch + 1) % T_IN;"),), "values"),
-    "up-pred-loop-stall": ("up_pred", "accel_hwr", (("wire go = running && issued < trip",
-                                                    "wire go = !(pred && st_v) && running && issued < trip"),),
-                           "cycles"),
+    "up-pred-lane": ("up_pred", "accel_hwr", (("st_fl <= ch % T_IN;", "st_fl <= (ch + 1) % T_IN;"),),
+                     "values"),
+    "up-pred-loop-stall": ("up_pred", "accel_hwr",
+                           (("wire go = running && issued < trip",
+                             "wire go = !(pred && st_v) && running && issued < trip"),), "cycles"),
 }
 FAST_DEFECTS = ("grid-lanes", "read-r-stall", "up-weight")  # CI: one unit each; the others are slow
 
