@@ -176,7 +176,20 @@ def cases(ex: Path, case: str) -> dict[str, Any]:
                   "runs": [(bases["pred"] + g0 * sb, cls[ch, yb:yb + nb].astype(dt).tobytes())
                            for ch, (g0, _) in enumerate(runs)],
                   "fm": fm_words(cls[:, yb:yb + nb], t_in, wa)}
-        return {"calls": [call_a, call_b], "ddr": [], "fm": []}
+        # a run that starts (and, int8, ends) inside an AXI word: 12-wide rows (the classifier's first
+        # 12 columns as a 16 x 12 prediction), row 1 alone; WSTRB keeps the word's other codes (the
+        # sentinel around them is checked); cycles not compared: the model charges kernels.h head_put's
+        # read-modify-write (a read latency per run end inside a word), which this unit does not make
+        crop = cls[:, :, :12]
+        yc, wc = 1, 12
+        runs = [((ch * H + yc) * wc, wc) for ch in range(oc)]
+        call_c = {"ports": {"to_pred": 1, "relu": 0, "fresh": 0, "c": oc, "h": H, "w": wc, "y0": yc, "n": 1,
+                            "first": 0, "sw": cdiv(oc, t_in), "base": bases["pred"]},
+                  "model": m._io_write(oc * wc, runs)["cycles"], "cycles_checked": False,
+                  "runs": [(bases["pred"] + g0 * sb, crop[ch, yc].astype(dt).tobytes())
+                           for ch, (g0, _) in enumerate(runs)],
+                  "fm": fm_words(crop[:, yc:yc + 1], t_in, wa)}
+        return {"calls": [call_a, call_b, call_c], "ddr": [], "fm": []}
     if case in ("up", "up_pred"):
         from mtl_moe.rtl_head_io import upsample_ports
 
@@ -291,7 +304,8 @@ async def accel_hio_units_match_golden(dut):
             mism += outside_n
         reps.append({"cycles": cyc, "model_cycles": call["model"], "mismatches": mism + stray + err,
                      "checked": checked, "outside": outside_n, "first_bad": bad, "stray": stray, "err": err,
-                     "loops": call.get("loops"), "ports": call["ports"]})
+                     "loops": call.get("loops"), "ports": call["ports"],
+                     "cycles_checked": call.get("cycles_checked", True)})
         for _ in range(4):
             await RisingEdge(dut.clk)
     rep = {"hw": x["hw"].name, "case": case, "calls": reps}
@@ -388,7 +402,7 @@ def off(call: dict[str, Any]) -> float:
 def _check(rep: dict[str, Any]) -> None:
     for call in rep["calls"]:
         assert call["mismatches"] == 0 and call["checked"] > 0, rep
-        assert abs(off(call)) <= TOLERANCE, rep
+        assert abs(off(call)) <= TOLERANCE or not call["cycles_checked"], rep
 
 
 @pytest.mark.parametrize("case", ["grid", "read", "write", "up", "up_pred"])
@@ -420,6 +434,8 @@ DEFECTS = {
     "write-y0": ("write", "accel_hwr", (("aw_word <= 64'(32'(y0) * 32'(w) * pw_i);",
                                          "aw_word <= 64'(32'(w) * pw_i);"),), "values"),
     "pred-lane": ("write", "accel_hwr", (("st_fl <= ch % T_IN;", "st_fl <= (ch + 1) % T_IN;"),), "values"),
+    "pred-strb": ("write", "accel_hwr", (("assign m_axi_WSTRB = q_strb[q_rp];", "assign m_axi_WSTRB = '1;"),),
+                  "values"),
     "up-weight": ("up", "accel_hup", (("(a11 - a10) * longint'(lx);", "(a11 - a10) * longint'(ly);"),),
                   "values"),
     "up-r-stall": ("up", "accel_hrd", R_STALL, "cycles"),
