@@ -17,8 +17,9 @@
 //      fractional bits to act (shift_round, fx_round.svh: kernels.h requant<act_t, F + EX>), and
 //      answered as the writer's fm_rdata: pixel-major G codes a step (an AXI beat every IO_PER / G
 //      steps), the prediction a code a step (its channel's lane) on the same multipliers;
-//   3. the writer's last response, then the next row (the next call starts in the cycle the last
-//      one's done comes: no idle cycle between the calls).
+//   3. the writer's last response, then the next row (a call starts in the cycle the one before
+//      reports done, but the writer one cycle after the reader's done: its first step reads row 1's
+//      last word).
 // The calls are one after another as in kernels.h (heads() has no DATAFLOW): the next rows are not
 // read ahead, so each row pays two read latencies and the write's response, as the model counts.
 module accel_hup #(
@@ -130,7 +131,10 @@ module accel_hup #(
     /* verilator lint_on UNUSEDSIGNAL */
     wire hrd_start = start || (st == RD0 && hrd_done) || (st == WR && hwr_done && !last_row);
     wire [15:0] hrd_y = st == RD0 ? ysrc[31:16] : ysrc_next[47:32];
-    wire hwr_start = st == RD1 && hrd_done;
+    // the writer's first step reads the rows in its start cycle: one cycle after row 1's last word is
+    // written (the read would see the old word, and port 2 is still the reader's then)
+    logic hwr_start;
+    always_ff @(posedge clk) hwr_start <= !rst && !start && st == RD1 && hrd_done;
     assign done = st == WR && hwr_done && last_row;
     assign busy = st != IDLE;
 
@@ -141,7 +145,7 @@ module accel_hup #(
             {pred, cr, hr, wr, yy, srcr, dstr} <= {to_pred, c, h, w, 16'd0, src, dst};
         end else case (st)
             RD0: if (hrd_done) st <= RD1;
-            RD1: if (hrd_done) st <= WR;
+            RD1: if (hrd_done) st <= WR;          // the writer starts in WR's first cycle
             WR: if (hwr_done) begin
                 st <= last_row ? IDLE : RD0;
                 yy <= yy + 1'b1;

@@ -101,8 +101,26 @@ module accel_hwr #(
             $error("accel_hwr: FD >= 2 and LQ, FD powers of two");
     end
 
-    logic running, pred, rl, fresh_r;
-    logic [31:0] cc, hh, ww, nn, pw, cw, s, trip, issued, swd;
+    // The loop's state and the call's sizes are registers (*_r); the names without _r are what a
+    // step sees: the registers, or in the start cycle the call's initial values from the ports, so
+    // that the first step (and its fm read) happens in the start cycle itself.
+    logic running, rl;
+    logic pred_r, fresh_r;
+    logic [31:0] cc_r, hh_r, ww_r, nn_r, pw_r, cw_r, s_r, trip_r, issued_r, swd_r;
+    logic [31:0] pw_i, cw_i, s_i, np_i;
+    always_comb begin
+        pw_i = (32'(c) + IO_PER - 1) / IO_PER;
+        cw_i = (32'(c) + T_IN - 1) / T_IN;
+        s_i = (pw_i * IO_PER > cw_i * T_IN ? pw_i * IO_PER : cw_i * T_IN) / G;
+        np_i = 32'(n) * 32'(w);
+    end
+    wire pred = start ? to_pred : pred_r;
+    wire fresh_c = start ? fresh : fresh_r;
+    wire [31:0] cc = start ? 32'(c) : cc_r, hh = start ? 32'(h) : hh_r, ww = start ? 32'(w) : ww_r;
+    wire [31:0] nn = start ? 32'(n) : nn_r, pw = start ? pw_i : pw_r, cw = start ? cw_i : cw_r;
+    wire [31:0] s = start ? s_i : s_r, swd = start ? (to_pred ? cw_i : 32'(sw)) : swd_r;
+    wire [31:0] trip = start ? (to_pred ? 32'(c) * np_i : np_i * s_i) : trip_r;
+    wire [31:0] issued = start ? 0 : issued_r;
     logic [31:0] n_beats;                           // beats of the whole call (every run)
     logic [63:0] mbase;
 
@@ -140,7 +158,8 @@ module accel_hwr #(
     logic [AXI_BITS-1:0] q_data [FD];
     logic [BYTES-1:0] q_strb [FD];
     logic [$clog2(FD)-1:0] q_wp, q_rp;
-    logic [FW-1:0] q_cnt;
+    logic [FW-1:0] q_cnt_r;
+    wire [FW-1:0] q_cnt = start ? '0 : q_cnt_r;
     logic [31:0] aw_beats, w_beats, w_in;           // beats requested, written, of this W burst
     assign m_axi_WDATA = q_data[q_rp];
     assign m_axi_WSTRB = q_strb[q_rp];
@@ -151,14 +170,20 @@ module accel_hwr #(
     wire b_go = m_axi_BVALID;
 
     // ---- the loop (stage 1: the step, its fm read) ----
-    logic [31:0] p, x, r, j, ch, q, fl, bl, kb, k0, pix;  // pix: fm word of the step's pixel
-    logic [31:0] gl, gr;                            // (b): the step's code index, its run's first
-    logic st_v, st_push, st_rd;                     // stage 2: a step, it ends a beat, it read a word
+    logic [31:0] p_r, x_r, r_r, j_r, ch_r, q_r, fl_r, bl_r, kb_r, k0_r, pix_r;  // pix: fm word of the pixel
+    logic [31:0] gl_r, gr_r;                        // (b): the step's code index, its run's first
+    logic st_v_r, st_push, st_rd;                   // stage 2: a step, it ends a beat, it read a word
+    wire [31:0] p = start ? 0 : p_r, x = start ? 0 : x_r, r = start ? 0 : r_r, j = start ? 0 : j_r;
+    wire [31:0] ch = start ? 0 : ch_r, q = start ? 0 : q_r, fl = start ? 0 : fl_r, bl = start ? 0 : bl_r;
+    wire [31:0] kb = start ? 0 : kb_r, k0 = start ? 0 : k0_r;
+    wire [31:0] pix = start ? (to_pred ? 0 : 32'(first) * 32'(sw)) : pix_r;
+    wire [31:0] gl = start ? 32'(y0) * 32'(w) : gl_r, gr = start ? 32'(y0) * 32'(w) : gr_r;
+    wire st_v = !start && st_v_r;
     logic [31:0] st_fl, st_bl, st_k0;
     logic [T_IN*WA-1:0] held;
     wire push = st_v && st_push;
-    wire go = running && issued < trip && 32'(q_cnt) + 32'(push) < FD;
-    wire rd = pred || fresh_r || (fl == 0 && q < cw);  // (a): the step starts an fm word
+    wire go = (start || running) && issued < trip && 32'(q_cnt) + 32'(push) < FD;
+    wire rd = pred || fresh_c || (fl == 0 && q < cw);  // (a): the step starts an fm word
     assign fm_re = go && rd;
     assign fm_raddr = FA'(pix + q);
     assign st_x = 16'(pred ? x : p);
@@ -201,38 +226,34 @@ module accel_hwr #(
             running <= 1'b0;
             busy <= 1'b0;
             wr_error <= 1'b0;
-            st_v <= 1'b0;
-            q_cnt <= '0;
+            st_v_r <= 1'b0;
+            q_cnt_r <= '0;
         end else if (start) begin
-            logic [31:0] pw_i, cw_i, s_i, np;
-            pw_i = (32'(c) + IO_PER - 1) / IO_PER;
-            cw_i = (32'(c) + T_IN - 1) / T_IN;
-            s_i = (pw_i * IO_PER > cw_i * T_IN ? pw_i * IO_PER : cw_i * T_IN) / G;
-            np = 32'(n) * 32'(w);
             running <= 1'b1;
             busy <= 1'b1;
             wr_error <= 1'b0;
-            {pred, rl, fresh_r} <= {to_pred, relu, fresh};
-            {cc, hh, ww, nn, pw, cw, s} <= {32'(c), 32'(h), 32'(w), 32'(n), pw_i, cw_i, s_i};
-            trip <= to_pred ? 32'(c) * np : np * s_i;
-            n_beats <= np * pw_i;
-            swd <= to_pred ? cw_i : 32'(sw);
-            pix <= to_pred ? 0 : 32'(first) * 32'(sw);
+            {pred_r, rl, fresh_r} <= {to_pred, relu, fresh};
+            {cc_r, hh_r, ww_r, nn_r, pw_r, cw_r, s_r} <= {cc, hh, ww, nn, pw, cw, s};
+            {trip_r, swd_r} <= {trip, swd};
+            n_beats <= np_i * pw_i;
             mbase <= base;
             g_run <= 32'(y0) * 32'(w);              // (b): channel 0's first code
             aw_word <= 64'(32'(y0) * 32'(w) * pw_i);  // (a); (b) sets it per run
-            aw_on <= 1'b0;
+            // the first run's words, requested from the next cycle on
+            aw_on <= 1'b1;
+            aw_left <= to_pred ? ((32'(y0) * 32'(w) + np_i - 1) >> PL) - ((32'(y0) * 32'(w)) >> PL) + 1
+                               : np_i * pw_i;
+            if (to_pred) aw_word <= 64'((32'(y0) * 32'(w)) >> PL);
             aw_run <= 0;
+            {issued_r, p_r, x_r, r_r, j_r, ch_r, q_r, fl_r, bl_r, kb_r, k0_r} <= '0;
+            {pix_r, gl_r, gr_r} <= {pix, gl, gr};
             nruns <= to_pred ? 32'(c) : 1;
-            {issued, aw_beats, w_beats, w_in, p, x, r, j, ch, q, fl, bl, kb, k0} <= '0;
-            gl <= 32'(y0) * 32'(w);
-            gr <= 32'(y0) * 32'(w);
+            {aw_beats, w_beats, w_in} <= '0;
             aw_open <= '0;
             {lq_cnt, lq_wp, lq_rp} <= '0;
-            st_v <= 1'b0;
             beat <= '0;
             strb <= '0;
-            q_cnt <= '0;
+            q_cnt_r <= '0;
             {q_wp, q_rp} <= '0;
             if (n == 0 || w == 0 || c == 0) begin
                 running <= 1'b0;
@@ -261,7 +282,7 @@ module accel_hwr #(
             aw_open <= aw_open + OW'(aw_go) - OW'(b_go);
             if (b_go && m_axi_BRESP != 2'b00) wr_error <= 1'b1;
             // ---- W ----
-            q_cnt <= q_cnt + FW'(push) - FW'(w_go);
+            q_cnt_r <= q_cnt + FW'(push) - FW'(w_go);
             if (w_go) begin
                 q_rp <= q_rp + 1'b1;
                 w_beats <= w_beats + 1;
@@ -284,55 +305,57 @@ module accel_hwr #(
                     strb <= strb_n;
                 end
             end
-            // ---- stage 1: the step ----
-            st_v <= go;
-            if (go) begin
-                issued <= issued + 1;
-                st_rd <= rd;
-                if (pred) begin
-                    st_fl <= ch % T_IN;
-                    st_bl <= gl % IO_PER;
-                    st_k0 <= ch;
-                    st_push <= gl % IO_PER == IO_PER - 1 || run_end;
-                    gl <= run_end ? gr + hh * ww : gl + 1;
-                    if (run_end) gr <= gr + hh * ww;
-                    if (x + 1 == ww) begin
-                        x <= 0;
-                        pix <= r + 1 == nn ? 0 : pix + cw;
-                        if (r + 1 == nn) begin
-                            r <= 0;
-                            ch <= ch + 1;
-                            q <= (ch + 1) / T_IN;
-                        end else r <= r + 1;
-                    end else begin
-                        x <= x + 1;
-                        pix <= pix + cw;
-                    end
-                end else begin
-                    st_fl <= fl;
-                    st_bl <= bl;
-                    st_k0 <= k0;
-                    st_push <= bl + G == IO_PER && kb < pw;
-                    k0 <= k0 + G;
-                    if (bl + G == IO_PER) begin
-                        bl <= 0;
-                        kb <= kb + 1;
-                    end else bl <= bl + G;
-                    if (fl + G == T_IN) begin
-                        fl <= 0;
-                        q <= q + 1;
-                    end else fl <= fl + G;
-                    if (j + 1 == s) begin
-                        {j, k0, bl, kb, fl, q} <= '0;
-                        p <= p + 1;
-                        pix <= pix + swd;
-                    end else j <= j + 1;
-                end
-            end
             if (fin) begin
                 running <= 1'b0;
                 busy <= 1'b0;
             end
+        end
+        // ---- stage 1: the step (in the start cycle too: its values win over the start's) ----
+        if (!rst) begin
+            st_v_r <= go;
+        if (go) begin
+            issued_r <= issued + 1;
+            st_rd <= rd;
+            if (pred) begin
+                st_fl <= ch % T_IN;
+                st_bl <= gl % IO_PER;
+                st_k0 <= ch;
+                st_push <= gl % IO_PER == IO_PER - 1 || run_end;
+                gl_r <= run_end ? gr + hh * ww : gl + 1;
+                if (run_end) gr_r <= gr + hh * ww;
+                if (x + 1 == ww) begin
+                    x_r <= 0;
+                    pix_r <= r + 1 == nn ? 0 : pix + cw;
+                    if (r + 1 == nn) begin
+                        r_r <= 0;
+                        ch_r <= ch + 1;
+                        q_r <= (ch + 1) / T_IN;
+                    end else r_r <= r + 1;
+                end else begin
+                    x_r <= x + 1;
+                    pix_r <= pix + cw;
+                end
+            end else begin
+                st_fl <= fl;
+                st_bl <= bl;
+                st_k0 <= k0;
+                st_push <= bl + G == IO_PER && kb < pw;
+                k0_r <= k0 + G;
+                if (bl + G == IO_PER) begin
+                    bl_r <= 0;
+                    kb_r <= kb + 1;
+                end else bl_r <= bl + G;
+                if (fl + G == T_IN) begin
+                    fl_r <= 0;
+                    q_r <= q + 1;
+                end else fl_r <= fl + G;
+                if (j + 1 == s) begin
+                    {j_r, k0_r, bl_r, kb_r, fl_r, q_r} <= '0;
+                    p_r <= p + 1;
+                    pix_r <= pix + swd;
+                end else j_r <= j + 1;
+            end
+        end
         end
     end
 endmodule
