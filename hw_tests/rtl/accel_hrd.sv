@@ -17,9 +17,13 @@
 //     fm word); a step whose codes start a beat of an in-range row takes that beat straight off R
 //     (RREADY only then: it waits while RVALID is low), the others take the held beat; a step that
 //     fills an fm word's last G lanes writes the word (registered: the write port's we/addr/data
-//     change on the step's edge). The loop starts with the first R beat (or at once when no row is
-//     in range), as the model counts the first-beat latency before the loop's trip: rows above the
-//     map (y0 < 0) are not run during the latency;
+//     change on the step's edge). The steps of the rows outside the map (zero words, no beat) are a
+//     second pointer's: a cycle takes a data step when it can, else a zero step, so the zero rows
+//     fill the cycles the data steps wait for beats, above the map or below it (kernels.h's one loop
+//     would run the rows below after the beats: latency + arrive + their steps when the beats set
+//     the pace). The steps start with the first R beat (or at once when no row is in range), as the
+//     model counts the first-beat latency before the loop's trip: rows above the map (y0 < 0) are
+//     not run during the latency;
 //   - done (one pulse, registered) on the last step's edge, with the last fm word's write.
 // So start -> done = the AR's way to the first beat (the memory's latency + its register stages),
 // then max(trip, the beats' arrival) steps.

@@ -20,7 +20,8 @@
 // codes (accel_hup: the bilinear sum) can answer fm_rdata from its own buffers instead of a bank.
 //
 // Schedule (what mtl_moe/perf.py _io_write counts: max(trip, the W stream) + the last response):
-//   - the loop: one step a cycle (trip = n w S in (a), c n w in (b)); a step reads an fm word (a: the
+//   - the loop: one step a cycle from the start cycle on (trip = n w S in (a), c n w in (b): the
+//     first step, with its fm read, in the start cycle itself); a step reads an fm word (a: the
 //     step that starts one, b: every step), data the next cycle (the bank's read latency 1), where
 //     the codes go into the beat being filled; a full beat (or a run's last) is pushed into an
 //     FD-entry W FIFO with its strobes; the loop stalls only while the FIFO could overflow;
