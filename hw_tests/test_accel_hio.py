@@ -517,3 +517,42 @@ def test_head_io_checks_catch_a_planted_defect(verilator, demo_export_of, tmp_pa
     else:
         assert all(c["mismatches"] == 0 for c in rep["calls"]), rep
         assert any(off(c) > TOLERANCE for c in rep["calls"]), rep
+
+
+# a design point off the presets' easy case (test_accel_embed's ODD_POINT): T_IN = 6 (not a power of
+# two, HEAD_G = gcd(IO_PER, 6) = 2: an fm word every 3 steps), a 64-bit bus (2 or 8 codes a beat:
+# a pixel's beats and fm words of different lengths, S set by either)
+ODD_POINT = {"t_in": 6, "t_out": 8, "axi_bits": 64}
+
+
+@pytest.fixture(scope="module")
+def odd_head_export(tmp_path_factory: pytest.TempPathFactory):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_golden import _scaled_model
+
+    from mtl_moe.config import get_preset
+    from mtl_moe.hls_export import KernelParams, export
+    from mtl_moe.hw import get_hw
+    from mtl_moe.quant import QuantM3ViT
+
+    made: dict[str, Path] = {}
+
+    def get(hw: str) -> Path:
+        if hw not in made:
+            out = tmp_path_factory.mktemp(f"odd-head-export-{hw}")
+            export(QuantM3ViT(_scaled_model(get_preset("demo"), 1, 1.0), get_hw(hw)), out, force=True,
+                   kp=KernelParams(**ODD_POINT))
+            made[hw] = out
+        return made[hw]
+
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
+@pytest.mark.parametrize("case", ["grid", "read", "write", "conv_reads", "conv_writes", "up", "up_pred"])
+def test_head_io_units_at_an_odd_design_point(verilator, odd_head_export, tmp_path, case, hw_name):
+    """Every case at ODD_POINT: 0 mismatches, cycles within TOLERANCE of the model."""
+    _check(run_case(tmp_path, odd_head_export(hw_name), case))
