@@ -58,7 +58,7 @@ def golden_head_chain(ex: Path, task: int) -> dict[str, Any]:
     grid = gm.features(image, task)  # (1, D, gh, gw)
     names = head_weight_names(cfg, cfg.tasks[task].name)
     x, outs = grid, []
-    for op, nm in zip(head_schedule(cfg, kp), names):
+    for op, nm in zip(head_schedule(cfg, kp), names, strict=True):
         if op["kind"] == HEAD_CONV:
             x = golden.conv2d(x, P[f"{nm}.weight"], P[f"{nm}.bias"], 1, op["k"] // 2, hw, hw.act, nm)
             if op["relu"]:
@@ -127,7 +127,8 @@ async def accel_heads_runs_the_head(dut):
     board_read_slave(AxiReadBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, io, PortTiming.io_port(model))
     board_write_slave(AxiWriteBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, io, PortTiming.io_port(model))
     for port in ("m_axi_w", "m_axi_w1")[:kp.weight_ports]:
-        board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, wram, PortTiming.weight_port(model))
+        board_read_slave(AxiReadBus.from_prefix(dut, port), dut.clk, dut.rst, wram,
+                         PortTiming.weight_port(model))
     dut.rst.value, dut.start.value, dut.bw_we.value = 1, 0, 0
     dut.grid.value, dut.layer.value, dut.task_id.value = 0, 0, task
     dut.pred_base.value, dut.scratch_base.value, dut.w_base.value = bases["pred"], bases["s0"], W_BASE
@@ -155,7 +156,8 @@ async def accel_heads_runs_the_head(dut):
             if op["dst"] == HEAD_PRED:
                 region = (bases["pred"], want.astype(dt).tobytes())
             else:
-                region = (bases["s0" if op["dst"] == 0 else "s1"], pixel_major(want, per).astype(dt).tobytes())
+                dst = bases["s0" if op["dst"] == 0 else "s1"]
+                region = (dst, pixel_major(want, per).astype(dt).tobytes())
             if steps_wanted != "all":  # a step alone: its source map as the step before would leave it
                 src = chain["grid"] if s.layer == 0 else chain["passes"][s.layer - 1]
                 io.write(bases["s0" if op["src"] == 0 else "s1"], pixel_major(src, per).astype(dt).tobytes())
@@ -182,11 +184,13 @@ async def accel_heads_runs_the_head(dut):
         allowed[a:a + len(data)] = True
         outside = int(((now != before) & ~allowed).sum())
         cost = model.head_step_cost(s, task)
-        reps.append({"step": i, "op": s.op, "layer": s.layer, "cycles": cycles, "model_cycles": cost["cycles"],
+        reps.append({"step": i, "op": s.op, "layer": s.layer, "cycles": cycles,
+                     "model_cycles": cost["cycles"],
                      "loops": cost["loops"], "mismatches": mism, "checked": int(ref.size), "outside": outside,
                      "nonzero": int((ref != 0).sum()),
                      "err": err, "ovf": ovf,
-                     "first_bad": [(int(j), int(got[j]), int(ref[j])) for j in np.flatnonzero(got != ref)[:4]]})
+                     "first_bad": [(int(j), int(got[j]), int(ref[j]))
+                                   for j in np.flatnonzero(got != ref)[:4]]})
         await FallingEdge(dut.clk)
     Path(os.environ["MTL_MOE_REPORT"]).write_text(json.dumps({"hw": hw.name, "task": task, "steps": reps}))
 
@@ -224,7 +228,8 @@ def run_heads(tmp_path: Path, ex: Path, steps: Any = "all", task: int = TASK,
     build, params = cached_build("tb_heads", params, [*srcs, *INCLUDES], args)
     runner = get_runner("verilator")
     with build_lock(build):
-        runner.build(sources=srcs, hdl_toplevel="tb_heads", parameters=params, build_dir=build, build_args=args)
+        runner.build(sources=srcs, hdl_toplevel="tb_heads", parameters=params, build_dir=build,
+                     build_args=args)
     report = tmp_path / "report.json"
     results = runner.test(hdl_toplevel="tb_heads", test_module="test_accel_heads", test_dir=HERE,
                           build_dir=build, results_xml=str(tmp_path / "results.xml"),
@@ -252,7 +257,7 @@ def _check(rep: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("hw_name", ["w16a32", pytest.param("int8", marks=pytest.mark.slow)])
-def test_accel_heads_whole_head(verilator, heads_export_of, tmp_path, hw_name):
+def test_accel_heads_whole_head(verilator, heads_export_of, tmp_path, hw_name):  # noqa: F811
     """The task's whole head, step by step (store_grid, then every pass), from H to the prediction:
     0 mismatching codes at each step's output, each step's cycles within TOLERANCE of the model."""
     rep = run_heads(tmp_path, heads_export_of(hw_name))

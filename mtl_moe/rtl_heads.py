@@ -43,8 +43,8 @@ def head_weight_tables(cfg: Any, manifest: dict[str, Any]) -> tuple[list[int], l
 
 def heads_parameters(export_dir: str | Path, board: str = "zcu104") -> dict[str, Any]:
     """accel_heads.sv's parameters for an export (heads on the accelerator)."""
-    from mtl_moe.hls_export import KernelParams, read_export
     from mtl_moe.head_schedule import head_io_words, head_schedule
+    from mtl_moe.hls_export import KernelParams, read_export
     from mtl_moe.rtl import ROUND_CODE
     from mtl_moe.rtl_head_conv import read_manifest
     from mtl_moe.rtl_head_io import head_io_parameters
@@ -54,7 +54,8 @@ def heads_parameters(export_dir: str | Path, board: str = "zcu104") -> dict[str,
     ops = head_schedule(cfg, kp)
     bad = [i for i, op in enumerate(ops) if op["band"] == 0]
     if bad:
-        raise ValueError(f"head passes {bad} do not fit the borrowed buffers: the export runs the heads on the host")
+        raise ValueError(f"head passes {bad} do not fit the borrowed buffers: the export runs the heads "
+                         "on the host")
     io = head_io_parameters(cfg, hw, kp, board)
     offs_w, offs_b = head_weight_tables(cfg, read_manifest(export_dir))
     cdiv = lambda a, b: -(-a // b)  # noqa: E731
@@ -71,7 +72,8 @@ def heads_parameters(export_dir: str | Path, board: str = "zcu104") -> dict[str,
              SCRATCH_BYTES=head_io_words(cfg, hw, kp.axi_bits)["scratch"] * kp.axi_bits // 8)
     for name, key in PASS_TABLES.items():
         p[name] = packed([op[key] for op in ops], 16)
-    other = {(op["lfh"], op["lfw"]) for op in ops if op["kind"] == 1} - {(1, 1), (p["RESIZE_LFH"], p["RESIZE_LFW"])}
+    other = ({(op["lfh"], op["lfw"]) for op in ops if op["kind"] == 1}
+             - {(1, 1), (p["RESIZE_LFH"], p["RESIZE_LFW"])})
     if other:  # kernels.h has the two template instances only
         raise ValueError(f"upsampling factors {other} are neither <1, 1> nor the final resize's")
     return p
