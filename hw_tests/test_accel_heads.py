@@ -264,3 +264,37 @@ def test_accel_heads_whole_head(verilator, heads_export_of, tmp_path, hw_name): 
     print(json.dumps([(r["op"], r["layer"], r["mismatches"], r["checked"], r["cycles"], r["model_cycles"])
                       for r in rep["steps"]]))
     _check(rep)
+
+
+# planted defects in accel_heads.sv: name -> (head steps run (indices among the program's head
+# steps; a step alone gets its source map preloaded), (text, replacement) pairs, what must fail)
+DEFECTS = {
+    # the 3x3 band's reader without the halo row above: rows y0 .. y0 + n + 1 instead of y0 - 1 ..
+    "conv-halo": ([1], (("rd_y0 <= k3 ? $signed(y0) - 16'sd1 : $signed(y0);", "rd_y0 <= $signed(y0);"),),
+                  "values"),
+    # the task's weight offsets of the next task (the per-task table's index)
+    "task-offsets": ([5], (("w_off <= OFF_HEAD_W[(32'(task_id) * N_OPS",
+                            "w_off <= OFF_HEAD_W[(32'(task_id + 1) * N_OPS"),
+                           ("b_off <= OFF_HEAD_B[(32'(task_id) * N_OPS",
+                            "b_off <= OFF_HEAD_B[(32'(task_id + 1) * N_OPS")), "values"),
+    # a loop-bound change: bands of one row whatever P_BAND says (the classifier's 2-row bands: twice
+    # the engine calls, each reloading the weights); the values stay right
+    "band-of-one": ([5], (("nb <= f16(P_BAND, layer);", "nb <= 16'd1;"),), "cycles"),
+}
+FAST_DEFECTS = ("conv-halo",)
+
+
+@pytest.mark.parametrize("name", [n if n in FAST_DEFECTS else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in DEFECTS])
+def test_accel_heads_checks_catch_a_planted_defect(verilator, heads_export_of, tmp_path, name):  # noqa: F811
+    """The same checks fail on a defective copy of accel_heads.sv (w16a32): mismatching codes for a
+    value defect, cycles off the model by more than TOLERANCE (values right) for a schedule one."""
+    steps, defect, which = DEFECTS[name]
+    rep = run_heads(tmp_path, heads_export_of("w16a32"), steps, defect={"accel_heads": defect})
+    print(name, json.dumps([(r["op"], r["layer"], bad(r), r["checked"], r["cycles"], r["model_cycles"])
+                            for r in rep["steps"]]))
+    if which == "values":
+        assert any(bad(r) > 0 for r in rep["steps"]), rep
+    else:
+        assert all(bad(r) == 0 for r in rep["steps"]), rep
+        assert any(off(r) > TOLERANCE for r in rep["steps"]), rep
