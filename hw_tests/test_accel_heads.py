@@ -336,3 +336,45 @@ def test_accel_heads_linear_decoder(verilator, linear_head_export, tmp_path):
     print(json.dumps([(r["op"], r["layer"], r["mismatches"], r["checked"], r["cycles"], r["model_cycles"])
                       for r in rep["steps"]]))
     _check(rep)
+
+
+# a design point off the presets' (test_accel_hio's ODD_POINT has T_IN 6, whose 8 x 6 weight tile of 96
+# bytes the linear engine refuses): a 64-bit bus (w16a32: 2 codes a beat, HEAD_G 2, 4 steps an fm
+# word; int8: 8 a beat), T_OUT 4 < T_IN 8 (two engine output tiles an F word)
+ODD_POINT = {"t_in": 8, "t_out": 4, "axi_bits": 64}
+
+
+@pytest.fixture(scope="module")
+def odd_heads_export(tmp_path_factory: pytest.TempPathFactory):
+    """The demo preset at ODD_POINT with the heads on the accelerator; made on first use."""
+    import sys
+
+    made: dict[str, Path] = {}
+
+    def get(hw: str) -> Path:
+        if hw not in made:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from test_golden import _scaled_model
+
+            from mtl_moe.config import get_preset
+            from mtl_moe.hls_export import KernelParams, export
+            from mtl_moe.hw import get_hw
+            from mtl_moe.quant import QuantM3ViT
+
+            out = tmp_path_factory.mktemp(f"odd-heads-export-{hw}")
+            export(QuantM3ViT(_scaled_model(get_preset("demo"), 1, 1.0), get_hw(hw)), out, force=True,
+                   kp=KernelParams(**ODD_POINT, heads_on_accel=True))
+            made[hw] = out
+        return made[hw]
+
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
+def test_accel_heads_at_an_odd_design_point(verilator, odd_heads_export, tmp_path, hw_name):
+    """The whole head at ODD_POINT: 0 mismatches, each step within TOLERANCE of the model."""
+    rep = run_heads(tmp_path, odd_heads_export(hw_name))
+    print(json.dumps([(r["op"], r["layer"], bad(r), r["checked"], r["cycles"], r["model_cycles"])
+                      for r in rep["steps"]]))
+    _check(rep)

@@ -81,7 +81,8 @@ module accel_heads #(
     input  logic [63:0] w_base,       // weights.bin
     output logic busy,
     output logic done,
-    output logic rd_error,            // sticky until start: a unit's read / write came back not OKAY
+    output logic rd_error,            // sticky until the next step's start: a unit's read / write came
+                                      // back not OKAY
     output logic wr_error,
     // the shared linear engine's request
     output logic eng_start,
@@ -408,8 +409,15 @@ module accel_heads #(
         assign {aw_id[2], aw_addr[2], aw_len[2], aw_size[2], aw_burst[2], aw_valid[2]} = '0;
         assign {w_data[2], w_strb[2], w_last[2], w_valid[2], b_ready[2]} = '0;
     end endgenerate
-    assign rd_error = rd_err0 | rd_erra | rd_errb;
-    assign wr_error = wr_err0 | wr_erra | wr_errb;
+    // the units' flags are sticky until their own start (a call); the step's until the step's start
+    // (and the units' own, so that a flag set with the last call's done shows with the step's)
+    logic rd_seen, wr_seen;
+    wire rd_now = rd_err0 | rd_erra | rd_errb, wr_now = wr_err0 | wr_erra | wr_errb;
+    always_ff @(posedge clk)
+        if (rst || (st == IDLE && start)) {rd_seen, wr_seen} <= '0;
+        else {rd_seen, wr_seen} <= {rd_seen | rd_now, wr_seen | wr_now};
+    assign rd_error = rd_seen | rd_now;
+    assign wr_error = wr_seen | wr_now;
 
     // ---- the borrowed buffers' ports, by what the step runs ----
     wire up_on = owner != 0;
