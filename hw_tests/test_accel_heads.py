@@ -280,17 +280,22 @@ DEFECTS = {
     # a loop-bound change: bands of one row whatever P_BAND says (the classifier's 2-row bands: twice
     # the engine calls, each reloading the weights); the values stay right
     "band-of-one": ([5], (("nb <= f16(P_BAND, layer);", "nb <= 16'd1;"),), "cycles"),
+    # the linear decoder's x4 resize on the <1, 1> instance (the instance select ignoring P_LFH / P_LFW)
+    "resize-instance": ("all", (("use_b <= HAS_RESIZE && !(f16(P_LFH, layer) == 1 && f16(P_LFW, layer) == 1)",
+                                 "use_b <= 1'b0"),), "values", "linear"),
 }
 FAST_DEFECTS: tuple[str, ...] = ()  # each is a rebuild (~35 s): all slow; CI runs the whole head
 
 
 @pytest.mark.parametrize("name", [n if n in FAST_DEFECTS else pytest.param(n, marks=pytest.mark.slow)
                                   for n in DEFECTS])
-def test_accel_heads_checks_catch_a_planted_defect(verilator, heads_export_of, tmp_path, name):  # noqa: F811
+def test_accel_heads_checks_catch_a_planted_defect(verilator, heads_export_of, tmp_path, name,  # noqa: F811
+                                                   request):
     """The same checks fail on a defective copy of accel_heads.sv (w16a32): mismatching codes for a
     value defect, cycles off the model by more than TOLERANCE (values right) for a schedule one."""
-    steps, defect, which = DEFECTS[name]
-    rep = run_heads(tmp_path, heads_export_of("w16a32"), steps, defect={"accel_heads": defect})
+    steps, defect, which, *export = DEFECTS[name]
+    ex = request.getfixturevalue("linear_head_export") if export else heads_export_of("w16a32")
+    rep = run_heads(tmp_path, ex, steps, defect={"accel_heads": defect})
     print(name, json.dumps([(r["op"], r["layer"], bad(r), r["checked"], r["cycles"], r["model_cycles"])
                             for r in rep["steps"]]))
     if which == "values":
