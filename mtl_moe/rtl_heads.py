@@ -41,6 +41,30 @@ def head_weight_tables(cfg: Any, manifest: dict[str, Any]) -> tuple[list[int], l
     return w, b
 
 
+def unpacked(literal: str, bits: int) -> list[int]:
+    """The fields of a :func:`packed` literal (unsigned)."""
+    width, v = literal.split("'h")
+    return [(int(v, 16) >> (i * bits)) & ((1 << bits) - 1) for i in range(int(width) // bits)]
+
+
+def pass_tables(cfg: Any, kp: Any) -> dict[str, Any]:
+    """accel_heads.sv's per-pass tables (:data:`PASS_TABLES`, from head_schedule as config.h's HEAD_*
+    arrays) and the final resize's factors (config.h HEAD_RESIZE_LFH / LFW: kernels.h's second
+    head_upsample instance); a pass whose factors are neither <1, 1> nor the resize's is refused."""
+    from mtl_moe.head_schedule import HEAD_UP, head_schedule
+
+    ops = head_schedule(cfg, kp)
+    p: dict[str, Any] = {"N_OPS": len(ops), "RESIZE_LFH": ops[-1]["lfh"] or 1,
+                         "RESIZE_LFW": ops[-1]["lfw"] or 1}
+    for name, key in PASS_TABLES.items():
+        p[name] = packed([op[key] for op in ops], 16)
+    other = ({(op["lfh"], op["lfw"]) for op in ops if op["kind"] == HEAD_UP}
+             - {(1, 1), (p["RESIZE_LFH"], p["RESIZE_LFW"])})
+    if other:  # kernels.h has the two template instances only
+        raise ValueError(f"upsampling factors {other} are neither <1, 1> nor the final resize's")
+    return p
+
+
 def heads_parameters(export_dir: str | Path, board: str = "zcu104") -> dict[str, Any]:
     """accel_heads.sv's parameters for an export (heads on the accelerator)."""
     from mtl_moe.head_schedule import head_io_words, head_schedule
@@ -61,21 +85,13 @@ def heads_parameters(export_dir: str | Path, board: str = "zcu104") -> dict[str,
     cdiv = lambda a, b: -(-a // b)  # noqa: E731
     p: dict[str, Any] = {k: v for k, v in io.items() if not k.startswith("_")}
     p.update(T_OUT=kp.t_out, RD_OUTSTANDING=io["_rd_outstanding"], WR_OUTSTANDING=io["_wr_outstanding"],
-             A_ROUND=ROUND_CODE[hw.act.rounding],
-             # kernels.h heads: head_upsample<1, 1> or <HEAD_RESIZE_LFH, HEAD_RESIZE_LFW>
-             RESIZE_LFH=ops[-1]["lfh"] or 1, RESIZE_LFW=ops[-1]["lfw"] or 1,
-             N_OPS=len(ops), N_TASKS=len(cfg.tasks),
+             A_ROUND=ROUND_CODE[hw.act.rounding], N_TASKS=len(cfg.tasks),
              OUT_CH=packed([t.out_channels for t in cfg.tasks], 16),
              OFF_HEAD_W=packed(offs_w, 32), OFF_HEAD_B=packed(offs_b, 32),
              GRID_C=cfg.n_embd, GRID_H=cfg.grid[0], GRID_W=cfg.grid[1],
              GRID_FIRST=cfg.n_tokens - cfg.n_patches, D_WORDS=cdiv(cfg.n_embd, kp.t_in),
              SCRATCH_BYTES=head_io_words(cfg, hw, kp.axi_bits)["scratch"] * kp.axi_bits // 8)
-    for name, key in PASS_TABLES.items():
-        p[name] = packed([op[key] for op in ops], 16)
-    other = ({(op["lfh"], op["lfw"]) for op in ops if op["kind"] == 1}
-             - {(1, 1), (p["RESIZE_LFH"], p["RESIZE_LFW"])})
-    if other:  # kernels.h has the two template instances only
-        raise ValueError(f"upsampling factors {other} are neither <1, 1> nor the final resize's")
+    p.update(pass_tables(cfg, kp))
     return p
 
 
