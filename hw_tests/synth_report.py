@@ -244,6 +244,8 @@ def markdown(rep: dict) -> str:
 
 
 def design_report(preset: str = "w16a32") -> dict:
+    # the sources' hash as the run reads them: an edit during a run of an hour or more is not this report's
+    sha = source_hash()
     with tempfile.TemporaryDirectory() as d:
         ex = demo_export(Path(d) / "export", preset)
         work = Path(d) / "synth"
@@ -253,7 +255,7 @@ def design_report(preset: str = "w16a32") -> dict:
     return {"design": f"demo, {preset}, default KernelParams", "preset": preset,
             "tool": "yosys read_slang; synth_xilinx -family xcup -noiopad, its coarse step without share "
                     "(estimate before place and route)",
-            "source_sha256": source_hash(), "sources": [f.name for f in design_files()],
+            "source_sha256": sha, "sources": [f.name for f in design_files()],
             "yosys": y, "model": model, "left_out": LEFT_OUT}
 
 
