@@ -218,7 +218,8 @@ def generate(export_dir: str | Path) -> dict[str, Any]:
     for name in sv:
         shutil.copy(rtl / name, src / name)
     mem = sorted(p.name for p in src.glob("*.mem"))
-    tables = {k: Path(str(v).strip('"')).name for k, v in params.items() if isinstance(v, str)}
+    tables = {k: Path(str(v).strip('"')).name for k, v in params.items()
+              if isinstance(v, str) and v.startswith('"')}  # quoted: a table's path (not a packed literal)
     if sorted(set(tables.values())) != mem:
         raise ValueError(f"table parameters {tables} do not name the tables written ({mem})")
     params = {k: (tables[k] if k in tables else v) for k, v in params.items()}

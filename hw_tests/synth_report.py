@@ -157,11 +157,15 @@ def _summary(cells: dict[str, int]) -> dict[str, int]:
             "srl": total(lambda k: k.startswith("SRL"))}
 
 
-def synth_slang(top: str, params: dict, workdir: Path) -> dict:
+def synth_slang(top: str, params: dict, workdir: Path, hierarchical: bool = False) -> dict:
     """Yosys `synth_xilinx -family xcup -noiopad` on ``top`` of the design's files (read_slang, which
     elaborates the SystemVerilog the older read_verilog frontend cannot parse, and flattens the
     hierarchy), parameters ``params`` (quoted table paths dropped: the tables are in ``workdir`` under
-    the modules' default names). Returns the cell summary and the wall time."""
+    the modules' default names). ``hierarchical``: keep each module (read_slang --keep-hierarchy) and
+    synthesise them one by one, the totals summed over the hierarchy (`stat -top`): no optimisation
+    across a module's ports, but ABC maps one module at a time — the flattened accelerator's single
+    ABC run did not finish (8-9 GB, over 2 h, yosys 0.70, 2026-12-03). Returns the cell summary and
+    the wall time."""
     params = {k: v for k, v in params.items() if not (isinstance(v, str) and v.startswith('"'))}
     sets = " ".join(f"-G {k}={v}" for k, v in params.items())
     files = " ".join(str(f) for f in design_files() if f.suffix == ".sv")
@@ -171,8 +175,10 @@ def synth_slang(top: str, params: dict, workdir: Path) -> dict:
     # shares resources itself, so the figure counts the datapath as written, unshared
     coarse = ("techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDTH=6; alumacc; opt; memory -nomap; "
               "opt_clean")
-    script = (f"read_slang -j 1 --allow-use-before-declare -I {RTL} {sets} --top {top} {files}; "
-              f"{sx} -run begin:coarse; {coarse}; {sx} -run map_memory:; tee -q -o {top}.json stat -json")
+    keep = "--keep-hierarchy " if hierarchical else ""
+    script = (f"read_slang -j 1 --allow-use-before-declare {keep}-I {RTL} {sets} --top {top} {files}; "
+              f"{sx} -run begin:coarse; {coarse}; {sx} -run map_memory:; "
+              f"tee -q -o {top}.json stat -json -top {top}")
     t0 = time.time()
     r = _yosys(script, workdir, workdir / f"{top}.log")
     seconds = time.time() - t0
@@ -185,22 +191,25 @@ def synth_slang(top: str, params: dict, workdir: Path) -> dict:
                            f"{(r.stderr or kept.read_text(errors='replace'))[-2000:]}")
     stat = json.loads((workdir / f"{top}.json").read_text())
     mods = stat["modules"]
+    if hierarchical:  # `stat -top`'s "design" entry: every module times its instances
+        return {**_summary(stat["design"]["num_cells_by_type"]), "modules": len(mods),
+                "seconds": round(seconds, 1)}
     if len(mods) != 1:
         raise RuntimeError(f"expected one flattened module, Yosys kept {sorted(mods)}")
     return {**_summary(next(iter(mods.values()))["num_cells_by_type"]), "seconds": round(seconds, 1)}
 
 
-def synth_design(export_dir: Path, workdir: Path) -> dict:
+def synth_design(export_dir: Path, workdir: Path, hierarchical: bool = False) -> dict:
     """The whole design for ``export_dir``'s parameters (mtl_moe.rtl_top.accel_top_parameters): the
     top as wired, flattened (the AXI-Lite block, the read arbiter, the sequencer with every unit, the
     image reader and the features writer, the feature-map banks)."""
     from mtl_moe.rtl_top import accel_top_parameters
 
     top_p = accel_top_parameters(export_dir, workdir)
-    whole = synth_slang(DESIGN_TOP, top_p, workdir)
+    whole = synth_slang(DESIGN_TOP, top_p, workdir, hierarchical)
     params = {k: v for k, v in top_p.items() if not (isinstance(v, str) and v.startswith('"'))}
     return {"whole": {k: v for k, v in whole.items() if k != "seconds"}, "parameters": params,
-            "seconds": whole["seconds"]}
+            "seconds": whole["seconds"], "hierarchical": hierarchical}
 
 
 def model_estimate(export_dir: Path) -> dict:
@@ -243,14 +252,14 @@ def markdown(rep: dict) -> str:
         "Yosys leaves out / differs from the model:", "", *[f"- {x}" for x in rep["left_out"]], ""])
 
 
-def design_report(preset: str = "w16a32") -> dict:
+def design_report(preset: str = "w16a32", hierarchical: bool = False) -> dict:
     # the sources' hash as the run reads them: an edit during a run of an hour or more is not this report's
     sha = source_hash()
     with tempfile.TemporaryDirectory() as d:
         ex = demo_export(Path(d) / "export", preset)
         work = Path(d) / "synth"
         work.mkdir()
-        y = synth_design(ex, work)
+        y = synth_design(ex, work, hierarchical)
         model = model_estimate(ex)
     return {"design": f"demo, {preset}, default KernelParams", "preset": preset,
             "tool": "yosys read_slang; synth_xilinx -family xcup -noiopad, its coarse step without share "
@@ -264,9 +273,11 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--design", help="synthesise the whole accelerator; write this JSON (and .md beside it)")
     ap.add_argument("--preset", default="w16a32")
+    ap.add_argument("--hierarchical", action="store_true",
+                    help="synthesise module by module, totals over the hierarchy (no flattening)")
     a = ap.parse_args()
     if a.design:
-        rep = design_report(a.preset)
+        rep = design_report(a.preset, a.hierarchical)
         Path(a.design).write_text(json.dumps(rep, indent=1) + "\n")
         Path(a.design).with_suffix(".md").write_text(markdown(rep))
         print(markdown(rep))

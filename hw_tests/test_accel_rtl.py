@@ -128,6 +128,27 @@ class Bench:
         self.ram = None  # the board-timed memory (board_memory.RamTarget) and the features buffer in it
         self.feat_base, self.feat_elem, self.feat_shape = 0, 0, (0,)
         self.slaves: dict = {}  # the memory port answering each read master (bursts recorded)
+        self.pred_shape: tuple[int, ...] = (0,)
+        self.step_cycles: dict[int, int] = {}
+
+    def prediction(self) -> np.ndarray:
+        """The task's prediction as the heads left it in DDR (an export with the heads on the
+        accelerator): (out_ch, H, W) act codes channel-major at pred_base (kernels.h heads)."""
+        n = int(np.prod(self.pred_shape))
+        raw = bytes(self.ram.mem[self.feat_base:self.feat_base + n * self.feat_elem])
+        return np.frombuffer(raw, f"<i{self.feat_elem}").astype(np.int64).reshape(self.pred_shape)
+
+    async def step_monitor(self) -> None:
+        """Each step's unit cycles as the sequencer reports them (step_cycles with the step_done
+        pulse; step_index then names the step after it unless the sequencer holds: without pause
+        the record counter moves on at the same edge)."""
+        dut = self.dut
+        while True:
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            if dut.step_done.value == 1:
+                i = int(dut.step_index.value) - (0 if dut.pause.value == 1 else 1)
+                self.step_cycles[i] = int(dut.step_cycles.value)
 
     def features(self) -> np.ndarray:
         """The features as the accelerator left them in DDR: (D, gh, gw) codes of feat_elem bytes,
@@ -192,6 +213,7 @@ class Bench:
 # the ops accel_seq runs (attn_av: within the attn_qk_softmax step, which runs the whole attention core)
 RTL_OPS = ("linear", "layernorm", "gelu", "residual", "router_topk", "expert_combine", "attn_qk_softmax",
            "attn_av", "read_image", "im2col", "embed", "write_features")
+HEAD_OPS = ("head_store_grid", "head_conv", "head_upsample")  # with the heads on the accelerator
 _GOLDEN: dict = {}  # the golden model's calls on the export's image, computed once for both tests
 
 
@@ -213,6 +235,13 @@ async def _start(dut, pause: int):
     prog = build_program(cfg, hw, kp, json.loads((ex / "weights.json").read_text()))
     if not _GOLDEN:
         _GOLDEN["calls"], _GOLDEN["queues"] = golden_linears(ex, task)
+        if kp.heads_on_accel:  # the task's prediction: golden's head on golden's features
+            from mtl_moe import golden
+            from mtl_moe.csim import input_codes as _codes
+            from mtl_moe.csim import test_images as _images
+
+            gm = golden.GoldenModel(cfg, hw, dict(np.load(ex / "params.npz")))
+            _GOLDEN["calls"]["prediction"] = np.asarray(gm(_codes(_images(cfg, 1, cfg.seed), hw), task))[0]
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     from mtl_moe.csim import input_codes, test_images
@@ -222,6 +251,13 @@ async def _start(dut, pause: int):
     feat_elem = storage_bytes(hw.act.width)
     # the features buffer, filled with the complement of golden's features: a code left unwritten differs
     feat = (~_GOLDEN["calls"]["features"]).astype(f"<i{feat_elem}").tobytes()
+    if kp.heads_on_accel:  # the output buffer: the prediction (its complement), then the two scratch maps
+        from mtl_moe.rtl_head_io import head_buffers_bytes, head_io_words
+
+        hb = head_buffers_bytes(cfg, hw, kp)
+        pred = (~_GOLDEN["calls"]["prediction"]).astype(f"<i{feat_elem}").tobytes()
+        scratch = 2 * head_io_words(cfg, hw, kp.axi_bits)["scratch"] * kp.axi_bits // 8
+        feat = pred + bytes(hb["s0"] - len(pred) + scratch)
     blobs = [(ex / "program.bin").read_bytes(), (ex / "weights.bin").read_bytes(),
              img.astype(f"<i{storage_bytes(hw.input.width)}").tobytes(), feat]
     bases, top = [], 0x1000  # one after the other, each 4 KiB-aligned (m3vit-tiny's weights: 28 MB)
@@ -248,6 +284,7 @@ async def _start(dut, pause: int):
     bench.ram, bench.feat_base, bench.feat_elem, bench.slaves = ram, F_BASE, feat_elem, slaves
     bench.feat_shape = (cfg.n_embd, *cfg.grid)
     cocotb.start_soon(bench.monitor())
+    cocotb.start_soon(bench.step_monitor())
     dut.rst.value, dut.start.value, dut.step_go.value, dut.pause.value = 1, 0, 0, pause
     dut.dbg_we.value, dut.dbg_buf.value, dut.dbg_addr.value, dut.dbg_wdata.value = 0, 0, 0, 0
     for _ in range(3):
@@ -255,6 +292,10 @@ async def _start(dut, pause: int):
     dut.rst.value = 0
     dut.prog_addr.value, dut.w_base.value, dut.img_addr.value = P_BASE, W_BASE, I_BASE
     dut.feat_addr.value, dut.feat_code0.value = F_BASE, 0
+    dut.pred_base.value, dut.scratch_base.value = F_BASE, F_BASE
+    if kp.heads_on_accel:
+        bench.pred_shape = (cfg.tasks[task].out_channels, *cfg.img_size)
+        dut.scratch_base.value = F_BASE + hb["s0"]
     dut.task_id.value = task
     await FallingEdge(dut.clk)
     dut.start.value = 1
@@ -403,7 +444,9 @@ async def accel_seq_runs_the_image(dut):
 
     cfg, hw, model, prog, calls, queues, bench = await _start(dut, pause=0)
     wall0, sim0 = time.perf_counter(), get_sim_time("ns")
-    limit = 4 * int(sum(model.kernels().values())) + STEP_LIMIT  # no bench step between: the run's bound
+    heads = [(i, s) for i, s in enumerate(prog) if s.op in HEAD_OPS]
+    head_cost = {i: model.head_step_cost(s, int(os.environ["MTL_MOE_TASK"])) for i, s in heads}
+    limit = 4 * int(sum(model.kernels().values()) + sum(c["cycles"] for c in head_cost.values())) + STEP_LIMIT
     while await _wake(dut, limit):
         assert dut.step_held.value == 0, "the sequencer held although pause is 0"
         await _bench_step(dut, bench)
@@ -411,17 +454,21 @@ async def accel_seq_runs_the_image(dut):
     sim_cycles = int((get_sim_time("ns") - sim0) // 10)
     run, waited = int(dut.run_cycles.value), int(dut.bench_cycles.value)
     await FallingEdge(dut.clk)
-    got, want = bench.features(), calls["features"]
+    got, want = (bench.prediction(), calls["prediction"]) if heads else (bench.features(), calls["features"])
     from mtl_moe.program import ROWS_QUEUE
 
     ran = [(s, queues[s.layer][s.expert] if s.rows == ROWS_QUEUE else s.rows)
            for s in prog if s.op in RTL_OPS]  # attn_av's cycles: run by the attention step
     modeled = sum(model.step_cost(s, r)["cycles"] for s, r in ran if r)
+    modeled += sum(c["cycles"] for c in head_cost.values())
+    head_steps = [{"step": i, "op": s.op, "layer": s.layer, "cycles": bench.step_cycles.get(i),
+                   "model_cycles": head_cost[i]["cycles"]} for i, s in heads]
     report = Path(os.environ["MTL_MOE_REPORT"])
     rep = json.loads(report.read_text()) if report.exists() else {"hw": hw.name}
     rep["image"] = {"mismatches": int((got != want).sum()), "checked": int(want.size), "run_cycles": run,
                     "bench_cycles": waited, "cycles": run - waited, "model_cycles": modeled,
-                    "rtl_steps": sum(1 for _, r in ran if r), "sim_cycles": sim_cycles, "wall_s": wall,
+                    "rtl_steps": sum(1 for _, r in ran if r) + len(heads), "head_steps": head_steps,
+                    "output": "prediction" if heads else "features", "sim_cycles": sim_cycles, "wall_s": wall,
                     "cycles_per_second": sim_cycles / wall, "error": int(dut.error.value),
                     "w1_bursts": len(bench.slaves["m_axi_w1"].bursts) if "m_axi_w1" in bench.slaves else 0}
     report.write_text(json.dumps(rep))
@@ -430,7 +477,11 @@ async def accel_seq_runs_the_image(dut):
 # deliberate defects of the features writer (a parameter of accel_wfeat.sv flipped): the class token
 # kept (H read from row 0, every patch one row early), and the codes packed at twice their storage
 # width (the pack shift wrong: half the codes a beat, the lanes misplaced)
-DEFECTS = {"cls_kept": lambda p: {**p, "WF_CLS": 0}, "pack_shift": lambda p: {**p, "WF_SB": 2 * p["WF_SB"]}}
+DEFECTS = {"cls_kept": lambda p: {**p, "WF_CLS": 0}, "pack_shift": lambda p: {**p, "WF_SB": 2 * p["WF_SB"]},
+           # the heads' (a heads export): the grid store keeps the class token (every pixel one token
+           # early), and scratch map 1 half a map past map 0 (the two ping-pong maps overlap)
+           "heads_cls_kept": lambda p: {**p, "HD_GRID_FIRST": 0},
+           "heads_scratch_overlap": lambda p: {**p, "HD_SCRATCH_BYTES": p["HD_SCRATCH_BYTES"] // 2}}
 
 
 def _run(tmp_path: Path, hw_name: str, task: int, decoder: str = "pup-lite", model_name: str = "demo",
@@ -542,9 +593,48 @@ def test_accel_seq_two_weight_ports_equal_golden_and_the_model(verilator, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("defect", sorted(DEFECTS))
+@pytest.mark.parametrize("defect", sorted(d for d in DEFECTS if not d.startswith("heads_")))
 def test_accel_seq_features_check_catches_a_wrong_writer(verilator, tmp_path, defect):
     """The features check reads DDR, so a writer that keeps the class token or packs the codes at the
     wrong shift must show mismatches there (the image run only; its cycles are not the point)."""
     im = _run(tmp_path, "w16a32", 1, image_only=True, defect=defect)["image"]
     assert im["checked"] > 0 and im["mismatches"] > 0, im
+
+
+HEAD_TOLERANCE = 0.05  # a head step, start -> done, vs PerfModel.head_step_cost (issue 21: 5 %)
+
+
+def _check_heads(rep: dict) -> None:
+    """The image run of a heads export: the prediction in DDR equals golden's, every head step ran and
+    its cycles are within HEAD_TOLERANCE of head_step_cost, the image within IMAGE_TOLERANCE."""
+    im = rep["image"]
+    assert im["output"] == "prediction", im
+    _check_image(rep)
+    hs = im["head_steps"]
+    assert hs and all(h["cycles"] is not None for h in hs), hs
+    off = [h for h in hs if abs(h["cycles"] / h["model_cycles"] - 1) > HEAD_TOLERANCE]
+    assert not off, f"head steps beyond {HEAD_TOLERANCE:.0%} of the model: {off}"
+
+
+@pytest.mark.parametrize("hw_name", ["w16a32", pytest.param("int8", marks=pytest.mark.slow)])
+def test_accel_seq_runs_the_heads_equal_to_golden_and_the_model(verilator, tmp_path, hw_name):
+    """The demo model exported with the heads on the accelerator (KernelParams.heads_on_accel): the
+    sequencer runs the backbone, then the head's records (accel_heads.sv on the shared linear engine
+    and the borrowed buffers); the task's prediction in DDR against golden's (0 mismatching codes),
+    each head step's cycles against head_step_cost, the image's against the model's sum."""
+    from mtl_moe.hls_export import KernelParams
+
+    rep = _run(tmp_path, hw_name, 1, image_only=True, kp=KernelParams(heads_on_accel=True))
+    _check_heads(rep)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defect", sorted(d for d in DEFECTS if d.startswith("heads_")))
+def test_accel_seq_heads_check_catches_a_planted_defect(verilator, tmp_path, defect):
+    """The prediction check reads DDR after the whole head: a grid store that keeps the class token,
+    or scratch maps that overlap, must show mismatches there."""
+    from mtl_moe.hls_export import KernelParams
+
+    kp = KernelParams(heads_on_accel=True)
+    im = _run(tmp_path, "w16a32", 1, image_only=True, defect=defect, kp=kp)["image"]
+    assert im["output"] == "prediction" and im["checked"] > 0 and im["mismatches"] > 0, im

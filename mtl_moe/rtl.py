@@ -355,7 +355,10 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
             **{f"OP_{op.upper()}": pg.OPS[op][0] for op in ("linear", "layernorm", "gelu", "residual",
                                                              "router_topk", "expert_combine",
                                                              "attn_qk_softmax", "attn_av", "read_image",
-                                                             "im2col", "embed", "write_features")},
+                                                             "im2col", "embed", "write_features",
+                                                             "head_store_grid", "head_conv",
+                                                             "head_upsample")},
+            "F_LAYER": pg.STEP_FIELDS.index("layer"),
             "ROWS_QUEUE": pg.ROWS_QUEUE,
             "AD_SAT": int(hw.act.overflow == "SAT"),
             "NO_OFFSET": pg.NO_OFFSET,
@@ -383,8 +386,9 @@ def program_offset(weight_bytes: int) -> int:
 ACCEL_SEQ_SOURCES = ("accel_seq", "linear_engine", "mac_tile", "accel_ln", "layernorm_unit", "rsqrt_unit",
                      "accel_gelu", "gelu_unit", "accel_add", "accel_router", "topk_gate", "accel_combine",
                      "accel_fm", "fm_ram", "accel_attn", "softmax_unit", "accel_image", "accel_embed",
-                     "accel_wfeat")
-"""The modules of accel_seq.sv's hierarchy (hw_tests/rtl/<name>.sv)."""
+                     "accel_wfeat", "accel_heads", "accel_hrd", "accel_hwr", "accel_him2col", "accel_hup")
+"""The modules of accel_seq.sv's hierarchy (hw_tests/rtl/<name>.sv; the task heads' controller and
+its units are instantiated with HEADS = 1 only)."""
 ACCEL_TOP_SOURCES = ("accel_top", "axi_lite_ctrl", "axi_rd_arbiter", *ACCEL_SEQ_SOURCES)
 """The modules of accel_top.sv's hierarchy (hw_tests/rtl/<name>.sv; with the shared .svh files): what
 the Yosys report synthesises and hashes, the IP packaging copies, and the Verilator build compiles."""

@@ -28,8 +28,24 @@ def accel_seq_export_parameters(export_dir: str | Path, dir: str | Path) -> dict
     lin = [s for s in prog if s.op == "linear"]
     model = PerfModel(cfg, hw, Design(**export_design_params(meta["kernel_params"])), BOARDS["zcu104"])
     nbuf = tile_buffers(model.read_latency_cycles, model.tile_load_cycles)
-    return accel_seq_parameters(hw, kp, cfg, dir, cfg.n_tokens, max(s.k_tiles for s in lin),
-                                max(s.n_tiles for s in lin), nbuf)
+    heads = [s for s in prog if s.op == "head_conv"]  # the shared engine runs the head's convs too
+    p = accel_seq_parameters(hw, kp, cfg, dir, cfg.n_tokens, max(s.k_tiles for s in lin + heads),
+                             max(s.n_tiles for s in lin), nbuf)
+    if kp.heads_on_accel:
+        from mtl_moe.rtl_head_conv import head_conv_parameters
+        from mtl_moe.rtl_heads import heads_parameters
+
+        eng = head_conv_parameters(export_dir)  # the engine's sizes for the head's largest conv
+        p.update(ROWS_MAX=max(p["ROWS_MAX"], eng["ROWS_MAX"]), KT_MAX=max(p["KT_MAX"], eng["KT_MAX"]),
+                 NT_MAX=max(p["NT_MAX"], eng["NT_MAX"]))
+        hd = heads_parameters(export_dir)
+        for k in ("AXI_BITS", "WA", "T_IN", "T_OUT"):  # the sequencer's own: the same design point
+            assert hd.pop(k) == p[k], k
+        hd.pop("FA")  # the sequencer's feature-map address width
+        p.update(HEADS=1, **{f"HD_{k}": v for k, v in hd.items()})
+    else:  # the heads on the host: no controller built (its HD_ parameters unused, at their defaults)
+        p["HEADS"] = 0
+    return p
 
 
 def accel_top_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, Any]:
@@ -61,5 +77,5 @@ def accel_top_parameters(export_dir: str | Path, dir: str | Path) -> dict[str, A
             "ST_UNALIGNED": regs["status_bits"]["unaligned_images"],
             "ST_BAD_TASK": regs["status_bits"]["bad_task"], "N_TASKS": len(read_export(ex)[1].tasks),
             "IMG_BYTES": buf["image"],
-            "N_OUT": buf["features"] // buf["features_elem"],
+            "N_OUT": buf["features"] // buf["features_elem"], "PRED_BYTES": buf.get("prediction", 0),
             "PROG_OFF": meta["program"]["weights_offset"], "N_RD": len(ARB_MASTERS), **seq}

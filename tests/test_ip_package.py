@@ -120,7 +120,8 @@ def check_package(calls: list[list[str]], ip_dir: Path, export_dir: Path, top_sv
     want = {f"{m}.sv" for m in ACCEL_TOP_SOURCES} | {p.name for p in RTL.glob("*.svh")}
     (ip_dir / "truth").mkdir(exist_ok=True)
     truth = accel_top_parameters(export_dir, ip_dir / "truth")  # its tables: what the design reads
-    tables = {k: Path(str(v).strip('"')).name for k, v in truth.items() if isinstance(v, str)}
+    tables = {k: Path(str(v).strip('"')).name for k, v in truth.items()
+              if isinstance(v, str) and v.startswith('"')}  # quoted: a table's path (not a packed literal)
     want |= set(tables.values())
     bad += [f"not added: {f}" for f in sorted(want - names)] + [f"added, not the design's: {f}"
                                                                 for f in sorted(names - want)]
@@ -136,6 +137,8 @@ def check_package(calls: list[list[str]], ip_dir: Path, export_dir: Path, top_sv
            if c[:2] == ["set_property", "value"] and c[3].startswith("hdl:")}
     declared = _params(top_sv)
     for p, default in declared.items():
+        if p.startswith("HD_") and truth.get("HEADS") == 0:  # the heads' controller is not built
+            continue
         if p not in truth:  # a default derived from other parameters (RT_IW = clog2(RT_E)) is left to it
             if not re.search(r"[A-Z_]{2,}", default.replace("$clog2", "")):
                 bad.append(f"parameter {p} (default {default}) is not set by the packaging")
@@ -197,13 +200,33 @@ def two_port_export(tmp_path_factory):
     return ex
 
 
-@pytest.fixture(scope="module", params=["w16a32", "int8", "w16a32-2ports"])
+@pytest.fixture(scope="module")
+def heads_export(tmp_path_factory):
+    """The demo model exported with the heads on the accelerator (w16a32): the top's HEADS = 1 and
+    the head controller's HD_ tables among the parameters the packaging sets."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_golden import _scaled_model
+
+    from mtl_moe.config import get_preset
+    from mtl_moe.hls_export import KernelParams, export
+    from mtl_moe.hw import get_hw
+    from mtl_moe.quant import QuantM3ViT
+
+    ex = tmp_path_factory.mktemp("ip-export-heads") / "export"
+    export(QuantM3ViT(_scaled_model(get_preset("demo"), 1, 1.0), get_hw("w16a32")), ex, force=True,
+           kp=KernelParams(heads_on_accel=True))
+    return ex
+
+
+@pytest.fixture(scope="module", params=["w16a32", "int8", "w16a32-2ports", "w16a32-heads"])
 def ip(request, demo_export_of, tmp_path_factory):
-    """The IP generated for the demo export of each preset (one weight port) and for a two-port one."""
+    """The IP generated for the demo export of each preset (one weight port), for a two-port one and
+    for one with the heads in the top."""
     import rtl_ip
 
-    two = request.param.endswith("-2ports")
-    src = request.getfixturevalue("two_port_export") if two else demo_export_of(request.param)
+    kind = {"-2ports": "two_port_export", "-heads": "heads_export"}
+    fix = next((f for suf, f in kind.items() if request.param.endswith(suf)), None)
+    src = request.getfixturevalue(fix) if fix else demo_export_of(request.param)
     ex = tmp_path_factory.mktemp("ip-export") / "export"
     shutil.copytree(src, ex)  # the shared export stays read-only
     info = rtl_ip.generate(ex)

@@ -22,6 +22,13 @@
 // Words past a buffer's end read as 0 and writes there are dropped.
 // The LOGITS buffer (router logits: one token's E codes a word) is not here: accel_seq writes it
 // from the linear engine and accel_router.sv reads it.
+// The task heads (accel_heads.sv, hd_on): kernels.h's heads borrow QKV (the conv's band, the
+// upsample's row 0), F (the upsample's row 1, the writer's source), HID (the cols) and H (the
+// features) with both RAM ports of each at once (the upsample reads x0 and x1 of both rows in one
+// cycle: four reads), more than A / B / W carry, so while hd_on the head owns those buffers' ports
+// directly, one word at a time: QKV and F port 1 reads (hd_*_a1), port 2 reads or writes (hd_*_a2),
+// HID port 2 writes, H port 1 reads; A / B / W reach the other buffers as usual (the sequencer points
+// them nowhere then). The conv's linear step (hd_on low) reads HID over A and writes F over W.
 module accel_fm #(
     parameter int T_IN = 16,
     parameter int WA = 32,
@@ -57,13 +64,36 @@ module accel_fm #(
     input  logic [3:0] w_buf,
     input  logic [FA-1:0] w_addr,
     input  logic [RWN*T_IN-1:0] w_strb,
-    input  logic [RWN*WB-1:0] w_data
+    input  logic [RWN*WB-1:0] w_data,
+    // the heads' direct ports (hd_on): a word each, data the cycle after the address
+    input  logic hd_on,
+    input  logic [FA-1:0] hd_qkv_a1,
+    output logic [WB-1:0] hd_qkv_q1,
+    input  logic [FA-1:0] hd_qkv_a2,
+    input  logic hd_qkv_we,
+    input  logic [T_IN-1:0] hd_qkv_strb,
+    input  logic [WB-1:0] hd_qkv_d,
+    output logic [WB-1:0] hd_qkv_q2,
+    input  logic [FA-1:0] hd_f_a1,
+    output logic [WB-1:0] hd_f_q1,
+    input  logic [FA-1:0] hd_f_a2,
+    input  logic hd_f_we,
+    input  logic [T_IN-1:0] hd_f_strb,
+    input  logic [WB-1:0] hd_f_d,
+    output logic [WB-1:0] hd_f_q2,
+    input  logic hd_hid_we,
+    input  logic [FA-1:0] hd_hid_a,
+    input  logic [T_IN-1:0] hd_hid_strb,
+    input  logic [WB-1:0] hd_hid_d,
+    input  logic [FA-1:0] hd_h_a,
+    output logic [WB-1:0] hd_h_q
 );
     localparam int LB = RWN > 1 ? $clog2(RWN) : 0;
     localparam int NB = 1 << LB;          // banks a buffer
     localparam int NBUF = 7;
     localparam int BUF_ID [NBUF] = '{ID_IMG, ID_X, ID_H, ID_O, ID_F, ID_QKV, ID_HID};
     localparam int BUF_WORDS [NBUF] = '{IMG_WORDS, D_WORDS, D_WORDS, D_WORDS, D_WORDS, QKV_WORDS, HID_WORDS};
+    localparam int K_H = 2, K_F = 4, K_QKV = 5, K_HID = 6;  // their places in BUF_ID
 
     // bank j holds lane (j - a) mod NB of the window at address a: word a + that lane
     function automatic logic [FA-1:0] bank_lane(input logic [FA-1:0] a, input logic [FA-1:0] j);
@@ -99,13 +129,26 @@ module accel_fm #(
             assign bw = b_addr + bank_lane(b_addr, FA'(j));
             assign ww = w_addr + bank_lane(w_addr, FA'(j));
             assign li = int'(bank_lane(w_addr, FA'(j)));
-            assign p1_addr = RA'(a_on[k] ? aw >> LB : bw >> LB);
-            assign p2_addr = RA'(w_on[k] ? ww >> LB : bw >> LB);
-            assign strb = w_strb[li*T_IN +: T_IN];
-            assign we = w_on[k] && li < RWN && 32'(ww) < WORDS && strb != '0;
+            // the heads' direct ports on QKV / F (both), H (port 1), HID (port 2)
+            localparam bit D1 = k == K_QKV || k == K_F || k == K_H;
+            localparam bit D2 = k == K_QKV || k == K_F || k == K_HID;
+            logic [FA-1:0] d1, d2;
+            logic dwe;
+            logic [T_IN-1:0] dstrb;
+            logic [WB-1:0] dd;
+            assign d1 = k == K_QKV ? hd_qkv_a1 : k == K_F ? hd_f_a1 : hd_h_a;
+            assign d2 = k == K_QKV ? hd_qkv_a2 : k == K_F ? hd_f_a2 : hd_hid_a;
+            assign dwe = k == K_QKV ? hd_qkv_we : k == K_F ? hd_f_we : k == K_HID && hd_hid_we;
+            assign dstrb = k == K_QKV ? hd_qkv_strb : k == K_F ? hd_f_strb : hd_hid_strb;
+            assign dd = k == K_QKV ? hd_qkv_d : k == K_F ? hd_f_d : hd_hid_d;
+            assign p1_addr = RA'(hd_on && D1 ? d1 >> LB : a_on[k] ? aw >> LB : bw >> LB);
+            assign p2_addr = RA'(hd_on && D2 ? d2 >> LB : w_on[k] ? ww >> LB : bw >> LB);
+            assign strb = hd_on && D2 ? dstrb : w_strb[li*T_IN +: T_IN];
+            assign we = hd_on && D2 ? dwe && 32'(bank_of(d2)) == j && 32'(d2) < WORDS && dstrb != '0
+                                    : w_on[k] && li < RWN && 32'(ww) < WORDS && strb != '0;
             fm_ram #(.WA(WA), .LANES(T_IN), .DEPTH(DEPTH)) ram (
                 .clk, .p1_addr, .p1_q(q1[k][j]), .p2_addr, .p2_we(we), .p2_strb(strb),
-                .p2_d(w_data[li*WB +: WB]), .p2_q(q2[k][j]));
+                .p2_d(hd_on && D2 ? dd : w_data[li*WB +: WB]), .p2_q(q2[k][j]));
         end
     end
 
@@ -116,6 +159,15 @@ module accel_fm #(
         b_addr_q <= b_addr;
         b_sum_q <= 32'(b_buf) == ID_SUM;
     end
+
+    // the heads' reads: the addressed word's bank, zero past the buffer's end
+    logic [FA-1:0] hq1_q, hq2_q, hf1_q, hf2_q, hh_q;
+    always_ff @(posedge clk) {hq1_q, hq2_q, hf1_q, hf2_q, hh_q} <= {hd_qkv_a1, hd_qkv_a2, hd_f_a1, hd_f_a2, hd_h_a};
+    assign hd_qkv_q1 = 32'(hq1_q) < QKV_WORDS ? q1[K_QKV][bank_of(hq1_q)] : '0;
+    assign hd_qkv_q2 = 32'(hq2_q) < QKV_WORDS ? q2[K_QKV][bank_of(hq2_q)] : '0;
+    assign hd_f_q1 = 32'(hf1_q) < D_WORDS ? q1[K_F][bank_of(hf1_q)] : '0;
+    assign hd_f_q2 = 32'(hf2_q) < D_WORDS ? q2[K_F][bank_of(hf2_q)] : '0;
+    assign hd_h_q = 32'(hh_q) < D_WORDS ? q1[K_H][bank_of(hh_q)] : '0;
 
     // window lane i: the bank holding word a + i, zero past the buffer's end; B is served by port 1
     // when A is on another buffer, else by port 2

@@ -104,17 +104,11 @@ module accel_hrd #(
     logic [OW-1:0] ar_open;                         // bursts with beats still to come
 
     // ---- AR: the run as bursts within 4 KiB ----
-    function automatic logic [31:0] burst_len(input logic [63:0] a, input logic [31:0] left);
-        logic [31:0] len, to_4k;
-        to_4k = 32'((64'd4096 - (a & 64'hfff)) / BYTES);
-        len = left;
-        if (len > BURST) len = BURST;
-        if (len > to_4k) len = to_4k;
-        return len;
-    endfunction
+    `include "axi_burst.svh"
     wire ar_first = start && nb_i != 0;             // the first burst, in the start cycle
     wire [63:0] ar_addr = ar_first ? a0_i : a0 + 64'(ar_beats) * BYTES;
-    wire [31:0] ar_len = ar_first ? burst_len(a0_i, nb_i) : burst_len(ar_addr, nb - ar_beats);
+    wire [31:0] ar_len = ar_first ? axi_burst_len(a0_i, nb_i, BYTES, BURST)
+                                  : axi_burst_len(ar_addr, nb - ar_beats, BYTES, BURST);
     assign m_axi_ARID = '0;
     assign m_axi_ARADDR = ar_addr;
     assign m_axi_ARLEN = 8'(ar_len - 1);

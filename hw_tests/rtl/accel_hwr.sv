@@ -132,21 +132,14 @@ module accel_hwr #(
     logic [31:0] nruns;
     wire [31:0] run_words = pred ? ((g_run + nn * ww - 1) >> PL) - (g_run >> PL) + 1 : n_beats;
     // AW bursts within 4 KiB
-    function automatic logic [31:0] burst_len(input logic [63:0] a, input logic [31:0] left);
-        logic [31:0] len, to_4k;
-        to_4k = 32'((64'd4096 - (a & 64'hfff)) / BYTES);
-        len = left;
-        if (len > BURST) len = BURST;
-        if (len > to_4k) len = to_4k;
-        return len;
-    endfunction
+    `include "axi_burst.svh"
     logic aw_on;                                    // aw_word / aw_left hold a run's remaining words
     logic [OW-1:0] aw_open;
     logic [QW:0] lq_cnt;
     logic [7:0] lq [LQ];
     logic [QW-1:0] lq_wp, lq_rp;
     wire [63:0] aw_addr = mbase + aw_word * BYTES;
-    wire [31:0] aw_len = burst_len(aw_addr, aw_left);
+    wire [31:0] aw_len = axi_burst_len(aw_addr, aw_left, BYTES, BURST);
     assign m_axi_AWID = '0;
     assign m_axi_AWADDR = aw_addr;
     assign m_axi_AWLEN = 8'(aw_len - 1);

@@ -31,6 +31,15 @@
 //                   (n, rows) codes packed into AXI words (kernels.h write_features' layout) to
 //                   feat_addr over m_axi_f, the image's first code at feat_code0; done with the last
 //                   write response.
+//   head_store_grid, head_conv, head_upsample (HEADS = 1: the export runs the task heads on the
+//                   accelerator; the header's word 4 counts these records after the backbone's)
+//                   accel_heads.sv, one record a call (grid, pass `layer` of the task's head), DDR ->
+//                   DDR over m_axi_i / m_axi_f (the image reader's and the features writer's masters:
+//                   never busy at once), the prediction at pred_base, the scratch maps at
+//                   scratch_base; the head owns QKV / F / HID / H's RAM ports while it runs
+//                   (accel_fm.sv hd_on), except in a conv's linear call: the head's request (eng_*)
+//                   runs on the shared linear engine here, HID in, F out (ceil(cout / T_IN) words a
+//                   row), the task's weights at the record's table offsets (accel_heads.sv).
 // Any other op (none of the backbone's) is the bench's: the sequencer
 // raises step_req and waits for step_go, while the bench writes the step's outputs through the debug
 // port. With pause set it also holds after every step (step_held) until step_go, so a bench can read
@@ -260,6 +269,43 @@ module accel_seq #(
     parameter int WF_CLS = 1,
     parameter int WF_BURST = 128,
     parameter int WF_OUTSTANDING = 2,
+    // the task heads (HEADS = 1: mtl_moe.rtl_heads.heads_parameters, prefixed HD_; accel_heads.sv)
+    parameter int HEADS = 0,
+    parameter int OP_HEAD_STORE_GRID = 14,
+    parameter int OP_HEAD_CONV = 15,
+    parameter int OP_HEAD_UPSAMPLE = 16,
+    parameter int F_LAYER = 1,
+    parameter int HD_SB = 32,
+    parameter int HD_G = 8,
+    parameter int HD_BURST = 128,
+    parameter int HD_RD_OUTSTANDING = 2,
+    parameter int HD_WR_OUTSTANDING = 2,
+    parameter int HD_A_ROUND = 0,
+    parameter int HD_RESIZE_LFH = 1,
+    parameter int HD_RESIZE_LFW = 1,
+    parameter int HD_N_OPS = 1,
+    parameter int HD_N_TASKS = 1,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_KIND = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_K = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_RELU = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_BAND = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_CIN = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_COUT = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_H = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_W = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_LFH = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_LFW = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_SRC = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_DST = '0,
+    parameter logic [HD_N_TASKS*16-1:0] HD_OUT_CH = '0,
+    parameter logic [HD_N_TASKS*HD_N_OPS*32-1:0] HD_OFF_HEAD_W = '0,
+    parameter logic [HD_N_TASKS*HD_N_OPS*32-1:0] HD_OFF_HEAD_B = '0,
+    parameter int HD_GRID_C = 64,
+    parameter int HD_GRID_H = 8,
+    parameter int HD_GRID_W = 8,
+    parameter int HD_GRID_FIRST = 1,
+    parameter int HD_D_WORDS = 4,
+    parameter longint HD_SCRATCH_BYTES = 4096,
     localparam int NMAX0_ = (QKV_WORDS > HID_WORDS) ? QKV_WORDS : HID_WORDS,
     localparam int NMAX_ = (NMAX0_ > IMG_WORDS) ? NMAX0_ : IMG_WORDS,
     localparam int FA = $clog2((NMAX_ > D_WORDS) ? NMAX_ : D_WORDS),  // feature-map word address
@@ -275,6 +321,8 @@ module accel_seq #(
     input  logic [31:0] task_id,
     input  logic [63:0] feat_addr,    // the features buffer, AXI_BITS/8-aligned, over m_axi_f
     input  logic [31:0] feat_code0,   // this image's first feature code in it (b * N_OUT)
+    input  logic [63:0] pred_base,    // the heads (HEADS = 1): this image's prediction, the scratch maps
+    input  logic [63:0] scratch_base,
     input  logic pause,               // hold after every step until step_go (a bench inspecting buffers)
     output logic busy,
     output logic done,
@@ -440,6 +488,8 @@ module accel_seq #(
     logic is_at, at_start, at_done;
     logic is_im, im_start, im_done, im_err, is_em, em_start, em_done, em_err;
     logic is_wf, wf_start, wf_done, wf_err;
+    logic is_hd, hd_start, hd_grid, hd_done, hd_rd_err, hd_wr_err, hd_eng;
+    logic [7:0] hd_layer;
     /* verilator lint_off UNUSEDSIGNAL */  // queue rows: bits above the queue depth stay 0
     logic [15:0] q_index, cb_q_index;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -455,7 +505,12 @@ module accel_seq #(
         return op == OP_LINEAR || op == OP_LAYERNORM || op == OP_GELU || op == OP_RESIDUAL
                || op == OP_ROUTER_TOPK || op == OP_EXPERT_COMBINE || op == OP_ATTN_QK_SOFTMAX
                || op == OP_ATTN_AV || op == OP_READ_IMAGE || op == OP_IM2COL || op == OP_EMBED
-               || op == OP_WRITE_FEATURES;
+               || op == OP_WRITE_FEATURES
+               || (HEADS != 0 && (op == OP_HEAD_STORE_GRID || op == OP_HEAD_CONV || op == OP_HEAD_UPSAMPLE));
+    endfunction
+    // the steps a header announces: the backbone's, and (HEADS = 1) the head's after them
+    function automatic logic [31:0] hdr_steps(input logic [REC_BITS-1:0] r);
+        return field(r, 2) + (HEADS != 0 ? field(r, 4) : 32'd0);
     endfunction
 
     assign m_axi_p_ARID = '0;
@@ -497,9 +552,11 @@ module accel_seq #(
         im_start <= 1'b0;
         em_start <= 1'b0;
         wf_start <= 1'b0;
+        hd_start <= 1'b0;
         if (rst) begin
             st <= S_IDLE;
             error <= 1'b0;
+            is_hd <= 1'b0;  // the io port's owner: the image reader / features writer
         end else begin
           if (p_err) error <= 1'b1;
           case (st)
@@ -514,13 +571,13 @@ module accel_seq #(
             end
             S_DECODE: begin
                 if (blk == 0) begin  // the header: magic, version, number of steps, words per step
-                    n_steps <= field(rec, 2);
+                    n_steps <= hdr_steps(rec);
                     if (error || field(rec, 0) != MAGIC || field(rec, 1) != VERSION
                         || field(rec, 3) != STEP_WORDS) begin
                         error <= 1'b1;
                         done <= 1'b1;
                         st <= S_IDLE;
-                    end else if (field(rec, 2) == 0) begin
+                    end else if (hdr_steps(rec) == 0) begin
                         done <= 1'b1;
                         st <= S_IDLE;
                     end else begin
@@ -545,6 +602,11 @@ module accel_seq #(
                     is_im <= field(rec, F_OPCODE) == OP_READ_IMAGE;
                     is_em <= field(rec, F_OPCODE) == OP_EMBED;
                     is_wf <= field(rec, F_OPCODE) == OP_WRITE_FEATURES;
+                    is_hd <= HEADS != 0 && (field(rec, F_OPCODE) == OP_HEAD_STORE_GRID
+                                            || field(rec, F_OPCODE) == OP_HEAD_CONV
+                                            || field(rec, F_OPCODE) == OP_HEAD_UPSAMPLE);
+                    hd_grid <= field(rec, F_OPCODE) == OP_HEAD_STORE_GRID;
+                    hd_layer <= $signed(field(rec, F_LAYER)) < 0 ? 8'd0 : 8'(field(rec, F_LAYER));
                     u_src <= 4'(field(rec, F_SRC));
                     u_dst <= 4'(field(rec, F_DST));
                     u_n <= field(rec, F_N);
@@ -576,6 +638,7 @@ module accel_seq #(
                         OP_READ_IMAGE: im_start <= 1'b1;
                         OP_EMBED: em_start <= 1'b1;
                         OP_WRITE_FEATURES: wf_start <= 1'b1;
+                        OP_HEAD_STORE_GRID, OP_HEAD_CONV, OP_HEAD_UPSAMPLE: hd_start <= 1'b1;
                         default: cb_start <= 1'b1;
                     endcase
                 end
@@ -588,8 +651,8 @@ module accel_seq #(
             S_RUN: begin
                 cyc <= cyc + 1;
                 ovf_n <= ovf_n + flagged;
-                if (e_err || im_err || em_err || wf_err) error <= 1'b1;
-                if (is_wf ? wf_done : is_im ? im_done : is_em ? em_done : is_at ? at_done : is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
+                if (e_err || im_err || em_err || wf_err || hd_rd_err || hd_wr_err) error <= 1'b1;
+                if (is_hd ? hd_done : is_wf ? wf_done : is_im ? im_done : is_em ? em_done : is_at ? at_done : is_cb ? cb_done : is_rt ? rt_done : is_ad ? ad_done : is_ge ? ge_done : is_ln ? ln_done : e_done) begin
                     step_done <= 1'b1;
                     step_cycles <= cyc;
                     step_ovf <= ovf_n + flagged;
@@ -637,7 +700,7 @@ module accel_seq #(
         end else begin
             if (st == S_DECODE && blk == 0) begin  // the header: the queue now holds no record
                 hdr_ok <= !error && field(rec, 0) == MAGIC && field(rec, 1) == VERSION && field(rec, 3) == STEP_WORDS;
-                n_prog <= field(rec, 2);
+                n_prog <= hdr_steps(rec);
             end
             if (m_axi_p_ARVALID && m_axi_p_ARREADY) fnext <= fnext + 1;
             n_out <= n_out + PW'(m_axi_p_ARVALID && m_axi_p_ARREADY) - PW'(f_last);
@@ -680,14 +743,36 @@ module accel_seq #(
     // the queue the router built: the engine's row during a gather, else the combine's
     assign q_index = (running && !is_cb && u_gather) ? x_rd_row : cb_q_index;
 
+    // the engine's request: the step's record, or (a head's conv) the head's eng_* port, held while
+    // its call runs; hd_eng marks that call (HID in, F out: the head's direct ports are idle then)
+    logic hd_eng_start, hd_eng_bias;
+    logic [15:0] hd_eng_rows, hd_eng_kt, hd_eng_nt, hd_eng_cout;
+    logic [63:0] hd_eng_waddr, hd_eng_baddr;
+    logic [15:0] lin_rows, lin_kt, lin_nt;
+    logic [63:0] lin_waddr, lin_baddr;
+    logic lin_bias;
+    logic [31:0] lin_n, lin_wpr;           // the output row's codes, its words
+    assign lin_rows = is_hd ? hd_eng_rows : e_rows;
+    assign lin_kt = is_hd ? hd_eng_kt : e_kt;
+    assign lin_nt = is_hd ? hd_eng_nt : e_nt;
+    assign lin_waddr = is_hd ? hd_eng_waddr : e_waddr;
+    assign lin_baddr = is_hd ? hd_eng_baddr : e_baddr;
+    assign lin_bias = is_hd ? hd_eng_bias : e_bias;
+    assign lin_n = is_hd ? 32'(hd_eng_cout) : u_n;
+    assign lin_wpr = is_hd ? (32'(hd_eng_cout) + T_IN - 1) / T_IN : u_wpr;
+    always_ff @(posedge clk)
+        if (rst || !running || !is_hd) hd_eng <= 1'b0;
+        else hd_eng <= hd_eng ? !e_done : hd_eng_start;
+
     linear_engine #(.T_IN(T_IN), .T_OUT(T_OUT), .WA(WA), .WW(WW), .WSB(WSB), .WACC(WACC), .PACK2(PACK2),
                     .PACK_SHIFT(PACK_SHIFT), .AXI_BITS(AXI_BITS), .TILE_BEATS(TILE_BEATS),
                     .TILE_BYTES(TILE_BYTES), .WPORTS(WPORTS), .ROWS_MAX(ROWS_MAX), .KT_MAX(KT_MAX), .NT_MAX(NT_MAX), .NBUF(NBUF),
                     .BSB(BSB), .BW(BW), .B_SHIFT(B_SHIFT), .B_ROUND(B_ROUND), .ACC_SHIFT(ACC_SHIFT),
                     .OW(OW), .O_SHIFT(O_SHIFT), .O_ROUND(O_ROUND), .O_SAT(O_SAT), .LOW(LOW), .L_SHIFT(L_SHIFT),
                     .L_ROUND(L_ROUND), .L_SAT(L_SAT), .IN_DF(IN_DF)) engine (
-        .clk, .rst, .start(e_start), .rows(e_rows), .k_tiles(e_kt), .n_tiles(e_nt), .w_addr(e_waddr),
-        .has_bias(e_bias), .b_addr(e_baddr), .out_logit(u_logit), .in_input(u_input), .busy(e_busy),
+        .clk, .rst, .start(e_start || hd_eng_start), .rows(lin_rows), .k_tiles(lin_kt), .n_tiles(lin_nt),
+        .w_addr(lin_waddr), .has_bias(lin_bias), .b_addr(lin_baddr), .out_logit(u_logit && !is_hd),
+        .in_input(u_input && !is_hd), .busy(e_busy),
         .done(e_done), .rd_error(e_err), .x_re, .x_rd_row, .x_rd_word, .x_rdata(a_data[WB-1:0]), .out_valid,
         .out_row, .out_ntile, .out_y, .out_ovf,
         .m_axi_w_ARID, .m_axi_w_ARADDR, .m_axi_w_ARLEN, .m_axi_w_ARSIZE, .m_axi_w_ARBURST, .m_axi_w_ARVALID,
@@ -731,6 +816,20 @@ module accel_seq #(
     assign m_axi_l_ARVALID = is_em ? em_ARVALID : ln_ARVALID;
     assign m_axi_l_RREADY = is_em ? em_RREADY : ln_RREADY;
 
+    // m_axi_i: the image reader's, or a head step's reads (never both at once)
+    logic [0:0] im_ARID, hd_ARID;
+    logic [63:0] im_ARADDR, hd_ARADDR;
+    logic [7:0] im_ARLEN, hd_ARLEN;
+    logic [2:0] im_ARSIZE, hd_ARSIZE;
+    logic [1:0] im_ARBURST, hd_ARBURST;
+    logic im_ARVALID, hd_ARVALID, im_RREADY, hd_RREADY;
+    assign m_axi_i_ARID = is_hd ? hd_ARID : im_ARID;
+    assign m_axi_i_ARADDR = is_hd ? hd_ARADDR : im_ARADDR;
+    assign m_axi_i_ARLEN = is_hd ? hd_ARLEN : im_ARLEN;
+    assign m_axi_i_ARSIZE = is_hd ? hd_ARSIZE : im_ARSIZE;
+    assign m_axi_i_ARBURST = is_hd ? hd_ARBURST : im_ARBURST;
+    assign m_axi_i_ARVALID = is_hd ? hd_ARVALID : im_ARVALID;
+    assign m_axi_i_RREADY = is_hd ? hd_RREADY : im_RREADY;
     logic im_busy, im_we, em_busy, em_ovf, em_re, em_we;
     logic [FA-1:0] im_waddr, em_raddr, em_waddr;
     logic [T_IN-1:0] im_wstrb, em_wstrb;
@@ -741,9 +840,10 @@ module accel_seq #(
     /* verilator lint_on UNUSEDSIGNAL */
     accel_image #(.SB(IM_SB), .WI(IM_WI), .C(IM_C), .IMG_H(IM_IMG_H), .IMG_W(IM_IMG_W), .PATCH(IM_PATCH), .BURST(IM_BURST), .AXI_BITS(AXI_BITS), .T_IN(T_IN), .WA(WA), .FA(FA)) image (
         .clk, .rst, .start(im_start), .img_addr, .busy(im_busy), .done(im_done), .rd_error(im_err),
-        .m_axi_i_ARID, .m_axi_i_ARADDR, .m_axi_i_ARLEN, .m_axi_i_ARSIZE, .m_axi_i_ARBURST, .m_axi_i_ARVALID,
-        .m_axi_i_ARREADY, .m_axi_i_RID, .m_axi_i_RLAST, .m_axi_i_RDATA, .m_axi_i_RRESP, .m_axi_i_RVALID,
-        .m_axi_i_RREADY, .fm_we(im_we), .fm_waddr(im_waddr), .fm_wstrb(im_wstrb), .fm_wdata(im_wdata));
+        .m_axi_i_ARID(im_ARID), .m_axi_i_ARADDR(im_ARADDR), .m_axi_i_ARLEN(im_ARLEN), .m_axi_i_ARSIZE(im_ARSIZE),
+        .m_axi_i_ARBURST(im_ARBURST), .m_axi_i_ARVALID(im_ARVALID), .m_axi_i_ARREADY(m_axi_i_ARREADY && !is_hd),
+        .m_axi_i_RID, .m_axi_i_RLAST, .m_axi_i_RDATA, .m_axi_i_RRESP, .m_axi_i_RVALID(m_axi_i_RVALID && !is_hd),
+        .m_axi_i_RREADY(im_RREADY), .fm_we(im_we), .fm_waddr(im_waddr), .fm_wstrb(im_wstrb), .fm_wdata(im_wdata));
     accel_embed #(.T(EM_T), .D(EM_D), .FA_ACT(EM_FA_ACT), .A_ROUND(EM_A_ROUND), .A_SAT(EM_A_SAT), .BSB(EM_BSB), .BW(EM_BW), .FB(EM_FB), .BURST(EM_BURST), .AXI_BITS(AXI_BITS), .T_IN(T_IN), .WA(WA), .FA(FA)) embed (
         .clk, .rst, .start(em_start), .cls_addr(ln_g), .pos_addr(ln_b), .busy(em_busy), .done(em_done),
         .rd_error(em_err), .ovf(em_ovf), .m_axi_e_ARID(em_ARID), .m_axi_e_ARADDR(em_ARADDR),
@@ -754,7 +854,26 @@ module accel_seq #(
         .fm_raddr(em_raddr), .fm_rdata(a_data[WB-1:0]), .fm_we(em_we), .fm_waddr(em_waddr),
         .fm_wstrb(em_wstrb), .fm_wdata(em_wdata));
 
-    // the features to DDR (kernels.h write_features' layout) over m_axi_f
+    // the features to DDR (kernels.h write_features' layout) over m_axi_f; a head step's writes there
+    logic [0:0] wf_AWID, hd_AWID;
+    logic [63:0] wf_AWADDR, hd_AWADDR;
+    logic [7:0] wf_AWLEN, hd_AWLEN;
+    logic [2:0] wf_AWSIZE, hd_AWSIZE;
+    logic [1:0] wf_AWBURST, hd_AWBURST;
+    logic wf_AWVALID, hd_AWVALID, wf_WLAST, hd_WLAST, wf_WVALID, hd_WVALID, wf_BREADY, hd_BREADY;
+    logic [AXI_BITS-1:0] wf_WDATA, hd_WDATA;
+    logic [AXI_BITS/8-1:0] wf_WSTRB, hd_WSTRB;
+    assign m_axi_f_AWID = is_hd ? hd_AWID : wf_AWID;
+    assign m_axi_f_AWADDR = is_hd ? hd_AWADDR : wf_AWADDR;
+    assign m_axi_f_AWLEN = is_hd ? hd_AWLEN : wf_AWLEN;
+    assign m_axi_f_AWSIZE = is_hd ? hd_AWSIZE : wf_AWSIZE;
+    assign m_axi_f_AWBURST = is_hd ? hd_AWBURST : wf_AWBURST;
+    assign m_axi_f_AWVALID = is_hd ? hd_AWVALID : wf_AWVALID;
+    assign m_axi_f_WDATA = is_hd ? hd_WDATA : wf_WDATA;
+    assign m_axi_f_WSTRB = is_hd ? hd_WSTRB : wf_WSTRB;
+    assign m_axi_f_WLAST = is_hd ? hd_WLAST : wf_WLAST;
+    assign m_axi_f_WVALID = is_hd ? hd_WVALID : wf_WVALID;
+    assign m_axi_f_BREADY = is_hd ? hd_BREADY : wf_BREADY;
     logic wf_busy, wf_re;
     logic [FA-1:0] wf_raddr;
     /* verilator lint_off UNUSEDSIGNAL */  // busy: the sequencer waits for done; the bank reads every cycle
@@ -766,12 +885,12 @@ module accel_seq #(
         .clk, .rst, .start(wf_start), .rows(e_rows), .n(u_n), .code0(feat_code0), .feat_addr,
         .busy(wf_busy), .done(wf_done), .wr_error(wf_err), .fm_re(wf_re), .fm_raddr(wf_raddr),
         .fm_rdata(a_data[WB-1:0]),
-        .m_axi_AWID(m_axi_f_AWID), .m_axi_AWADDR(m_axi_f_AWADDR), .m_axi_AWLEN(m_axi_f_AWLEN),
-        .m_axi_AWSIZE(m_axi_f_AWSIZE), .m_axi_AWBURST(m_axi_f_AWBURST), .m_axi_AWVALID(m_axi_f_AWVALID),
-        .m_axi_AWREADY(m_axi_f_AWREADY), .m_axi_WDATA(m_axi_f_WDATA), .m_axi_WSTRB(m_axi_f_WSTRB),
-        .m_axi_WLAST(m_axi_f_WLAST), .m_axi_WVALID(m_axi_f_WVALID), .m_axi_WREADY(m_axi_f_WREADY),
-        .m_axi_BID(m_axi_f_BID), .m_axi_BRESP(m_axi_f_BRESP), .m_axi_BVALID(m_axi_f_BVALID),
-        .m_axi_BREADY(m_axi_f_BREADY));
+        .m_axi_AWID(wf_AWID), .m_axi_AWADDR(wf_AWADDR), .m_axi_AWLEN(wf_AWLEN),
+        .m_axi_AWSIZE(wf_AWSIZE), .m_axi_AWBURST(wf_AWBURST), .m_axi_AWVALID(wf_AWVALID),
+        .m_axi_AWREADY(m_axi_f_AWREADY && !is_hd), .m_axi_WDATA(wf_WDATA), .m_axi_WSTRB(wf_WSTRB),
+        .m_axi_WLAST(wf_WLAST), .m_axi_WVALID(wf_WVALID), .m_axi_WREADY(m_axi_f_WREADY && !is_hd),
+        .m_axi_BID(m_axi_f_BID), .m_axi_BRESP(m_axi_f_BRESP), .m_axi_BVALID(m_axi_f_BVALID && !is_hd),
+        .m_axi_BREADY(wf_BREADY));
 
     /* verilator lint_off UNUSEDSIGNAL */  // addresses: the bits above a buffer's size stay 0
     logic [31:0] ge_raddr;
@@ -806,7 +925,7 @@ module accel_seq #(
     /* verilator lint_on UNUSEDSIGNAL */
     always_ff @(posedge clk) begin
         l_rdata <= lmem[RA'(rt_raddr)];
-        if (running && !is_ln && !is_ge && !is_rt && !is_cb && out_valid && u_dst == 4'(ID_LOGITS))
+        if (running && !is_ln && !is_ge && !is_rt && !is_cb && !is_hd && out_valid && u_dst == 4'(ID_LOGITS))
             for (int t = 0; t < T_OUT; t++)
                 if (32'(out_ntile) * T_OUT + t < RT_E)
                     lmem[RA'(out_row)][(32'(out_ntile) * T_OUT + t) * RT_LW +: RT_LW] <= out_y[t*YW +: RT_LW];
@@ -847,6 +966,60 @@ module accel_seq #(
         .clk, .rst, .start(at_start), .done(at_done), .ovf(at_ovf), .fm_re(at_re), .fm_raddr(at_raddr),
         .fm_rdata(a_data[AT_RW*WB-1:0]), .fm2_re(at_re2), .fm2_raddr(at_raddr2), .fm2_rdata(b_data[WB-1:0]),
         .fm_we(at_we), .fm_waddr(at_waddr), .fm_wstrb(at_wstrb), .fm_wdata(at_wdata));
+
+    // ---- the task heads (HEADS = 1) ------------------------------------------------------------
+    logic hd_on;
+    assign hd_on = running && is_hd && !hd_eng;
+    logic [FA-1:0] hd_qkv_a1, hd_qkv_a2, hd_f_a1, hd_f_a2, hd_hid_a, hd_h_a;
+    logic [WB-1:0] hd_qkv_q1, hd_qkv_q2, hd_qkv_d, hd_f_q1, hd_f_q2, hd_f_d, hd_hid_d, hd_h_q;
+    logic hd_qkv_we, hd_f_we, hd_hid_we;
+    logic [T_IN-1:0] hd_qkv_strb, hd_f_strb, hd_hid_strb;
+    generate if (HEADS != 0) begin : g_heads
+        /* verilator lint_off UNUSEDSIGNAL */  // busy: the sequencer waits for done
+        logic hd_busy;
+        /* verilator lint_on UNUSEDSIGNAL */
+        accel_heads #(.AXI_BITS(AXI_BITS), .SB(HD_SB), .WA(WA), .T_IN(T_IN), .T_OUT(T_OUT), .G(HD_G),
+                      .BURST(HD_BURST), .RD_OUTSTANDING(HD_RD_OUTSTANDING), .WR_OUTSTANDING(HD_WR_OUTSTANDING),
+                      .FA(FA), .A_ROUND(HD_A_ROUND), .RESIZE_LFH(HD_RESIZE_LFH), .RESIZE_LFW(HD_RESIZE_LFW),
+                      .N_OPS(HD_N_OPS), .N_TASKS(HD_N_TASKS), .P_KIND(HD_P_KIND), .P_K(HD_P_K),
+                      .P_RELU(HD_P_RELU), .P_BAND(HD_P_BAND), .P_CIN(HD_P_CIN), .P_COUT(HD_P_COUT),
+                      .P_H(HD_P_H), .P_W(HD_P_W), .P_LFH(HD_P_LFH), .P_LFW(HD_P_LFW), .P_SRC(HD_P_SRC),
+                      .P_DST(HD_P_DST), .OUT_CH(HD_OUT_CH), .OFF_HEAD_W(HD_OFF_HEAD_W),
+                      .OFF_HEAD_B(HD_OFF_HEAD_B), .GRID_C(HD_GRID_C), .GRID_H(HD_GRID_H), .GRID_W(HD_GRID_W),
+                      .GRID_FIRST(HD_GRID_FIRST), .D_WORDS(HD_D_WORDS), .SCRATCH_BYTES(HD_SCRATCH_BYTES)) heads (
+            .clk, .rst, .start(hd_start), .grid(hd_grid), .layer(hd_layer), .task_id(task_id[7:0]),
+            .pred_base, .scratch_base, .w_base, .busy(hd_busy), .done(hd_done), .rd_error(hd_rd_err),
+            .wr_error(hd_wr_err), .eng_start(hd_eng_start), .eng_rows(hd_eng_rows), .eng_k_tiles(hd_eng_kt),
+            .eng_n_tiles(hd_eng_nt), .eng_cout(hd_eng_cout), .eng_w_addr(hd_eng_waddr),
+            .eng_b_addr(hd_eng_baddr), .eng_has_bias(hd_eng_bias), .eng_done(e_done && is_hd),
+            .qkv_addr1(hd_qkv_a1), .qkv_q1(hd_qkv_q1), .qkv_addr2(hd_qkv_a2), .qkv_we(hd_qkv_we),
+            .qkv_strb(hd_qkv_strb), .qkv_d(hd_qkv_d), .qkv_q2(hd_qkv_q2),
+            .hid_we(hd_hid_we), .hid_addr(hd_hid_a), .hid_strb(hd_hid_strb), .hid_d(hd_hid_d),
+            .f_addr1(hd_f_a1), .f_q1(hd_f_q1), .f_addr2(hd_f_a2), .f_we(hd_f_we), .f_strb(hd_f_strb),
+            .f_d(hd_f_d), .f_q2(hd_f_q2), .h_addr(hd_h_a), .h_q(hd_h_q),
+            .m_axi_ARID(hd_ARID), .m_axi_ARADDR(hd_ARADDR), .m_axi_ARLEN(hd_ARLEN), .m_axi_ARSIZE(hd_ARSIZE),
+            .m_axi_ARBURST(hd_ARBURST), .m_axi_ARVALID(hd_ARVALID), .m_axi_ARREADY(m_axi_i_ARREADY && is_hd),
+            .m_axi_RID(m_axi_i_RID), .m_axi_RLAST(m_axi_i_RLAST), .m_axi_RDATA(m_axi_i_RDATA),
+            .m_axi_RRESP(m_axi_i_RRESP), .m_axi_RVALID(m_axi_i_RVALID && is_hd), .m_axi_RREADY(hd_RREADY),
+            .m_axi_AWID(hd_AWID), .m_axi_AWADDR(hd_AWADDR), .m_axi_AWLEN(hd_AWLEN), .m_axi_AWSIZE(hd_AWSIZE),
+            .m_axi_AWBURST(hd_AWBURST), .m_axi_AWVALID(hd_AWVALID), .m_axi_AWREADY(m_axi_f_AWREADY && is_hd),
+            .m_axi_WDATA(hd_WDATA), .m_axi_WSTRB(hd_WSTRB), .m_axi_WLAST(hd_WLAST), .m_axi_WVALID(hd_WVALID),
+            .m_axi_WREADY(m_axi_f_WREADY && is_hd), .m_axi_BID(m_axi_f_BID), .m_axi_BRESP(m_axi_f_BRESP),
+            .m_axi_BVALID(m_axi_f_BVALID && is_hd), .m_axi_BREADY(hd_BREADY));
+    end else begin : g_no_heads
+        assign {hd_done, hd_rd_err, hd_wr_err, hd_eng_start, hd_eng_bias} = '0;
+        assign {hd_eng_rows, hd_eng_kt, hd_eng_nt, hd_eng_cout, hd_eng_waddr, hd_eng_baddr} = '0;
+        assign {hd_qkv_a1, hd_qkv_a2, hd_f_a1, hd_f_a2, hd_hid_a, hd_h_a} = '0;
+        assign {hd_qkv_we, hd_f_we, hd_hid_we, hd_qkv_strb, hd_f_strb, hd_hid_strb} = '0;
+        assign {hd_qkv_d, hd_f_d, hd_hid_d} = '0;
+        assign {hd_ARID, hd_ARADDR, hd_ARLEN, hd_ARSIZE, hd_ARBURST, hd_ARVALID, hd_RREADY} = '0;
+        assign {hd_AWID, hd_AWADDR, hd_AWLEN, hd_AWSIZE, hd_AWBURST, hd_AWVALID} = '0;
+        assign {hd_WDATA, hd_WSTRB, hd_WLAST, hd_WVALID, hd_BREADY} = '0;
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire hd_unused = &{1'b0, hd_qkv_q1, hd_qkv_q2, hd_f_q1, hd_f_q2, hd_h_q, hd_grid, hd_layer, hd_start,
+                           pred_base, scratch_base};
+        /* verilator lint_on UNUSEDSIGNAL */
+    end endgenerate
 
     // ---- the feature-map ports: the running unit's, else the debug port's ----------------------
     logic [3:0] a_buf, b_buf, w_buf;
@@ -956,15 +1129,18 @@ module accel_seq #(
                 o = (RWN*T_IN)'(ln_out_ovf);
                 w_we = ln_out_valid;
                 place(0, ln_out_index * LN_L, u_wpr, 32'(e_rows) * u_n, LN_L, v, o, w_addr, w_strb, w_data, flagged);
-            end else begin  // the linear engine
-                a_buf = u_src;
-                a_addr = FA'(32'(u_gather ? q_token : x_rd_row) * 32'(e_kt) + 32'(x_rd_word));
+            end else if (is_hd && !hd_eng) begin  // the head on its direct ports (hd_on)
+                w_we = 1'b0;
+            end else begin  // the linear engine (a head's conv call: HID -> F)
+                a_buf = is_hd ? 4'(ID_HID) : u_src;
+                w_buf = is_hd ? 4'(ID_F) : u_dst;
+                a_addr = FA'(32'(u_gather && !is_hd ? q_token : x_rd_row) * 32'(lin_kt) + 32'(x_rd_word));
                 for (int t = 0; t < T_OUT; t++) v[t*WA +: WA] = out_y[t*YW +: WA];
                 o = (RWN*T_IN)'(out_ovf);
-                w_we = out_valid && u_dst != 4'(ID_LOGITS);
-                place(32'(out_row), 32'(out_ntile) * T_OUT, u_wpr, u_n, T_OUT, v, o, w_addr, w_strb, w_data,
+                w_we = out_valid && (is_hd || u_dst != 4'(ID_LOGITS));
+                place(32'(out_row), 32'(out_ntile) * T_OUT, lin_wpr, lin_n, T_OUT, v, o, w_addr, w_strb, w_data,
                       flagged);
-                if (u_dst == 4'(ID_LOGITS)) begin  // the router logits: flags of the E real columns
+                if (!is_hd && u_dst == 4'(ID_LOGITS)) begin  // the router logits: flags of the E real columns
                     flagged = '0;
                     if (out_valid)
                         for (int t = 0; t < T_OUT; t++)
@@ -986,5 +1162,7 @@ module accel_seq #(
                .IMG_WORDS(IMG_WORDS), .ID_IMG(ID_IMG), .ID_X(ID_X), .ID_H(ID_H), .ID_O(ID_O), .ID_F(ID_F), .ID_QKV(ID_QKV), .ID_HID(ID_HID),
                .ID_SUM(ID_SUM)) fm (
         .clk, .a_buf, .a_addr, .a_data, .b_buf, .b_addr, .b_data, .sum_data(sum_word), .w_we, .w_buf, .w_addr,
-        .w_strb, .w_data);
+        .w_strb, .w_data, .hd_on, .hd_qkv_a1, .hd_qkv_q1, .hd_qkv_a2, .hd_qkv_we, .hd_qkv_strb, .hd_qkv_d,
+        .hd_qkv_q2, .hd_f_a1, .hd_f_q1, .hd_f_a2, .hd_f_we, .hd_f_strb, .hd_f_d, .hd_f_q2, .hd_hid_we,
+        .hd_hid_a, .hd_hid_strb, .hd_hid_d, .hd_h_a, .hd_h_q);
 endmodule

@@ -67,6 +67,7 @@ module accel_top #(
     parameter int N_TASKS = 5,         // tasks of the export (its config): task >= N_TASKS runs nothing
     parameter int IMG_BYTES = 6144,    // bytes of one image in the images buffer (regmap buffers.image)
     parameter int N_OUT = 4096,        // feature codes of one image (regmap buffers: features / features_elem)
+    parameter longint PRED_BYTES = 0,  // one image's prediction with the heads (regmap buffers.prediction)
     parameter int PROG_OFF = 4096,     // program.bin's offset in the weights buffer (export.json)
     parameter int N_RD = 3,            // read masters on gmem_w (len(mtl_moe.rtl.ARB_MASTERS))
     // accel_seq's (mtl_moe.rtl.accel_seq_parameters), passed through unchanged
@@ -279,6 +280,43 @@ module accel_top #(
     parameter int WF_CLS = 1,
     parameter int WF_BURST = 128,
     parameter int WF_OUTSTANDING = 2,
+    // the task heads (HEADS = 1: mtl_moe.rtl_heads.heads_parameters, prefixed HD_; accel_heads.sv)
+    parameter int HEADS = 0,
+    parameter int OP_HEAD_STORE_GRID = 14,
+    parameter int OP_HEAD_CONV = 15,
+    parameter int OP_HEAD_UPSAMPLE = 16,
+    parameter int F_LAYER = 1,
+    parameter int HD_SB = 32,
+    parameter int HD_G = 8,
+    parameter int HD_BURST = 128,
+    parameter int HD_RD_OUTSTANDING = 2,
+    parameter int HD_WR_OUTSTANDING = 2,
+    parameter int HD_A_ROUND = 0,
+    parameter int HD_RESIZE_LFH = 1,
+    parameter int HD_RESIZE_LFW = 1,
+    parameter int HD_N_OPS = 1,
+    parameter int HD_N_TASKS = 1,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_KIND = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_K = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_RELU = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_BAND = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_CIN = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_COUT = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_H = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_W = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_LFH = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_LFW = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_SRC = '0,
+    parameter logic [HD_N_OPS*16-1:0] HD_P_DST = '0,
+    parameter logic [HD_N_TASKS*16-1:0] HD_OUT_CH = '0,
+    parameter logic [HD_N_TASKS*HD_N_OPS*32-1:0] HD_OFF_HEAD_W = '0,
+    parameter logic [HD_N_TASKS*HD_N_OPS*32-1:0] HD_OFF_HEAD_B = '0,
+    parameter int HD_GRID_C = 64,
+    parameter int HD_GRID_H = 8,
+    parameter int HD_GRID_W = 8,
+    parameter int HD_GRID_FIRST = 1,
+    parameter int HD_D_WORDS = 4,
+    parameter longint HD_SCRATCH_BYTES = 4096,
     localparam int GW_ID = 1 + (N_RD > 1 ? $clog2(N_RD) : 1)  // gmem_w's ID: {master index, master's ID}
 ) (
     input  logic ap_clk,
@@ -434,6 +472,10 @@ module accel_top #(
     // image b: its input codes at images + b * IMG_BYTES, its features from code b * N_OUT on
     wire [63:0] img_addr = arg_images + 64'(img_b) * 64'(IMG_BYTES);
     wire [31:0] feat_code0 = img_b * 32'(N_OUT);
+    // with the heads (HEADS = 1; kernels.h heads): the output buffer holds the n_images predictions,
+    // image b's at b * PRED_BYTES, then the two scratch maps
+    wire [63:0] pred_base = arg_features + 64'(img_b) * 64'(PRED_BYTES);
+    wire [63:0] scratch_base = arg_features + 64'(img_n) * 64'(PRED_BYTES);
 
     // the sequencer's three read masters, packed for the arbiter (index order = ARB_MASTERS)
     logic [N_RD-1:0] a_arid, a_rid;
@@ -506,10 +548,20 @@ module accel_top #(
         .IM_IMG_H(IM_IMG_H), .IM_IMG_W(IM_IMG_W), .IM_PATCH(IM_PATCH), .IM_BURST(IM_BURST), .EM_T(EM_T),
         .EM_D(EM_D), .EM_FA_ACT(EM_FA_ACT), .EM_A_ROUND(EM_A_ROUND), .EM_A_SAT(EM_A_SAT), .EM_BSB(EM_BSB),
         .EM_BW(EM_BW), .EM_FB(EM_FB), .EM_BURST(EM_BURST), .CB_A_ROUND(CB_A_ROUND), .CB_SUMW(CB_SUMW),
-        .CB_D(CB_D), .WF_SB(WF_SB), .WF_CLS(WF_CLS), .WF_BURST(WF_BURST), .WF_OUTSTANDING(WF_OUTSTANDING)
+        .CB_D(CB_D), .WF_SB(WF_SB), .WF_CLS(WF_CLS), .WF_BURST(WF_BURST), .WF_OUTSTANDING(WF_OUTSTANDING),
+        .HEADS(HEADS), .OP_HEAD_STORE_GRID(OP_HEAD_STORE_GRID), .OP_HEAD_CONV(OP_HEAD_CONV),
+        .OP_HEAD_UPSAMPLE(OP_HEAD_UPSAMPLE), .F_LAYER(F_LAYER), .HD_SB(HD_SB), .HD_G(HD_G),
+        .HD_BURST(HD_BURST), .HD_RD_OUTSTANDING(HD_RD_OUTSTANDING), .HD_WR_OUTSTANDING(HD_WR_OUTSTANDING),
+        .HD_A_ROUND(HD_A_ROUND), .HD_RESIZE_LFH(HD_RESIZE_LFH), .HD_RESIZE_LFW(HD_RESIZE_LFW),
+        .HD_N_OPS(HD_N_OPS), .HD_N_TASKS(HD_N_TASKS), .HD_P_KIND(HD_P_KIND), .HD_P_K(HD_P_K),
+        .HD_P_RELU(HD_P_RELU), .HD_P_BAND(HD_P_BAND), .HD_P_CIN(HD_P_CIN), .HD_P_COUT(HD_P_COUT),
+        .HD_P_H(HD_P_H), .HD_P_W(HD_P_W), .HD_P_LFH(HD_P_LFH), .HD_P_LFW(HD_P_LFW), .HD_P_SRC(HD_P_SRC),
+        .HD_P_DST(HD_P_DST), .HD_OUT_CH(HD_OUT_CH), .HD_OFF_HEAD_W(HD_OFF_HEAD_W),
+        .HD_OFF_HEAD_B(HD_OFF_HEAD_B), .HD_GRID_C(HD_GRID_C), .HD_GRID_H(HD_GRID_H), .HD_GRID_W(HD_GRID_W),
+        .HD_GRID_FIRST(HD_GRID_FIRST), .HD_D_WORDS(HD_D_WORDS), .HD_SCRATCH_BYTES(HD_SCRATCH_BYTES)
     ) seq (
         .clk(ap_clk), .rst, .start(seq_start), .prog_addr(arg_weights + 64'(PROG_OFF)), .w_base(arg_weights),
-        .img_addr, .task_id(arg_task), .feat_addr(arg_features), .feat_code0, .pause(1'b0), .busy(seq_busy), .done(seq_done),
+        .img_addr, .task_id(arg_task), .feat_addr(arg_features), .feat_code0, .pred_base, .scratch_base, .pause(1'b0), .busy(seq_busy), .done(seq_done),
         .error(seq_error), .step_req, .step_held, .step_index, .step_rows, .step_go(step_req), .step_done,
         .step_skip, .step_cycles, .step_ovf, .run_cycles, .bench_cycles,
         .dbg_we(1'b0), .dbg_buf('0), .dbg_addr('0), .dbg_wdata('0), .dbg_rdata, .dbg_sum_ovf,

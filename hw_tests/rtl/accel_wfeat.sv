@@ -92,17 +92,10 @@ module accel_wfeat #(
     logic [LW-1:0] bl;                              // lane of the next code in its beat
 
     // ---- AW: the step's beats as bursts within 4 KiB ----
-    function automatic logic [31:0] burst_len(input logic [63:0] a, input logic [31:0] left);
-        logic [31:0] len, to_4k;
-        to_4k = 32'((64'd4096 - (a & 64'hfff)) / BYTES);
-        len = left;
-        if (len > BURST) len = BURST;
-        if (len > to_4k) len = to_4k;
-        return len;
-    endfunction
+    `include "axi_burst.svh"
     logic [31:0] aw_len, w_len;
-    assign aw_len = burst_len(addr0 + 64'(aw_beats) * BYTES, n_beats - aw_beats);
-    assign w_len = burst_len(addr0 + 64'(w_bstart) * BYTES, n_beats - w_bstart);
+    assign aw_len = axi_burst_len(addr0 + 64'(aw_beats) * BYTES, n_beats - aw_beats, BYTES, BURST);
+    assign w_len = axi_burst_len(addr0 + 64'(w_bstart) * BYTES, n_beats - w_bstart, BYTES, BURST);
     assign m_axi_AWID = '0;
     assign m_axi_AWADDR = addr0 + 64'(aw_beats) * BYTES;
     assign m_axi_AWLEN = 8'(aw_len - 1);
