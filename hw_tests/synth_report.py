@@ -106,7 +106,8 @@ def synth(top: str, params: dict, source: str, workdir: Path) -> dict[str, int]:
 
 DESIGN_TOP = "accel_top"
 DESIGN_RESULT = Path(__file__).resolve().parent / "results" / "accelerator_synth.json"
-REGENERATE = "nice .venv/bin/python hw_tests/synth_report.py --design hw_tests/results/accelerator_synth.json"
+REGENERATE = ("nice .venv/bin/python hw_tests/synth_report.py --heads --hierarchical "
+              "--design hw_tests/results/accelerator_synth.json")
 # what the perf model's resource estimate and Yosys' count are compared on
 COMPARED = ("dsp48e2", "lut", "ff", "bram36", "uram")
 
@@ -127,17 +128,19 @@ def source_hash() -> str:
     return h.hexdigest()
 
 
-def demo_export(out: Path, preset: str = "w16a32") -> Path:
-    """The demo model exported at the default design point: the RTL parameters depend on its shapes,
-    types and kernel parameters only (the weights' values do not change a size)."""
+def demo_export(out: Path, preset: str = "w16a32", heads: bool = False) -> Path:
+    """The demo model exported at the default design point (``heads``: with the task heads on the
+    accelerator, KernelParams.heads_on_accel): the RTL parameters depend on its shapes, types and
+    kernel parameters only (the weights' values do not change a size)."""
     import torch
 
-    from mtl_moe.hls_export import export
+    from mtl_moe.hls_export import KernelParams, export
     from mtl_moe.model import M3ViT
     from mtl_moe.quant import QuantM3ViT
 
     torch.manual_seed(0)
-    export(QuantM3ViT(M3ViT(get_preset("demo")).eval(), get_hw(preset)), out, force=True)
+    export(QuantM3ViT(M3ViT(get_preset("demo")).eval(), get_hw(preset)), out, force=True,
+           kp=KernelParams(heads_on_accel=heads))
     return out
 
 
@@ -201,8 +204,9 @@ def synth_slang(top: str, params: dict, workdir: Path, hierarchical: bool = Fals
 
 def synth_design(export_dir: Path, workdir: Path, hierarchical: bool = False) -> dict:
     """The whole design for ``export_dir``'s parameters (mtl_moe.rtl_top.accel_top_parameters): the
-    top as wired, flattened (the AXI-Lite block, the read arbiter, the sequencer with every unit, the
-    image reader and the features writer, the feature-map banks)."""
+    top as wired, flattened or module by module (the AXI-Lite block, the read arbiter, the sequencer
+    with every unit, the image reader and the features writer, the feature-map banks and, with
+    HEADS = 1, the heads' controller and its units)."""
     from mtl_moe.rtl_top import accel_top_parameters
 
     top_p = accel_top_parameters(export_dir, workdir)
@@ -238,7 +242,8 @@ LEFT_OUT = [
 
 def markdown(rep: dict) -> str:
     y, m = rep["yosys"], rep["model"]
-    rows = [f"| resource | Yosys, {DESIGN_TOP} flattened | perf model (modeled) |", "| --- | ---: | ---: |"]
+    how = "module by module, summed" if y.get("hierarchical") else "flattened"
+    rows = [f"| resource | Yosys, {DESIGN_TOP} {how} | perf model (modeled) |", "| --- | ---: | ---: |"]
     for k in (*COMPARED, "lutram", "carry"):  # the last two: Yosys cells the model has no figure for
         rows.append(f"| {k} | {y['whole'][k]} | {m.get(k, '—')} |")
     return "\n".join([
@@ -252,16 +257,17 @@ def markdown(rep: dict) -> str:
         "Yosys leaves out / differs from the model:", "", *[f"- {x}" for x in rep["left_out"]], ""])
 
 
-def design_report(preset: str = "w16a32", hierarchical: bool = False) -> dict:
+def design_report(preset: str = "w16a32", hierarchical: bool = False, heads: bool = False) -> dict:
     # the sources' hash as the run reads them: an edit during a run of an hour or more is not this report's
     sha = source_hash()
     with tempfile.TemporaryDirectory() as d:
-        ex = demo_export(Path(d) / "export", preset)
+        ex = demo_export(Path(d) / "export", preset, heads)
         work = Path(d) / "synth"
         work.mkdir()
         y = synth_design(ex, work, hierarchical)
         model = model_estimate(ex)
-    return {"design": f"demo, {preset}, default KernelParams", "preset": preset,
+    design = f"demo, {preset}, default KernelParams" + (", heads on the accelerator" if heads else "")
+    return {"design": design, "preset": preset, "heads": heads,
             "tool": "yosys read_slang; synth_xilinx -family xcup -noiopad, its coarse step without share "
                     "(estimate before place and route)",
             "source_sha256": sha, "sources": [f.name for f in design_files()],
@@ -273,11 +279,12 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--design", help="synthesise the whole accelerator; write this JSON (and .md beside it)")
     ap.add_argument("--preset", default="w16a32")
+    ap.add_argument("--heads", action="store_true", help="the design with the task heads on the accelerator")
     ap.add_argument("--hierarchical", action="store_true",
                     help="synthesise module by module, totals over the hierarchy (no flattening)")
     a = ap.parse_args()
     if a.design:
-        rep = design_report(a.preset, a.hierarchical)
+        rep = design_report(a.preset, a.hierarchical, a.heads)
         Path(a.design).write_text(json.dumps(rep, indent=1) + "\n")
         Path(a.design).with_suffix(".md").write_text(markdown(rep))
         print(markdown(rep))

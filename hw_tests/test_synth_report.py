@@ -26,7 +26,8 @@ def _committed() -> dict:
     return json.loads(DESIGN_RESULT.read_text())
 
 
-def test_whole_design_report_is_for_the_current_rtl_and_design_point(demo_export_of, tmp_path):
+def test_whole_design_report_is_for_the_current_rtl_and_design_point(demo_export_of, heads_export_of,  # noqa: F811
+                                                                       tmp_path):
     """Cheap (no Yosys): the committed whole-design resources were synthesised from these RTL files
     (SHA-256 of accel_top.sv's hierarchy) with the parameters mtl_moe.rtl gives the demo export today,
     and the model column is today's performance model. Stale -> fails with the command to rerun."""
@@ -37,7 +38,7 @@ def test_whole_design_report_is_for_the_current_rtl_and_design_point(demo_export
     rep = _committed()
     assert rep["source_sha256"] == source_hash(), (
         f"hw_tests/results/accelerator_synth.json is for other RTL sources: rerun `{REGENERATE}`")
-    ex = demo_export_of(rep["preset"])
+    ex = (heads_export_of if rep.get("heads") else demo_export_of)(rep["preset"])
     now = {k: v for k, v in accel_top_parameters(ex, tmp_path).items()
            if not (isinstance(v, str) and v.startswith('"'))}
     assert rep["yosys"]["parameters"] == now, f"the demo design point changed: rerun `{REGENERATE}`"
@@ -62,5 +63,9 @@ def test_whole_design_yosys_rerun_reproduces_the_committed_counts():
     """Reruns Yosys on the whole design (minutes: see the report's seconds) and compares."""
     from synth_report import COMPARED, design_report
 
-    rep, now = _committed(), design_report(_committed()["preset"])
+    rep = _committed()
+    now = design_report(rep["preset"], rep["yosys"].get("hierarchical", False), rep.get("heads", False))
     assert {k: now["yosys"]["whole"][k] for k in COMPARED} == {k: rep["yosys"]["whole"][k] for k in COMPARED}
+
+
+from test_head_conv import heads_export_of  # noqa: E402,F401  (the shared session fixture)
