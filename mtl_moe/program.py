@@ -95,7 +95,8 @@ class Step:
 # words per step, then zeros: the header is one record long, so record i starts (i + 1) x 64 bytes
 # in, whole AXI words for a 32..512-bit bus), then one record of STEP_WORDS signed 32-bit words per
 # step, in this field order. Header word 4: the number of head steps that follow the n_steps backbone
-# records (0 without heads on the accelerator); the RTL sequencer runs the n_steps backbone steps only
+# records (0 without heads on the accelerator); the RTL sequencer runs them after the backbone's when
+# built with the heads (accel_seq.sv HEADS = 1), else the n_steps backbone steps only
 MAGIC = 0x504C544D  # b"MTLP" little-endian
 VERSION = 1
 STEP_FIELDS = ("opcode", "layer", "rows", "k", "n", "src", "dst", "w_off", "w_task_stride", "b_off",
