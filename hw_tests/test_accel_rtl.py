@@ -485,11 +485,12 @@ DEFECTS = {"cls_kept": lambda p: {**p, "WF_CLS": 0}, "pack_shift": lambda p: {**
 
 
 def _run(tmp_path: Path, hw_name: str, task: int, decoder: str = "pup-lite", model_name: str = "demo",
-         image_only: bool = False, defect: str = "", kp: Any = None) -> dict:
+         image_only: bool = False, defect: str = "", kp: Any = None, cfg: Any = None) -> dict:
     """Export a model (random weights scaled as test_golden's) at design point ``kp`` (default
     KernelParams()) and run its program on accel_seq: step by step with holds (the values of every
     step), then the image as the board runs it; ``image_only`` runs the second only (what
-    hw_tests/accelerator_results.py does for m3vit-tiny); ``defect``: one of DEFECTS built into the RTL."""
+    hw_tests/accelerator_results.py does for m3vit-tiny); ``defect``: one of DEFECTS built into the RTL;
+    ``cfg``: a config of its own instead of the preset ``model_name`` (test_accel_rtl_configs.py)."""
     import sys
 
     from cocotb_util import run_unit
@@ -503,7 +504,8 @@ def _run(tmp_path: Path, hw_name: str, task: int, decoder: str = "pup-lite", mod
     from mtl_moe.rtl import ACCEL_SEQ_SOURCES
     from mtl_moe.rtl_top import accel_seq_export_parameters
 
-    cfg, hw, kp = get_preset(model_name).replace(decoder=decoder), get_hw(hw_name), kp or KernelParams()
+    cfg = cfg or get_preset(model_name).replace(decoder=decoder)
+    hw, kp = get_hw(hw_name), kp or KernelParams()
     ex = tmp_path / "export"
     export(QuantM3ViT(_scaled_model(cfg, 1, 1.0), hw), ex, force=True, kp=kp)
     params = accel_seq_export_parameters(ex, tmp_path)  # the design the export's perf model counts

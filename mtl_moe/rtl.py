@@ -313,6 +313,10 @@ def accel_seq_parameters(hw: HardwareSpec, kp: KernelParams, cfg: MoEViTConfig, 
     (:func:`linear_engine_parameters` refuses a tile the ports cannot split evenly)."""
     from mtl_moe import program as pg
 
+    if cfg.router == "task_conditioned" and cfg.moe_blocks:  # program.F_TASK_EMB: not in accel_seq.sv
+        raise ValueError("router 'task_conditioned': the RTL sequencer does not add the router's task "
+                         "embedding (its F_TASK_EMB step); use router 'per_task' or 'shared', or the HLS "
+                         "export")
     lanes = layernorm_lanes(cfg.n_embd, kp.axi_bits, hw.act.width)
     ln = layernorm_parameters(hw, cfg, dir, lanes)
     ge = gelu_parameters(hw, Path(dir) / "gelu_table.mem")
