@@ -22,6 +22,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -47,15 +48,32 @@ def sources_sha256() -> str:
     return h.hexdigest()
 
 
+def dse_heads_point(hw_name: str, cfg: Any) -> Any:
+    """The search's point ranked end to end with the heads on the accelerator (sim/results/
+    dse_export_heads_<hw>.json, the README's end-to-end figures), as the KernelParams of an export of
+    ``cfg`` (attention lanes capped at its head dim, as test_accel_rtl.dse_point does)."""
+    from mtl_moe.hls_export import KernelParams
+    from mtl_moe.perf import KERNEL_KNOBS
+
+    path = HERE.parent / "sim" / "results" / f"dse_export_heads_{hw_name}.json"
+    d = json.loads(path.read_text())["design"]
+    kp = {k: d[k] for k in KERNEL_KNOBS}
+    if kp["attn_lanes"] > cfg.head_dim:
+        kp["attn_lanes"] = cfg.head_dim
+    return KernelParams(**{**kp, "heads_on_accel": True})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="demo", help="a preset (default demo)")
     ap.add_argument("--hw", nargs="+", default=["w16a32", "int8"], help="hardware presets")
     ap.add_argument("--task", type=int, default=1, help="task index (default 1)")
     ap.add_argument("--image-only", action="store_true", help="skip the step-by-step run (large models)")
-    ap.add_argument("--design", choices=("default", "dse"), default="default",
+    ap.add_argument("--design", choices=("default", "dse", "dse-heads"), default="default",
                     help="default: KernelParams(); dse: the search's point of each preset "
-                         "(test_accel_rtl.dse_point; entries keyed <model>/<hw>@dse)")
+                         "(test_accel_rtl.dse_point; entries keyed <model>/<hw>@dse); dse-heads: the point "
+                         "the search ranked end to end with the heads on the accelerator "
+                         "(sim/results/dse_export_heads_<hw>.json; implies --heads; <model>/<hw>@dse+heads)")
     ap.add_argument("--heads", action="store_true",
                     help="the task heads on the accelerator too (KernelParams.heads_on_accel; entries keyed "
                          "<model>/<hw>+heads): the prediction against golden's, each head step's cycles")
@@ -72,13 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(a.out.read_text()) if a.out.exists() else {}
     for hw_name in a.hw:
         kp = dse_point(hw_name, get_preset(a.model)) if a.design == "dse" else KernelParams()
-        if a.heads:
+        if a.design == "dse-heads":
+            kp = dse_heads_point(hw_name, get_preset(a.model))
+        heads = a.heads or a.design == "dse-heads"
+        if heads:
             kp = dataclasses.replace(kp, heads_on_accel=True)
-        key = f"{a.model}/{hw_name}" + ("@dse" if a.design == "dse" else "") + ("+heads" if a.heads else "")
+        key = (f"{a.model}/{hw_name}" + ("@dse" if a.design.startswith("dse") else "")
+               + ("+heads" if heads else ""))
         with tempfile.TemporaryDirectory() as tmp:
             # the heads: the image run only (the step-by-step run checks the backbone's buffers)
             rep = _run(Path(tmp), hw_name, a.task, get_preset(a.model).decoder, a.model,
-                       a.image_only or a.heads, kp=kp)
+                       a.image_only or heads, kp=kp)
         im = rep["image"]
         steps = rep.get("steps", [])
         b = BOARDS["zcu104"]
