@@ -256,7 +256,10 @@ def _check(rep: dict[str, Any]) -> None:
         assert abs(off(r)) <= TOLERANCE, rep
 
 
-@pytest.mark.parametrize("hw_name", ["w16a32", pytest.param("int8", marks=pytest.mark.slow)])
+@pytest.mark.slow  # CI runs the whole head inside the sequencer (test_accel_rtl's heads test: the same
+# cycles, step for step, and the prediction against golden's); this bench adds each step's region and
+# the bytes outside it
+@pytest.mark.parametrize("hw_name", ["w16a32", "int8"])
 def test_accel_heads_whole_head(verilator, heads_export_of, tmp_path, hw_name):  # noqa: F811
     """The task's whole head, step by step (store_grid, then every pass), from H to the prediction:
     0 mismatching codes at each step's output, each step's cycles within TOLERANCE of the model."""
@@ -284,7 +287,7 @@ DEFECTS = {
     "resize-instance": ("all", (("use_b <= HAS_RESIZE && !(f16(P_LFH, layer) == 1 && f16(P_LFW, layer) == 1)",
                                  "use_b <= 1'b0"),), "values", "linear"),
 }
-FAST_DEFECTS: tuple[str, ...] = ()  # each is a rebuild (~35 s): all slow; CI runs the whole head
+FAST_DEFECTS: tuple[str, ...] = ()  # each is a rebuild (~35 s): all slow
 
 
 @pytest.mark.parametrize("name", [n if n in FAST_DEFECTS else pytest.param(n, marks=pytest.mark.slow)
