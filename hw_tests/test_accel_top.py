@@ -539,13 +539,14 @@ def test_accel_top_two_weight_ports_reads_plane_1_through_gmem_w1(verilator, tmp
     assert all(r["w1_bursts"] > 0 and r["w1_not_plane1"] == 0 for r in rep["runs"].values()), rep
 
 
-def test_accel_top_lints_clean_with_two_weight_ports(verilator):
-    """`verilator --lint-only -Wall` of the top with gmem_w1 live (test_lint.py lints the defaults:
-    one port, gmem_w1 tied off)."""
+@pytest.mark.parametrize("setting", ["WPORTS=2", "HEADS=1"])
+def test_accel_top_lints_clean_beyond_its_defaults(verilator, setting):
+    """`verilator --lint-only -Wall` of the top with gmem_w1 live (WPORTS = 2) or the head controller
+    built (HEADS = 1); test_lint.py lints the defaults (one port, gmem_w1 tied off; no heads)."""
     import subprocess
 
     src = HERE / "rtl" / "accel_top.sv"
-    r = subprocess.run([verilator, "--lint-only", "-Wall", f"-I{src.parent}", "-GWPORTS=2", str(src)],
+    r = subprocess.run([verilator, "--lint-only", "-Wall", f"-I{src.parent}", f"-G{setting}", str(src)],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "%Warning" not in r.stderr and "%Error" not in r.stderr, r.stderr
 
